@@ -1,0 +1,44 @@
+--- poengine: the Lua API (`po` in scripts, or `require "poengine"`).
+---
+--- Fields load on first use so that start-up stays cheap: `po.async` loads
+--- the scheduler the first time a script touches it.
+local core = require "poengine_core"
+
+local po = {
+  version = core.version,
+  now = core.now,
+  time = core.time,
+  json = core.json,
+}
+
+-- name -> module whose field of the same name it is
+local lazy_functions = {
+  async = "poengine.future",
+  sleep = "poengine.future",
+  all = "poengine.future",
+  any = "poengine.future",
+  after = "poengine.future",
+  future = "poengine.future",
+  is_future = "poengine.future",
+}
+
+-- name -> module that is the field
+local lazy_modules = {
+  cli = "poengine.cli",
+}
+
+return setmetatable(po, {
+  __index = function(t, name)
+    local value
+    local from = lazy_functions[name]
+    if from then
+      value = require(from)[name]
+    elseif lazy_modules[name] then
+      value = require(lazy_modules[name])
+    else
+      return nil
+    end
+    rawset(t, name, value)
+    return value
+  end,
+})

@@ -1,0 +1,43 @@
+/* Helpers shared by the binding files: argument checks, the error triple,
+ * protected calls with a traceback, userdata registration.
+ *
+ * Bindings convert and check; algorithms live in src/core. */
+#ifndef PO_BIND_H
+#define PO_BIND_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+/* Pushes the runtime-failure triple nil, message, code name (po_errname) and
+ * returns 3, for `return po_push_error(L, code, "...", ...)`. */
+int po_push_error(lua_State *L, int code, const char *fmt, ...);
+
+/* Like po_push_error with a code name given as a string ("EJSON"). */
+int po_push_error_named(lua_State *L, const char *code_name, const char *fmt, ...);
+
+/* Message handler for lua_pcall: appends a traceback to string errors (and to
+ * values with __tostring); other error values pass through unchanged, so that
+ * callers can tell an error object from a message. */
+int po_traceback(lua_State *L);
+
+/* lua_pcall with po_traceback as the message handler. */
+int po_pcall(lua_State *L, int nargs, int nresults);
+
+/* Raises "fn: unknown option 'x'" when the table at idx has a key that is not
+ * in allowed (a NULL-terminated list), or a key that is not a string. A nil
+ * or absent argument is accepted. Any other non-table raises too. */
+void po_check_options(lua_State *L, int idx, const char *fn, const char *const allowed[]);
+
+/* Registers a userdata type once: metatable `name` with methods as __index
+ * and meta (e.g. __gc, __tostring) as metamethods. */
+void po_register_type(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);
+
+/* Sets the functions of fns as fields of the table at the top of the stack. */
+void po_set_funcs(lua_State *L, const luaL_Reg *fns);
+
+/* Each po_open_x(L) adds concept x's functions to the table on top of the stack. */
+void po_open_loop(lua_State *L);
+void po_open_json(lua_State *L);
+
+#endif

@@ -1,0 +1,33 @@
+#include "error.h"
+
+const char *po_strerror(int code) {
+  switch (code) {
+  case PO_OK: return "success";
+  case PO_ENOMEM: return "out of memory";
+  case PO_EINVAL: return "invalid argument";
+  case PO_EIO: return "input/output error";
+  case PO_ETIMEDOUT: return "timed out";
+  case PO_ECANCELED: return "canceled";
+  case PO_EJSON: return "malformed JSON";
+  case PO_ETOODEEP: return "nesting too deep";
+  case PO_ENOENT: return "no such item";
+  case PO_EUNAVAIL: return "library not available";
+  default: return "unknown error";
+  }
+}
+
+const char *po_errname(int code) {
+  switch (code) {
+  case PO_OK: return "OK";
+  case PO_ENOMEM: return "ENOMEM";
+  case PO_EINVAL: return "EINVAL";
+  case PO_EIO: return "EIO";
+  case PO_ETIMEDOUT: return "ETIMEDOUT";
+  case PO_ECANCELED: return "ECANCELED";
+  case PO_EJSON: return "EJSON";
+  case PO_ETOODEEP: return "ETOODEEP";
+  case PO_ENOENT: return "ENOENT";
+  case PO_EUNAVAIL: return "EUNAVAIL";
+  default: return "EUNKNOWN";
+  }
+}

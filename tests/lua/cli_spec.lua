@@ -1,0 +1,261 @@
+-- The poengine command line: running scripts, options, exit statuses,
+-- subcommands, module lookup, and the same C code loaded into stock luajit.
+local proc = require "tests.tools.proc"
+local q = proc.quote
+
+local function script_file(text)
+  return proc.tempfile(text, ".lua")
+end
+
+local function tempdir()
+  local path = os.tmpname()
+  os.remove(path)
+  assert(os.execute("mkdir -p " .. q(path)) == 0)
+  return path
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+describe("poengine script.lua", function()
+  it("sets arg as luajit does and passes the arguments as ...", function()
+    local s = script_file([[
+      local n = select("#", ...)
+      print(arg[0] == ... and "bad" or "ok", n, ..., arg[1], arg[2], arg[-1] ~= nil)
+    ]])
+    local status, out, err = proc.poengine(q(s) .. " one two")
+    assert.are.equal(0, status, err)
+    assert.are.equal("ok\t2\tone\tone\ttwo\ttrue\n", out)
+    status, out = proc.poengine("-e 'x=1' " .. q(s) .. " a")
+    assert.are.equal(0, status)
+    local s2 = script_file([[print(arg[0], arg[-1], arg[-2], arg[1])]])
+    status, out = proc.poengine("-e 'x=1' " .. q(s2) .. " a")
+    assert.are.equal(s2 .. "\tx=1\t-e\ta\n", out)
+    os.remove(s)
+    os.remove(s2)
+  end)
+
+  it("presets the global po as the same table as require 'poengine'", function()
+    local status, out = proc.poengine([[-e 'print(po == require("poengine"), type(po.now))']])
+    assert.are.equal(0, status)
+    assert.are.equal("true\tfunction\n", out)
+  end)
+
+  it("exits 0 on success and honours os.exit", function()
+    assert.are.equal(0, (proc.poengine("-e 'local x = 1'")))
+    assert.are.equal(7, (proc.poengine("-e 'os.exit(7)'")))
+    assert.are.equal(1, (proc.poengine("-e 'os.exit(false)'")))
+    assert.are.equal(0, (proc.poengine("-e 'os.exit(true)'")))
+  end)
+
+  it("exits 1 on an uncaught error with the message and a traceback, and nothing else", function()
+    local s = script_file("local function f() error('it broke') end\nf()\n")
+    local status, out, err = proc.poengine(q(s))
+    os.remove(s)
+    assert.are.equal(1, status)
+    assert.are.equal("", out)
+    assert.matches("^poengine: [^\n]*:1: it broke\nstack traceback:\n", err)
+    assert.not_matches("lua_pcall", err)
+    assert.not_matches("Aborted", err)
+  end)
+
+  it("exits 1 without a traceback for an error raised with a non-string value", function()
+    local status, _, err = proc.poengine("-e 'error({ code = 3 })'")
+    assert.are.equal(1, status)
+    assert.are.equal("poengine: (error object is a table value)\n", err)
+    status, _, err = proc.poengine("-e 'error()'") -- what busted raises to unwind
+    assert.are.equal(1, status)
+    assert.are.equal("", err)
+  end)
+
+  it("uses __tostring of an error object", function()
+    local status, _, err = proc.poengine([[-e 'error(setmetatable({}, { __tostring = function() return "custom" end }))']])
+    assert.are.equal(1, status)
+    assert.matches("^poengine: custom\nstack traceback:", err)
+  end)
+
+  it("exits 1 on a syntax error, naming the place", function()
+    local s = script_file("local = 1\n")
+    local status, _, err = proc.poengine(q(s))
+    os.remove(s)
+    assert.are.equal(1, status)
+    assert.matches("^poengine: [^\n]*:1: '<name>' expected near '='\n$", err)
+  end)
+
+  it("prints one clear line and exits 2 for a missing script", function()
+    local status, out, err = proc.poengine("/no/such/flow.lua")
+    assert.are.equal(2, status)
+    assert.are.equal("", out)
+    assert.are.equal("poengine: cannot open /no/such/flow.lua: No such file or directory\n", err)
+  end)
+
+  it("prints one clear line and exits 2 for a script that cannot be read", function()
+    local dir = tempdir()
+    local status, _, err = proc.poengine(q(dir))
+    assert.are.equal(2, status)
+    assert.are.equal("poengine: cannot run " .. dir .. ": it is a directory\n", err)
+    os.execute("rmdir " .. q(dir))
+  end)
+end)
+
+describe("options", function()
+  it("-e runs code and -l requires a module into a global, in order", function()
+    local status, out = proc.poengine([[-e 'print(poengine)' -l poengine -e 'print(poengine == po)']])
+    assert.are.equal(0, status)
+    assert.are.equal("nil\ntrue\n", out)
+  end)
+
+  it("-v and --version print poengine's version and its libraries'", function()
+    for _, flag in ipairs { "-v", "--version" } do
+      local status, out = proc.poengine(flag)
+      assert.are.equal(0, status)
+      assert.matches("^poengine %d+%.%d+%.%d+\nLuaJIT 2%.1[^\n]*\nLMDB %d+%.%d+%.%d+\ncJSON %d+%.%d+%.%d+\nlibcurl %d+%.%d+%.%d+\n$", out)
+    end
+  end)
+
+  it("-h and --help print the usage and the subcommands on stdout", function()
+    for _, flag in ipairs { "-h", "--help" } do
+      local status, out, err = proc.poengine(flag)
+      assert.are.equal(0, status, err)
+      assert.matches("^usage: poengine %[options%] %[script %[args...%]%]", out)
+      assert.matches("\n  test +run busted specs", out)
+    end
+  end)
+
+  it("prints the usage on stderr and exits 2 for an unknown option", function()
+    local status, out, err = proc.poengine("--frobnicate x.lua")
+    assert.are.equal(2, status)
+    assert.are.equal("", out)
+    assert.matches("^poengine: unknown option '%-%-frobnicate'\nusage: ", err)
+    status, _, err = proc.poengine("-e")
+    assert.are.equal(2, status)
+    assert.matches("option '%-e' needs an argument", err)
+  end)
+
+  it("- reads the script from standard input", function()
+    local status, out = proc.poengine("- a b", "print('from stdin', ...)")
+    assert.are.equal(0, status)
+    assert.are.equal("from stdin\ta\tb\n", out)
+  end)
+
+  it("runs standard input when there is no script and no terminal", function()
+    local status, out = proc.poengine("", "print(6 * 7)")
+    assert.are.equal(0, status)
+    assert.are.equal("42\n", out)
+  end)
+
+  it("-- ends the options", function()
+    local dir = tempdir()
+    write(dir .. "/-v", "print('a script named -v', ...)")
+    local status, out = proc.sh("cd " .. q(dir) .. " && " .. q(proc.bin) .. " -- -v -e")
+    assert.are.equal(0, status)
+    assert.are.equal("a script named -v\t-e\n", out)
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("offers an interactive prompt on a terminal", function()
+    -- script(1) gives poengine a pseudo-terminal as standard input.
+    local status, out = proc.sh("script -qec " .. q(q(proc.bin)) .. " /dev/null",
+      "return 6 * 7\nt = {\n1 }\nprint('sum', t[1] + 1)\nerror('oops')\nprint('still here')\n")
+    assert.are.equal(0, status)
+    assert.matches("> ", out)
+    assert.matches("42", out)
+    assert.matches(">> ", out) -- the unfinished table continued on the next line
+    assert.matches("sum\t2", out)
+    assert.matches("oops", out)
+    assert.matches("still here", out)
+  end)
+end)
+
+describe("subcommands", function()
+  it("runs poengine.cli.NAME with its arguments and its exit status", function()
+    local status, out = proc.poengine("test --version")
+    assert.are.equal(0, status)
+    assert.matches("^%d+%.%d+%.%d+\n$", out)
+  end)
+
+  it("finds subcommands added in POENGINE_LUA_PATH and lists them in --help", function()
+    local dir = tempdir()
+    os.execute("mkdir -p " .. q(dir .. "/poengine/cli"))
+    write(dir .. "/poengine/cli/hello.lua", [[
+      return { summary = "says hello", main = function(args)
+        print("hello", #args, args[1], arg[0])
+        return 3
+      end }
+    ]])
+    local env = "POENGINE_LUA_PATH=" .. q(dir) .. " "
+    local status, out = proc.sh(env .. q(proc.bin) .. " hello world")
+    assert.are.equal(3, status)
+    assert.are.equal("hello\t1\tworld\thello\n", out)
+    status, out = proc.sh(env .. q(proc.bin) .. " --help")
+    assert.are.equal(0, status)
+    assert.matches("\n  hello +says hello\n", out)
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("lets an existing file win over a subcommand of the same name", function()
+    local dir = tempdir()
+    write(dir .. "/test", "print('the file named test')")
+    local status, out = proc.sh("cd " .. q(dir) .. " && " .. q(proc.bin) .. " test")
+    assert.are.equal(0, status)
+    assert.are.equal("the file named test\n", out)
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("treats an unknown name as a missing script", function()
+    local status, _, err = proc.poengine("no-such-subcommand")
+    assert.are.equal(2, status)
+    assert.are.equal("poengine: cannot open no-such-subcommand: No such file or directory\n", err)
+  end)
+end)
+
+describe("Lua modules", function()
+  it("are compiled into the binary", function()
+    local dir = tempdir() -- an empty override path: nothing but the embedded bytecode
+    local status, out, err = proc.sh("POENGINE_LUA_PATH=" .. q(dir) .. " " .. q(proc.bin)
+      .. [[ -e 'local f = require "poengine.future"; print(debug.getinfo(f.async, "S").source)']])
+    assert.are.equal(0, status, err)
+    assert.are.equal("@lua/poengine/future.lua\n", out)
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("come from POENGINE_LUA_PATH first, so Lua can be edited without rebuilding", function()
+    local dir = tempdir()
+    os.execute("mkdir -p " .. q(dir .. "/poengine/cli"))
+    write(dir .. "/poengine/cli/test.lua", "return { main = function() print('overridden') return 0 end }")
+    local status, out = proc.sh("POENGINE_LUA_PATH=" .. q("/nonexistent;" .. dir) .. " " .. q(proc.bin) .. " test")
+    assert.are.equal(0, status)
+    assert.are.equal("overridden\n", out)
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("come from the source tree when the binary runs from its build directory", function()
+    local status, out = proc.sh("env -u POENGINE_LUA_PATH " .. q(proc.bin)
+      .. [[ -e 'print(debug.getinfo(require("poengine.future").async, "S").source)']])
+    assert.are.equal(0, status)
+    local src = os.getenv("POENGINE_SOURCE_DIR")
+    if proc.bin:find(os.getenv("POENGINE_BUILD_DIR") or "\0", 1, true) == 1 then
+      assert.are.equal("@" .. src .. "/lua/poengine/future.lua\n", out)
+    end
+  end)
+
+  it("load into stock luajit through the poengine_core module", function()
+    local moddir = os.getenv("POENGINE_MODULE_DIR") or "build"
+    local code = [[
+      local core = require "poengine_core"
+      local po = require "poengine"
+      local f = po.async(function() po.sleep(0.01) return core.version end)
+      print(f:wait() == po.version, po.json ~= nil)
+    ]]
+    local preload = os.getenv("POENGINE_SANITIZER_PRELOAD") or ""
+    if preload ~= "" then
+      preload = "LD_PRELOAD=" .. q(preload) .. " "
+    end
+    local status, out, err = proc.sh(preload .. "LUA_CPATH=" .. q(moddir .. "/?.so;;") .. " luajit -e " .. q(code))
+    assert.are.equal(0, status, err)
+    assert.are.equal("true\ttrue\n", out)
+  end)
+end)
