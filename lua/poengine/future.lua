@@ -1,0 +1,565 @@
+--- Futures and the scheduler: po.async, po.sleep, po.all, po.any, po.after,
+--- po.future.
+---
+--- A future stands for work that finishes later: a po.async task, a timer,
+--- and (through the same type) child processes, HTTP transfers and jobs on
+--- the worker pool. `fut:wait()` blocks the caller; inside a po.async task
+--- it yields the task's coroutine instead, so many tasks wait at once in one
+--- thread. Everything that waits goes through one reactor (the C event loop,
+--- epoll); timers live in a heap here and give the reactor its timeout.
+local core = require "poengine_core"
+
+local now, step, loop_alive = core.now, core.step, core.loop_alive
+local co_create, co_resume, co_running, co_status, co_yield =
+  coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.yield
+local select, type, setmetatable, tostring, error = select, type, setmetatable, tostring, error
+local traceback = debug.traceback
+local unpack = unpack or table.unpack
+local floor = math.floor
+
+local M = {}
+
+---@class poengine.Future
+---@field state "pending"|"done"|"failed"
+local Future = {}
+Future.__index = Future
+Future.__name = "poengine.future"
+
+local SUSPEND = {} -- what a task yields when it waits on something
+
+-- Ready queue: tasks to resume and callbacks to run, in order.
+local ready, ready_head, ready_tail = {}, 1, 0
+
+local function ready_push(item)
+  ready_tail = ready_tail + 1
+  ready[ready_tail] = item
+end
+
+---------------------------------------------------------------------------
+-- Timers: a binary min-heap on (deadline, seq); stopping one marks it.
+
+local heap, heap_len, timer_seq = {}, 0, 0
+
+local function timer_before(a, b)
+  if a.deadline ~= b.deadline then
+    return a.deadline < b.deadline
+  end
+  return a.seq < b.seq
+end
+
+local function heap_push(t)
+  heap_len = heap_len + 1
+  local i = heap_len
+  while i > 1 do
+    local parent = floor(i / 2)
+    if not timer_before(t, heap[parent]) then
+      break
+    end
+    heap[i] = heap[parent]
+    i = parent
+  end
+  heap[i] = t
+end
+
+local function heap_pop()
+  local top = heap[1]
+  local last = heap[heap_len]
+  heap[heap_len] = nil
+  heap_len = heap_len - 1
+  if heap_len > 0 then
+    local i = 1
+    while true do
+      local child = 2 * i
+      if child > heap_len then
+        break
+      end
+      if child < heap_len and timer_before(heap[child + 1], heap[child]) then
+        child = child + 1
+      end
+      if not timer_before(heap[child], last) then
+        break
+      end
+      heap[i] = heap[child]
+      i = child
+    end
+    heap[i] = last
+  end
+  return top
+end
+
+local live_timers = 0
+
+local function start_timer(delay, fn)
+  timer_seq = timer_seq + 1
+  local t = { deadline = now() + delay, seq = timer_seq, fn = fn }
+  heap_push(t)
+  live_timers = live_timers + 1
+  return t
+end
+
+local function stop_timer(t)
+  if not t.stopped then
+    t.stopped = true
+    live_timers = live_timers - 1
+  end
+end
+
+-- Drops stopped timers from the top so the reactor's timeout is accurate.
+local function next_deadline()
+  while heap_len > 0 and heap[1].stopped do
+    heap_pop()
+  end
+  return heap_len > 0 and heap[1].deadline or nil
+end
+
+-- Runs the timers that are due; returns how many ran.
+local function run_due_timers()
+  local limit = timer_seq -- timers started by these callbacks wait a turn
+  local t_now = now()
+  local ran = 0
+  while heap_len > 0 do
+    local t = heap[1]
+    if t.stopped then
+      heap_pop()
+    elseif t.deadline <= t_now and t.seq <= limit then
+      heap_pop()
+      stop_timer(t)
+      t.fn()
+      ran = ran + 1
+    else
+      break
+    end
+  end
+  return ran
+end
+
+---------------------------------------------------------------------------
+-- Tasks
+
+local tasks = setmetatable({}, { __mode = "k" }) -- coroutine -> task
+local live_tasks = 0
+local unobserved = {} -- failed task futures nobody has looked at yet
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+-- A task stops counting as live once it has finished or been canceled.
+local function retire(task)
+  if not task.retired then
+    task.retired = true
+    live_tasks = live_tasks - 1
+  end
+end
+
+local function resume_task(task, ...)
+  if task.finished or task.canceled then
+    return
+  end
+  local ok, res = co_resume(task.co, ...)
+  if not ok then
+    -- Only the scheduler's own wrapper runs unprotected in the coroutine.
+    error("poengine: scheduler failure: " .. tostring(res))
+  end
+  if co_status(task.co) == "dead" then
+    task.finished = true
+    retire(task)
+    local fut = task.future
+    if res[1] then
+      fut:_settle("done", pack(unpack(res, 2, res.n)))
+    else
+      fut:_settle("failed", res[2], "ERUNTIME")
+      if not fut.observed then
+        unobserved[#unobserved + 1] = fut
+      end
+    end
+  elseif res ~= SUSPEND then
+    ready_push(task) -- a plain coroutine.yield in a task: run again next turn
+  end
+end
+
+-- The traceback stops at the task's own function: the frames of the
+-- scheduler below it would only be noise to the reader.
+local function task_traceback(err)
+  if type(err) == "string" then
+    local tb = traceback(err, 2)
+    local cut = tb:find("\n\t%[C%]: in function 'xpcall'")
+    return cut and tb:sub(1, cut - 1) or tb
+  end
+  return err
+end
+
+local function run_task_body(fn, ...)
+  return pack(xpcall(fn, task_traceback, ...))
+end
+
+---------------------------------------------------------------------------
+-- One turn of the scheduler
+
+-- Runs what is ready and the timers that are due. If that did anything it
+-- only polls the reactor, so the caller can look at what changed; otherwise
+-- it waits at most max_wait seconds (nil: no limit) for the reactor or the
+-- next timer. Returns false when nothing could ever happen again: no ready
+-- work, no timer, nothing pending in the reactor.
+local function turn(max_wait)
+  local last = ready_tail
+  local ran = last - ready_head + 1
+  while ready_head <= last do
+    local item = ready[ready_head]
+    ready[ready_head] = nil
+    ready_head = ready_head + 1
+    if type(item) == "function" then
+      item()
+    else
+      resume_task(item)
+    end
+  end
+  ran = ran + run_due_timers()
+  local wait = max_wait
+  if ran > 0 or ready_head <= ready_tail then
+    wait = 0
+  else
+    local deadline = next_deadline()
+    if deadline then
+      local left = deadline - now()
+      if left < 0 then
+        left = 0
+      end
+      if not wait or left < wait then
+        wait = left
+      end
+    elseif not wait and not loop_alive() then
+      return false
+    end
+  end
+  local _, err, code = step(wait)
+  if err then
+    error(err .. " (" .. code .. ")")
+  end
+  run_due_timers()
+  return true
+end
+
+---------------------------------------------------------------------------
+-- Futures
+
+local function new_future()
+  return setmetatable({ state = "pending" }, Future)
+end
+
+--- Settles the future once; later calls are ignored. Wakes its waiters.
+function Future:_settle(state, a, b)
+  if self.state ~= "pending" then
+    return false
+  end
+  self.state = state
+  if state == "done" then
+    self.results = a
+  else
+    self.err, self.code = a, b
+  end
+  local waiters = self.waiters
+  self.waiters = nil
+  if waiters then
+    for i = 1, #waiters do
+      waiters[i](self)
+    end
+  end
+  return true
+end
+
+-- Calls fn(self) once the future settles (at once if it already has).
+function Future:_on_settle(fn)
+  self.observed = true
+  if self.state ~= "pending" then
+    fn(self)
+    return
+  end
+  local waiters = self.waiters
+  if not waiters then
+    waiters = {}
+    self.waiters = waiters
+  end
+  waiters[#waiters + 1] = fn
+end
+
+function Future:_drop_waiter(fn)
+  local waiters = self.waiters
+  if not waiters then
+    return
+  end
+  for i = #waiters, 1, -1 do
+    if waiters[i] == fn then
+      table.remove(waiters, i)
+    end
+  end
+end
+
+function Future:_outcome()
+  self.observed = true
+  if self.state == "done" then
+    local r = self.results
+    return unpack(r, 1, r.n)
+  end
+  return nil, self.err, self.code
+end
+
+local function check_timeout(fname, timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
+    error(fname .. ": timeout must be a non-negative number of seconds, got " .. tostring(timeout), 3)
+  end
+end
+
+local function timed_out(timeout)
+  return nil, "timed out after " .. timeout .. " s", "ETIMEDOUT"
+end
+
+--- Waits for the future and returns its results, or `nil, message, code`:
+--- the error of a failed future, or "ETIMEDOUT" when `timeout` seconds pass
+--- first (the work itself goes on). Inside po.async it yields the task.
+---@param timeout? number seconds
+function Future:wait(timeout)
+  if getmetatable(self) ~= Future then
+    error("fut:wait: called on a " .. type(self) .. ", not a future (use fut:wait, not fut.wait)", 2)
+  end
+  check_timeout("fut:wait", timeout)
+  self.observed = true
+  if self.state ~= "pending" then
+    return self:_outcome()
+  end
+  local task = tasks[co_running() or 0]
+  if task then
+    local woken, timer = false, nil
+    local function wake()
+      if not woken then
+        woken = true
+        if timer then
+          stop_timer(timer)
+        end
+        ready_push(task)
+      end
+    end
+    self:_on_settle(wake)
+    if timeout then
+      timer = start_timer(timeout, wake)
+    end
+    co_yield(SUSPEND)
+    if self.state == "pending" then
+      self:_drop_waiter(wake)
+      return timed_out(timeout)
+    end
+    return self:_outcome()
+  end
+  -- Not in a task: run the scheduler here until the future settles.
+  local deadline = timeout and now() + timeout
+  while self.state == "pending" do
+    local left
+    if deadline then
+      left = deadline - now()
+      if left <= 0 then
+        return timed_out(timeout)
+      end
+    end
+    if not turn(left) then
+      return nil, "fut:wait: the future can never settle: nothing it could wait for is pending", "EDEADLK"
+    end
+  end
+  return self:_outcome()
+end
+
+--- True once the future has settled (done, failed or canceled).
+function Future:done()
+  return self.state ~= "pending"
+end
+
+--- Cancels pending work: the future fails with "ECANCELED", its waiters
+--- wake, and the work stops (a task is never resumed again; a timer is
+--- stopped; child processes and transfers are killed by their own hooks).
+--- Returns true if it was pending, false if it had already settled.
+function Future:cancel()
+  if self.state ~= "pending" then
+    return false
+  end
+  local hook = self.on_cancel
+  self.on_cancel = nil
+  if hook then
+    hook(self)
+  end
+  self:_settle("failed", "canceled", "ECANCELED")
+  return true
+end
+
+--- Completes a future made by po.future() with the given results.
+function Future:resolve(...)
+  return self:_settle("done", pack(...))
+end
+
+--- Fails a future made by po.future(): waiters get nil, message, code.
+---@param message any
+---@param code? string default "EFAILED"
+function Future:reject(message, code)
+  return self:_settle("failed", message, code or "EFAILED")
+end
+
+function Future:__tostring()
+  return "poengine.future (" .. self.state .. ")"
+end
+
+---------------------------------------------------------------------------
+-- Public functions
+
+--- A new pending future that the caller settles with fut:resolve(...) or
+--- fut:reject(message [, code]): the generic completion source for Lua code.
+---@return poengine.Future
+function M.future()
+  return new_future()
+end
+
+--- True if v is a future.
+function M.is_future(v)
+  return getmetatable(v) == Future
+end
+
+--- Runs fn(...) as a task and returns a future of its results. The task
+--- starts at once and runs until it first waits; an error inside becomes the
+--- future's error (code "ERUNTIME") with its traceback.
+---@param fn function
+---@return poengine.Future
+function M.async(fn, ...)
+  if type(fn) ~= "function" then
+    error("po.async: fn must be a function, got " .. type(fn), 2)
+  end
+  local fut = new_future()
+  local co = co_create(run_task_body)
+  local task = { co = co, future = fut }
+  tasks[co] = task
+  live_tasks = live_tasks + 1
+  fut.on_cancel = function()
+    task.canceled = true
+    retire(task)
+  end
+  resume_task(task, fn, ...)
+  return fut
+end
+
+--- A future that resolves with true after `seconds`; canceling it stops the
+--- timer.
+---@param seconds number
+---@return poengine.Future
+function M.after(seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error("po.after: seconds must be a non-negative number, got " .. tostring(seconds), 2)
+  end
+  local fut = new_future()
+  local t = start_timer(seconds, function()
+    fut:_settle("done", { n = 1, true })
+  end)
+  fut.on_cancel = function()
+    stop_timer(t)
+  end
+  return fut
+end
+
+--- Sleeps `seconds`: blocks, or inside po.async yields the task.
+---@param seconds number
+function M.sleep(seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error("po.sleep: seconds must be a non-negative number, got " .. tostring(seconds), 2)
+  end
+  M.after(seconds):wait()
+end
+
+local function check_futures(fname, futures)
+  if type(futures) ~= "table" then
+    error(fname .. ": futures must be a table of futures, got " .. type(futures), 3)
+  end
+  for i = 1, #futures do
+    if getmetatable(futures[i]) ~= Future then
+      error(fname .. ": futures[" .. i .. "] is a " .. type(futures[i]) .. ", not a future", 3)
+    end
+  end
+end
+
+--- Waits for every future. Returns a table whose [i] is the first result of
+--- futures[i] (with n = #futures), or nil, message, code as soon as one
+--- fails (the message names which) or the timeout passes. Every future's
+--- full results stay available through its own :wait().
+---@param futures poengine.Future[]
+---@param timeout? number
+function M.all(futures, timeout)
+  check_futures("po.all", futures)
+  check_timeout("po.all", timeout)
+  local n = #futures
+  local combined = new_future()
+  local results = { n = n }
+  local left = n
+  for i = 1, n do
+    futures[i]:_on_settle(function(f)
+      if f.state == "done" then
+        results[i] = f.results[1]
+        left = left - 1
+        if left == 0 then
+          combined:_settle("done", { n = 1, results })
+        end
+      else
+        combined:_settle("failed", "future " .. i .. " failed: " .. tostring(f.err), f.code)
+      end
+    end)
+  end
+  if n == 0 then
+    return results
+  end
+  return combined:wait(timeout)
+end
+
+--- Waits for the first future to settle. Returns its index followed by its
+--- results (or by nil, message, code if it failed); nil, message,
+--- "ETIMEDOUT" when the timeout passes first.
+---@param futures poengine.Future[]
+---@param timeout? number
+function M.any(futures, timeout)
+  check_futures("po.any", futures)
+  check_timeout("po.any", timeout)
+  if #futures == 0 then
+    error("po.any: futures must not be empty", 2)
+  end
+  local combined = new_future()
+  for i = 1, #futures do
+    futures[i]:_on_settle(function(f)
+      if f.state == "done" then
+        combined:_settle("done", pack(i, unpack(f.results, 1, f.results.n)))
+      else
+        combined:_settle("done", pack(i, nil, f.err, f.code))
+      end
+    end)
+  end
+  return combined:wait(timeout)
+end
+
+--- Runs the scheduler until no task is left that could still make progress;
+--- the CLI calls it when the script returns. Errors of tasks that failed
+--- with nobody waiting for them are reported on stderr.
+function M.drain()
+  while live_tasks > 0 or ready_head <= ready_tail do
+    if not turn(nil) then
+      break
+    end
+  end
+  for i = 1, #unobserved do
+    local fut = unobserved[i]
+    if not fut.observed then
+      io.stderr:write("poengine: a po.async task failed and nobody waited for it: ", tostring(fut.err), "\n")
+    end
+  end
+  unobserved = {}
+  if live_tasks > 0 then
+    io.stderr:write("poengine: ", live_tasks, " po.async task(s) still waiting at exit on futures that can never settle\n")
+  end
+end
+
+--- Internal, for tests and diagnostics: counts of live tasks and timers.
+function M._counts()
+  return { tasks = live_tasks, timers = live_timers, ready = ready_tail - ready_head + 1 }
+end
+
+return M

@@ -1,0 +1,330 @@
+#include "loop.h"
+
+#include "clock.h"
+#include "error.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct po_timer {
+  double deadline;
+  uint64_t seq; /* start order: breaks ties so equal deadlines run FIFO */
+  size_t heap_index;
+  po_timer_cb cb;
+  void *ud;
+};
+
+typedef struct io_watch {
+  po_io_cb cb;
+  void *ud;
+  unsigned events;
+  int active;
+} io_watch;
+
+typedef struct post_item {
+  struct post_item *next;
+  po_post_cb cb;
+  void *ud;
+} post_item;
+
+struct po_loop {
+  int epfd;
+  int wakefd;
+
+  po_timer **heap;
+  size_t heap_len, heap_cap;
+  uint64_t timer_seq;
+
+  io_watch *watches; /* indexed by fd */
+  int watches_cap;
+  int watch_count;
+
+  pthread_mutex_t post_lock;
+  post_item *post_head, *post_tail;
+  int post_count; /* guarded by post_lock */
+  int holds;      /* atomic */
+};
+
+/* ---- timer heap (min-heap on deadline, then seq) ---- */
+
+static int timer_before(const po_timer *a, const po_timer *b) {
+  if (a->deadline != b->deadline) return a->deadline < b->deadline;
+  return a->seq < b->seq;
+}
+
+static void heap_place(po_loop *loop, size_t i, po_timer *t) {
+  loop->heap[i] = t;
+  t->heap_index = i;
+}
+
+static void heap_sift_up(po_loop *loop, size_t i) {
+  po_timer *t = loop->heap[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!timer_before(t, loop->heap[parent])) break;
+    heap_place(loop, i, loop->heap[parent]);
+    i = parent;
+  }
+  heap_place(loop, i, t);
+}
+
+static void heap_sift_down(po_loop *loop, size_t i) {
+  po_timer *t = loop->heap[i];
+  for (;;) {
+    size_t child = 2 * i + 1;
+    if (child >= loop->heap_len) break;
+    if (child + 1 < loop->heap_len && timer_before(loop->heap[child + 1], loop->heap[child])) child++;
+    if (!timer_before(loop->heap[child], t)) break;
+    heap_place(loop, i, loop->heap[child]);
+    i = child;
+  }
+  heap_place(loop, i, t);
+}
+
+static void heap_remove(po_loop *loop, po_timer *t) {
+  size_t i = t->heap_index;
+  po_timer *last = loop->heap[--loop->heap_len];
+  if (last == t) return;
+  heap_place(loop, i, last);
+  if (i > 0 && timer_before(last, loop->heap[(i - 1) / 2]))
+    heap_sift_up(loop, i);
+  else
+    heap_sift_down(loop, i);
+}
+
+int po_loop_timer_start(po_loop *loop, double delay, po_timer_cb cb, void *ud, po_timer **out) {
+  if (!loop || !cb || isnan(delay)) return PO_EINVAL;
+  if (loop->heap_len == loop->heap_cap) {
+    size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+    po_timer **heap = realloc(loop->heap, cap * sizeof *heap);
+    if (!heap) return PO_ENOMEM;
+    loop->heap = heap;
+    loop->heap_cap = cap;
+  }
+  po_timer *t = malloc(sizeof *t);
+  if (!t) return PO_ENOMEM;
+  t->deadline = po_monotonic() + (delay > 0 ? delay : 0);
+  t->seq = loop->timer_seq++;
+  t->cb = cb;
+  t->ud = ud;
+  loop->heap_len++;
+  heap_place(loop, loop->heap_len - 1, t);
+  heap_sift_up(loop, loop->heap_len - 1);
+  if (out) *out = t;
+  return 0;
+}
+
+void po_loop_timer_stop(po_loop *loop, po_timer *t) {
+  if (!loop || !t) return;
+  heap_remove(loop, t);
+  free(t);
+}
+
+double po_loop_next_timer(po_loop *loop) {
+  if (loop->heap_len == 0) return -1;
+  double left = loop->heap[0]->deadline - po_monotonic();
+  return left > 0 ? left : 0;
+}
+
+/* ---- fd watchers ---- */
+
+static uint32_t epoll_mask(unsigned events) {
+  uint32_t mask = 0;
+  if (events & PO_IO_READ) mask |= EPOLLIN;
+  if (events & PO_IO_WRITE) mask |= EPOLLOUT;
+  return mask;
+}
+
+int po_loop_io_start(po_loop *loop, int fd, unsigned events, po_io_cb cb, void *ud) {
+  if (!loop || fd < 0 || !cb) return PO_EINVAL;
+  if (fd >= loop->watches_cap) {
+    int cap = loop->watches_cap ? loop->watches_cap : 64;
+    while (cap <= fd) cap *= 2;
+    io_watch *w = realloc(loop->watches, (size_t)cap * sizeof *w);
+    if (!w) return PO_ENOMEM;
+    for (int i = loop->watches_cap; i < cap; i++) w[i] = (io_watch){0};
+    loop->watches = w;
+    loop->watches_cap = cap;
+  }
+  io_watch *w = &loop->watches[fd];
+  if (w->active) return PO_EINVAL;
+  struct epoll_event ev = {.events = epoll_mask(events), .data.fd = fd};
+  if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) return PO_EIO;
+  *w = (io_watch){.cb = cb, .ud = ud, .events = events, .active = 1};
+  loop->watch_count++;
+  return 0;
+}
+
+int po_loop_io_update(po_loop *loop, int fd, unsigned events) {
+  if (!loop || fd < 0 || fd >= loop->watches_cap || !loop->watches[fd].active) return PO_ENOENT;
+  struct epoll_event ev = {.events = epoll_mask(events), .data.fd = fd};
+  if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) return PO_EIO;
+  loop->watches[fd].events = events;
+  return 0;
+}
+
+int po_loop_io_stop(po_loop *loop, int fd) {
+  if (!loop || fd < 0 || fd >= loop->watches_cap || !loop->watches[fd].active) return PO_ENOENT;
+  epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+  loop->watches[fd].active = 0;
+  loop->watch_count--;
+  return 0;
+}
+
+/* ---- posts from other threads ---- */
+
+int po_loop_post(po_loop *loop, po_post_cb cb, void *ud) {
+  post_item *item = malloc(sizeof *item);
+  if (!item) return PO_ENOMEM;
+  *item = (post_item){.cb = cb, .ud = ud};
+  pthread_mutex_lock(&loop->post_lock);
+  if (loop->post_tail)
+    loop->post_tail->next = item;
+  else
+    loop->post_head = item;
+  loop->post_tail = item;
+  loop->post_count++;
+  pthread_mutex_unlock(&loop->post_lock);
+  uint64_t one = 1;
+  /* The counter only saturates after 2^64-2 unread posts; a failed write can
+   * only mean EAGAIN at that bound, and the loop is awake then anyway. */
+  ssize_t n = write(loop->wakefd, &one, sizeof one);
+  (void)n;
+  return 0;
+}
+
+void po_loop_hold(po_loop *loop) { __atomic_add_fetch(&loop->holds, 1, __ATOMIC_SEQ_CST); }
+
+void po_loop_release(po_loop *loop) { __atomic_sub_fetch(&loop->holds, 1, __ATOMIC_SEQ_CST); }
+
+static int run_posts(po_loop *loop) {
+  uint64_t count;
+  ssize_t n = read(loop->wakefd, &count, sizeof count);
+  (void)n;
+  pthread_mutex_lock(&loop->post_lock);
+  post_item *item = loop->post_head;
+  loop->post_head = loop->post_tail = NULL;
+  loop->post_count = 0;
+  pthread_mutex_unlock(&loop->post_lock);
+  int ran = 0;
+  while (item) {
+    post_item *next = item->next;
+    po_post_cb cb = item->cb;
+    void *ud = item->ud;
+    free(item);
+    cb(loop, ud);
+    ran++;
+    item = next;
+  }
+  return ran;
+}
+
+int po_loop_alive(po_loop *loop) {
+  pthread_mutex_lock(&loop->post_lock);
+  int posts = loop->post_count;
+  pthread_mutex_unlock(&loop->post_lock);
+  return loop->heap_len > 0 || loop->watch_count > 0 || posts > 0 ||
+         __atomic_load_n(&loop->holds, __ATOMIC_SEQ_CST) > 0;
+}
+
+/* ---- running ---- */
+
+static int run_due_timers(po_loop *loop) {
+  double now = po_monotonic();
+  /* Timers started by these callbacks wait for the next turn, even with a
+   * zero delay, so a callback that restarts itself cannot starve the loop. */
+  uint64_t seq_limit = loop->timer_seq;
+  int ran = 0;
+  while (loop->heap_len > 0) {
+    po_timer *t = loop->heap[0];
+    if (t->deadline > now || t->seq >= seq_limit) break;
+    heap_remove(loop, t);
+    po_timer_cb cb = t->cb;
+    void *ud = t->ud;
+    free(t);
+    cb(loop, ud);
+    ran++;
+  }
+  return ran;
+}
+
+static int timeout_ms(double seconds) {
+  if (seconds < 0) return -1;
+  /* Round up: waking before a deadline would only spin back into epoll. */
+  double ms = ceil(seconds * 1000.0);
+  return ms > 2147483647.0 ? 2147483647 : (int)ms;
+}
+
+int po_loop_run_once(po_loop *loop, double timeout, int *ran_out) {
+  double wait = timeout;
+  double next = po_loop_next_timer(loop);
+  if (next >= 0 && (wait < 0 || next < wait)) wait = next;
+  if (wait < 0 && !po_loop_alive(loop)) wait = 0;
+
+  enum { MAX_EVENTS = 64 };
+  struct epoll_event events[MAX_EVENTS];
+  int n;
+  do {
+    n = epoll_wait(loop->epfd, events, MAX_EVENTS, timeout_ms(wait));
+  } while (n < 0 && errno == EINTR && (wait = 0, 1));
+  if (n < 0) return PO_EIO;
+
+  int ran = 0;
+  for (int i = 0; i < n; i++) {
+    int fd = events[i].data.fd;
+    if (fd == loop->wakefd) {
+      ran += run_posts(loop);
+      continue;
+    }
+    if (fd >= loop->watches_cap || !loop->watches[fd].active) continue; /* stopped by an earlier callback */
+    unsigned got = 0;
+    if (events[i].events & EPOLLIN) got |= PO_IO_READ;
+    if (events[i].events & EPOLLOUT) got |= PO_IO_WRITE;
+    if (events[i].events & (EPOLLERR | EPOLLHUP)) got |= PO_IO_ERROR;
+    io_watch w = loop->watches[fd];
+    w.cb(loop, fd, got, w.ud);
+    ran++;
+  }
+  ran += run_due_timers(loop);
+  if (ran_out) *ran_out = ran;
+  return 0;
+}
+
+int po_loop_new(po_loop **out) {
+  po_loop *loop = calloc(1, sizeof *loop);
+  if (!loop) return PO_ENOMEM;
+  loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+  loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = loop->wakefd};
+  if (loop->epfd < 0 || loop->wakefd < 0 || epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) != 0) {
+    if (loop->epfd >= 0) close(loop->epfd);
+    if (loop->wakefd >= 0) close(loop->wakefd);
+    free(loop);
+    return PO_EIO;
+  }
+  pthread_mutex_init(&loop->post_lock, NULL);
+  *out = loop;
+  return 0;
+}
+
+void po_loop_free(po_loop *loop) {
+  if (!loop) return;
+  for (size_t i = 0; i < loop->heap_len; i++) free(loop->heap[i]);
+  free(loop->heap);
+  free(loop->watches);
+  for (post_item *item = loop->post_head; item;) {
+    post_item *next = item->next;
+    free(item);
+    item = next;
+  }
+  pthread_mutex_destroy(&loop->post_lock);
+  close(loop->epfd);
+  close(loop->wakefd);
+  free(loop);
+}
