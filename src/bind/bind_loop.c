@@ -1,23 +1,34 @@
 /* The event loop as the Lua scheduler sees it (lua/poengine/future.lua):
- * clocks, one step of the reactor, and whether anything is still pending.
- * Each Lua state has its own loop, created on first use; on the main thread
- * that is the process's one reactor. */
-#include "bind.h"
+ * clocks, one step of the reactor, whether anything is still pending, and
+ * Lua futures settled by C operations. Each Lua state has its own loop,
+ * created on first use; on the main thread that is the process's reactor. */
 #include "bind_loop.h"
+
+#include "bind.h"
 
 #include "clock.h"
 #include "error.h"
-#include "loop.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LOOP_TYPE "poengine.loop"
 
 typedef struct loop_box {
   po_loop *loop;
+  lua_State *current; /* the state (thread) running step(): callbacks settle futures on it */
+  int error_ref;      /* first error raised while settling during this step, or LUA_NOREF */
 } loop_box;
+
+struct po_lua_future {
+  loop_box *box;
+  int future_ref; /* the Lua future, kept alive until settled */
+  po_lua_cancel_fn on_cancel;
+  void *ud;
+  int canceled;
+};
 
 static int loop_gc(lua_State *L) {
   loop_box *box = luaL_checkudata(L, 1, LOOP_TYPE);
@@ -26,26 +37,122 @@ static int loop_gc(lua_State *L) {
   return 0;
 }
 
-po_loop *po_lua_loop(lua_State *L) {
-  static const char key = 0;
-  lua_pushlightuserdata(L, (void *)&key);
+static const char loop_key = 0;
+
+static loop_box *state_loop(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&loop_key);
   lua_rawget(L, LUA_REGISTRYINDEX);
   loop_box *box = lua_touserdata(L, -1);
   lua_pop(L, 1);
-  if (box) return box->loop;
+  if (box) return box;
 
   static const luaL_Reg meta[] = {{"__gc", loop_gc}, {NULL, NULL}};
   po_register_type(L, LOOP_TYPE, NULL, meta);
-  lua_pushlightuserdata(L, (void *)&key);
+  lua_pushlightuserdata(L, (void *)&loop_key);
   box = lua_newuserdata(L, sizeof *box);
-  box->loop = NULL;
+  *box = (loop_box){.loop = NULL, .current = L, .error_ref = LUA_NOREF};
   luaL_getmetatable(L, LOOP_TYPE);
   lua_setmetatable(L, -2);
   int rc = po_loop_new(&box->loop);
   if (rc != 0) luaL_error(L, "poengine: cannot create the event loop: %s (%s)", po_strerror(rc), strerror(errno));
   lua_rawset(L, LUA_REGISTRYINDEX);
-  return box->loop;
+  return box;
 }
+
+po_loop *po_lua_loop(lua_State *L) { return state_loop(L)->loop; }
+
+/* ---- futures settled from C ---- */
+
+static int cancel_trampoline(lua_State *L) {
+  po_lua_future *f = lua_touserdata(L, lua_upvalueindex(1));
+  if (f && !f->canceled && f->on_cancel) {
+    f->canceled = 1;
+    f->on_cancel(f->ud);
+  }
+  return 0;
+}
+
+po_lua_future *po_lua_future_new(lua_State *L, po_lua_cancel_fn on_cancel, void *ud) {
+  loop_box *box = state_loop(L);
+  po_lua_future *f = malloc(sizeof *f);
+  if (!f) luaL_error(L, "poengine: out of memory");
+  *f = (po_lua_future){.box = box, .future_ref = LUA_NOREF, .on_cancel = on_cancel, .ud = ud};
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "poengine.future");
+  if (lua_pcall(L, 1, 1, 0) != 0) {
+    free(f);
+    lua_error(L);
+  }
+  lua_getfield(L, -1, "future");
+  lua_remove(L, -2);
+  if (lua_pcall(L, 0, 1, 0) != 0) {
+    free(f);
+    lua_error(L);
+  }
+  if (on_cancel) {
+    lua_pushlightuserdata(L, f);
+    lua_pushcclosure(L, cancel_trampoline, 1);
+    lua_setfield(L, -2, "on_cancel");
+  }
+  lua_pushvalue(L, -1);
+  f->future_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return f;
+}
+
+typedef struct settle_args {
+  po_lua_future *f;
+  const char *method;
+  po_lua_push_fn push;
+  void *data;
+  const char *message, *code;
+} settle_args;
+
+static int settle_protected(lua_State *L) {
+  settle_args *a = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->f->future_ref);
+  lua_getfield(L, -1, a->method);
+  lua_insert(L, -2);
+  int nargs = 1;
+  if (a->push) {
+    nargs += a->push(L, a->data);
+  } else {
+    lua_pushstring(L, a->message);
+    lua_pushstring(L, a->code);
+    nargs += 2;
+  }
+  lua_call(L, nargs, 0);
+  return 0;
+}
+
+static void settle(settle_args *a) {
+  po_lua_future *f = a->f;
+  loop_box *box = f->box;
+  lua_State *L = box->current;
+  lua_pushcfunction(L, settle_protected);
+  lua_pushlightuserdata(L, a);
+  if (po_pcall(L, 1, 0) != 0) {
+    if (box->error_ref == LUA_NOREF)
+      box->error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+      lua_pop(L, 1);
+  }
+  luaL_unref(L, LUA_REGISTRYINDEX, f->future_ref);
+  /* The cancel closure may outlive the handle: make it a no-op first. */
+  f->canceled = 1;
+  free(f);
+}
+
+void po_lua_future_resolve(po_lua_future *f, po_lua_push_fn push, void *data) {
+  settle_args a = {.f = f, .method = "resolve", .push = push, .data = data};
+  settle(&a);
+}
+
+void po_lua_future_reject(po_lua_future *f, const char *message, const char *code) {
+  settle_args a = {.f = f, .method = "reject", .message = message, .code = code};
+  settle(&a);
+}
+
+/* ---- Lua functions ---- */
 
 static int l_now(lua_State *L) {
   lua_pushnumber(L, po_monotonic());
@@ -65,8 +172,18 @@ static int l_step(lua_State *L) {
     timeout = luaL_checknumber(L, 1);
     if (isnan(timeout) || timeout < 0) timeout = 0;
   }
+  loop_box *box = state_loop(L);
+  lua_State *outer = box->current;
+  box->current = L;
   int ran = 0;
-  int rc = po_loop_run_once(po_lua_loop(L), timeout, &ran);
+  int rc = po_loop_run_once(box->loop, timeout, &ran);
+  box->current = outer;
+  if (box->error_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, box->error_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, box->error_ref);
+    box->error_ref = LUA_NOREF;
+    return lua_error(L);
+  }
   if (rc != 0) return po_push_error(L, rc, "event loop: %s", strerror(errno));
   lua_pushinteger(L, ran);
   return 1;

@@ -1,4 +1,10 @@
-/* The per-state event loop, for bindings whose operations complete through it. */
+/* The per-state event loop, and Lua futures that C operations settle.
+ *
+ * An operation that completes through the loop (a child process, an HTTP
+ * transfer, a worker-pool job) creates a po_lua_future when it starts, which
+ * pushes an ordinary Lua future (the kind po.future() makes) for the caller
+ * to return, and settles it exactly once from a loop callback on the state's
+ * own thread with po_lua_future_resolve or po_lua_future_reject. */
 #ifndef PO_BIND_LOOP_H
 #define PO_BIND_LOOP_H
 
@@ -9,5 +15,30 @@
 /* The event loop of L's Lua state, created on first use and freed when the
  * state closes. Raises if it cannot be created. */
 po_loop *po_lua_loop(lua_State *L);
+
+typedef struct po_lua_future po_lua_future;
+
+/* Called on the loop's thread when Lua cancels the future (fut:cancel()),
+ * so the operation can stop its work (kill a process, abort a transfer). The
+ * operation must still settle the handle afterwards; that settle is ignored
+ * by Lua, but it frees the handle. */
+typedef void (*po_lua_cancel_fn)(void *ud);
+
+/* Pushes a new pending Lua future onto L's stack and returns the handle that
+ * settles it. on_cancel may be NULL. Raises on allocation failure. */
+po_lua_future *po_lua_future_new(lua_State *L, po_lua_cancel_fn on_cancel, void *ud);
+
+/* Pushes the results of an operation; returns how many it pushed. */
+typedef int (*po_lua_push_fn)(lua_State *L, void *data);
+
+/* Settles the future with the values push(L, data) pushes, and frees the
+ * handle. Only from a callback of the loop that po_lua_loop(L) returned, on
+ * its thread. An error raised while settling is re-raised by the Lua call
+ * that is running the loop. */
+void po_lua_future_resolve(po_lua_future *f, po_lua_push_fn push, void *data);
+
+/* Fails the future with message and code (waiters get nil, message, code),
+ * and frees the handle. Same rules as po_lua_future_resolve. */
+void po_lua_future_reject(po_lua_future *f, const char *message, const char *code);
 
 #endif

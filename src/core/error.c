@@ -12,6 +12,10 @@ const char *po_strerror(int code) {
   case PO_ETOODEEP: return "nesting too deep";
   case PO_ENOENT: return "no such item";
   case PO_EUNAVAIL: return "library not available";
+  case PO_ESTORE: return "store failure";
+  case PO_EMAPFULL: return "store map full";
+  case PO_ESCHEMA: return "store written by a newer version of poengine";
+  case PO_EPERM: return "permission denied";
   default: return "unknown error";
   }
 }
@@ -28,6 +32,10 @@ const char *po_errname(int code) {
   case PO_ETOODEEP: return "ETOODEEP";
   case PO_ENOENT: return "ENOENT";
   case PO_EUNAVAIL: return "EUNAVAIL";
+  case PO_ESTORE: return "ESTORE";
+  case PO_EMAPFULL: return "EMAPFULL";
+  case PO_ESCHEMA: return "ESCHEMA";
+  case PO_EPERM: return "EPERM";
   default: return "EUNKNOWN";
   }
 }

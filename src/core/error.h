@@ -18,6 +18,10 @@ enum po_error {
   PO_ETOODEEP = -7,   /* nesting deeper than the documented limit */
   PO_ENOENT = -8,     /* no such item (timer already fired, file missing) */
   PO_EUNAVAIL = -9,   /* an optional system library could not be loaded */
+  PO_ESTORE = -10,    /* the LMDB store failed (details from po_store_last_error) */
+  PO_EMAPFULL = -11,  /* the store's map cannot grow any more */
+  PO_ESCHEMA = -12,   /* the store was written by a newer schema version */
+  PO_EPERM = -13,     /* permission denied (path not writable) */
 };
 
 /* Human-readable text for a PO_E... code; never NULL. */
