@@ -51,6 +51,20 @@ describe("poengine script.lua", function()
     assert.are.equal(0, (proc.poengine("-e 'os.exit(true)'")))
   end)
 
+  it("closes the state on os.exit, so finalizers run before the process ends", function()
+    local s = script_file([[
+      local p = newproxy(true)
+      getmetatable(p).__gc = function() io.stdout:write("finalized\n") end
+      _G.keep = p
+      po.sleep(0.001)
+      os.exit(5)
+    ]])
+    local status, out = proc.poengine(q(s))
+    os.remove(s)
+    assert.are.equal(5, status)
+    assert.are.equal("finalized\n", out)
+  end)
+
   it("exits 1 on an uncaught error with the message and a traceback, and nothing else", function()
     local s = script_file("local function f() error('it broke') end\nf()\n")
     local status, out, err = proc.poengine(q(s))
