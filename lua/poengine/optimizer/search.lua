@@ -258,6 +258,22 @@ local function better(direction, a, b)
   return a > b
 end
 
+--- Records a point evaluated elsewhere (the baseline): it is never proposed,
+--- and hill climbing starts from it.
+---@param point table
+---@param score number|nil
+function Search:mark(point, score)
+  local key = self:key(point)
+  if not self.seen[key] then
+    self.seen[key] = true
+    self.proposed = self.proposed + 1
+  end
+  if self.strategy == "hill" and not self.current then
+    self.current = self:_indices_of(point)
+  end
+  self:observe(point, score)
+end
+
 --- Records the score of a point (nil when it failed validation); hill
 --- climbing moves to it when it beats the best so far.
 ---@param point table
