@@ -26,7 +26,8 @@ function M.sh(command, stdin)
     f:write(stdin)
     f:close()
     input = " < " .. M.quote(inpath)
-    command = "(" .. command .. ")" .. input .. "; rm -f " .. M.quote(inpath)
+    -- the command's status, not rm's, is the status of the whole
+    command = "(" .. command .. ")" .. input .. "; s=$?; rm -f " .. M.quote(inpath) .. "; exit $s"
     input = ""
   end
   local status_file = os.tmpname()

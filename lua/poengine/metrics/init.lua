@@ -104,7 +104,7 @@ function Counter:inc(n)
     number_arg("counter:inc", n)
   end
   if C.po_counter_inc(self._p, n) ~= 0 then
-    self._ud:inc(n) -- raises the C API's message
+    return self._ud:inc(n) -- raises the C API's message, at the caller's line
   end
 end
 
@@ -119,7 +119,7 @@ function Gauge:set(v)
     number_arg("gauge:set", v)
   end
   if C.po_gauge_set(self._p, v) ~= 0 then
-    self._ud:set(v)
+    return self._ud:set(v)
   end
 end
 
@@ -129,7 +129,7 @@ function Gauge:add(d)
     number_arg("gauge:add", d)
   end
   if C.po_gauge_add(self._p, d) ~= 0 then
-    self._ud:add(d)
+    return self._ud:add(d)
   end
 end
 
@@ -142,7 +142,7 @@ function Histogram:observe(v)
     number_arg("histogram:observe", v)
   end
   if C.po_histogram_observe(self._p, v) ~= 0 then
-    self._ud:observe(v)
+    return self._ud:observe(v)
   end
 end
 
@@ -168,18 +168,18 @@ function Histogram:merge(other)
   self._ud:merge(other._ud)
 end
 
-if not C then -- the C API path
+if not C then -- the C API path (tail calls: an error names the caller's line)
   function Counter:inc(n)
-    self._ud:inc(n)
+    return self._ud:inc(n)
   end
   function Gauge:set(v)
-    self._ud:set(v)
+    return self._ud:set(v)
   end
   function Gauge:add(d)
-    self._ud:add(d)
+    return self._ud:add(d)
   end
   function Histogram:observe(v)
-    self._ud:observe(v)
+    return self._ud:observe(v)
   end
 end
 
