@@ -6,25 +6,9 @@ local po = require "poengine"
 local proc = require "tests.tools.proc"
 local q = proc.quote
 
-local function raises(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  err = tostring(err)
-  if not err:find(pattern, 1, true) then
-    error(("expected an error containing %q, got %q"):format(pattern, err), 2)
-  end
-end
+local raises = require("tests.tools.expect").raises
 
-local function tempdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(os.execute("mkdir -p " .. q(path)) == 0)
-  return path
-end
-
-local function rmdir(path)
-  os.execute("rm -rf " .. q(path))
-end
+local tempdir, rmdir = proc.tempdir, proc.rmdir
 
 local function read(path)
   local f = assert(io.open(path, "rb"))

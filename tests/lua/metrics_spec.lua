@@ -8,14 +8,7 @@ local q = proc.quote
 
 local metrics = po.metrics
 
-local function raises(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  err = tostring(err)
-  if not err:find(pattern, 1, true) then
-    error(("expected an error containing %q, got %q"):format(pattern, err), 2)
-  end
-end
+local raises = require("tests.tools.expect").raises
 
 -- Runs Lua code in a fresh poengine (an empty registry); returns status, out, err.
 local function run_child(code, env)

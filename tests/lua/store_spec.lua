@@ -4,17 +4,12 @@ local po = require "poengine"
 local proc = require "tests.tools.proc"
 local q = proc.quote
 
-local function tempdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(os.execute("mkdir -p " .. q(path)) == 0)
-  return path
-end
+local tempdir, rmdir = proc.tempdir, proc.rmdir
 
 describe("po.store.log", function()
   local dir
   before_each(function() dir = tempdir() end)
-  after_each(function() os.execute("rm -rf " .. q(dir)) end)
+  after_each(function() rmdir(dir) end)
 
   it("appends records and reads them back oldest first", function()
     local log = assert(po.store.log(dir, "events", { durability = "full" }))

@@ -37,6 +37,19 @@ function M.sh(command, stdin)
   return status, read_all(out), read_all(err)
 end
 
+--- Makes a new empty directory and returns its path.
+function M.tempdir()
+  local path = os.tmpname()
+  os.remove(path)
+  assert(os.execute("mkdir -p " .. M.quote(path)) == 0)
+  return path
+end
+
+--- Removes a directory and everything in it.
+function M.rmdir(path)
+  os.execute("rm -rf " .. M.quote(path))
+end
+
 --- The poengine binary under test.
 M.bin = os.getenv("POENGINE_BIN") or "build/poengine"
 
