@@ -9,6 +9,7 @@ local po = {
   now = core.now,
   time = core.time,
   json = core.json,
+  store = core.store,
 }
 
 -- name -> module whose field of the same name it is
@@ -25,6 +26,8 @@ local lazy_functions = {
 -- name -> module that is the field
 local lazy_modules = {
   cli = "poengine.cli",
+  metrics = "poengine.metrics",
+  profile = "poengine.profile",
 }
 
 return setmetatable(po, {
