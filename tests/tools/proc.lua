@@ -53,4 +53,12 @@ function M.tempfile(text, suffix)
   return path
 end
 
+--- Makes a new empty temporary directory and returns its path.
+function M.tempdir()
+  local path = os.tmpname()
+  os.remove(path)
+  assert(os.execute("mkdir -p " .. M.quote(path)) == 0)
+  return path
+end
+
 return M
