@@ -9,6 +9,7 @@ local po = {
   now = core.now,
   time = core.time,
   json = core.json,
+  store = core.store,
 }
 
 -- name -> module whose field of the same name it is
@@ -26,6 +27,8 @@ local lazy_functions = {
 local lazy_modules = {
   cli = "poengine.cli",
   dashboard = "poengine.dashboard",
+  metrics = "poengine.metrics",
+  profile = "poengine.profile",
 }
 
 return setmetatable(po, {
