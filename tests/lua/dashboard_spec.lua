@@ -42,12 +42,7 @@ end
 
 local tempdir = proc.tempdir
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = proc.read
 
 local function lines(s)
   local out = {}
@@ -57,7 +52,7 @@ local function lines(s)
   return out
 end
 
-local ALL = { "text", "markdown", "json", "csv", "html" }
+local BUILTIN = { "text", "markdown", "json", "csv", "html", "prometheus" }
 
 describe("po.dashboard.escape", function()
   local e = dashboard.escape
@@ -246,11 +241,11 @@ describe("po.dashboard sources", function()
   it("computes the collector's statistics from records", function()
     local list = {
       { cycle_id = "a", duration = 1, success = true, end_time = 1, llm_calls = 4, llm_cache_hits = 1,
-        llm_cache_misses = 3, tokens_in = 30, tokens_out = 30, cost = 0.3, validation_time = 2, validation_count = 1 },
+        llm_cache_misses = 3, tokens_saved = 20, cost_saved = 0.1, validation_time = 2, validation_count = 1 },
       { cycle_id = "b", duration = 3, success = true, end_time = 2, llm_calls = 0, validation_time = 4,
         validation_count = 2 },
       { cycle_id = "c", duration = 9, success = false, end_time = 3 },
-      { cycle_id = "d" }, -- still running
+      { cycle_id = "d", llm_calls = 5 }, -- still running
     }
     local s = require("poengine.dashboard.source").statistics(list)
     assert.are.equal(2, s.cycle_stats.mean)
@@ -259,10 +254,38 @@ describe("po.dashboard sources", function()
     assert.are.equal(3, s.overall_stats.total_cycles)
     assert.are.equal(1, s.overall_stats.active_cycles)
     assert.are.equal(0.25, s.cache_stats.hit_rate)
+    assert.are.equal(25, s.cache_stats.api_reduction)
     assert.are.equal(20, s.cache_stats.tokens_saved)
     assert.are.near(0.1, s.cache_stats.cost_saved, 1e-12)
-    assert.are.equal(3, s.validation_stats.mean)
+    assert.are.equal(3, s.validation_stats.mean_validation_time)
     assert.are.equal(3, s.validation_stats.total_validations)
+  end)
+
+  it("gives a list of a collector's records the collector's own statistics", function()
+    local col = po.metrics.collector { name = "spec-stats" }
+    for i = 1, 37 do
+      local id = "c" .. i
+      col:start_cycle(id)
+      for k = 1, i % 4 do
+        col:record_llm_call(id, { cache_hit = k % 2 == 0, tokens_in = 10 * k, tokens_out = k, cost = 0.001 * k })
+      end
+      if i % 3 > 0 then
+        col:record_validation(id, i * 0.01, i % 3)
+      end
+      col:record_file_operation(id, i % 2)
+      col:end_cycle(id, i % 5 ~= 0)
+    end
+    local list = {}
+    for r in col:cycles() do
+      list[#list + 1] = r
+    end
+    local ours = require("poengine.dashboard.source").statistics(list)
+    local theirs = col:statistics()
+    for group, values in pairs(theirs) do
+      for k, v in pairs(values) do
+        assert.are.near(v, ours[group][k], 1e-12, group .. "." .. k)
+      end
+    end
   end)
 
   it("raises for what cannot be a source, and fails at render for a missing store", function()
@@ -280,7 +303,7 @@ end)
 describe("po.dashboard formats", function()
   it("render an empty source and a one-cycle source in every format", function()
     for _, src in ipairs { {}, cycles(1), { overall_stats = {} } } do
-      for _, f in ipairs(dashboard.formats()) do
+      for _, f in ipairs(BUILTIN) do
         local out = assert(dashboard.new(src):render(f))
         assert.is_string(out)
         assert.truthy(#out > 0)
@@ -524,5 +547,144 @@ describe("po.dashboard extension API", function()
     assert.has_error(function()
       dashboard.new({}):write("/tmp/x.unknownext")
     end)
+  end)
+end)
+
+-- A real collector with n cycles, in memory or in the store at path.
+local function record_cycles(col, n, prefix)
+  prefix = prefix or "c"
+  for i = 1, n do
+    local id = prefix .. i
+    col:start_cycle(id, { strategy = i % 2 == 0 and "greedy" or "beam", note = EVIL })
+    col:record_llm_call(id, { cache_hit = i % 3 == 0, tokens_in = 100, tokens_out = 20, cost = 0.002,
+      latency = 0.1 * i, provider = i % 2 == 0 and "openai" or "anthropic" })
+    col:record_validation(id, 0.05 * i, 2)
+    col:record_file_operation(id, 1)
+    col:record_score(id, i / n, i / n)
+    col:end_cycle(id, i % 4 ~= 0, i % 4 == 0 and ("failed: " .. EVIL) or nil)
+  end
+end
+
+local function promtool(text)
+  local path = proc.tempfile(text, ".prom")
+  local status, out, err = proc.sh("promtool check metrics < " .. q(path))
+  os.remove(path)
+  return status, out .. err
+end
+
+describe("po.dashboard over real collectors", function()
+  it("renders an empty and a one-cycle collector in every format", function()
+    for n = 0, 1 do
+      local col = po.metrics.collector { name = "spec-empty-" .. n }
+      record_cycles(col, n)
+      for _, f in ipairs(BUILTIN) do
+        local out, err = dashboard.new(col):render(f)
+        assert.is_string(out, err)
+        assert.truthy(#out > 0)
+      end
+      local doc = po.json.decode(dashboard.new(col):render("json"))
+      assert.are.equal(n, doc.sections.overall.total_cycles)
+      local csv = dashboard.new(col):render("csv")
+      assert.are.equal(n + 1, select(2, csv:gsub("\r\n", "")))
+    end
+  end)
+
+  it("shows a live collector's figures, per provider too", function()
+    local col = po.metrics.collector { name = "spec-live" }
+    record_cycles(col, 12)
+    local data = assert(dashboard.new(col):data())
+    assert.are.equal("collector", data.source.kind)
+    local by = {}
+    for _, s in ipairs(data.sections) do
+      by[s.name] = s.data
+    end
+    assert.are.equal(12, by.overall.total_cycles)
+    assert.are.equal(9, by.overall.successful_cycles)
+    assert.are.equal(12, by.llm.total_llm_calls)
+    assert.are.equal(4, by.llm.cache_hits)
+    assert.are.equal(2, #by.llm.providers)
+    local anthropic = by.llm.providers[1]
+    assert.are.equal("anthropic", anthropic.name)
+    assert.are.equal(6, anthropic.calls)
+    assert.are.near(0.6, anthropic.mean_latency, 1e-9) -- 0.1, 0.3, ... 1.1 seconds
+    assert.are.equal(1, by.progress.best_score)
+    assert.are.equal("c12", by.progress.best_cycle)
+    assert.are.equal("c12", by.recent.cycles[1].cycle_id)
+    local text = dashboard.new(col):render("text")
+    assert.truthy(text:find("anthropic", 1, true))
+  end)
+
+  it("reads a store path, fresh at every render, written by another process", function()
+    local dir = proc.tempdir()
+    local col = assert(po.metrics.collector { path = dir, name = "spec-store" })
+    record_cycles(col, 5)
+    col:close()
+    local d = dashboard.new(dir)
+    local doc = assert(po.json.decode(assert(d:render("json"))))
+    assert.are.equal("store", doc.source.kind)
+    assert.are.equal(5, doc.sections.overall.total_cycles)
+    assert.are.equal(dir, doc.source.label)
+    -- Another process appends three cycles; the same dashboard sees them.
+    local script = proc.tempfile(([[
+      local col = assert(po.metrics.collector { path = %q })
+      for i = 1, 3 do
+        col:start_cycle("more" .. i)
+        col:end_cycle("more" .. i, true)
+      end
+      col:close()
+    ]]):format(dir), ".lua")
+    local status, _, err = proc.poengine(q(script))
+    os.remove(script)
+    assert.are.equal(0, status, err)
+    doc = po.json.decode(d:render("json"))
+    assert.are.equal(8, doc.sections.overall.total_cycles)
+    assert.are.equal("more3", doc.sections.recent.cycles[1].cycle_id)
+    local csv = d:render("csv")
+    assert.are.equal(9, select(2, csv:gsub("\r\n", "")))
+    proc.rmdir(dir)
+  end)
+
+  it("writes Prometheus text that promtool accepts, for every kind of source", function()
+    local col = po.metrics.collector { name = "spec-prom\"quoted\\" }
+    record_cycles(col, 6)
+    local dir = proc.tempdir()
+    local stored = assert(po.metrics.collector { path = dir })
+    record_cycles(stored, 4)
+    stored:close()
+    local sources = { col, dir, cycles(10), {}, { overall_stats = { total_cycles = 3 } } }
+    for i, src in ipairs(sources) do
+      local text = assert(dashboard.new(src):render("prometheus"))
+      local status, out = promtool(text)
+      assert.are.equal(0, status, "source " .. i .. ": " .. out .. "\n" .. text)
+    end
+    local text = dashboard.new(col):render("prometheus")
+    assert.truthy(text:find('po_dashboard_cycles{status="successful"} 5', 1, true))
+    assert.truthy(text:find('po_dashboard_cycles{status="failed"} 1', 1, true))
+    assert.truthy(text:find("\npo_cycles_total{", 1, true)) -- the live registry follows
+    text = dashboard.new(dir):render("prometheus")
+    assert.truthy(text:find('po_dashboard_cycles{status="successful"} 3', 1, true))
+    assert.truthy(text:find('po_dashboard_source_info{kind="store",source="' .. dir .. '"} 1', 1, true))
+    assert.falsy(text:find("po_cycles_total", 1, true)) -- a store has no live registry
+    proc.rmdir(dir)
+  end)
+
+  it("shows po.profile's report", function()
+    local slow = po.profile("spec.dashboard.work", function(x)
+      return x * 2
+    end)
+    for i = 1, 5 do
+      slow(i)
+    end
+    local doc = po.json.decode(dashboard.new({}, { sections = { "profile" } }):render("json"))
+    local found
+    for _, f in ipairs(doc.sections.profile.functions) do
+      if f.name == "spec.dashboard.work" then
+        found = f
+      end
+    end
+    assert.truthy(found)
+    assert.are.equal(5, found.calls)
+    assert.are.equal(0, found.errors)
+    assert.truthy(dashboard.new({}, { sections = { "profile" } }):render("text"):find("spec.dashboard.work", 1, true))
   end)
 end)

@@ -13,12 +13,19 @@ usage: poengine dashboard [--store DIR] [--format FORMAT] [-o FILE] [--sections 
                      (default: from the extension of FILE, else text)
   -o, --output FILE  write to FILE (replaced whole) instead of standard output
   --sections a,b     only these sections, in this order: %s
+                     (default: all but profile, which only the process
+                     that ran the flow can fill)
   --watch SECONDS    redraw every SECONDS until Ctrl-C: on a terminal the
                      text dashboard is redrawn in place; with -o the file is
                      rewritten (an html page then reloads itself)
   --title TEXT       the dashboard's title
   --recent N         cycles in the recent section (default 10)
 ]]
+
+-- A runtime failure's message without the library's own prefix.
+local function message(err)
+  return (tostring(err):gsub("^po%.dashboard[%w_.:]*: ", ""))
+end
 
 local function usage(dashboard)
   return USAGE:format(table.concat(dashboard.formats(), ", "), table.concat(dashboard.sections(), ", "))
@@ -166,8 +173,17 @@ function M.main(args)
   if opts.watch and tty and not opts.output then
     width = math.max(40, columns(1) or 80)
   end
+  local sections = opts.sections
+  if not sections then
+    sections = {}
+    for _, name in ipairs(dashboard.sections()) do
+      if name ~= "profile" then
+        sections[#sections + 1] = name
+      end
+    end
+  end
   local d = dashboard.new(opts.store or M.default_store(), {
-    sections = opts.sections,
+    sections = sections,
     title = opts.title,
     recent = opts.recent,
     width = width,
@@ -198,7 +214,7 @@ function M.main(args)
   if not opts.watch then
     local ok, rerr = once()
     if not ok then
-      io.stderr:write("poengine dashboard: ", tostring(rerr), "\n")
+      io.stderr:write("poengine dashboard: ", message(rerr), "\n")
       return 1
     end
     return 0
@@ -213,7 +229,7 @@ function M.main(args)
       if tty and not opts.output then
         io.stdout:write("\27[H\27[2J")
       end
-      io.stderr:write("poengine dashboard: ", tostring(rerr), " (retrying every ", opts.watch, " s)\n")
+      io.stderr:write("poengine dashboard: ", message(rerr), " (retrying every ", opts.watch, " s)\n")
     end
     po.sleep(opts.watch)
   end

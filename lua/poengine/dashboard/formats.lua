@@ -154,6 +154,79 @@ add {
   end,
 }
 
+-- Prometheus text: the source's figures as po_dashboard_* gauges (a
+-- snapshot of the history, which may shrink when trimmed, hence gauges),
+-- then, for a live collector, the process's whole metrics registry; both
+-- written by po.metrics.expose's writer.
+local function gauges(data)
+  local list = {}
+  local function gauge(name, help, unit, pairs_, value)
+    if type(value) ~= "number" then
+      return
+    end
+    local names, values, labels = {}, {}, {}
+    for i = 1, #(pairs_ or {}), 2 do
+      names[#names + 1], values[#values + 1] = pairs_[i], tostring(pairs_[i + 1])
+      labels[pairs_[i]] = tostring(pairs_[i + 1])
+    end
+    list[#list + 1] = { name = "po_dashboard_" .. name, type = "gauge", help = help, unit = unit or "",
+      label_names = names, label_values = values, labels = labels, value = value }
+  end
+  local src = data.source
+  local st = src.statistics
+  local o, c, k, v = st.overall_stats, st.cycle_stats, st.cache_stats, st.validation_stats
+  local n = function(x)
+    return type(x) == "number" and x or 0
+  end
+  gauge("source_info", "The dashboard's source (1).", nil, { "kind", src.kind, "source", src.label }, 1)
+  for _, s in ipairs { { "successful", o.successful_cycles }, { "failed", o.failed_cycles },
+    { "active", o.active_cycles } } do
+    gauge("cycles", "Cycles in the source, by status.", nil, { "status", s[1] }, n(s[2]))
+  end
+  gauge("success_ratio", "Successful cycles over ended cycles.", nil, nil, n(o.success_rate))
+  for _, stat in ipairs { "mean", "median", "min", "max", "stdev", "p90", "p99" } do
+    gauge("cycle_duration_seconds", "Duration of successful cycles.", "seconds", { "stat", stat }, n(c[stat]))
+  end
+  gauge("llm_calls", "LLM calls, by cache outcome.", nil, { "cache", "hit" }, n(k.cache_hits))
+  gauge("llm_calls", "LLM calls, by cache outcome.", nil, { "cache", "miss" }, n(k.cache_misses))
+  gauge("cache_hit_ratio", "Cache hits over LLM calls.", nil, nil, n(k.hit_rate))
+  local t = require("poengine.dashboard.source").totals(src)
+  local has_cycles = src.kind ~= "statistics"
+  local tokens_help = "LLM tokens spent (cache misses) and saved (cache hits), by direction."
+  if has_cycles then
+    gauge("llm_tokens", tokens_help, nil, { "direction", "in" }, t.tokens_in)
+    gauge("llm_tokens", tokens_help, nil, { "direction", "out" }, t.tokens_out)
+  end
+  gauge("llm_tokens", tokens_help, nil, { "direction", "saved" }, n(k.tokens_saved))
+  local cost_help = "US dollars spent on LLM calls and saved by the cache."
+  if has_cycles then
+    gauge("llm_cost_dollars", cost_help, nil, { "kind", "spent" }, t.cost)
+  end
+  gauge("llm_cost_dollars", cost_help, nil, { "kind", "saved" }, n(k.cost_saved))
+  gauge("validations", "Validation runs.", nil, nil, n(v.total_validations))
+  gauge("validation_seconds", "Validation time per cycle.", "seconds", { "stat", "mean" }, n(v.mean_validation_time))
+  gauge("validation_seconds", "Validation time per cycle.", "seconds", { "stat", "median" },
+    n(v.median_validation_time))
+  gauge("file_operations", "File operations recorded in cycles.", nil, nil, n(o.total_file_operations))
+  gauge("best_score", "The best score reached.", nil, nil, t.best_score)
+  gauge("last_score", "The score of the last scored cycle.", nil, nil, t.last_score)
+  return list
+end
+
+add {
+  name = "prometheus",
+  extensions = { "prom" },
+  render = function(_, data)
+    local list = gauges(data)
+    if data.source.kind == "collector" then
+      for _, m in ipairs(require("poengine.metrics").collect()) do
+        list[#list + 1] = m
+      end
+    end
+    return require("poengine.metrics.expose").expose("prometheus", list)
+  end,
+}
+
 add {
   name = "html",
   extensions = { "html", "htm" },

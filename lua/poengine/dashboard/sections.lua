@@ -32,18 +32,16 @@ local function completed(r)
   return not (r.end_time == nil and r.success == nil)
 end
 
--- Named per-cycle breakdowns (`providers`, `validators`) summed over the
--- cycles, or taken from the statistics when the source has them there.
+-- Named per-cycle breakdowns (`providers`, `validators`: name -> figures)
+-- summed over the cycles (from each record, or its metadata), or taken from
+-- the statistics when the source keeps them there. A figure that no entry
+-- has stays nil (shown as "–"), rather than a made-up zero.
 local function merge_named(src, field, stats_key, keys)
-  local from_stats = src.statistics[stats_key]
   local acc, order = {}, {}
   local function add(name, t)
     local a = acc[name]
     if not a then
       a = { name = tostring(name) }
-      for _, k in ipairs(keys) do
-        a[k] = 0
-      end
       acc[name] = a
       order[#order + 1] = name
     end
@@ -52,9 +50,12 @@ local function merge_named(src, field, stats_key, keys)
       if type(v) == "boolean" then
         v = v and 1 or 0
       end
-      a[k] = a[k] + num(v)
+      if type(v) == "number" and v == v then
+        a[k] = (a[k] or 0) + v
+      end
     end
   end
+  local from_stats = src.statistics[stats_key]
   if type(from_stats) == "table" then
     for name, t in pairs(from_stats) do
       if type(t) == "table" then
@@ -83,6 +84,13 @@ local function merge_named(src, field, stats_key, keys)
     list[i] = acc[name]
   end
   return list
+end
+
+local function ratio(a, b)
+  if a and b and b > 0 then
+    return a / b
+  end
+  return nil
 end
 
 --- The sections in their default order.
@@ -124,32 +132,14 @@ add {
   title = "Overall",
   layout = "full",
   data = function(src)
-    local o = src.statistics.overall_stats
-    local cycles = src.cycles
-    local tokens_in, tokens_out, cost, best = 0, 0, 0, nil
-    local first, last
-    for i = 1, #cycles do
-      local r = cycles[i]
-      tokens_in = tokens_in + num(r.tokens_in)
-      tokens_out = tokens_out + num(r.tokens_out)
-      cost = cost + num(r.cost)
-      local b = finite(r.best_score) and r.best_score or finite(r.score) and r.score or nil
-      if b and (not best or b > best) then
-        best = b
-      end
-      if finite(r.start_time) and (not first or r.start_time < first) then
-        first = r.start_time
-      end
-      if finite(r.end_time) and (not last or r.end_time > last) then
-        last = r.end_time
-      end
-    end
-    return figures(o, { "total_cycles", "successful_cycles", "failed_cycles", "success_rate", "active_cycles",
-      "total_file_operations" }, {
-      tokens_in = tokens_in,
-      tokens_out = tokens_out,
-      cost = cost,
-      best_score = best,
+    local t = source.totals(src)
+    local first, last = t.first_start, t.last_end
+    return figures(src.statistics.overall_stats, { "total_cycles", "successful_cycles", "failed_cycles",
+      "success_rate", "active_cycles", "total_file_operations" }, {
+      tokens_in = t.tokens_in,
+      tokens_out = t.tokens_out,
+      cost = t.cost,
+      best_score = t.best_score,
       first_start = fmt.rfc3339(first),
       last_end = fmt.rfc3339(last),
       wall_time = first and last and last - first or 0,
@@ -215,20 +205,18 @@ add {
   title = "LLM and cache",
   data = function(src)
     local c = src.statistics.cache_stats
-    local tokens_in, tokens_out, cost = 0, 0, 0
-    for _, r in ipairs(src.cycles) do
-      tokens_in = tokens_in + num(r.tokens_in)
-      tokens_out = tokens_out + num(r.tokens_out)
-      cost = cost + num(r.cost)
-    end
+    local t = source.totals(src)
     local providers = merge_named(src, "providers", "provider_stats",
-      { "calls", "cache_hits", "tokens_in", "tokens_out", "cost", "latency" })
+      { "calls", "cache_hits", "tokens_in", "tokens_out", "cost", "latency", "latency_count" })
     for _, p in ipairs(providers) do
-      p.hit_rate = p.calls > 0 and p.cache_hits / p.calls or 0
-      p.mean_latency = p.calls - p.cache_hits > 0 and p.latency / (p.calls - p.cache_hits) or 0
+      p.hit_rate = ratio(p.cache_hits, p.calls)
+      -- latency is the sum over the calls that report one (latency_count
+      -- of them; when not given, the calls that missed the cache).
+      p.mean_latency = ratio(p.latency, p.latency_count or (p.calls and p.calls - (p.cache_hits or 0)))
+      p.latency, p.latency_count = nil, nil
     end
     return figures(c, { "total_llm_calls", "cache_hits", "cache_misses", "hit_rate", "api_reduction",
-      "tokens_saved", "cost_saved" }, { tokens_in = tokens_in, tokens_out = tokens_out, cost = cost,
+      "tokens_saved", "cost_saved" }, { tokens_in = t.tokens_in, tokens_out = t.tokens_out, cost = t.cost,
       providers = json_array(providers) })
   end,
   view = function(d, ctx)
@@ -262,7 +250,7 @@ add {
       { "kv", items = {
         { "LLM calls", fmt.int(d.total_llm_calls) }, { "Cache hits", fmt.int(d.cache_hits) },
         { "Cache misses", fmt.int(d.cache_misses) }, { "Hit rate", fmt.pct(d.hit_rate) },
-        { "API calls avoided", fmt.pct(d.api_reduction) }, { "Tokens saved", fmt.int(d.tokens_saved) },
+        { "API calls avoided", fmt.num(d.api_reduction, 3) .. "%" }, { "Tokens saved", fmt.int(d.tokens_saved) },
         { "Cost saved", fmt.money(d.cost_saved) }, { "Cost spent", fmt.money(d.cost) },
       } },
       { "table", title = "Per provider", empty = "no per-provider figures in this source",
@@ -291,8 +279,8 @@ add {
     local v = src.statistics.validation_stats
     local times, total = {}, 0
     for _, r in ipairs(src.cycles) do
-      local t = num(r.validation_time)
-      if t > 0 or num(r.validation_count) > 0 then
+      if num(r.validation_count) > 0 then
+        local t = num(r.validation_time)
         times[#times + 1] = t
         total = total + t
       end
@@ -300,11 +288,11 @@ add {
     local s = summary(times)
     local validators = merge_named(src, "validators", "validator_stats", { "runs", "passed", "duration" })
     for _, x in ipairs(validators) do
-      x.pass_rate = x.runs > 0 and x.passed / x.runs or 0
-      x.mean_duration = x.runs > 0 and x.duration / x.runs or 0
+      x.pass_rate = ratio(x.passed, x.runs)
+      x.mean_duration = ratio(x.duration, x.runs)
     end
-    return figures(v, { "total_validations", "mean", "median" }, { total_time = total, p90 = s.p90, max = s.max,
-      validators = json_array(validators) })
+    return figures(v, { "total_validations", "mean_validation_time", "median_validation_time" }, {
+      total_time = total, p90 = s.p90, max = s.max, validators = json_array(validators) })
   end,
   view = function(d, ctx)
     local rows = {}
@@ -314,15 +302,14 @@ add {
     end
     local times = {}
     for _, r in ipairs(ctx.source.cycles) do
-      local t = num(r.validation_time)
-      if t > 0 or num(r.validation_count) > 0 then
-        times[#times + 1] = t
+      if num(r.validation_count) > 0 then
+        times[#times + 1] = num(r.validation_time)
       end
     end
     return {
       { "kv", items = {
         { "Validations", fmt.int(d.total_validations) }, { "Total time", fmt.seconds(d.total_time) },
-        { "Mean", fmt.seconds(d.mean) }, { "Median", fmt.seconds(d.median) },
+        { "Mean", fmt.seconds(d.mean_validation_time) }, { "Median", fmt.seconds(d.median_validation_time) },
         { "p90", fmt.seconds(d.p90) }, { "Max", fmt.seconds(d.max) },
       } },
       { "table", title = "Per validator", empty = "no per-validator figures in this source",

@@ -9,7 +9,7 @@
 ---     collector = col | nil }
 local M = {}
 
-local floor, ceil, sqrt, sort = math.floor, math.ceil, math.sqrt, table.sort
+local ceil, sqrt, sort = math.ceil, math.sqrt, table.sort
 local type, pairs, pcall = type, pairs, pcall
 
 local function num(x)
@@ -20,8 +20,8 @@ local function num(x)
 end
 M.num = num
 
---- The p-th percentile (0–100) of a sorted list, interpolating linearly
---- between the closest ranks (numpy's default); 0 for an empty list.
+--- The p-th percentile (0–100) of a sorted list by nearest rank, as the
+--- collector's statistics() computes it; 0 for an empty list.
 ---@param sorted number[]
 ---@param p number
 ---@return number
@@ -30,12 +30,8 @@ function M.percentile(sorted, p)
   if n == 0 then
     return 0
   end
-  local h = (n - 1) * p / 100 + 1
-  local lo = floor(h)
-  if lo >= n then
-    return sorted[n]
-  end
-  return sorted[lo] + (h - lo) * (sorted[lo + 1] - sorted[lo])
+  local rank = ceil(p * n / 100)
+  return sorted[rank < 1 and 1 or rank]
 end
 
 --- mean, median, min, max, stdev (sample), p90, p99 and count of a list of
@@ -62,7 +58,7 @@ function M.summary(values)
   end
   s.sum, s.mean = sum, mean
   s.min, s.max = sorted[1], sorted[n]
-  s.median = M.percentile(sorted, 50)
+  s.median = n % 2 == 1 and sorted[(n + 1) / 2] or (sorted[n / 2] + sorted[n / 2 + 1]) / 2
   s.p90 = M.percentile(sorted, 90)
   s.p99 = M.percentile(sorted, 99)
   s.stdev = n > 1 and sqrt(sq / (n - 1)) or 0
@@ -75,14 +71,15 @@ local function active(r)
 end
 
 --- The collector's statistics, computed from a list of cycle records (for
---- sources that are plain lists). Same keys as `col:statistics()`.
+--- sources that are plain lists): the same keys and definitions as
+--- `col:statistics()`. A record with neither end_time nor success is a
+--- cycle still running: it counts as active, not in the totals.
 ---@param cycles table[]
 ---@return table
 function M.statistics(cycles)
   local durations, vtimes = {}, {}
-  local total, ok, failed, running, files = 0, 0, 0, 0, 0
-  local calls, hits, misses, vcount = 0, 0, 0, 0
-  local miss_tokens, miss_cost, saved_tokens, saved_cost, have_saved = 0, 0, 0, 0, false
+  local total, ok, running, files = 0, 0, 0, 0
+  local calls, hits, misses, tsaved, csaved, vcount = 0, 0, 0, 0, 0, 0
   for i = 1, #cycles do
     local r = cycles[i]
     if active(r) then
@@ -91,34 +88,20 @@ function M.statistics(cycles)
       total = total + 1
       if r.success then
         ok = ok + 1
-        if type(r.duration) == "number" then
-          durations[#durations + 1] = r.duration
-        end
-      else
-        failed = failed + 1
+        durations[#durations + 1] = num(r.duration)
       end
+      calls = calls + num(r.llm_calls)
+      hits = hits + num(r.llm_cache_hits)
+      misses = misses + num(r.llm_cache_misses)
+      tsaved = tsaved + num(r.tokens_saved)
+      csaved = csaved + num(r.cost_saved)
+      files = files + num(r.file_operations)
+      local vc = num(r.validation_count)
+      if vc > 0 then
+        vtimes[#vtimes + 1] = num(r.validation_time)
+      end
+      vcount = vcount + vc
     end
-    files = files + num(r.file_operations)
-    calls = calls + num(r.llm_calls)
-    hits = hits + num(r.llm_cache_hits)
-    misses = misses + num(r.llm_cache_misses)
-    miss_tokens = miss_tokens + num(r.tokens_in) + num(r.tokens_out)
-    miss_cost = miss_cost + num(r.cost)
-    if r.tokens_saved or r.cost_saved then
-      have_saved = true
-      saved_tokens = saved_tokens + num(r.tokens_saved)
-      saved_cost = saved_cost + num(r.cost_saved)
-    end
-    local vc = num(r.validation_count)
-    vcount = vcount + vc
-    if vc > 0 or num(r.validation_time) > 0 then
-      vtimes[#vtimes + 1] = num(r.validation_time)
-    end
-  end
-  if not have_saved and misses > 0 then
-    -- Each hit is taken to have saved what an average miss cost.
-    saved_tokens = floor(hits * miss_tokens / misses + 0.5)
-    saved_cost = hits * miss_cost / misses
   end
   local d = M.summary(durations)
   local v = M.summary(vtimes)
@@ -127,11 +110,51 @@ function M.statistics(cycles)
     cycle_stats = { mean = d.mean, median = d.median, min = d.min, max = d.max, stdev = d.stdev, p90 = d.p90,
       p99 = d.p99 },
     cache_stats = { total_llm_calls = calls, cache_hits = hits, cache_misses = misses, hit_rate = rate,
-      api_reduction = rate, tokens_saved = saved_tokens, cost_saved = saved_cost },
-    validation_stats = { mean = v.mean, median = v.median, total_validations = vcount },
-    overall_stats = { total_cycles = total, successful_cycles = ok, failed_cycles = failed,
+      api_reduction = rate * 100, tokens_saved = tsaved, cost_saved = csaved },
+    validation_stats = { mean_validation_time = v.mean, median_validation_time = v.median,
+      total_validations = vcount },
+    overall_stats = { total_cycles = total, successful_cycles = ok, failed_cycles = total - ok,
       success_rate = total > 0 and ok / total or 0, active_cycles = running, total_file_operations = files },
   }
+end
+
+local function finite(x)
+  return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge
+end
+
+--- Sums over a loaded source's cycles that the statistics do not carry,
+--- computed once per load: tokens_in, tokens_out, cost (spent), best_score
+--- (the highest best_score or score seen; nil if none), last_score,
+--- first_start and last_end (Unix seconds; nil if none).
+---@param src table   what M.load returned
+---@return table
+function M.totals(src)
+  if src.totals then
+    return src.totals
+  end
+  local t = { tokens_in = 0, tokens_out = 0, cost = 0 }
+  local cycles = src.cycles
+  for i = 1, #cycles do
+    local r = cycles[i]
+    t.tokens_in = t.tokens_in + num(r.tokens_in)
+    t.tokens_out = t.tokens_out + num(r.tokens_out)
+    t.cost = t.cost + num(r.cost)
+    local b = finite(r.best_score) and r.best_score or finite(r.score) and r.score or nil
+    if b and (not t.best_score or b > t.best_score) then
+      t.best_score = b
+    end
+    if finite(r.score) then
+      t.last_score = r.score
+    end
+    if finite(r.start_time) and (not t.first_start or r.start_time < t.first_start) then
+      t.first_start = r.start_time
+    end
+    if finite(r.end_time) and (not t.last_end or r.end_time > t.last_end) then
+      t.last_end = r.end_time
+    end
+  end
+  src.totals = t
+  return t
 end
 
 local STAT_GROUPS = { "overall_stats", "cycle_stats", "cache_stats", "validation_stats" }
@@ -190,13 +213,46 @@ local function collector_cycles(col)
   return list
 end
 
+-- Per-provider figures of a live collector, from the process's metrics
+-- registry (the collector keeps them there, labelled with its name): calls
+-- by cache outcome and the latency histogram. Tokens and cost are not kept
+-- per provider. nil when the registry has none for this collector.
+local function registry_providers(name)
+  local ok, metrics = pcall(require, "poengine.metrics")
+  if not ok or type(name) ~= "string" then
+    return nil
+  end
+  local by, any = {}, false
+  for _, m in ipairs(metrics.collect()) do
+    local l = m.labels
+    if l and l.collector == name and l.provider and (m.name == "po_llm_calls" or m.name == "po_llm_latency_seconds") then
+      local p = by[l.provider] or { calls = 0, cache_hits = 0, latency = 0, latency_count = 0 }
+      by[l.provider] = p
+      any = true
+      if m.name == "po_llm_calls" then
+        p.calls = p.calls + m.value
+        if l.cache == "hit" then
+          p.cache_hits = p.cache_hits + m.value
+        end
+      else
+        p.latency, p.latency_count = p.latency + m.sum, p.latency_count + m.count
+      end
+    end
+  end
+  return any and by or nil
+end
+
 local function from_collector(col, kind, label)
+  local stats = complete(col:statistics())
+  if kind == "collector" and stats.provider_stats == nil then
+    stats.provider_stats = registry_providers(col.name)
+  end
   return {
     kind = kind,
     label = label,
     collector = col,
     cycles = collector_cycles(col),
-    statistics = complete(col:statistics()),
+    statistics = stats,
   }
 end
 
@@ -240,7 +296,8 @@ end
 function M.load(spec, kind)
   if kind == "collector" then
     local path = type(spec.path) == "string" and spec.path or nil
-    return from_collector(spec, "collector", path and ("collector at " .. path) or "collector (in memory)")
+    local name = type(spec.name) == "string" and ("collector " .. spec.name) or "collector"
+    return from_collector(spec, "collector", name .. (path and (" at " .. path) or " (in memory)"))
   elseif kind == "store" then
     if not exists(spec .. "/data.mdb") then
       return nil, "po.dashboard: no store at " .. spec, "ENOENT"
