@@ -119,6 +119,18 @@ describe("po.dashboard.fmt", function()
     assert.are.equal("42", fmt.exact(42))
     assert.are.equal("", fmt.exact(nil))
     assert.are.equal("2026-01-01T00:00:00.250Z", fmt.rfc3339(1767225600.25))
+    assert.are.equal("2.5e-05", fmt.exact(2.5e-05))
+    assert.are.equal("0.006", fmt.exact(0.002 * 3))
+    for i = 1, 2000 do
+      local x = math.random() * 10 ^ math.random(-8, 8)
+      assert.are.equal(x, tonumber(fmt.exact(x)))
+      -- The calendar arithmetic agrees with the C library's.
+      local t = math.random() * 4e9
+      local ms = math.floor(t * 1000 + 0.5)
+      local whole = math.floor(ms / 1000)
+      assert.are.equal(os.date("!%Y-%m-%dT%H:%M:%S", whole) .. string.format(".%03dZ", ms - whole * 1000),
+        fmt.rfc3339(t))
+    end
   end)
 
   it("measures and cuts UTF-8 text by columns", function()
@@ -302,6 +314,13 @@ end)
 
 describe("po.dashboard formats", function()
   it("render an empty source and a one-cycle source in every format", function()
+    local listed = {}
+    for _, f in ipairs(dashboard.formats()) do
+      listed[f] = true
+    end
+    for _, f in ipairs(BUILTIN) do
+      assert.is_true(listed[f], f)
+    end
     for _, src in ipairs { {}, cycles(1), { overall_stats = {} } } do
       for _, f in ipairs(BUILTIN) do
         local out = assert(dashboard.new(src):render(f))

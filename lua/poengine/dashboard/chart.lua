@@ -451,7 +451,12 @@ function M.bins(values, bins)
   if n == 0 then
     return {}, {}, 0
   end
-  table.sort(xs)
+  for i = 2, n do
+    if xs[i] < xs[i - 1] then
+      table.sort(xs) -- values that come sorted (often) are not sorted again
+      break
+    end
+  end
   local lo, hi = xs[1], xs[n]
   local counts, edges = {}, {}
   local width

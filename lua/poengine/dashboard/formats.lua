@@ -110,11 +110,13 @@ M.csv_columns = { "cycle_id", "start_time", "end_time", "duration", "success", "
   "llm_cache_hits", "llm_cache_misses", "tokens_in", "tokens_out", "cost", "validation_time", "validation_count",
   "file_operations", "score", "best_score", "metadata" }
 
+local SORTED = { sort_keys = true }
+
 add {
   name = "csv",
   extensions = { "csv" },
   render = function(_, data)
-    local po_json = json()
+    local encode = json().encode
     local field, exact, rfc3339 = escape.csv, fmt.exact, fmt.rfc3339
     local out = { concat(M.csv_columns, ",") }
     local cycles = data.source.cycles
@@ -122,7 +124,7 @@ add {
       local r = cycles[i]
       local meta = ""
       if type(r.metadata) == "table" and next(r.metadata) ~= nil then
-        local ok, text = pcall(po_json.encode, r.metadata, { sort_keys = true })
+        local ok, text = pcall(encode, r.metadata, SORTED)
         meta = ok and text or tostring(r.metadata)
       elseif r.metadata ~= nil and type(r.metadata) ~= "table" then
         meta = tostring(r.metadata)

@@ -30,7 +30,7 @@ h3{font-size:13px;font-weight:600;margin:14px 0 6px;color:var(--po-muted)}
 .tile{border:1px solid var(--po-border);border-radius:8px;padding:8px 10px;min-width:0}
 .tile .k{font-size:12px;color:var(--po-muted)}
 .tile .v{font-size:20px;font-weight:650;font-variant-numeric:tabular-nums;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.tile .hint{font-size:12px;color:var(--po-muted);white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.tile .hint{font-size:11px;color:var(--po-muted);white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 dl.kv{display:grid;grid-template-columns:repeat(auto-fill,minmax(105px,1fr));gap:6px 12px;margin:0}
 dt{font-size:12px;color:var(--po-muted)}
 dd{margin:0;font-weight:600;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}

@@ -193,39 +193,51 @@ local function first_line(msg)
   return (tostring(msg):match("^[^\n]*"))
 end
 
---- Reads the source and computes every section's data: returns
---- `{ title, generated_at, source, options, sections = { { name, title,
---- layout, data, error, spec }, ... } }`, or nil, message, code when the
---- source cannot be read. A section whose data function raises gets
---- `error` (the message) instead of `data`; the others are unaffected.
+--- Reads the source and returns `{ title, generated_at, source, options,
+--- sections = { { name, title, layout, data, error, spec }, ... } }`, or
+--- nil, message, code when the source cannot be read. `sections` is
+--- computed when first read, so a format that only needs the source (csv,
+--- prometheus) does not pay for it. A section whose data function raises
+--- gets `error` (the message) instead of `data`; the others are unaffected.
 ---@return table|nil data, string? err, string? code
 function Dashboard:data()
   local src, err, code = source.load(self.src, self.kind)
   if not src then
     return nil, err, code
   end
-  local list = {}
-  for _, name in ipairs(self.section_names or section_order) do
-    local spec = sections[name]
-    if spec then
-      local ok, value = xpcall(spec.data, debug.traceback, src, self.options)
-      list[#list + 1] = {
-        name = name,
-        title = spec.title,
-        layout = spec.layout or "full",
-        data = ok and value or nil,
-        error = not ok and first_line(value) or nil,
-        spec = spec,
-      }
+  local names, options = self.section_names or section_order, self.options
+  local function compute()
+    local list = {}
+    for _, name in ipairs(names) do
+      local spec = sections[name]
+      if spec then
+        local ok, value = xpcall(spec.data, debug.traceback, src, options)
+        list[#list + 1] = {
+          name = name,
+          title = spec.title,
+          layout = spec.layout or "full",
+          data = ok and value or nil,
+          error = not ok and first_line(value) or nil,
+          spec = spec,
+        }
+      end
     end
+    return list
   end
-  return {
+  return setmetatable({
     title = self.title,
     generated_at = require("poengine").time(),
     source = src,
-    options = self.options,
-    sections = list,
-  }
+    options = options,
+  }, {
+    __index = function(t, k)
+      if k == "sections" then
+        local list = compute()
+        rawset(t, "sections", list)
+        return list
+      end
+    end,
+  })
 end
 
 --- One section drawn in one of the built-in kinds of output ("text",

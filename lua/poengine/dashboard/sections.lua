@@ -7,7 +7,7 @@ local source = require "poengine.dashboard.source"
 
 local M = {}
 
-local num, summary = source.num, source.summary
+local num = source.num
 local floor, max = math.floor, math.max
 local type, pairs = type, pairs
 
@@ -32,45 +32,75 @@ local function completed(r)
   return not (r.end_time == nil and r.success == nil)
 end
 
+-- Adds the number t[k] (a boolean counts 1 or 0) into a[k]; a figure no
+-- entry has stays nil (shown as "–"), rather than a made-up zero.
+local function sum_into(a, t, k)
+  local v = t[k]
+  if v == true then
+    v = 1
+  elseif v == false then
+    v = 0
+  end
+  if type(v) == "number" and v == v then
+    a[k] = (a[k] or 0) + v
+  end
+end
+
+local PROVIDER_FIGURES = { "calls", "cache_hits", "tokens_in", "tokens_out", "cost", "latency", "latency_count" }
+local VALIDATOR_FIGURES = { "runs", "passed", "duration" }
+
 -- Named per-cycle breakdowns (`providers`, `validators`: name -> figures)
 -- summed over the cycles (from each record, or its metadata), or taken from
--- the statistics when the source keeps them there. A figure that no entry
--- has stays nil (shown as "–"), rather than a made-up zero.
-local function merge_named(src, field, stats_key, keys)
+-- the statistics when the source keeps them there (`provider_stats`,
+-- `validator_stats`). Returns the list sorted by name.
+local function merge_named(src, field, stats_key, figures_list)
   local acc, order = {}, {}
-  local function add(name, t)
+  local nf = #figures_list
+  local function entry(name)
     local a = acc[name]
     if not a then
       a = { name = tostring(name) }
       acc[name] = a
       order[#order + 1] = name
     end
-    for _, k in ipairs(keys) do
-      local v = t[k]
-      if type(v) == "boolean" then
-        v = v and 1 or 0
-      end
-      if type(v) == "number" and v == v then
-        a[k] = (a[k] or 0) + v
-      end
-    end
+    return a
   end
   local from_stats = src.statistics[stats_key]
   if type(from_stats) == "table" then
     for name, t in pairs(from_stats) do
       if type(t) == "table" then
-        add(t.name or name, t)
+        local a = entry(t.name or name)
+        for i = 1, nf do
+          sum_into(a, t, figures_list[i])
+        end
       end
     end
   else
     local cycles = src.cycles
     for i = 1, #cycles do
       local r = cycles[i]
-      local per = r[field] or (type(r.metadata) == "table" and r.metadata[field])
+      local per = r[field]
+      if per == nil and type(r.metadata) == "table" then
+        per = r.metadata[field]
+      end
       if type(per) == "table" then
         for name, t in pairs(per) do
           if type(t) == "table" then
-            add(name, t)
+            local a = acc[name] or entry(name)
+            -- Unrolled: constant keys are much cheaper than a loop over names.
+            if field == "providers" then
+              sum_into(a, t, "calls")
+              sum_into(a, t, "cache_hits")
+              sum_into(a, t, "tokens_in")
+              sum_into(a, t, "tokens_out")
+              sum_into(a, t, "cost")
+              sum_into(a, t, "latency")
+              sum_into(a, t, "latency_count")
+            else
+              sum_into(a, t, "runs")
+              sum_into(a, t, "passed")
+              sum_into(a, t, "duration")
+            end
           end
         end
       end
@@ -155,7 +185,7 @@ add {
         { "Best score", fmt.num(d.best_score, 4) },
         { "Wall time", fmt.seconds(d.wall_time) },
         { "Tokens", fmt.compact(d.tokens_in + d.tokens_out),
-          fmt.compact(d.tokens_in) .. " in, " .. fmt.compact(d.tokens_out) .. " out" },
+          fmt.compact(d.tokens_in) .. " in \194\183 " .. fmt.compact(d.tokens_out) .. " out" },
         { "Cost", fmt.money(d.cost) },
         { "File operations", fmt.int(d.total_file_operations) },
       } },
@@ -206,8 +236,7 @@ add {
   data = function(src)
     local c = src.statistics.cache_stats
     local t = source.totals(src)
-    local providers = merge_named(src, "providers", "provider_stats",
-      { "calls", "cache_hits", "tokens_in", "tokens_out", "cost", "latency", "latency_count" })
+    local providers = merge_named(src, "providers", "provider_stats", PROVIDER_FIGURES)
     for _, p in ipairs(providers) do
       p.hit_rate = ratio(p.cache_hits, p.calls)
       -- latency is the sum over the calls that report one (latency_count
@@ -277,22 +306,19 @@ add {
   title = "Validation",
   data = function(src)
     local v = src.statistics.validation_stats
-    local times, total = {}, 0
-    for _, r in ipairs(src.cycles) do
-      if num(r.validation_count) > 0 then
-        local t = num(r.validation_time)
-        times[#times + 1] = t
-        total = total + t
-      end
+    local times = source.validation_times(src)
+    local total = 0
+    for i = 1, #times do
+      total = total + times[i]
     end
-    local s = summary(times)
-    local validators = merge_named(src, "validators", "validator_stats", { "runs", "passed", "duration" })
+    local validators = merge_named(src, "validators", "validator_stats", VALIDATOR_FIGURES)
     for _, x in ipairs(validators) do
       x.pass_rate = ratio(x.passed, x.runs)
       x.mean_duration = ratio(x.duration, x.runs)
     end
     return figures(v, { "total_validations", "mean_validation_time", "median_validation_time" }, {
-      total_time = total, p90 = s.p90, max = s.max, validators = json_array(validators) })
+      total_time = total, p90 = source.percentile(times, 90), max = times[#times] or 0,
+      validators = json_array(validators) })
   end,
   view = function(d, ctx)
     local rows = {}
@@ -300,12 +326,7 @@ add {
       rows[i] = { x.name, fmt.int(x.runs), fmt.pct(x.pass_rate), fmt.seconds(x.mean_duration),
         fmt.seconds(x.duration) }
     end
-    local times = {}
-    for _, r in ipairs(ctx.source.cycles) do
-      if num(r.validation_count) > 0 then
-        times[#times + 1] = num(r.validation_time)
-      end
-    end
+    local times = source.validation_times(ctx.source)
     return {
       { "kv", items = {
         { "Validations", fmt.int(d.total_validations) }, { "Total time", fmt.seconds(d.total_time) },

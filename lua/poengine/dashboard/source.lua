@@ -6,7 +6,8 @@
 ---     label = "what it is, for people",
 ---     cycles = { record, ... },      -- oldest first; empty for a statistics table
 ---     statistics = { overall_stats =, cycle_stats =, cache_stats =, validation_stats = },
----     collector = col | nil }
+---     collector = col | nil,
+---     memo = {} }                    -- figures derived once per load (M.totals, M.validation_times)
 local M = {}
 
 local ceil, sqrt, sort = math.ceil, math.sqrt, table.sort
@@ -75,8 +76,9 @@ end
 --- `col:statistics()`. A record with neither end_time nor success is a
 --- cycle still running: it counts as active, not in the totals.
 ---@param cycles table[]
+---@param memo? table  receives `validation_times`, sorted (see M.validation_times)
 ---@return table
-function M.statistics(cycles)
+function M.statistics(cycles, memo)
   local durations, vtimes = {}, {}
   local total, ok, running, files = 0, 0, 0, 0
   local calls, hits, misses, tsaved, csaved, vcount = 0, 0, 0, 0, 0, 0
@@ -105,6 +107,9 @@ function M.statistics(cycles)
   end
   local d = M.summary(durations)
   local v = M.summary(vtimes)
+  if memo then
+    memo.validation_times = v.sorted or {}
+  end
   local rate = calls > 0 and hits / calls or 0
   return {
     cycle_stats = { mean = d.mean, median = d.median, min = d.min, max = d.max, stdev = d.stdev, p90 = d.p90,
@@ -129,8 +134,8 @@ end
 ---@param src table   what M.load returned
 ---@return table
 function M.totals(src)
-  if src.totals then
-    return src.totals
+  if src.memo.totals then
+    return src.memo.totals
   end
   local t = { tokens_in = 0, tokens_out = 0, cost = 0 }
   local cycles = src.cycles
@@ -153,8 +158,28 @@ function M.totals(src)
       t.last_end = r.end_time
     end
   end
-  src.totals = t
+  src.memo.totals = t
   return t
+end
+
+--- The validation time of every cycle that ran validations, sorted:
+--- computed once per load.
+---@param src table   what M.load returned
+---@return number[]
+function M.validation_times(src)
+  local memo = src.memo
+  if not memo.validation_times then
+    local times, cycles = {}, src.cycles
+    for i = 1, #cycles do
+      local r = cycles[i]
+      if num(r.validation_count) > 0 then
+        times[#times + 1] = num(r.validation_time)
+      end
+    end
+    sort(times)
+    memo.validation_times = times
+  end
+  return memo.validation_times
 end
 
 local STAT_GROUPS = { "overall_stats", "cycle_stats", "cache_stats", "validation_stats" }
@@ -242,18 +267,28 @@ local function registry_providers(name)
   return any and by or nil
 end
 
+local function is_engine_collector(col)
+  local ok, collector = pcall(require, "poengine.metrics.collector")
+  return ok and collector.is_collector(col)
+end
+
 local function from_collector(col, kind, label)
-  local stats = complete(col:statistics())
+  local memo = {}
+  local cycles = collector_cycles(col)
+  local stats
+  if is_engine_collector(col) then
+    -- One pass over the history instead of two: the engine's collector
+    -- computes its statistics exactly as M.statistics does (a spec checks
+    -- it), and knows its active cycles.
+    stats = M.statistics(cycles, memo)
+    stats.overall_stats.active_cycles = #col:active()
+  else
+    stats = complete(col:statistics())
+  end
   if kind == "collector" and stats.provider_stats == nil then
     stats.provider_stats = registry_providers(col.name)
   end
-  return {
-    kind = kind,
-    label = label,
-    collector = col,
-    cycles = collector_cycles(col),
-    statistics = stats,
-  }
+  return { kind = kind, label = label, collector = col, cycles = cycles, statistics = stats, memo = memo }
 end
 
 local function exists(path)
@@ -318,11 +353,12 @@ function M.load(spec, kind)
     src.collector = nil
     return src
   elseif kind == "statistics" then
-    return { kind = "statistics", label = "statistics table", cycles = {}, statistics = complete(spec) }
+    return { kind = "statistics", label = "statistics table", cycles = {}, statistics = complete(spec), memo = {} }
   end
   local list = spec.cycles or spec
-  local stats = spec.statistics and complete(spec.statistics) or M.statistics(list)
-  return { kind = "cycles", label = "cycle records", cycles = list, statistics = stats }
+  local memo = {}
+  local stats = spec.statistics and complete(spec.statistics) or M.statistics(list, memo)
+  return { kind = "cycles", label = "cycle records", cycles = list, statistics = stats, memo = memo }
 end
 
 return M
