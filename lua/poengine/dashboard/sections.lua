@@ -87,19 +87,23 @@ local function merge_named(src, field, stats_key, figures_list)
         for name, t in pairs(per) do
           if type(t) == "table" then
             local a = acc[name] or entry(name)
-            -- Unrolled: constant keys are much cheaper than a loop over names.
+            -- Written out: this loop runs in LuaJIT's interpreter (pairs is
+            -- not compiled), where a call per figure would double its cost.
+            local v
             if field == "providers" then
-              sum_into(a, t, "calls")
-              sum_into(a, t, "cache_hits")
-              sum_into(a, t, "tokens_in")
-              sum_into(a, t, "tokens_out")
-              sum_into(a, t, "cost")
-              sum_into(a, t, "latency")
-              sum_into(a, t, "latency_count")
+              v = t.calls if type(v) == "number" then a.calls = (a.calls or 0) + v end
+              v = t.cache_hits if type(v) == "number" then a.cache_hits = (a.cache_hits or 0) + v end
+              v = t.tokens_in if type(v) == "number" then a.tokens_in = (a.tokens_in or 0) + v end
+              v = t.tokens_out if type(v) == "number" then a.tokens_out = (a.tokens_out or 0) + v end
+              v = t.cost if type(v) == "number" then a.cost = (a.cost or 0) + v end
+              v = t.latency if type(v) == "number" then a.latency = (a.latency or 0) + v end
+              v = t.latency_count if type(v) == "number" then a.latency_count = (a.latency_count or 0) + v end
             else
-              sum_into(a, t, "runs")
-              sum_into(a, t, "passed")
-              sum_into(a, t, "duration")
+              v = t.runs if type(v) == "number" then a.runs = (a.runs or 0) + v end
+              v = t.passed
+              if v == true then v = 1 elseif v == false then v = 0 end
+              if type(v) == "number" then a.passed = (a.passed or 0) + v end
+              v = t.duration if type(v) == "number" then a.duration = (a.duration or 0) + v end
             end
           end
         end
