@@ -386,6 +386,7 @@ void po_open_metrics(lua_State *L) {
                                  {"object_path", l_object_path},
                                  {NULL, NULL}};
   po_register_type(L, METRIC_TYPE, methods, meta);
+  po_metrics_pin(); /* the registry outlives every Lua state */
   lua_newtable(L);
   po_set_funcs(L, fns);
   lua_setfield(L, -2, "metrics");

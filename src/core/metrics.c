@@ -562,3 +562,12 @@ int po_metrics_object_path(const char **out) {
   *out = info.dli_fname;
   return 0;
 }
+
+int po_metrics_pin(void) {
+  const char *path;
+  if (po_metrics_object_path(&path) != 0) return PO_ENOENT;
+  /* Only takes a reference to what is loaded already; for the main program
+   * the name may not resolve, and nothing needs pinning there. */
+  void *self = dlopen(path, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  return self ? 0 : PO_ENOENT;
+}

@@ -131,4 +131,11 @@ int po_metrics_each(po_metrics_visit_fn fn, void *ctx);
  * (so that an FFI can find these functions in it). PO_ENOENT if unknown. */
 int po_metrics_object_path(const char **out);
 
+/* Keeps the executable or shared object holding the registry loaded until
+ * the process exits. Metrics live as long as the process, but a Lua module
+ * (poengine_core.so in a stock luajit) is unloaded with the last Lua state
+ * that loaded it, which would take the registry with it. Idempotent; 0, or
+ * PO_ENOENT when the object cannot be found (nothing changes then). */
+int po_metrics_pin(void);
+
 #endif

@@ -22,11 +22,12 @@ local function median(xs)
 end
 M.median = median
 
---- Seconds that fn() takes.
+--- Seconds that fn() takes, or the number fn returns (self-timed).
 function M.time(fn)
   local t0 = po.now()
-  fn()
-  return po.now() - t0
+  local own = fn()
+  local wall = po.now() - t0
+  return type(own) == "number" and own or wall
 end
 
 local function emit(row)
@@ -47,14 +48,18 @@ end
 ---   subject   { label =, fn = }   poengine's side
 ---   baseline  { label =, fn = }   what it is compared with
 ---   ops       operations per call of fn (figures are per operation)
----   unit      "us" | "ms" | "s"   unit of the per-operation figures
----   goal      { max_ratio = x } (subject/baseline at most x) or
----             { min_speedup = x } (baseline/subject at least x), optional
+---   unit      "ns" | "us" | "ms" | "s"   unit of the per-operation figures
+---   goal      { max_ratio = x } (subject/baseline at most x),
+---             { min_speedup = x } (baseline/subject at least x) or
+---             { max_extra = x } (subject at most x units above baseline), optional
+--- A fn that returns a number is self-timed: that number (seconds) is its
+--- time, instead of the wall time of the call (for a process that measures
+--- its own loop and leaves out its start-up).
 ---   runs      default 7
 function M.compare(spec)
   local runs = spec.runs or 7
   local ops = spec.ops or 1
-  local scale = ({ us = 1e6, ms = 1e3, s = 1 })[spec.unit or "ms"]
+  local scale = ({ ns = 1e9, us = 1e6, ms = 1e3, s = 1 })[spec.unit or "ms"]
   local ts, tb, ratios = {}, {}, {}
   if spec.warmup ~= false then
     spec.subject.fn()
@@ -91,6 +96,9 @@ function M.compare(spec)
   elseif goal and goal.min_speedup then
     row.goal = string.format(">= %gx faster", goal.min_speedup)
     row.met = 1 / ratio >= goal.min_speedup
+  elseif goal and goal.max_extra then
+    row.goal = string.format("<= %g %s above the baseline", goal.max_extra, row.unit)
+    row.met = row.subject - row.baseline <= goal.max_extra
   end
   emit(row)
   return row

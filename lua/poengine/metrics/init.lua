@@ -70,7 +70,7 @@ end
 
 -- ---- metric objects --------------------------------------------------------
 
-local function class(kind)
+local function class()
   local mt = {}
   mt.__index = mt
   mt.__tostring = function(self)
@@ -84,16 +84,15 @@ local function class(kind)
   function mt:info()
     return self._ud:info()
   end
-  mt.kind = kind
   return mt
 end
 
 ---@class po.Counter
-local Counter = class("counter")
+local Counter = class()
 ---@class po.Gauge
-local Gauge = class("gauge")
+local Gauge = class()
 ---@class po.Histogram
-local Histogram = class("histogram")
+local Histogram = class()
 
 --- Adds n (default 1; finite, >= 0).
 ---@param n? number
