@@ -26,6 +26,7 @@ local lazy_functions = {
 -- name -> module that is the field
 local lazy_modules = {
   cli = "poengine.cli",
+  dashboard = "poengine.dashboard",
   metrics = "poengine.metrics",
   profile = "poengine.profile",
 }

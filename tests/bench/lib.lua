@@ -104,4 +104,34 @@ function M.compare(spec)
   return row
 end
 
+--- Times subject.fn `runs` times and records one row with no baseline, for
+--- a figure whose goal is absolute:
+---   name, case, subject = { label =, fn = }, ops, unit, runs   as in compare
+---   goal      { max = x } (the per-operation figure at most x units), optional
+function M.record(spec)
+  local runs = spec.runs or 7
+  local scale = ({ us = 1e6, ms = 1e3, s = 1 })[spec.unit or "ms"]
+  if spec.warmup ~= false then
+    spec.subject.fn()
+  end
+  local ts = {}
+  for r = 1, runs do
+    ts[r] = M.time(spec.subject.fn)
+  end
+  local row = {
+    name = spec.name,
+    case = spec.case,
+    subject_label = spec.subject.label,
+    subject = median(ts) / (spec.ops or 1) * scale,
+    unit = spec.unit or "ms",
+    runs = runs,
+  }
+  if spec.goal and spec.goal.max then
+    row.goal = string.format("< %g %s", spec.goal.max, row.unit)
+    row.met = row.subject < spec.goal.max
+  end
+  emit(row)
+  return row
+end
+
 return M

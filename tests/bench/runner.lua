@@ -89,12 +89,17 @@ end
 
 local lines = {}
 for _, r in ipairs(rows) do
-  local faster = r.ratio < 1 and string.format(" (%sx faster)", fmt(1 / r.ratio)) or ""
-  lines[#lines + 1] = string.format("| %s | %s | %s %s (%s) | %s %s (%s) | %s%s | %s | %s |",
+  -- A row from lib.record has no baseline: its goal is absolute.
+  local baseline, ratio = "—", "—"
+  if r.baseline then
+    baseline = string.format("%s %s (%s)", fmt(r.baseline), r.unit, cell(r.baseline_label))
+    local faster = r.ratio < 1 and string.format(" (%sx faster)", fmt(1 / r.ratio)) or ""
+    ratio = fmt(r.ratio) .. faster
+  end
+  lines[#lines + 1] = string.format("| %s | %s | %s %s (%s) | %s | %s | %s | %s |",
     cell(r.name), cell(r.case),
     fmt(r.subject), r.unit, cell(r.subject_label),
-    fmt(r.baseline), r.unit, cell(r.baseline_label),
-    fmt(r.ratio), faster, cell(r.goal or ""),
+    baseline, ratio, cell(r.goal or ""),
     r.met == nil and "" or (r.met and "yes" or "**no**"))
 end
 print(table.concat(header, "\n") .. "\n" .. table.concat(lines, "\n"))
