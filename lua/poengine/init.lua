@@ -10,6 +10,7 @@ local po = {
   time = core.time,
   json = core.json,
   store = core.store,
+  semantic = core.semantic,
 }
 
 -- name -> module whose field of the same name it is

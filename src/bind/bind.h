@@ -41,5 +41,6 @@ void po_open_loop(lua_State *L);
 void po_open_json(lua_State *L);
 void po_open_metrics(lua_State *L);
 void po_open_store(lua_State *L);
+void po_open_semantic(lua_State *L);
 
 #endif

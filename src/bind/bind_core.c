@@ -55,5 +55,6 @@ int luaopen_poengine_core(lua_State *L) {
   po_open_json(L);
   po_open_metrics(L);
   po_open_store(L);
+  po_open_semantic(L);
   return 1;
 }
