@@ -25,6 +25,7 @@ local lazy_functions = {
 -- name -> module that is the field
 local lazy_modules = {
   cli = "poengine.cli",
+  cache = "poengine.cache",
 }
 
 return setmetatable(po, {
