@@ -105,8 +105,8 @@ end
 M._semantic_parts = semantic_parts
 
 local function check_semantic(s)
-  if s == nil or s == false then
-    return nil
+  if type(s) ~= "table" then
+    return nil -- nil or false; other types are refused by the binding
   end
   local fn = "po.cache.open"
   for k in pairs(s) do

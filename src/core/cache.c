@@ -14,6 +14,7 @@
 enum {
   MAX_SHARDS = 16,
   MIN_PER_SHARD = 64,    /* entries a shard holds at least before the cache splits further */
+  MIN_BYTES_PER_SHARD = 1 << 20, /* and bytes, with max_bytes */
   EXPIRE_PER_OP = 2,     /* expired entries an operation drops from its shard, at most */
   TOUCH_CAP = 64,        /* hits a shard remembers for the store's recency, between writes */
   INITIAL_BUCKETS = 16,
@@ -372,7 +373,10 @@ static int same_place(const po_cache *c, const char *path, const char *ns) {
 static int setup_shards(po_cache *c) {
   size_t max = c->opts.max_entries;
   int n = 1;
-  while (n < MAX_SHARDS && max / (size_t)(n * 2) >= MIN_PER_SHARD) n *= 2;
+  size_t bytes = c->opts.max_bytes;
+  while (n < MAX_SHARDS && max / (size_t)(n * 2) >= MIN_PER_SHARD &&
+         (!bytes || bytes / (size_t)(n * 2) >= MIN_BYTES_PER_SHARD))
+    n *= 2;
   c->nshards = n;
   c->shards = calloc((size_t)n, sizeof *c->shards);
   if (!c->shards) return PO_ENOMEM;

@@ -9,9 +9,11 @@
  *
  * Memory tier: up to 16 shards, each with its own mutex, hash table, recency
  * list (LRU) or FIFO queue with a hand (SIEVE), and a min-heap of expiry
- * times. max_entries and max_bytes are split evenly between the shards (a
- * cache with fewer than 128 entries has one shard, so its eviction order is
- * exact). Expired entries are dropped when read and, a few at a time, by the
+ * times. max_entries and max_bytes are split evenly between the shards; a
+ * shard holds at least 64 entries and (with max_bytes) 1 MiB, so a cache
+ * with fewer than 128 entries or 2 MiB has one shard and an exact eviction
+ * order. An entry larger than its shard's share of max_bytes empties the
+ * shard but is kept. Expired entries are dropped when read and, a few at a time, by the
  * operations of their shard: never by a full scan.
  *
  * A cache object is shared: opening the same (path, namespace) twice in a
