@@ -238,7 +238,7 @@ function Cache:get(key)
     return nil, err, code
   end
   local score
-  value, flags, age, score = self._h:semantic_get(group, sem.id or "ngram", text, sem.threshold, sem.k, vec)
+  value, flags, age, score = self._h:semantic_get(group, sem.id, text, sem.threshold, sem.k, vec)
   if value == nil then
     return nil, flags, age
   end
@@ -300,7 +300,7 @@ function Cache:set(key, value, opts)
     if vec == false then
       return nil, err, code
     end
-    return self._h:set(key, text, flags, ttl, group, sem.id or "ngram", stext, vec)
+    return self._h:set(key, text, flags, ttl, group, sem.id, stext, vec)
   end
   if type(key) == "string" and #key + #text <= self._max_bytes then
     local rc = api.set(c, key, #key, text, #text, flags, ttl, self._sync)

@@ -8,9 +8,12 @@
 #include "bind.h"
 
 #include "cache.h"
+#include "cache_semantic.h"
 #include "error.h"
+#include "ngram.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CACHE_TYPE "poengine.cache"
@@ -175,10 +178,56 @@ static int l_get(lua_State *L) {
   return 3;
 }
 
-/* h:set(key, value, flags [, ttl]) -> true | nil, message, code */
+/* The semantic side of a key from the arguments at idx: group (the hash text
+ * of the request without its texts), embedder id (nil: the built-in n-gram
+ * embedder, which then embeds text here), text, and vector (a list of
+ * numbers, or nil). Fills v; *owned is a malloc'd vector to free (after the
+ * call; nothing here raises once it is allocated). */
+static void vector_args(lua_State *L, int idx, const char *fn, po_cache_vector *v, float **owned) {
+  size_t glen, elen = 0;
+  const char *group = luaL_checklstring(L, idx, &glen);
+  const char *embedder = lua_isnil(L, idx + 1) ? NULL : luaL_checklstring(L, idx + 1, &elen);
+  v->text = luaL_checklstring(L, idx + 2, &v->text_len);
+  int vt = lua_type(L, idx + 3);
+  if (vt != LUA_TNIL && vt != LUA_TTABLE) luaL_error(L, "%s: vector must be a list of numbers", fn);
+  if (vt == LUA_TNIL && embedder) luaL_error(L, "%s: a function embedder must give a vector", fn);
+  int dim = vt == LUA_TNIL ? PO_NGRAM_DIM : (int)lua_objlen(L, idx + 3);
+  if (dim < 1 || dim > PO_CACHE_MAX_DIM)
+    luaL_error(L, "%s: the embedding must have 1 to %d numbers, got %d", fn, PO_CACHE_MAX_DIM, dim);
+  if (!embedder) {
+    embedder = PO_NGRAM_EMBEDDER_ID;
+    elen = strlen(embedder);
+  }
+  for (int i = 1; vt == LUA_TTABLE && i <= dim; i++) {
+    lua_rawgeti(L, idx + 3, i);
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: the embedding's item %d is not a number", fn, i);
+    lua_pop(L, 1);
+  }
+  float *vec = malloc((size_t)dim * sizeof *vec);
+  if (!vec) luaL_error(L, "%s: out of memory", fn);
+  if (vt == LUA_TNIL) {
+    po_ngram_embed(v->text, v->text_len, vec);
+  } else {
+    for (int i = 1; i <= dim; i++) {
+      lua_rawgeti(L, idx + 3, i);
+      vec[i - 1] = (float)lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  v->group = po_cache_sem_group(group, glen, embedder, elen);
+  v->embedder = embedder;
+  v->embedder_len = elen;
+  v->vec = vec;
+  v->dim = dim;
+  *owned = vec;
+}
+
+/* h:set(key, value, flags [, ttl [, group, embedder, text, vector]]) -> true | nil, message, code
+ * (with a group, the entry's vector is stored too: see vector_args). */
 static int l_set(lua_State *L) {
   const char *fn = "cache:set";
   handle *h = check_open(L, 1, fn);
+  lua_settop(L, 9); /* fixed argument slots: key_arg pushes above them */
   size_t vlen;
   const char *value = luaL_checklstring(L, 3, &vlen);
   unsigned flags = (unsigned)luaL_checkinteger(L, 4);
@@ -193,11 +242,54 @@ static int l_set(lua_State *L) {
     return po_push_error_named(L, "ETOOBIG", "%s: key and value take %d bytes, more than max_bytes (%d)", fn,
                                (int)(klen + vlen), (int)o.max_bytes);
   }
-  int rc = po_cache_set(h->c, key, klen, value, vlen, flags, ttl, h->sync);
+  int rc;
+  if (lua_isnoneornil(L, 6)) {
+    rc = po_cache_set(h->c, key, klen, value, vlen, flags, ttl, h->sync);
+  } else {
+    po_cache_vector v;
+    float *vec;
+    /* The key's bytes stay valid: nothing below runs Lua code. */
+    vector_args(L, 6, fn, &v, &vec);
+    rc = po_cache_set_vector(h->c, key, klen, value, vlen, flags, ttl, h->sync, &v);
+    free(vec);
+    if (rc == PO_EINVAL) {
+      if (pushed) lua_pop(L, 1);
+      return po_push_error_named(L, "EEMBED",
+                                 "%s: the embedding is all zeros, or its %d dimensions differ from those of the "
+                                 "vectors this embedder stored before",
+                                 fn, v.dim);
+    }
+  }
   if (pushed) lua_pop(L, 1);
   if (rc != 0) return store_error(L, rc, fn);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* h:semantic_get(group, embedder, text, threshold, k, vector) -> value, flags, age, score | nil | nil, message, code */
+static int l_semantic_get(lua_State *L) {
+  const char *fn = "cache:get";
+  handle *h = check_open(L, 1, fn);
+  float threshold = (float)luaL_checknumber(L, 5);
+  int k = (int)luaL_checkinteger(L, 6);
+  lua_pushvalue(L, 7);
+  lua_replace(L, 5); /* vector_args wants group, embedder, text, vector in a row */
+  po_cache_vector v;
+  float *vec;
+  vector_args(L, 2, fn, &v, &vec);
+  float score = 0;
+  int rc = po_cache_semantic_get(h->c, &v, threshold, k, &h->r, &score);
+  free(vec);
+  if (rc == PO_ENOENT) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (rc != 0) return store_error(L, rc, fn);
+  lua_pushlstring(L, h->r.value ? h->r.value : "", h->r.len);
+  lua_pushinteger(L, (lua_Integer)h->r.flags);
+  lua_pushnumber(L, h->r.age);
+  lua_pushnumber(L, score);
+  return 4;
 }
 
 /* h:delete(key) -> true (removed) | false (absent) | nil, message, code */
@@ -341,7 +433,8 @@ static int l_ffi_api(lua_State *L) {
 void po_open_cache(lua_State *L) {
   static const luaL_Reg methods[] = {{"get", l_get},         {"set", l_set},       {"delete", l_delete},
                                      {"clear", l_clear},     {"stats", l_stats},   {"config", l_config},
-                                     {"close", l_close},     {"pointers", l_pointers}, {NULL, NULL}};
+                                     {"close", l_close},     {"pointers", l_pointers},
+                                     {"semantic_get", l_semantic_get}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", l_close}, {NULL, NULL}};
   static const luaL_Reg fns[] = {{"open", l_open},
                                  {"key", l_key},

@@ -1,6 +1,7 @@
 #include "cache.h"
 
 #include "cache_disk.h"
+#include "cache_semantic.h"
 #include "clock.h"
 #include "error.h"
 #include "strbuf.h"
@@ -59,6 +60,10 @@ struct po_cache {
   po_cache_disk *disk;
   uint64_t sets, semantic_hits, disk_evictions, disk_expirations; /* atomics */
   unsigned sweep; /* the shard a set also sweeps for expired entries (atomic) */
+  pthread_mutex_t sem_lock; /* creating and loading the semantic tier */
+  po_cache_sem *sem;        /* created on first use */
+  uint64_t sem_loaded;      /* the highest vector seq loaded from the store */
+  uint64_t sem_next_id;     /* vector ids of a memory-only cache (atomic) */
   pthread_mutex_t sync_lock;
   int dirty;          /* batch writes not flushed yet (atomic) */
   double dirty_since; /* guarded by sync_lock */
@@ -358,7 +363,9 @@ static void free_cache(po_cache *c) {
     free(c->shards);
   }
   po_cache_disk_close(c->disk);
+  po_cache_sem_free(c->sem);
   pthread_mutex_destroy(&c->sync_lock);
+  pthread_mutex_destroy(&c->sem_lock);
   free(c->path);
   free(c->ns);
   free(c);
@@ -418,6 +425,7 @@ int po_cache_open(const po_cache_options *opts, po_cache **out) {
   int rc = c ? 0 : PO_ENOMEM;
   if (c) {
     pthread_mutex_init(&c->sync_lock, NULL);
+    pthread_mutex_init(&c->sem_lock, NULL);
     c->disk = disk;
     disk = NULL;
     c->refs = 1;
@@ -488,14 +496,20 @@ void po_cache_close(po_cache *c) {
 
 /* ---- operations ---------------------------------------------------------------------- */
 
+static int lookup(po_cache *c, po_cache_hash h, const void *key, size_t klen, po_cache_result *r, int count);
+
 int po_cache_get(po_cache *c, const void *key, size_t klen, po_cache_result *r) {
-  return po_cache_get_hashed(c, po_cache_hash_key(key, klen), key, klen, r);
+  return lookup(c, po_cache_hash_key(key, klen), key, klen, r, 1);
+}
+
+int po_cache_get_hashed(po_cache *c, po_cache_hash h, const void *key, size_t klen, po_cache_result *r) {
+  return lookup(c, h, key, klen, r, 1);
 }
 
 /* A memory miss of a cache with a store: reads the store, and keeps what it
  * finds in the memory tier. */
 static int get_from_disk(po_cache *c, shard *s, po_cache_hash h, const void *key, size_t klen, double now,
-                         po_cache_result *r) {
+                         po_cache_result *r, int count) {
   uint64_t gen = po_cache_disk_gen(c->disk);
   po_strbuf value = {r->value, 0, r->cap}, full_key = {0};
   po_cache_disk_entry de;
@@ -519,17 +533,19 @@ static int get_from_disk(po_cache *c, shard *s, po_cache_hash h, const void *key
   po_strbuf_free(&full_key);
   pthread_mutex_lock(&s->lock);
   if (rc == 0) {
-    s->hits++;
+    s->hits += (uint64_t)count;
     uint64_t evicted = 0;
     if (e && insert(c, s, e, &evicted) == 0) hit(s, e, c->opts.policy, 1);
   } else {
-    s->misses++;
+    s->misses += (uint64_t)count;
   }
   pthread_mutex_unlock(&s->lock);
   return rc;
 }
 
-int po_cache_get_hashed(po_cache *c, po_cache_hash h, const void *key, size_t klen, po_cache_result *r) {
+/* Looks h up (with key non-NULL, only an entry with that full key); count:
+ * whether the lookup goes into the hit and miss counts. */
+static int lookup(po_cache *c, po_cache_hash h, const void *key, size_t klen, po_cache_result *r, int count) {
   if (c->disk) flush_batch(c, 0);
   shard *s = shard_of(c, h);
   double now = po_wallclock();
@@ -551,18 +567,18 @@ int po_cache_get_hashed(po_cache *c, po_cache_hash h, const void *key, size_t kl
       r->flags = e->flags;
       r->age = now - e->created;
       hit(s, e, c->opts.policy, c->disk != NULL);
-      s->hits++;
+      s->hits += (uint64_t)count;
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
   }
   if (!c->disk) {
-    s->misses++;
+    s->misses += (uint64_t)count;
     pthread_mutex_unlock(&s->lock);
     return PO_ENOENT;
   }
   pthread_mutex_unlock(&s->lock);
-  return get_from_disk(c, s, h, key, klen, now, r);
+  return get_from_disk(c, s, h, key, klen, now, r, count);
 }
 
 /* Takes the hits every shard remembered since the last write. */
@@ -579,22 +595,30 @@ static size_t take_touched(po_cache *c, po_cache_hash *out) {
   return n;
 }
 
-int po_cache_set(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
-                 double ttl, po_store_durability sync) {
+/* po_cache_set for a key hashed as h, storing the vector record vec (may be
+ * NULL) with it; *vseq gets the record's seq in the store. */
+static int set_hashed(po_cache *c, po_cache_hash h, const void *key, size_t klen, const void *value, size_t vlen,
+                      unsigned flags, double ttl, po_store_durability sync, const po_cache_disk_vector *vec,
+                      uint64_t *vseq) {
   if (!(ttl >= 0) || isinf(ttl)) return PO_EINVAL;
   if (c->opts.max_bytes && klen + vlen > c->opts.max_bytes) return PO_EINVAL;
-  po_cache_hash h = po_cache_hash_key(key, klen);
+  *vseq = 0;
   double now = po_wallclock();
   double expires = ttl > 0 ? now + ttl : 0;
   uint64_t gen = 0;
   if (c->disk) {
     flush_batch(c, 0);
     po_cache_hash touched[MAX_SHARDS * TOUCH_CAP];
-    po_cache_disk_write w = {sync, c->opts.policy, c->opts.max_entries, c->opts.max_bytes, touched, 0, 0, 0, 0};
+    po_cache_disk_write w = {.sync = sync,
+                             .policy = c->opts.policy,
+                             .max_entries = c->opts.max_entries,
+                             .max_bytes = c->opts.max_bytes,
+                             .touched = touched};
     w.ntouched = take_touched(c, touched);
     gen = po_cache_disk_gen(c->disk);
-    int rc = po_cache_disk_put(c->disk, &w, h, key, klen, value, vlen, flags, now, expires, NULL);
+    int rc = po_cache_disk_put(c->disk, &w, h, key, klen, value, vlen, flags, now, expires, vec);
     if (rc != 0) return rc;
+    *vseq = w.vseq;
     /* Our own bump (an overwrite) is accounted for; any other write since
      * makes the entry look stale, which costs one store read. */
     gen += w.replaced ? 1 : 0;
@@ -628,6 +652,91 @@ int po_cache_set(po_cache *c, const void *key, size_t klen, const void *value, s
   return c->disk ? 0 : rc;
 }
 
+int po_cache_set(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
+                 double ttl, po_store_durability sync) {
+  uint64_t vseq;
+  return set_hashed(c, po_cache_hash_key(key, klen), key, klen, value, vlen, flags, ttl, sync, NULL, &vseq);
+}
+
+/* ---- the semantic tier ---------------------------------------------------------- */
+
+static int load_vector(void *ctx, uint64_t seq, const void *record, size_t len) {
+  /* A record this build cannot read (or of a clashing dim) is skipped, not fatal. */
+  int rc = po_cache_sem_add_record(ctx, seq, record, len);
+  return rc == PO_ENOMEM ? rc : 0;
+}
+
+/* Creates the semantic tier on first use and, with a store, loads the
+ * vectors written since the last call (by any process). */
+static int sem_ready(po_cache *c) {
+  pthread_mutex_lock(&c->sem_lock);
+  int rc = c->sem ? 0 : po_cache_sem_new(&c->sem);
+  if (rc == 0 && c->disk) rc = po_cache_disk_vectors(c->disk, c->sem_loaded, load_vector, c->sem, &c->sem_loaded);
+  pthread_mutex_unlock(&c->sem_lock);
+  return rc;
+}
+
+/* Whether the cache still holds the entry of h (for purging stale vectors). */
+static int holds(void *ctx, po_cache_hash h) {
+  po_cache *c = ctx;
+  po_cache_result r = {0};
+  int rc = lookup(c, h, NULL, 0, &r, 0);
+  po_cache_result_free(&r);
+  return rc != PO_ENOENT;
+}
+
+int po_cache_set_vector(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
+                        double ttl, po_store_durability sync, const po_cache_vector *v) {
+  po_cache_hash h = po_cache_hash_key(key, klen);
+  po_strbuf rec = {0};
+  int rc = po_cache_sem_encode(v, h, &rec);
+  if (rc == 0) rc = sem_ready(c);
+  if (rc == 0 && po_cache_sem_dim(c->sem, v->group) > 0 && po_cache_sem_dim(c->sem, v->group) != v->dim)
+    rc = PO_EINVAL;
+  uint64_t id = 0;
+  if (rc == 0) {
+    po_cache_disk_vector dv = {rec.data, rec.len};
+    rc = set_hashed(c, h, key, klen, value, vlen, flags, ttl, sync, &dv, &id);
+  }
+  if (rc == 0) {
+    if (!c->disk) id = __atomic_add_fetch(&c->sem_next_id, 1, __ATOMIC_RELAXED);
+    rc = po_cache_sem_add_record(c->sem, id, rec.data, rec.len);
+    /* Vectors of evicted or deleted entries go lazily; bound them here. */
+    if (rc == 0 && po_cache_sem_count(c->sem) > 2 * c->opts.max_entries + 64) po_cache_sem_purge(c->sem, holds, c);
+  }
+  po_strbuf_free(&rec);
+  return rc;
+}
+
+int po_cache_semantic_get(po_cache *c, const po_cache_vector *q, float threshold, int k, po_cache_result *r,
+                          float *score) {
+  if (q->dim < 1 || q->dim > PO_CACHE_MAX_DIM || k < 1) return PO_EINVAL;
+  int rc = sem_ready(c);
+  if (rc != 0) return rc;
+  double norm = 0;
+  for (int i = 0; i < q->dim; i++) norm += (double)q->vec[i] * q->vec[i];
+  if (!(norm > 0) || isinf(norm)) return PO_ENOENT; /* a zero vector matches nothing */
+  float *unit = malloc((size_t)q->dim * sizeof *unit);
+  if (!unit) return PO_ENOMEM;
+  float inv = (float)(1 / sqrt(norm));
+  for (int i = 0; i < q->dim; i++) unit[i] = q->vec[i] * inv;
+  po_cache_sem_candidate cand[64];
+  int n = po_cache_sem_search(c->sem, q->group, unit, q->dim, q->text, q->text_len, threshold, k < 64 ? k : 64,
+                              cand);
+  free(unit);
+  for (int i = 0; i < n; i++) {
+    rc = lookup(c, cand[i].entry, NULL, 0, r, 0);
+    if (rc == 0) {
+      *score = cand[i].score;
+      po_cache_count_semantic_hit(c);
+      return 0;
+    }
+    if (rc != PO_ENOENT) return rc;
+    po_cache_sem_remove(c->sem, cand[i].id); /* its entry was evicted, expired or deleted */
+  }
+  return PO_ENOENT;
+}
+
 int po_cache_delete(po_cache *c, const void *key, size_t klen, po_store_durability sync) {
   po_cache_hash h = po_cache_hash_key(key, klen);
   shard *s = shard_of(c, h);
@@ -643,6 +752,12 @@ int po_cache_delete(po_cache *c, const void *key, size_t klen, po_store_durabili
   return rc;
 }
 
+static int holds_nothing(void *ctx, po_cache_hash h) {
+  (void)ctx;
+  (void)h;
+  return 0;
+}
+
 int po_cache_clear(po_cache *c, po_store_durability sync) {
   for (int i = 0; i < c->nshards; i++) {
     shard *s = &c->shards[i];
@@ -651,6 +766,9 @@ int po_cache_clear(po_cache *c, po_store_durability sync) {
     s->ntouched = 0;
     pthread_mutex_unlock(&s->lock);
   }
+  pthread_mutex_lock(&c->sem_lock);
+  if (c->sem) po_cache_sem_purge(c->sem, holds_nothing, NULL);
+  pthread_mutex_unlock(&c->sem_lock);
   if (!c->disk) return 0;
   int rc = po_cache_disk_clear(c->disk, sync);
   if (rc == 0 && sync == PO_STORE_SYNC_BATCH) mark_dirty(c);

@@ -119,6 +119,42 @@ int po_cache_delete(po_cache *c, const void *key, size_t klen, po_store_durabili
 /* Removes every entry of the cache's namespace. Returns 0 or a store failure. */
 int po_cache_clear(po_cache *c, po_store_durability sync);
 
+/* ---- the semantic tier ---------------------------------------------------------- */
+
+/* Largest embedding dimension the semantic tier takes. */
+#define PO_CACHE_MAX_DIM 4096
+
+/* The semantic side of a key: the group its vector may be compared in (see
+ * po_cache_sem_group in cache_semantic.h: the hash of the request without its
+ * message texts and of the embedder id), the embedder id stored with the
+ * vector, the message text the false-hit guard compares, and the vector
+ * (dim values; normalized to unit length by the cache). */
+typedef struct po_cache_vector {
+  po_cache_hash group;
+  const char *embedder;
+  size_t embedder_len;
+  const char *text;
+  size_t text_len;
+  const float *vec;
+  int dim;
+} po_cache_vector;
+
+/* po_cache_set that also stores v (not NULL) as the entry's vector, in the
+ * same store transaction. PO_EINVAL also for a vector whose dim differs from
+ * the group's, or a zero vector. */
+int po_cache_set_vector(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
+                        double ttl, po_store_durability sync, const po_cache_vector *v);
+
+/* After an exact miss: the best entry of q's group whose vector scores at
+ * least threshold against q->vec among the k nearest, and whose text carries
+ * the same facts as q->text (numbers, identifiers, operand order). Returns 0
+ * with r filled and *score set (the hit is counted as a semantic hit and
+ * refreshes the entry's recency), PO_ENOENT, or a failure. A cache with a
+ * store loads the vectors of its namespace on first use, and those other
+ * processes add as they come. */
+int po_cache_semantic_get(po_cache *c, const po_cache_vector *q, float threshold, int k, po_cache_result *r,
+                          float *score);
+
 /* Counts a semantic hit: the caller answered a lookup whose exact get missed
  * (and was counted as a miss) from another entry. stats then report it as a
  * hit and a semantic hit, not as a miss. */

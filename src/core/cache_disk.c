@@ -378,6 +378,7 @@ static int put_fn(MDB_txn *txn, void *ud) {
   po_cache_disk_write *w = p->w;
   w->evicted = w->expired = 0;
   w->replaced = 0;
+  w->vseq = 0;
   ns_hdr ns;
   int rc = load_ns(d, txn, &ns);
   for (size_t i = 0; rc == 0 && i < w->ntouched; i++) rc = touch(d, txn, &ns, w->policy, w->touched[i], &p->tmp);
@@ -393,7 +394,7 @@ static int put_fn(MDB_txn *txn, void *ud) {
                    p->expires};
   unsigned char k[EXPIRY_KEY], v[ORDER_VALUE];
   if (p->vec) {
-    hdr.vseq = ++ns.next_vseq;
+    hdr.vseq = w->vseq = ++ns.next_vseq;
     seq_key(d, hdr.vseq, k);
     rc = put(txn, d->vectors, k, ORDER_KEY, p->vec->record, p->vec->len);
     if (rc != 0) return rc;

@@ -72,6 +72,7 @@ typedef struct po_cache_disk_write {
   /* results */
   uint64_t evicted, expired; /* entries dropped by this write */
   int replaced;              /* the key held an entry before */
+  uint64_t vseq;             /* the seq the vector was stored under (0: none) */
 } po_cache_disk_write;
 
 /* Stores an entry (key, value, flags, created, expires) and its optional

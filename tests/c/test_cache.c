@@ -2,7 +2,9 @@
  * policies in memory and in the store, TTL, limits, sharing, threads, and
  * several processes on one store. */
 #include "cache.h"
+#include "cache_semantic.h"
 #include "error.h"
+#include "ngram.h"
 #include "store.h"
 
 #include "harness.h"
@@ -509,6 +511,96 @@ static void processes_see_each_others_writes(void) {
   remove_dir(dir);
 }
 
+/* ---- the semantic tier ------------------------------------------------------------ */
+
+static po_cache_vector text_vector(const char *params, const char *text, float *buf) {
+  po_ngram_embed(text, strlen(text), buf);
+  po_cache_vector v = {po_cache_sem_group(params, strlen(params), PO_NGRAM_EMBEDDER_ID, strlen(PO_NGRAM_EMBEDDER_ID)),
+                       PO_NGRAM_EMBEDDER_ID, strlen(PO_NGRAM_EMBEDDER_ID), text, strlen(text), buf, PO_NGRAM_DIM};
+  return v;
+}
+
+static int sem_set(po_cache *c, const char *params, const char *text, const char *value) {
+  float buf[PO_NGRAM_DIM];
+  po_cache_vector v = text_vector(params, text, buf);
+  char key[512];
+  snprintf(key, sizeof key, "%s|%s", params, text);
+  return po_cache_set_vector(c, key, strlen(key), value, strlen(value), 0, 0, PO_STORE_SYNC_FULL, &v);
+}
+
+/* The value a semantic lookup finds (static), or NULL. */
+static const char *sem_get(po_cache *c, const char *params, const char *text, float threshold, float *score) {
+  static char out[256];
+  float buf[PO_NGRAM_DIM];
+  po_cache_vector v = text_vector(params, text, buf);
+  po_cache_result r = {0};
+  int rc = po_cache_semantic_get(c, &v, threshold, 8, &r, score);
+  const char *res = NULL;
+  if (rc == 0 && r.len < sizeof out) {
+    memcpy(out, r.value, r.len);
+    out[r.len] = '\0';
+    res = out;
+  }
+  po_cache_result_free(&r);
+  return res;
+}
+
+static void semantic_matches_within_a_group_only(void) {
+  po_cache *c = open_cache(NULL, "sem1", 100, 0, PO_CACHE_LRU);
+  REQUIRE(c);
+  CHECK(sem_set(c, "model=a", "Sort the list of names alphabetically and print it.", "sorted") == 0);
+  float score = 0;
+  CHECK_EQ_STR(sem_get(c, "model=a", "sort the list of names  alphabetically and print it", 0.9f, &score), "sorted");
+  CHECK(score > 0.9f && score <= 1.0001f);
+  CHECK(sem_get(c, "model=b", "sort the list of names alphabetically and print it", 0.5f, &score) == NULL);
+  CHECK(sem_get(c, "model=a", "Sort the list of names alphabetically and print it 2 times.", 0.5f, &score) == NULL);
+  po_cache_stats st;
+  stats(c, &st);
+  CHECK_EQ_INT(st.semantic_hits, 1);
+  /* A vector of another dimension in the same group is refused. */
+  float small[3] = {1, 0, 0};
+  po_cache_vector v = text_vector("model=a", "x", (float[PO_NGRAM_DIM]){0});
+  v.vec = small;
+  v.dim = 3;
+  CHECK(po_cache_set_vector(c, "k", 1, "v", 1, 0, 0, PO_STORE_SYNC_FULL, &v) == PO_EINVAL);
+  po_cache_close(c);
+}
+
+static void semantic_vectors_stay_bounded(void) {
+  po_cache *c = open_cache(NULL, "sem2", 10, 0, PO_CACHE_LRU);
+  REQUIRE(c);
+  char text[64];
+  for (int i = 0; i < 500; i++) {
+    snprintf(text, sizeof text, "prompt number %d about topic %d", i, i * 7);
+    CHECK(sem_set(c, "p", text, "v") == 0);
+  }
+  po_cache_stats st;
+  stats(c, &st);
+  CHECK_EQ_INT(st.size, 10);
+  float score;
+  CHECK(sem_get(c, "p", "Prompt number 499 about topic 3493", 0.9f, &score) != NULL);
+  CHECK(sem_get(c, "p", "Prompt number 3 about topic 21", 0.9f, &score) == NULL); /* evicted */
+  po_cache_close(c);
+}
+
+static void semantic_vectors_persist(void) {
+  char *dir = temp_dir();
+  REQUIRE(dir);
+  po_cache *c = open_cache(dir, "sem3", 100, 0, PO_CACHE_LRU);
+  REQUIRE(c);
+  CHECK(sem_set(c, "m", "Translate good morning into French.", "bonjour") == 0);
+  CHECK(sem_set(c, "m", "Translate good night into French.", "bonne nuit") == 0);
+  po_cache_close(c);
+  c = open_cache(dir, "sem3", 100, 0, PO_CACHE_LRU);
+  REQUIRE(c);
+  float score;
+  CHECK_EQ_STR(sem_get(c, "m", "translate good morning into french", 0.9f, &score), "bonjour");
+  CHECK(po_cache_clear(c, PO_STORE_SYNC_FULL) == 0);
+  CHECK(sem_get(c, "m", "translate good night into french", 0.5f, &score) == NULL);
+  po_cache_close(c);
+  remove_dir(dir);
+}
+
 int main(void) {
   RUN(hash_is_stable_hex);
   RUN(set_get_delete_overwrite);
@@ -525,5 +617,8 @@ int main(void) {
   RUN(store_drops_expired_without_reads);
   RUN(newer_schema_is_refused);
   RUN(processes_see_each_others_writes);
+  RUN(semantic_matches_within_a_group_only);
+  RUN(semantic_vectors_stay_bounded);
+  RUN(semantic_vectors_persist);
   return TEST_SUMMARY();
 }

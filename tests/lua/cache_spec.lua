@@ -331,6 +331,141 @@ describe("po.cache", function()
     end)
   end)
 
+  describe("semantic tier", function()
+    local function ask(text, overrides)
+      local r = { model = "gpt-x", temperature = 0, messages = { { role = "system", content = "Be brief." },
+        { role = "user", content = text } } }
+      for k, v in pairs(overrides or {}) do
+        r[k] = v
+      end
+      return r
+    end
+    local question = "Write a Python function that returns the sum of a list of integers."
+
+    it("answers a near-duplicate request, reporting its score, and counts it as a hit", function()
+      local c = assert(po.cache.open { namespace = ns(), semantic = {} })
+      assert.is_true(c:set(ask(question), { code = "def f(xs): return sum(xs)" }))
+      local v, info = c:get(ask("write a python function  that returns the sum of a list of integers"))
+      assert.are.same({ code = "def f(xs): return sum(xs)" }, v)
+      assert.are.equal("semantic", info.hit)
+      assert.is_true(info.score >= 0.95 and info.score <= 1.0001, tostring(info.score))
+      assert.is_true(info.age >= 0)
+      local s = c:stats()
+      assert.are.equal(1, s.hits)
+      assert.are.equal(1, s.semantic_hits)
+      assert.are.equal(0, s.misses)
+      assert.are.equal(1, s.hit_rate)
+      c:close()
+    end)
+
+    it("never matches across parameters, or numbers, names and operands that differ", function()
+      local c = assert(po.cache.open { namespace = ns(), semantic = { threshold = 0.5 } })
+      c:set(ask(question), "sum")
+      c:set(ask("Retry the request 3 times before giving up."), "three")
+      c:set(ask("Return true when a > b."), "a>b")
+      c:set(ask("Call parse_header on the input."), "header")
+      assert.is_nil(c:get(ask(question, { model = "gpt-y" })))
+      assert.is_nil(c:get(ask(question, { temperature = 0.7 })))
+      assert.is_nil(c:get(ask("Retry the request 5 times before giving up.")))
+      assert.is_nil(c:get(ask("Return true when b > a.")))
+      assert.is_nil(c:get(ask("Call parse_footer on the input.")))
+      assert.are.equal("three", (c:get(ask("retry the request 3 times before giving up"))))
+      c:close()
+    end)
+
+    it("takes the threshold from the options", function()
+      local strict = assert(po.cache.open { namespace = ns(), semantic = { threshold = 0.999 } })
+      strict:set(ask(question), "sum")
+      assert.is_nil(strict:get(ask("Write a Python function that returns the sum of a list of ints.")))
+      strict:close()
+      local off = assert(po.cache.open { namespace = ns(), semantic = false })
+      off:set(ask(question), "sum")
+      assert.is_nil(off:get(ask(question:lower())))
+      off:close()
+    end)
+
+    it("works on string keys, and a hit refreshes recency", function()
+      local c = assert(po.cache.open { namespace = ns(), max_entries = 2, semantic = {} })
+      c:set("Explain the difference between TCP and UDP in two sentences.", "tcp-udp")
+      c:set("Summarize the plot of Hamlet.", "hamlet")
+      local v, info = c:get("explain the difference between tcp and udp in two sentences")
+      assert.are.equal("tcp-udp", v)
+      assert.are.equal("semantic", info.hit)
+      c:set("A third prompt, unrelated to the others.", "third")
+      assert.is_nil(c:get("Summarize the plot of Hamlet."))
+      assert.are.equal("tcp-udp", (c:get("Explain the difference between TCP and UDP in two sentences.")))
+      c:close()
+    end)
+
+    it("takes a Lua embedder, never compares its vectors with another embedder's", function()
+      local name = ns()
+      local calls = 0
+      local function embed(text)
+        calls = calls + 1
+        local v = { 0, 0, 0, 0 }
+        for w in text:lower():gmatch("%a+") do
+          v[#w % 4 + 1] = v[#w % 4 + 1] + 1
+        end
+        return v
+      end
+      local mine = assert(po.cache.open { namespace = name, semantic = { embed = embed, embed_id = "toy-v1" } })
+      mine:set(ask(question), "toy")
+      assert.are.equal(1, calls)
+      local v, info = mine:get(ask(question:upper()))
+      assert.are.equal("toy", v)
+      assert.are.equal("semantic", info.hit)
+      local ngram = assert(po.cache.open { namespace = name, semantic = {} })
+      assert.is_nil(ngram:get(ask(question:upper())))
+      local failing = assert(po.cache.open { namespace = name, semantic = { embed = function() error("no model") end } })
+      local r, err, code = failing:get(ask("anything"))
+      assert.is_nil(r)
+      assert.are.equal("EEMBED", code)
+      assert.truthy(err:find("no model", 1, true))
+      local wrong = assert(po.cache.open { namespace = name, semantic = { embed = function() return { 1, 2 } end,
+        embed_id = "toy-v1" } })
+      r, err, code = wrong:set(ask("other"), "x")
+      assert.is_nil(r)
+      assert.are.equal("EEMBED", code)
+      raises("semantic.embed_id is only for a function embedder", po.cache.open,
+        { namespace = name, semantic = { embed_id = "x" } })
+      for _, c in ipairs { mine, ngram, failing, wrong } do
+        c:close()
+      end
+    end)
+
+    it("does not answer from a deleted entry", function()
+      local c = assert(po.cache.open { namespace = ns(), semantic = {} })
+      c:set(ask(question), "sum")
+      assert.is_true(c:delete(ask(question)))
+      assert.is_nil(c:get(ask(question:lower())))
+      c:close()
+    end)
+
+    it("keeps vectors in the store: another process's entries match after reopening", function()
+      local dir = tempdir()
+      local script = proc.tempfile(([[
+        local c = assert(po.cache.open { path = %q, namespace = "sem", semantic = {} })
+        assert(c:set({ model = "gpt-x", temperature = 0, messages = { { role = "system", content = "Be brief." },
+          { role = "user", content = %q } } }, "from the child"))
+      ]]):format(dir, question), ".lua")
+      local c = assert(po.cache.open { path = dir, namespace = "sem", semantic = {} })
+      assert.is_nil(c:get(ask(question:lower())))
+      local status, _, err = proc.poengine(q(script))
+      os.remove(script)
+      assert.are.equal(0, status, err)
+      local v, info = c:get(ask(question:lower()))
+      assert.are.equal("from the child", v)
+      assert.are.equal("semantic", info.hit)
+      c:close()
+      c = assert(po.cache.open { path = dir, namespace = "sem", semantic = {} })
+      v, info = c:get(ask(question:upper()))
+      assert.are.equal("from the child", v)
+      assert.are.equal("semantic", info.hit)
+      c:close()
+      rmdir(dir)
+    end)
+  end)
+
   describe("the store", function()
     local dir
     before_each(function()
