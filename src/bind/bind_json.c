@@ -18,6 +18,7 @@
 
 #define ENCODER_TYPE "poengine.json.encoder"
 #define TREE_TYPE "poengine.json.tree"
+#define ENCODER_STATE "poengine.json.encoder_state" /* registry key of the shared encoder */
 
 /* Output buffer memory kept between encode calls; more is released. */
 #define ENCODE_KEEP_BYTES ((size_t)1 << 20)
@@ -560,7 +561,7 @@ static int l_encode(lua_State *L) {
 
 const char *po_json_encode_canonical(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len) {
   idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-  lua_getfield(L, LUA_REGISTRYINDEX, ENCODER_TYPE);
+  lua_getfield(L, LUA_REGISTRYINDEX, ENCODER_STATE);
   encoder *e = start(L, lua_touserdata(L, -1), fn, -1, 1, skip);
   lua_pushvalue(L, idx);
   encode_value(L, e);
@@ -739,7 +740,7 @@ void po_open_json(lua_State *L) {
   e->amark = lua_topointer(L, amark);
   e->omark = lua_topointer(L, omark);
   lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, ENCODER_TYPE); /* for po_json_encode_canonical */
+  lua_setfield(L, LUA_REGISTRYINDEX, ENCODER_STATE); /* for po_json_encode_canonical */
   lua_pushvalue(L, amark);
   lua_pushvalue(L, omark);
   lua_pushcclosure(L, l_encode, 3);

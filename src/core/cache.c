@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
 
 enum {
@@ -71,6 +72,14 @@ struct po_cache {
 
 static pthread_mutex_t caches_lock = PTHREAD_MUTEX_INITIALIZER;
 static po_cache *caches;
+
+/* Wall-clock seconds from the coarse clock (a few ms of resolution, a
+ * fraction of the cost): TTLs and ages need no better. */
+static double now_coarse(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 #define ADD(field, n) __atomic_add_fetch(&(field), (n), __ATOMIC_RELAXED)
 #define LOAD(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
@@ -548,7 +557,7 @@ static int get_from_disk(po_cache *c, shard *s, po_cache_hash h, const void *key
 static int lookup(po_cache *c, po_cache_hash h, const void *key, size_t klen, po_cache_result *r, int count) {
   if (c->disk) flush_batch(c, 0);
   shard *s = shard_of(c, h);
-  double now = po_wallclock();
+  double now = now_coarse();
   pthread_mutex_lock(&s->lock);
   expire_some(s, now, !c->disk, EXPIRE_PER_OP);
   entry **slot = find_slot(s, h, key, klen);
@@ -603,7 +612,7 @@ static int set_hashed(po_cache *c, po_cache_hash h, const void *key, size_t klen
   if (!(ttl >= 0) || isinf(ttl)) return PO_EINVAL;
   if (c->opts.max_bytes && klen + vlen > c->opts.max_bytes) return PO_EINVAL;
   *vseq = 0;
-  double now = po_wallclock();
+  double now = now_coarse();
   double expires = ttl > 0 ? now + ttl : 0;
   uint64_t gen = 0;
   if (c->disk) {
@@ -779,7 +788,7 @@ void po_cache_count_semantic_hit(po_cache *c) { ADD(c->semantic_hits, 1); }
 
 int po_cache_stats_get(po_cache *c, po_cache_stats *out) {
   memset(out, 0, sizeof *out);
-  double now = po_wallclock();
+  double now = now_coarse();
   for (int i = 0; i < c->nshards; i++) {
     shard *s = &c->shards[i];
     pthread_mutex_lock(&s->lock);
