@@ -9,6 +9,7 @@ local po = {
   now = core.now,
   time = core.time,
   json = core.json,
+  semantic = core.semantic,
 }
 
 -- name -> module whose field of the same name it is

@@ -54,5 +54,6 @@ const char *po_json_encode_canonical(lua_State *L, int idx, const char *fn, po_j
 void po_open_loop(lua_State *L);
 void po_open_json(lua_State *L);
 void po_open_cache(lua_State *L);
+void po_open_semantic(lua_State *L);
 
 #endif

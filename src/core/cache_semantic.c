@@ -1,7 +1,7 @@
 #include "cache_semantic.h"
 
 #include "error.h"
-#include "guard.h"
+#include "semantic.h"
 #include "vindex.h"
 
 #include <math.h>
@@ -284,7 +284,8 @@ int po_cache_sem_search(po_cache_sem *s, po_cache_hash gh, const float *q, int d
   if (g >= 0 && s->groups[g].dim == dim) po_vindex_search(s->groups[g].ix, q, k, ids, scores, &found);
   for (int i = 0; i < found && scores[i] >= threshold; i++) {
     member *m = find_id(s, ids[i]);
-    if (!m || !po_guard_same_facts(text, tlen, m->text, m->tlen)) continue;
+    /* The one decision po.semantic.match makes too: a script can check beforehand what the cache accepts. */
+    if (!m || !po_semantic_accept(scores[i], threshold, text, tlen, m->text, m->tlen)) continue;
     out[n++] = (po_cache_sem_candidate){m->id, m->entry, scores[i]};
   }
   pthread_mutex_unlock(&s->lock);

@@ -52,8 +52,8 @@ typedef struct po_cache_sem_candidate {
 } po_cache_sem_candidate;
 
 /* The up to k best vectors of group for query q (dim values, L2-normalized)
- * scoring at least threshold whose text carries the same facts as text
- * (po_guard_same_facts), best first. Returns how many it wrote to out. */
+ * that po_semantic_accept takes for text (score at least threshold, the same
+ * facts), best first. Returns how many it wrote to out. */
 int po_cache_sem_search(po_cache_sem *s, po_cache_hash group, const float *q, int dim, const char *text,
                         size_t tlen, float threshold, int k, po_cache_sem_candidate *out);
 

@@ -12,7 +12,9 @@
  *     or "::"; one with a capital letter after its first character
  *     (fooBar, HTTPServer, NULL); one followed by '('; a single letter other
  *     than "a" and "i"; any word between backticks (inline code and fenced
- *     blocks). A word is code-like for both texts as soon as it is code-like
+ *     blocks); the word that names a function, method, class, file ... next
+ *     to that noun ("the function render", "the render method", "a field
+ *     called size"), unless it is a determiner or similar filler. A word is code-like for both texts as soon as it is code-like
  *     (case folded) in either, so "fooBar" and "FOOBAR" or "`count`" and
  *     "count" are the same fact, and a case or markup change is no miss;
  *   - negations (not, no, never, without, unless, except, "n't" ... ), number
@@ -80,6 +82,24 @@ static void canonical(const token *t, const char **p, size_t *len) {
   }
 }
 
+/* Nouns whose neighbour names a code object, and fillers that never do. */
+static const char *const code_nouns[] = {"function", "functions", "method", "methods", "class", "struct",
+                                         "variable", "field", "module", "macro", "constant", "parameter",
+                                         "argument", "file", "column", "flag", "option", "called", "named",
+                                         "procedure", "routine", "type", "enum", "endpoint", "table", NULL};
+static const char *const fillers[] = {
+    "the", "a", "an", "this", "that", "these", "those", "my", "our", "your", "its", "their", "his", "her",
+    "each", "every", "any", "some", "all", "same", "new", "old", "following", "whole", "entire", "given",
+    "main", "current", "existing", "public", "private", "static", "inner", "outer", "of", "in", "on", "for",
+    "to", "with", "and", "or", "is", "are", "be", "by", "from", "as", "one", "which", "whose", "slow", "hot",
+    "called", "named", NULL};
+
+static int in_list(const char *const *list, const char *p, size_t len) {
+  for (; *list; list++)
+    if (strlen(*list) == len && strncasecmp(*list, p, len) == 0) return 1;
+  return 0;
+}
+
 static const char *const keywords[] = {
     /* negation */
     "not", "no", "never", "without", "none", "nothing", "nobody", "nowhere", "neither", "nor", "unless",
@@ -98,9 +118,7 @@ static int is_keyword(const token *t) {
   const char *p;
   size_t len;
   canonical(t, &p, &len);
-  for (const char *const *k = keywords; *k; k++)
-    if (strlen(*k) == len && strncasecmp(*k, p, len) == 0) return 1;
-  return 0;
+  return in_list(keywords, p, len);
 }
 
 static int word_is_code(const char *p, size_t len, int in_code, unsigned char next) {
@@ -169,6 +187,16 @@ static int tokenize(const char *s, size_t len, tokens *ts) {
     } else {
       i++; /* other punctuation separates tokens and is not a fact */
       line_start = 0;
+    }
+  }
+  /* "the function render", "the render method": the neighbour names code */
+  for (size_t k = 0; k < ts->n; k++) {
+    token *t = &ts->t[k];
+    if (t->type != T_WORD || !in_list(code_nouns, t->p, t->len)) continue;
+    for (int side = -1; side <= 1; side += 2) {
+      if ((side < 0 && k == 0) || (side > 0 && k + 1 == ts->n)) continue;
+      token *n = &ts->t[k + (size_t)side];
+      if (n->type == T_WORD && !in_list(fillers, n->p, n->len) && !in_list(code_nouns, n->p, n->len)) n->code = 1;
     }
   }
   return 0;

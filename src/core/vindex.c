@@ -73,11 +73,12 @@ KERNEL static void dots_f32(const float *data, size_t n, size_t stride, const fl
 KERNEL static void dots_i8(const int8_t *data, size_t n, size_t stride, const int8_t *q, int32_t *out) {
   for (size_t i = 0; i < n; i++) {
     const int8_t *v = data + i * stride;
-    int32_t acc[32] = {0};
-    for (size_t j = 0; j < stride; j += 32)
-      for (int t = 0; t < 32; t++) acc[t] += (int32_t)v[j + t] * (int32_t)q[j + t];
     int32_t s = 0;
-    for (int t = 0; t < 32; t++) s += acc[t];
+    for (size_t j = 0; j < stride; j += LANES) {
+      int32_t block = 0;
+      for (int t = 0; t < LANES; t++) block += v[j + t] * q[j + t];
+      s += block;
+    }
     out[i] = s;
   }
 }
@@ -289,6 +290,17 @@ int po_vindex_remove(po_vindex *ix, uint64_t id) {
 }
 
 size_t po_vindex_count(const po_vindex *ix) { return ix->count; }
+
+/* dots_f32's arithmetic, one vector: lane t sums dimensions t, t+16, ... in
+ * order, then the lanes are added in order (the padding adds only zeros).
+ * Vectorizing the kernel does not reorder these sums, so the results match. */
+float po_vindex_dot(const float *a, const float *b, int dim) {
+  float acc[16] = {0};
+  for (int j = 0; j < dim; j++) acc[j % 16] += a[j] * b[j];
+  float s = 0;
+  for (int t = 0; t < 16; t++) s += acc[t];
+  return s;
+}
 
 /* ---- search ------------------------------------------------------------------ */
 

@@ -41,6 +41,58 @@ local function emit(row)
   end
 end
 
+-- Sets row.goal (text) and row.met from a goal: { max_ratio = x }
+-- (subject/baseline at most x), { min_speedup = x } (baseline/subject at
+-- least x), { min = x } (the subject's value at least x) or
+-- { above_baseline = true } (the subject's value above the baseline's).
+local function judge(row, goal)
+  if not goal then
+    return
+  end
+  if goal.max_ratio then
+    row.goal = string.format("<= %gx the baseline's time", goal.max_ratio)
+    row.met = row.ratio <= goal.max_ratio
+  elseif goal.min_speedup then
+    row.goal = string.format(">= %gx faster", goal.min_speedup)
+    row.met = 1 / row.ratio >= goal.min_speedup
+  elseif goal.min then
+    row.goal = string.format(">= %g", goal.min)
+    row.met = row.subject >= goal.min
+  elseif goal.above_baseline then
+    row.goal = "above the baseline"
+    row.met = row.subject > row.baseline
+  elseif goal.max_time then
+    row.goal = string.format("<= %g %s", goal.max_time, row.unit)
+    row.met = row.subject <= goal.max_time
+  end
+end
+
+--- Records one row of figures the caller measured itself: a baseline timed
+--- in another process (reported back per operation), or a quality measure
+--- (precision, recall) where time is not the point:
+---   name, case   as for compare
+---   subject      { label =, value = }, baseline { label =, value = }
+---   unit         "us" | "ms" | "s" for times; anything else ("precision",
+---                "recall", "agreement") is a value where higher is better
+---   goal         as for compare, or { min = x } or { above_baseline = true }
+---   runs         how many runs the values summarize (optional)
+function M.record(spec)
+  local row = {
+    name = spec.name,
+    case = spec.case,
+    subject_label = spec.subject.label,
+    baseline_label = spec.baseline.label,
+    subject = spec.subject.value,
+    baseline = spec.baseline.value,
+    unit = spec.unit,
+    ratio = spec.subject.value / spec.baseline.value,
+    runs = spec.runs,
+  }
+  judge(row, spec.goal)
+  emit(row)
+  return row
+end
+
 --- Times subject.fn and baseline.fn `runs` times each, alternating, and
 --- records one row:
 ---   name      benchmark name (the file's topic), case: what this row measures
@@ -85,17 +137,7 @@ function M.compare(spec)
     ratio = ratio,
     runs = runs,
   }
-  local goal = spec.goal
-  if goal and goal.max_ratio then
-    row.goal = string.format("<= %gx the baseline's time", goal.max_ratio)
-    row.met = ratio <= goal.max_ratio
-  elseif goal and goal.min_speedup then
-    row.goal = string.format(">= %gx faster", goal.min_speedup)
-    row.met = 1 / ratio >= goal.min_speedup
-  elseif goal and goal.max_time then
-    row.goal = string.format("<= %g %s", goal.max_time, row.unit)
-    row.met = row.subject <= goal.max_time
-  end
+  judge(row, spec.goal)
   emit(row)
   return row
 end

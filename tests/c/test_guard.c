@@ -75,6 +75,12 @@ static void changed_identifiers(void) {
   DIFFERENT("```\nfor item in items: total += item\n```", "```\nfor item in items: total += 1\n```");
   DIFFERENT("```\nreturn sorted(items)\n```", "```\nreturn reversed(items)\n```");
   DIFFERENT("```\nwhile running: step\n```", "```\nwhile stopped: step\n```");
+  /* a plain word that names a function, method, file ... */
+  DIFFERENT("speed up the function render", "speed up the function update");
+  DIFFERENT("the render method is slow", "the update method is slow");
+  DIFFERENT("add a field called size", "add a field called length");
+  DIFFERENT("optimize the main loop in the parser module", "optimize the main loop in the lexer module");
+  SAME("speed up the function render", "Speed up this function render.");
 }
 
 static void negation_and_polarity(void) {

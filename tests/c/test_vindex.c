@@ -180,7 +180,7 @@ static void matches_a_reference_model(po_vindex_kind kind, int dim) {
     CHECK_EQ_INT(po_vindex_count(ix), m.n);
     if (step % 1000 == 999) {
       /* each stored vector finds itself */
-      for (int i = 0; i < m.n; i += 5) {
+      for (int i = 0; i < m.n; i += 1 + m.n / 64) {
         uint64_t got;
         float score;
         int found;
@@ -188,7 +188,7 @@ static void matches_a_reference_model(po_vindex_kind kind, int dim) {
         if (found != 1 || got != m.ids[i] || fabsf(score - 1.0f) > 1e-4f) mismatches++;
       }
       /* random queries agree with the model */
-      for (int r = 0; r < 50; r++) {
+      for (int r = 0; r < 32; r++) {
         random_unit(v, dim);
         float want_score, score;
         uint64_t want = model_best(&m, v, &want_score), got;
@@ -299,7 +299,7 @@ static double agreement(const float *base, int n, const float *queries, int nq, 
 }
 
 static void int8_agrees_with_float_on_random_vectors(void) {
-  const int dim = 512, n = 2000, nq = 1000;
+  const int dim = 512, n = 1000, nq = 1000;
   float *base = malloc(sizeof(float) * (size_t)n * dim), *qs = malloc(sizeof(float) * (size_t)nq * dim);
   REQUIRE(base && qs);
   for (int i = 0; i < n; i++) random_unit(base + (size_t)i * dim, dim);
@@ -341,7 +341,7 @@ static void random_prompt(char *buf, size_t cap) {
 }
 
 static void int8_agrees_with_float_on_ngram_vectors(void) {
-  const int dim = PO_NGRAM_DIM, n = 2000, nq = 1000;
+  const int dim = PO_NGRAM_DIM, n = 1000, nq = 1000;
   float *base = malloc(sizeof(float) * (size_t)n * dim), *qs = malloc(sizeof(float) * (size_t)nq * dim);
   REQUIRE(base && qs);
   char text[1024];
@@ -360,6 +360,38 @@ static void int8_agrees_with_float_on_ngram_vectors(void) {
   free(qs);
 }
 
+/* po_vindex_dot gives a search's score to the bit, for both kinds. */
+static void dot_matches_search_scores(void) {
+  const int dims[] = {37, 512, 1500};
+  for (int d = 0; d < 3; d++) {
+    int dim = dims[d];
+    po_vindex *f, *q;
+    REQUIRE(po_vindex_new(dim, PO_VINDEX_F32, &f) == 0);
+    REQUIRE(po_vindex_new(dim, PO_VINDEX_I8, &q) == 0);
+    float *v = malloc(sizeof(float) * (size_t)dim * 2), *w = v + dim;
+    REQUIRE(v);
+    int differ = 0;
+    for (int r = 0; r < 50; r++) {
+      random_unit(v, dim);
+      random_unit(w, dim);
+      CHECK(po_vindex_add(f, 1, v) == 0);
+      CHECK(po_vindex_add(q, 1, v) == 0);
+      uint64_t id;
+      float fs, qs;
+      int found;
+      CHECK(po_vindex_search(f, w, 1, &id, &fs, &found) == 0);
+      CHECK(po_vindex_search(q, w, 1, &id, &qs, &found) == 0);
+      float want = po_vindex_dot(v, w, dim);
+      differ += memcmp(&fs, &want, sizeof want) != 0 || memcmp(&qs, &want, sizeof want) != 0;
+      CHECK(fabsf(want - dotf(v, w, dim)) < 1e-5f);
+    }
+    CHECK_EQ_INT(differ, 0);
+    free(v);
+    po_vindex_free(f);
+    po_vindex_free(q);
+  }
+}
+
 int main(void) {
   RUN(rejects_bad_arguments);
   RUN(empty_index_finds_nothing);
@@ -373,5 +405,6 @@ int main(void) {
   RUN(ties_and_zero_vectors);
   RUN(int8_agrees_with_float_on_random_vectors);
   RUN(int8_agrees_with_float_on_ngram_vectors);
+  RUN(dot_matches_search_scores);
   return TEST_SUMMARY();
 }
