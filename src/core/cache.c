@@ -727,7 +727,7 @@ int po_cache_semantic_get(po_cache *c, const po_cache_vector *q, float threshold
   if (!(norm > 0) || isinf(norm)) return PO_ENOENT; /* a zero vector matches nothing */
   float *unit = malloc((size_t)q->dim * sizeof *unit);
   if (!unit) return PO_ENOMEM;
-  float inv = (float)(1 / sqrt(norm));
+  float inv = fabs(norm - 1) < 1e-6 ? 1.0f : (float)(1 / sqrt(norm)); /* unit vectors stay as they are */
   for (int i = 0; i < q->dim; i++) unit[i] = q->vec[i] * inv;
   po_cache_sem_candidate cand[64];
   int n = po_cache_sem_search(c->sem, q->group, unit, q->dim, q->text, q->text_len, threshold, k < 64 ? k : 64,

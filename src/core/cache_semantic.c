@@ -90,7 +90,9 @@ int po_cache_sem_encode(const po_cache_vector *v, po_cache_hash entry, po_strbuf
   double norm = 0;
   for (int i = 0; i < v->dim; i++) norm += (double)v->vec[i] * v->vec[i];
   if (!(norm > 0) || isinf(norm)) return PO_EINVAL; /* zero, NaN or infinite */
-  float inv = (float)(1 / sqrt(norm));
+  /* A unit vector (the n-gram embedder's) is kept bit for bit, so scores
+   * agree exactly with po.semantic's. */
+  float inv = fabs(norm - 1) < 1e-6 ? 1.0f : (float)(1 / sqrt(norm));
   unsigned char head[HEADER];
   uint16_t dim = (uint16_t)v->dim;
   uint32_t tlen = (uint32_t)v->text_len;

@@ -433,6 +433,23 @@ describe("po.cache", function()
       end
     end)
 
+    it("accepts exactly what po.semantic.match accepts, with the same score", function()
+      local stored = "Optimize parse_header in src/http.c; keep the tests passing with -O2."
+      local queries = { stored:upper(), (stored:gsub("%-O2", "-O3")), "optimize parse_header in src/http.c, keep tests passing with -O2",
+        "Optimize parse_footer in src/http.c; keep the tests passing with -O2.", "Something else entirely." }
+      for _, query in ipairs(queries) do
+        local c = assert(po.cache.open { namespace = ns(), semantic = {} })
+        c:set(stored, "answer")
+        local accepted, score = po.semantic.match(query, stored)
+        local v, info = c:get(query)
+        assert.are.equal(accepted, v ~= nil, query)
+        if v then
+          assert.are.equal(score, info.score)
+        end
+        c:close()
+      end
+    end)
+
     it("does not answer from a deleted entry", function()
       local c = assert(po.cache.open { namespace = ns(), semantic = {} })
       c:set(ask(question), "sum")
