@@ -30,6 +30,7 @@ local lazy_modules = {
   dashboard = "poengine.dashboard",
   metrics = "poengine.metrics",
   profile = "poengine.profile",
+  cache = "poengine.cache",
 }
 
 return setmetatable(po, {

@@ -70,6 +70,9 @@ local function judge(row, goal)
   elseif goal.above_baseline then
     row.goal = "above the baseline"
     row.met = row.subject > row.baseline
+  elseif goal.max_time then
+    row.goal = string.format("<= %g %s", goal.max_time, row.unit)
+    row.met = row.subject <= goal.max_time
   end
 end
 
@@ -81,8 +84,9 @@ end
 ---   ops       operations per call of fn (figures are per operation)
 ---   unit      "ns" | "us" | "ms" | "s"   unit of the per-operation figures
 ---   goal      { max_ratio = x } (subject/baseline at most x),
----             { min_speedup = x } (baseline/subject at least x) or
----             { max_extra = x } (subject at most x units above baseline), optional
+---             { min_speedup = x } (baseline/subject at least x),
+---             { max_extra = x } (subject at most x units above baseline) or
+---             { max_time = x } (subject's figure at most x, in unit), optional
 --- A fn that returns a number is self-timed: that number (seconds) is its
 --- time, instead of the wall time of the call (for a process that measures
 --- its own loop and leaves out its start-up).
