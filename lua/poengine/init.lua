@@ -20,11 +20,14 @@ local lazy_functions = {
   after = "poengine.future",
   future = "poengine.future",
   is_future = "poengine.future",
+  run = "poengine.proc",
+  run_sync = "poengine.proc",
 }
 
 -- name -> module that is the field
 local lazy_modules = {
   cli = "poengine.cli",
+  pool = "poengine.pool",
 }
 
 return setmetatable(po, {

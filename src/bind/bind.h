@@ -39,5 +39,7 @@ void po_set_funcs(lua_State *L, const luaL_Reg *fns);
 /* Each po_open_x(L) adds concept x's functions to the table on top of the stack. */
 void po_open_loop(lua_State *L);
 void po_open_json(lua_State *L);
+void po_open_proc(lua_State *L);
+void po_open_pool(lua_State *L);
 
 #endif

@@ -152,6 +152,22 @@ void po_lua_future_reject(po_lua_future *f, const char *message, const char *cod
   settle(&a);
 }
 
+void po_lua_future_abandon(po_lua_future *f) {
+  if (!f) return;
+  lua_State *L = f->box->current;
+  /* The future stays pending: drop its cancel hook, which points at f. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, f->future_ref);
+  if (lua_istable(L, -1)) {
+    lua_pushliteral(L, "on_cancel");
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, f->future_ref);
+  f->canceled = 1;
+  free(f);
+}
+
 /* ---- Lua functions ---- */
 
 static int l_now(lua_State *L) {
