@@ -28,6 +28,7 @@ local lazy_functions = {
 local lazy_modules = {
   cli = "poengine.cli",
   pool = "poengine.pool",
+  batch = "poengine.batch",
 }
 
 return setmetatable(po, {

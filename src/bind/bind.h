@@ -41,5 +41,6 @@ void po_open_loop(lua_State *L);
 void po_open_json(lua_State *L);
 void po_open_proc(lua_State *L);
 void po_open_pool(lua_State *L);
+void po_open_batch(lua_State *L);
 
 #endif

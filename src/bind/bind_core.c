@@ -55,5 +55,6 @@ int luaopen_poengine_core(lua_State *L) {
   po_open_json(L);
   po_open_proc(L);
   po_open_pool(L);
+  po_open_batch(L);
   return 1;
 }

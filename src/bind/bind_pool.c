@@ -10,9 +10,10 @@
  * pending. The pool belongs to the state that first submitted to it and is
  * stopped (workers joined, their states closed) when that state closes; its
  * userdata is created after the state's loop, so it is finalized first. */
+#include "bind_pool.h"
+
 #include "bind.h"
 #include "bind_copy.h"
-#include "bind_loop.h"
 #include "runtime.h"
 
 #include "error.h"
@@ -28,7 +29,7 @@
  * it grows past this many. */
 #define WORKER_CACHE_MAX 256
 
-enum { FN_BYTECODE, FN_MODULE };
+enum { FN_BYTECODE, FN_MODULE, FN_C };
 enum { UP_NIL = 'n', UP_REF = 'r', UP_VALUE = 'v' };
 
 typedef struct client client;
@@ -43,6 +44,10 @@ typedef struct job {
   size_t code_len;
   po_strbuf upvalues; /* per upvalue: UP_NIL, UP_REF + name, or UP_VALUE + a copied block */
   po_strbuf args, results;
+  po_lua_pool_work_fn work; /* FN_C: work without Lua, its results and their release */
+  po_lua_push_fn push;
+  void (*release)(void *data);
+  void *data;
   char *err;            /* error message (malloc'd), or NULL */
   const char *err_code; /* its code name */
   int canceled;         /* set on the loop's thread, read by the worker: atomic */
@@ -64,6 +69,7 @@ static const char pool_key = 0;
 static const char worker_key = 0; /* registry flag of a worker's own state */
 
 static void job_free(job *j) {
+  if (j->release) j->release(j->data);
   free(j->code);
   po_strbuf_free(&j->upvalues);
   po_strbuf_free(&j->args);
@@ -101,8 +107,12 @@ static void deliver(po_loop *loop, void *ud) {
     list = j->next_done;
     po_loop_release(c->loop);
     c->in_flight--;
-    if (j->err || !j->results.data)
-      po_lua_future_reject(j->fut, j->err ? j->err : "po.pool: out of memory", j->err ? j->err_code : "ENOMEM");
+    if (j->err)
+      po_lua_future_reject(j->fut, j->err, j->err_code);
+    else if (j->kind == FN_C)
+      po_lua_future_resolve(j->fut, j->push, j->data);
+    else if (!j->results.data)
+      po_lua_future_reject(j->fut, "po.pool: out of memory", "ENOMEM");
     else
       po_lua_future_resolve(j->fut, push_results, j);
     job_free(j);
@@ -297,6 +307,11 @@ static void job_run(void **local, void *p) {
   if (__atomic_load_n(&j->canceled, __ATOMIC_ACQUIRE)) {
     const char msg[] = "canceled";
     set_error(j, "ECANCELED", msg, sizeof msg - 1);
+    complete(j);
+    return;
+  }
+  if (j->kind == FN_C) {
+    j->work(j->data);
     complete(j);
     return;
   }
@@ -521,6 +536,34 @@ static void describe_fn_error(lua_State *L) {
              luaL_typename(L, 1));
 }
 
+/* Starts the pool if needed, pushes the job's future and queues the job
+ * (which is freed on failure). */
+static int enqueue(lua_State *L, client *c, job *j, const char *fname) {
+  if (in_worker(L)) {
+    job_free(j);
+    return luaL_error(L, "%s: not available inside a pool worker (the job would wait for the pool it occupies); "
+                         "run the work directly",
+                      fname);
+  }
+  if (!c->pool) {
+    int rc = po_pool_new(c->size, worker_free, &c->pool);
+    if (rc != 0) {
+      job_free(j);
+      return luaL_error(L, "%s: cannot start the worker threads: %s", fname, po_strerror(rc));
+    }
+  }
+  lua_pushcfunction(L, new_future_protected);
+  lua_pushlightuserdata(L, j);
+  if (lua_pcall(L, 1, 1, 0) != 0) {
+    job_free(j);
+    return lua_error(L);
+  }
+  po_loop_hold(c->loop);
+  c->in_flight++;
+  po_pool_submit(c->pool, &j->node); /* cannot fail: only po_pool_free stops it, on this thread */
+  return 1;
+}
+
 /* po.pool.submit(fn, ...) -> future */
 static int l_submit(lua_State *L) {
   if (in_worker(L))
@@ -570,23 +613,22 @@ static int l_submit(lua_State *L) {
     job_free(j);
     return luaL_error(L, "po.pool.submit: %s", err);
   }
-  if (!c->pool) {
-    rc = po_pool_new(c->size, worker_free, &c->pool);
-    if (rc != 0) {
-      job_free(j);
-      return luaL_error(L, "po.pool.submit: cannot start the worker threads: %s", po_strerror(rc));
-    }
+  return enqueue(L, c, j, "po.pool.submit");
+}
+
+void po_lua_pool_run(lua_State *L, const char *fname, po_lua_pool_work_fn work, po_lua_push_fn push,
+                     void (*release)(void *data), void *data) {
+  client *c = state_client(L);
+  job *j = calloc(1, sizeof *j);
+  if (!j) {
+    release(data);
+    luaL_error(L, "%s: out of memory", fname);
+    return;
   }
-  lua_pushcfunction(L, new_future_protected);
-  lua_pushlightuserdata(L, j);
-  if (lua_pcall(L, 1, 1, 0) != 0) {
-    job_free(j);
-    return lua_error(L);
-  }
-  po_loop_hold(c->loop);
-  c->in_flight++;
-  po_pool_submit(c->pool, &j->node); /* cannot fail: only po_pool_free stops it, on this thread */
-  return 1;
+  *j = (job){.c = c, .kind = FN_C, .work = work, .push = push, .release = release, .data = data};
+  j->node.run = job_run;
+  j->node.drop = job_drop;
+  enqueue(L, c, j, fname);
 }
 
 /* po.pool.configure{ workers = n } */
