@@ -29,6 +29,7 @@ local lazy_modules = {
   cli = "poengine.cli",
   pool = "poengine.pool",
   batch = "poengine.batch",
+  validate = "poengine.validate",
 }
 
 return setmetatable(po, {

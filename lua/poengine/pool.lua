@@ -18,6 +18,13 @@ local M = {}
 ---@return poengine.Future
 M.submit = pool.submit
 
+--- Like submit, with the seconds the function ran on its worker (not
+--- counting time in the queue) before its results: a future of
+--- `seconds, ...`.
+---@param fn function|{ module: string, fn: string }
+---@return poengine.Future
+M.submit_timed = pool.submit_timed
+
 --- Sets the number of workers: `{ workers = n }`. Before the first submit,
 --- or while no job is in flight (the running pool is stopped and the next
 --- submit starts the new size).

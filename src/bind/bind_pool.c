@@ -16,6 +16,7 @@
 #include "bind_copy.h"
 #include "runtime.h"
 
+#include "clock.h"
 #include "error.h"
 #include "pool.h"
 #include "strbuf.h"
@@ -51,6 +52,7 @@ typedef struct job {
   char *err;            /* error message (malloc'd), or NULL */
   const char *err_code; /* its code name */
   int canceled;         /* set on the loop's thread, read by the worker: atomic */
+  int timed;            /* results start with the seconds the function ran */
 } job;
 
 struct client {
@@ -277,9 +279,14 @@ static int run_protected(lua_State *L) {
   }
   set_upvalues(L, j);
   int nargs = po_copy_decode(L, j->args.data, j->args.len, NULL);
+  double started = po_monotonic();
   if (po_pcall(L, nargs, LUA_MULTRET) != 0) {
     error_from_stack(j, L, "ERUNTIME");
     return 0;
+  }
+  if (j->timed) {
+    lua_pushnumber(L, po_monotonic() - started);
+    lua_insert(L, 1);
   }
   char err[512];
   int rc = po_copy_encode(L, 1, lua_gettop(L), "result[%d]", &j->results, err, sizeof err);
@@ -565,7 +572,7 @@ static int enqueue(lua_State *L, client *c, job *j, const char *fname) {
 }
 
 /* po.pool.submit(fn, ...) -> future */
-static int l_submit(lua_State *L) {
+static int submit(lua_State *L, int timed) {
   if (in_worker(L))
     return luaL_error(L, "po.pool.submit: not available inside a pool worker (the job would wait for the pool it "
                          "occupies); run the work directly");
@@ -603,6 +610,7 @@ static int l_submit(lua_State *L) {
   memcpy(j->code, code, code_len);
   j->code_len = code_len;
   j->kind = kind;
+  j->timed = timed;
   j->c = c;
   j->node.run = job_run;
   j->node.drop = job_drop;
@@ -615,6 +623,11 @@ static int l_submit(lua_State *L) {
   }
   return enqueue(L, c, j, "po.pool.submit");
 }
+
+static int l_submit(lua_State *L) { return submit(L, 0); }
+
+/* po.pool.submit_timed(fn, ...) -> future of (seconds, results...) */
+static int l_submit_timed(lua_State *L) { return submit(L, 1); }
 
 void po_lua_pool_run(lua_State *L, const char *fname, po_lua_pool_work_fn work, po_lua_push_fn push,
                      void (*release)(void *data), void *data) {
@@ -694,7 +707,7 @@ static int l_cpu_count(lua_State *L) {
 }
 
 void po_open_pool(lua_State *L) {
-  static const luaL_Reg fns[] = {{"submit", l_submit},   {"configure", l_configure}, {"shutdown", l_shutdown},
+  static const luaL_Reg fns[] = {{"submit", l_submit}, {"submit_timed", l_submit_timed}, {"configure", l_configure}, {"shutdown", l_shutdown},
                                  {"stats", l_stats},     {"in_worker", l_in_worker}, {"cpu_count", l_cpu_count},
                                  {NULL, NULL}};
   lua_newtable(L);
