@@ -16,6 +16,7 @@ local builtin = require "poengine.validate.builtin"
 
 local now = po.now
 local type, pairs, ipairs, tostring, error, xpcall, pcall = type, pairs, ipairs, tostring, error, xpcall, pcall
+local next = next
 local setmetatable, traceback, sort, huge = setmetatable, debug.traceback, table.sort, math.huge
 
 local M = {}
@@ -24,7 +25,8 @@ local M = {}
 M.DEFAULT_TIMEOUT = 600
 
 ---------------------------------------------------------------------------
--- Counting semaphores on futures (everything runs on one state's loop).
+-- Counting semaphores with callbacks (everything runs on one state's loop,
+-- so a slot is handed straight to the next waiter's callback).
 
 local Semaphore = {}
 Semaphore.__index = Semaphore
@@ -33,30 +35,26 @@ local function semaphore(n)
   return setmetatable({ limit = n, used = 0, queue = {}, head = 1, tail = 0 }, Semaphore)
 end
 
-function Semaphore:acquire()
+-- Calls fn() once a slot is held: at once, or when one is released.
+function Semaphore:acquire(fn)
   if self.used < self.limit then
     self.used = self.used + 1
-    return
+    return fn()
   end
-  local f = po.future()
   self.tail = self.tail + 1
-  self.queue[self.tail] = f
-  f:wait() -- the releaser hands its slot over
+  self.queue[self.tail] = fn
 end
 
 function Semaphore:release()
-  while self.head <= self.tail do
-    local f = self.queue[self.head]
+  if self.head <= self.tail and self.used <= self.limit then
+    local fn = self.queue[self.head]
     self.queue[self.head] = nil
     self.head = self.head + 1
-    if f:resolve(true) then
-      return
-    end
+    return fn() -- the slot passes to the waiter
   end
   self.used = self.used - 1
 end
 
--- Hands free slots to waiters after the limit was raised.
 function Semaphore:set_limit(n)
   self.limit = n
   while self.used < self.limit and self.head <= self.tail do
@@ -249,34 +247,38 @@ local function expand_argv(v, candidate)
   return argv
 end
 
-local function run_argv(v, candidate, timeout, ctx, i)
+-- Each runner starts one validator and calls done(result) once, from a
+-- loop callback; it registers a stop function in ctx.stops[i] meanwhile.
+
+local function run_argv(v, candidate, timeout, ctx, i, done)
   local argv, err = expand_argv(v, candidate)
   if not argv then
-    return failed_result(v, "error", err)
+    return done(failed_result(v, "error", err))
   end
   local fut = po.run {
     argv = argv, cwd = v.cwd or candidate.dir, env = v.env, timeout = timeout, kill_grace = v.kill_grace,
   }
-  ctx.inflight[i] = fut
-  local res, msg, code = fut:wait()
-  ctx.inflight[i] = nil
-  if not res then
-    return failed_result(v, code == "ECANCELED" and "canceled" or "error", tostring(msg))
-  end
-  local r = new_result(v, res.status, false)
-  r.duration, r.stdout, r.stderr = res.duration, res.stdout, res.stderr
-  r.details = { code = res.code, signal = res.signal, truncated = res.truncated }
-  if res.status == "timeout" then
-    r.errors[1] = "timed out after " .. timeout .. " s"
-  elseif res.status == "error" then
-    r.errors[1] = res.error
-  else
-    judge(v, r, candidate, res)
-    if not r.passed and not v.parse and #r.errors == 0 then
-      r.errors[1] = res.signal and ("killed by " .. res.signal) or ("exited with code " .. tostring(res.code))
+  ctx.stops[i] = function() fut:cancel() end
+  fut:_on_settle(function()
+    local res, msg, code = fut:_outcome()
+    if not res then
+      return done(failed_result(v, code == "ECANCELED" and "canceled" or "error", tostring(msg)))
     end
-  end
-  return r
+    local r = new_result(v, res.status, false)
+    r.duration, r.stdout, r.stderr = res.duration, res.stdout, res.stderr
+    r.details = { code = res.code, signal = res.signal, truncated = res.truncated }
+    if res.status == "timeout" then
+      r.errors[1] = "timed out after " .. timeout .. " s"
+    elseif res.status == "error" then
+      r.errors[1] = res.error
+    else
+      judge(v, r, candidate, res)
+      if not r.passed and not v.parse and #r.errors == 0 then
+        r.errors[1] = res.signal and ("killed by " .. res.signal) or ("exited with code " .. tostring(res.code))
+      end
+    end
+    done(r)
+  end)
 end
 
 local function function_outcome(v, r, ok, passed, details)
@@ -293,40 +295,125 @@ local function function_outcome(v, r, ok, passed, details)
   return r
 end
 
-local function run_function(v, candidate, timeout, ctx, i)
-  local r = new_result(v, "ok", false)
-  if v.inline then
-    local t0 = now()
-    local ok, passed, details = xpcall(v.run, traceback, candidate)
-    r.duration = now() - t0
-    return function_outcome(v, r, ok, passed, details)
+-- One timer per run watches the deadlines of its functions (a timer per
+-- validator would cost a heap entry each until its deadline, 600 s away).
+local function watch(ctx, i, deadline, expire)
+  local dog = ctx.watchdog
+  if not dog then
+    dog = { entries = {} }
+    ctx.watchdog = dog
   end
+  dog.entries[i] = { deadline = deadline, expire = expire }
+  local function fire()
+    dog.timer, dog.at = nil, nil
+    local t, next_at = now(), nil
+    for k, e in pairs(dog.entries) do
+      if e.deadline <= t then
+        dog.entries[k] = nil
+        e.expire()
+      elseif not next_at or e.deadline < next_at then
+        next_at = e.deadline
+      end
+    end
+    if next_at then
+      dog.at = next_at
+      dog.timer = po.after(next_at - t)
+      dog.timer:_on_settle(function(f) if f.state == "done" then fire() end end)
+    end
+  end
+  if not dog.at or deadline < dog.at then
+    if dog.timer then
+      dog.timer:cancel()
+    end
+    dog.at = deadline
+    dog.timer = po.after(math.max(0, deadline - now()))
+    dog.timer:_on_settle(function(f) if f.state == "done" then fire() end end)
+  end
+end
+
+local function unwatch(ctx, i)
+  local dog = ctx.watchdog
+  if dog then
+    dog.entries[i] = nil
+    if not next(dog.entries) and dog.timer then
+      dog.timer:cancel()
+      dog.timer, dog.at = nil, nil
+    end
+  end
+end
+
+-- Inline functions run in a po.async task of the calling state.
+local function run_inline(v, candidate, timeout, ctx, i, done)
+  local t0 = now()
+  local task = po.async(function()
+    return xpcall(v.run, traceback, candidate)
+  end)
+  ctx.stops[i] = function() task:cancel() end
+  local finished = false
+  local function finish(r)
+    if not finished then
+      finished = true
+      unwatch(ctx, i)
+      r.duration = now() - t0
+      done(r)
+    end
+  end
+  watch(ctx, i, t0 + timeout, function()
+    finish(failed_result(v, "timeout", "timed out after " .. timeout .. " s"))
+    task:cancel()
+  end)
+  task:_on_settle(function()
+    if task.state ~= "done" then
+      return finish(failed_result(v, "canceled", "canceled"))
+    end
+    finish(function_outcome(v, new_result(v, "ok", false), task:_outcome()))
+  end)
+end
+
+-- Functions run on the pool; the duration is the worker's own timing.
+local function run_pooled(v, candidate, timeout, ctx, i, done)
   local fut
   if type(v.run) == "function" then
     fut = po.pool.submit_timed(v.run, candidate)
   else
     fut = po.pool.submit_timed({ module = v.run.module, fn = v.run.fn }, candidate, v.run.arg)
   end
-  ctx.inflight[i] = fut
   local t0 = now()
-  local seconds, passed, details = fut:wait(timeout)
-  ctx.inflight[i] = nil
-  if seconds == nil then
-    local code = details
-    if code == "ETIMEDOUT" then
-      fut:cancel()
-      r = failed_result(v, "timeout", "timed out after " .. timeout .. " s (the worker finishes the function anyway)")
-      r.duration = now() - t0
-      return r
-    end
+  ctx.stops[i] = function() fut:cancel() end
+  watch(ctx, i, t0 + timeout, function()
+    local r = failed_result(v, "timeout", "timed out after " .. timeout .. " s (the worker finishes the function anyway)")
     r.duration = now() - t0
-    if code == "ECANCELED" then
-      return failed_result(v, "canceled", "canceled")
+    ctx.timed_out[i] = r
+    fut:cancel()
+  end)
+  fut:_on_settle(function()
+    unwatch(ctx, i)
+    local r = ctx.timed_out[i]
+    if r then
+      ctx.timed_out[i] = nil
+      return done(r)
     end
-    return function_outcome(v, r, false, passed)
+    local seconds, passed, details = fut:_outcome()
+    if seconds == nil then
+      local code = details
+      r = code == "ECANCELED" and failed_result(v, "canceled", "canceled")
+        or function_outcome(v, new_result(v, "ok", false), false, passed)
+      r.duration = now() - t0
+      return done(r)
+    end
+    r = function_outcome(v, new_result(v, "ok", false), true, passed, details)
+    r.duration = seconds
+    done(r)
+  end)
+end
+
+local function runner_of(v)
+  if type(v.run) == "table" and v.run.module == nil then
+    return run_argv, true
+  elseif v.inline then
+    return run_inline, true
   end
-  r.duration = seconds
-  return function_outcome(v, r, true, passed, details)
+  return run_pooled, false
 end
 
 ---------------------------------------------------------------------------
@@ -334,40 +421,55 @@ end
 
 local function stop_all(ctx)
   ctx.stopped = true
-  for _, fut in pairs(ctx.inflight) do
-    fut:cancel()
+  for _, stop in pairs(ctx.stops) do
+    stop()
   end
 end
 
-local function start(v, i, candidate, opts, ctx)
-  return po.async(function()
-    ctx.per_run:acquire()
-    global:acquire()
-    local r
-    if ctx.stopped then
-      r = failed_result(v, "skipped", "skipped: an earlier validator failed (fail_fast)")
-    else
-      local timeout = v.timeout or opts.timeout or M.DEFAULT_TIMEOUT
-      local runner = type(v.run) == "table" and v.run.module == nil and run_argv or run_function
-      local ok, res = xpcall(runner, traceback, v, candidate, timeout, ctx, i)
-      r = ok and res or failed_result(v, "error", "po.validate: internal error: " .. tostring(res))
-    end
-    global:release()
-    ctx.per_run:release()
-    ctx.results[i] = r
-    if opts.fail_fast and not r.passed and r.status ~= "skipped" and r.status ~= "canceled" then
-      stop_all(ctx)
-    end
-  end)
-end
-
-local function run_group(indices, validators, candidate, opts, ctx)
-  local tasks = {}
-  for k, i in ipairs(indices) do
-    tasks[k] = start(validators[i], i, candidate, opts, ctx)
+-- Runs the validators at `indices` and calls on_done() when all are done.
+-- Child processes and inline functions hold a slot of the process-wide
+-- limit; pool functions are bounded by the pool's workers.
+local function run_group(indices, validators, candidate, opts, ctx, on_done)
+  local left = #indices
+  if left == 0 then
+    return on_done()
   end
-  for _, t in ipairs(tasks) do
-    t:wait()
+  local per_run = semaphore(opts.workers or huge)
+  for _, i in ipairs(indices) do
+    local v = validators[i]
+    local runner, limited = runner_of(v)
+    per_run:acquire(function()
+      local function finish(r)
+        ctx.stops[i] = nil
+        ctx.results[i] = r
+        if limited then
+          global:release()
+        end
+        if opts.fail_fast and not r.passed and r.status ~= "skipped" and r.status ~= "canceled" then
+          stop_all(ctx)
+        end
+        left = left - 1
+        if left == 0 then
+          on_done()
+        end
+        per_run:release()
+      end
+      local function go()
+        if ctx.stopped then
+          return finish(failed_result(v, "skipped", "skipped: an earlier validator failed (fail_fast)"))
+        end
+        local timeout = v.timeout or opts.timeout or M.DEFAULT_TIMEOUT
+        local ok, err = xpcall(runner, traceback, v, candidate, timeout, ctx, i, finish)
+        if not ok then
+          finish(failed_result(v, "error", "po.validate: internal error: " .. tostring(err)))
+        end
+      end
+      if limited then
+        global:acquire(go)
+      else
+        go()
+      end
+    end)
   end
 end
 
@@ -393,9 +495,10 @@ function M.run(validators, candidate, opts)
     check_validator(v, i, names)
   end
 
-  local ctx = { results = {}, inflight = {}, per_run = semaphore(opts.workers or huge) }
+  local ctx = { results = {}, stops = {}, timed_out = {} }
   local t0 = now()
   local n = #validators
+  local finished = po.future()
   if opts.cascade then
     local stages, by_stage = {}, {}
     for i, v in ipairs(validators) do
@@ -407,29 +510,39 @@ function M.run(validators, candidate, opts)
       by_stage[s][#by_stage[s] + 1] = i
     end
     sort(stages)
+    local k = 0
     local failed_stage
-    for _, s in ipairs(stages) do
+    local function next_stage()
+      if k > 0 and not failed_stage then
+        for _, i in ipairs(by_stage[stages[k]]) do
+          if not ctx.results[i].passed and ctx.results[i].status ~= "skipped" then
+            failed_stage = stages[k]
+          end
+        end
+      end
+      k = k + 1
+      local s = stages[k]
+      if not s then
+        return finished:resolve()
+      end
       if failed_stage then
         for _, i in ipairs(by_stage[s]) do
           ctx.results[i] = failed_result(validators[i], "skipped",
             "skipped: stage " .. tostring(failed_stage) .. " failed (cascade)")
         end
-      else
-        run_group(by_stage[s], validators, candidate, opts, ctx)
-        for _, i in ipairs(by_stage[s]) do
-          if not ctx.results[i].passed and ctx.results[i].status ~= "skipped" then
-            failed_stage = s
-          end
-        end
+        return next_stage()
       end
+      run_group(by_stage[s], validators, candidate, opts, ctx, next_stage)
     end
+    next_stage()
   else
     local all = {}
     for i = 1, n do
       all[i] = i
     end
-    run_group(all, validators, candidate, opts, ctx)
+    run_group(all, validators, candidate, opts, ctx, function() finished:resolve() end)
   end
+  finished:wait()
 
   local wall = now() - t0
   local report = { passed = true, results = ctx.results, by_name = {}, duration = wall }

@@ -15,6 +15,16 @@ local function write(path, text)
   f:close()
 end
 
+-- The most validators running at once, from a log of "+" (start) and "-" (end) lines.
+local function most_at_once(log)
+  local running, most = 0, 0
+  for line in io.lines(log) do
+    running = running + (line == "+" and 1 or -1)
+    most = math.max(most, running)
+  end
+  return most
+end
+
 local function names(report)
   local out = {}
   for i, r in ipairs(report.results) do
@@ -155,12 +165,7 @@ describe("po.validate.run", function()
     local b = po.async(function() return v.run({ busy "b1", busy "b2", busy "b3" }, { dir = d }) end)
     assert.is_true(a:wait().passed)
     assert.is_true(b:wait().passed)
-    local running, most = 0, 0
-    for line in io.lines(log) do
-      running = running + (line == "+" and 1 or -1)
-      most = math.max(most, running)
-    end
-    assert.are.equal(2, most)
+    assert.are.equal(2, most_at_once(log))
     assert.are.same({ concurrency = 2, running = 0, waiting = 0 }, v.limits())
     v.configure { concurrency = po.pool.cpu_count() }
   end)
@@ -173,12 +178,7 @@ describe("po.validate.run", function()
     end
     v.configure { concurrency = 8 }
     assert.is_true(v.run(list, { dir = d }, { workers = 1 }).passed)
-    local running, most = 0, 0
-    for line in io.lines(log) do
-      running = running + (line == "+" and 1 or -1)
-      most = math.max(most, running)
-    end
-    assert.are.equal(1, most)
+    assert.are.equal(1, most_at_once(log))
     v.configure { concurrency = po.pool.cpu_count() }
   end)
 
