@@ -20,7 +20,8 @@ typedef struct step {
 typedef struct encoder {
   lua_State *L;
   po_strbuf *b;
-  int seen; /* stack slot of the table of tables on the current path */
+  int seen;      /* stack slot of the table of tables on the current path, 0 until needed */
+  int seen_slot; /* where it goes */
   const char *root;
   int position; /* of the value being encoded, 1-based */
   step path[PO_COPY_MAX_DEPTH + 2];
@@ -74,6 +75,11 @@ static int encode_table(encoder *e, int idx) {
   lua_State *L = e->L;
   if (e->depth > PO_COPY_MAX_DEPTH) return fail(e, "tables nested too deep to copy");
   if (!lua_checkstack(L, 6)) return PO_ENOMEM;
+  if (!e->seen) { /* created on the first table: plain values need none */
+    lua_newtable(L);
+    lua_replace(L, e->seen_slot);
+    e->seen = e->seen_slot;
+  }
   lua_pushvalue(L, idx);
   lua_rawget(L, e->seen);
   int cycle = lua_toboolean(L, -1);
@@ -162,8 +168,8 @@ int po_copy_encode(lua_State *L, int first, int n, const char *root, po_strbuf *
   uint32_t count = (uint32_t)n;
   int rc = po_strbuf_append(b, &count, sizeof count);
   if (rc != 0) return rc;
-  lua_newtable(L);
-  e.seen = lua_gettop(L);
+  lua_pushnil(L);
+  e.seen_slot = lua_gettop(L);
   for (int i = 0; i < n && rc == 0; i++) {
     e.position = i + 1;
     e.depth = 1; /* path[0] stands for the root */

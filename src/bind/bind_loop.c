@@ -38,6 +38,7 @@ static int loop_gc(lua_State *L) {
 }
 
 static const char loop_key = 0;
+static const char future_ctor_key = 0;
 
 static loop_box *state_loop(lua_State *L) {
   lua_pushlightuserdata(L, (void *)&loop_key);
@@ -77,14 +78,23 @@ po_lua_future *po_lua_future_new(lua_State *L, po_lua_cancel_fn on_cancel, void 
   po_lua_future *f = malloc(sizeof *f);
   if (!f) luaL_error(L, "poengine: out of memory");
   *f = (po_lua_future){.box = box, .future_ref = LUA_NOREF, .on_cancel = on_cancel, .ud = ud};
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "poengine.future");
-  if (lua_pcall(L, 1, 1, 0) != 0) {
-    free(f);
-    lua_error(L);
+  /* The constructor is looked up once per state, then kept in the registry. */
+  lua_pushlightuserdata(L, (void *)&future_ctor_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "poengine.future");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+      free(f);
+      lua_error(L);
+    }
+    lua_getfield(L, -1, "future");
+    lua_remove(L, -2);
+    lua_pushlightuserdata(L, (void *)&future_ctor_key);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
   }
-  lua_getfield(L, -1, "future");
-  lua_remove(L, -2);
   if (lua_pcall(L, 0, 1, 0) != 0) {
     free(f);
     lua_error(L);

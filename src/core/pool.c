@@ -11,6 +11,8 @@ struct po_pool {
   pthread_cond_t wake;
   po_pool_job *head, *tail;
   int queued, running;
+  int waiting;  /* workers blocked on `wake` that no submit has signaled yet */
+  int signaled; /* signals sent and not yet taken by a waking worker */
   int stopping;
   po_pool_local_free_fn local_free;
   pthread_t *threads;
@@ -27,7 +29,14 @@ static void *worker_main(void *arg) {
   void *local = NULL;
   pthread_mutex_lock(&pool->lock);
   for (;;) {
-    while (!pool->stopping && !pool->head) pthread_cond_wait(&pool->wake, &pool->lock);
+    while (!pool->stopping && !pool->head) {
+      pool->waiting++;
+      pthread_cond_wait(&pool->wake, &pool->lock);
+      if (pool->signaled > 0)
+        pool->signaled--; /* the signaler counted this worker as woken */
+      else
+        pool->waiting--; /* a broadcast or a spurious wake-up */
+    }
     if (pool->stopping) break;
     po_pool_job *job = pool->head;
     pool->head = job->next;
@@ -84,10 +93,17 @@ int po_pool_submit(po_pool *pool, po_pool_job *job) {
     pool->head = job;
   pool->tail = job;
   pool->queued++;
-  /* Wake one worker only when one may be idle. */
-  int idle = pool->running + pool->queued - 1 < pool->size;
+  /* Wake a sleeping worker only when the workers already awake and not
+   * running a job are fewer than the jobs queued: a burst of small jobs
+   * then costs a few wake-ups, not one per job. */
+  int awake_free = pool->size - pool->running - pool->waiting;
+  int wake = pool->waiting > 0 && pool->queued > awake_free;
+  if (wake) {
+    pool->waiting--;
+    pool->signaled++;
+  }
   pthread_mutex_unlock(&pool->lock);
-  if (idle) pthread_cond_signal(&pool->wake);
+  if (wake) pthread_cond_signal(&pool->wake);
   return 0;
 }
 
