@@ -74,7 +74,12 @@ static void free_drops_queued_jobs_and_waits_for_running_ones(void) {
                             .slot_inits = &inits, .sleep_us = 100000};
     REQUIRE(po_pool_submit(pool, &jobs[i].node) == 0);
   }
-  usleep(20000); /* the first job is running */
+  int running = 0;
+  for (int i = 0; i < 5000 && running == 0; i++) { /* until the first job is running */
+    po_pool_counts(pool, NULL, &running);
+    if (!running) usleep(1000);
+  }
+  REQUIRE(running == 1);
   po_pool_free(pool);
   CHECK_EQ_INT(runs, 1);
   CHECK_EQ_INT(drops, 4);

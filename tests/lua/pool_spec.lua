@@ -194,7 +194,10 @@ describe("po.pool", function()
     po.pool.configure { workers = 1 }
     local running = po.pool.submit(function() po.sleep(0.1) return "finished" end)
     local queued = po.pool.submit(function() return "ran" end)
-    po.sleep(0.02)
+    local deadline = po.now() + 10
+    while po.pool.stats().running == 0 and po.now() < deadline do
+      po.sleep(0.005)
+    end
     po.pool.shutdown()
     assert.are.equal("finished", running:wait())
     local _, err, code = queued:wait()
