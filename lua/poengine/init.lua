@@ -22,6 +22,8 @@ local lazy_functions = {
   after = "poengine.future",
   future = "poengine.future",
   is_future = "poengine.future",
+  run = "poengine.proc",
+  run_sync = "poengine.proc",
 }
 
 -- name -> module that is the field
@@ -31,6 +33,9 @@ local lazy_modules = {
   metrics = "poengine.metrics",
   profile = "poengine.profile",
   cache = "poengine.cache",
+  pool = "poengine.pool",
+  batch = "poengine.batch",
+  validate = "poengine.validate",
 }
 
 return setmetatable(po, {

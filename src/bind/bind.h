@@ -57,5 +57,8 @@ void po_open_metrics(lua_State *L);
 void po_open_store(lua_State *L);
 void po_open_cache(lua_State *L);
 void po_open_semantic(lua_State *L);
+void po_open_proc(lua_State *L);
+void po_open_pool(lua_State *L);
+void po_open_batch(lua_State *L);
 
 #endif
