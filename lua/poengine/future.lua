@@ -89,6 +89,24 @@ end
 
 local live_timers = 0
 
+-- Stopped timers stay in the heap until they reach its top; when they are
+-- most of it (a long timeout on a wait that finished early, many times
+-- over), the heap is rebuilt without them so it cannot grow without bound.
+local function compact_heap()
+  local kept, n = {}, 0
+  for i = 1, heap_len do
+    local t = heap[i]
+    if not t.stopped then
+      n = n + 1
+      kept[n] = t
+    end
+  end
+  heap, heap_len = {}, 0
+  for i = 1, n do
+    heap_push(kept[i])
+  end
+end
+
 local function start_timer(delay, fn)
   timer_seq = timer_seq + 1
   local t = { deadline = now() + delay, seq = timer_seq, fn = fn }
@@ -101,6 +119,9 @@ local function stop_timer(t)
   if not t.stopped then
     t.stopped = true
     live_timers = live_timers - 1
+    if heap_len > 64 and live_timers < heap_len / 4 then
+      compact_heap()
+    end
   end
 end
 
@@ -559,7 +580,7 @@ end
 
 --- Internal, for tests and diagnostics: counts of live tasks and timers.
 function M._counts()
-  return { tasks = live_tasks, timers = live_timers, ready = ready_tail - ready_head + 1 }
+  return { tasks = live_tasks, timers = live_timers, heap = heap_len, ready = ready_tail - ready_head + 1 }
 end
 
 return M

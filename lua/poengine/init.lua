@@ -10,6 +10,7 @@ local po = {
   time = core.time,
   json = core.json,
   store = core.store,
+  semantic = core.semantic,
 }
 
 -- name -> module whose field of the same name it is
@@ -21,13 +22,20 @@ local lazy_functions = {
   after = "poengine.future",
   future = "poengine.future",
   is_future = "poengine.future",
+  run = "poengine.proc",
+  run_sync = "poengine.proc",
 }
 
 -- name -> module that is the field
 local lazy_modules = {
   cli = "poengine.cli",
+  dashboard = "poengine.dashboard",
   metrics = "poengine.metrics",
   profile = "poengine.profile",
+  cache = "poengine.cache",
+  pool = "poengine.pool",
+  batch = "poengine.batch",
+  validate = "poengine.validate",
 }
 
 return setmetatable(po, {

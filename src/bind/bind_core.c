@@ -55,5 +55,10 @@ int luaopen_poengine_core(lua_State *L) {
   po_open_json(L);
   po_open_metrics(L);
   po_open_store(L);
+  po_open_cache(L);
+  po_open_semantic(L);
+  po_open_proc(L);
+  po_open_pool(L);
+  po_open_batch(L);
   return 1;
 }

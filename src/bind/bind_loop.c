@@ -38,6 +38,7 @@ static int loop_gc(lua_State *L) {
 }
 
 static const char loop_key = 0;
+static const char future_ctor_key = 0;
 
 static loop_box *state_loop(lua_State *L) {
   lua_pushlightuserdata(L, (void *)&loop_key);
@@ -77,14 +78,23 @@ po_lua_future *po_lua_future_new(lua_State *L, po_lua_cancel_fn on_cancel, void 
   po_lua_future *f = malloc(sizeof *f);
   if (!f) luaL_error(L, "poengine: out of memory");
   *f = (po_lua_future){.box = box, .future_ref = LUA_NOREF, .on_cancel = on_cancel, .ud = ud};
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "poengine.future");
-  if (lua_pcall(L, 1, 1, 0) != 0) {
-    free(f);
-    lua_error(L);
+  /* The constructor is looked up once per state, then kept in the registry. */
+  lua_pushlightuserdata(L, (void *)&future_ctor_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "poengine.future");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+      free(f);
+      lua_error(L);
+    }
+    lua_getfield(L, -1, "future");
+    lua_remove(L, -2);
+    lua_pushlightuserdata(L, (void *)&future_ctor_key);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
   }
-  lua_getfield(L, -1, "future");
-  lua_remove(L, -2);
   if (lua_pcall(L, 0, 1, 0) != 0) {
     free(f);
     lua_error(L);
@@ -150,6 +160,22 @@ void po_lua_future_resolve(po_lua_future *f, po_lua_push_fn push, void *data) {
 void po_lua_future_reject(po_lua_future *f, const char *message, const char *code) {
   settle_args a = {.f = f, .method = "reject", .message = message, .code = code};
   settle(&a);
+}
+
+void po_lua_future_abandon(po_lua_future *f) {
+  if (!f) return;
+  lua_State *L = f->box->current;
+  /* The future stays pending: drop its cancel hook, which points at f. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, f->future_ref);
+  if (lua_istable(L, -1)) {
+    lua_pushliteral(L, "on_cancel");
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, f->future_ref);
+  f->canceled = 1;
+  free(f);
 }
 
 /* ---- Lua functions ---- */

@@ -41,4 +41,8 @@ void po_lua_future_resolve(po_lua_future *f, po_lua_push_fn push, void *data);
  * and frees the handle. Same rules as po_lua_future_resolve. */
 void po_lua_future_reject(po_lua_future *f, const char *message, const char *code);
 
+/* Frees the handle without settling the future, for an owner that is being
+ * finalized while its state closes (no Lua code may run for it any more). */
+void po_lua_future_abandon(po_lua_future *f);
+
 #endif

@@ -16,6 +16,7 @@ const char *po_strerror(int code) {
   case PO_EMAPFULL: return "store map full";
   case PO_ESCHEMA: return "store written by a newer version of poengine";
   case PO_EPERM: return "permission denied";
+  case PO_EOUTSIDE: return "path leads outside the root";
   default: return "unknown error";
   }
 }
@@ -36,6 +37,7 @@ const char *po_errname(int code) {
   case PO_EMAPFULL: return "EMAPFULL";
   case PO_ESCHEMA: return "ESCHEMA";
   case PO_EPERM: return "EPERM";
+  case PO_EOUTSIDE: return "EOUTSIDE";
   default: return "EUNKNOWN";
   }
 }

@@ -22,6 +22,7 @@ enum po_error {
   PO_EMAPFULL = -11,  /* the store's map cannot grow any more */
   PO_ESCHEMA = -12,   /* the store was written by a newer schema version */
   PO_EPERM = -13,     /* permission denied (path not writable) */
+  PO_EOUTSIDE = -14,  /* a path leads outside the directory it is confined to */
 };
 
 /* Human-readable text for a PO_E... code; never NULL. */

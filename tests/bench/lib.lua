@@ -42,6 +42,40 @@ local function emit(row)
   end
 end
 
+-- Sets row.goal (text) and row.met from a goal: { max_ratio = x }
+-- (subject/baseline at most x), { min_speedup = x } (baseline/subject at
+-- least x), { max_extra = x } (subject at most x units above the baseline),
+-- { max = x } (subject below x units), { min = x } (the subject's value at
+-- least x) or { above_baseline = true } (the subject's value above the
+-- baseline's).
+local function judge(row, goal)
+  if not goal then
+    return
+  end
+  if goal.max_ratio then
+    row.goal = string.format("<= %gx the baseline's time", goal.max_ratio)
+    row.met = row.ratio <= goal.max_ratio
+  elseif goal.min_speedup then
+    row.goal = string.format(">= %gx faster", goal.min_speedup)
+    row.met = 1 / row.ratio >= goal.min_speedup
+  elseif goal.max_extra then
+    row.goal = string.format("<= %g %s above the baseline", goal.max_extra, row.unit)
+    row.met = row.subject - row.baseline <= goal.max_extra
+  elseif goal.max then
+    row.goal = string.format("< %g %s", goal.max, row.unit)
+    row.met = row.subject < goal.max
+  elseif goal.min then
+    row.goal = string.format(">= %g", goal.min)
+    row.met = row.subject >= goal.min
+  elseif goal.above_baseline then
+    row.goal = "above the baseline"
+    row.met = row.subject > row.baseline
+  elseif goal.max_time then
+    row.goal = string.format("<= %g %s", goal.max_time, row.unit)
+    row.met = row.subject <= goal.max_time
+  end
+end
+
 --- Times subject.fn and baseline.fn `runs` times each, alternating, and
 --- records one row:
 ---   name      benchmark name (the file's topic), case: what this row measures
@@ -50,8 +84,9 @@ end
 ---   ops       operations per call of fn (figures are per operation)
 ---   unit      "ns" | "us" | "ms" | "s"   unit of the per-operation figures
 ---   goal      { max_ratio = x } (subject/baseline at most x),
----             { min_speedup = x } (baseline/subject at least x) or
----             { max_extra = x } (subject at most x units above baseline), optional
+---             { min_speedup = x } (baseline/subject at least x),
+---             { max_extra = x } (subject at most x units above baseline) or
+---             { max_time = x } (subject's figure at most x, in unit), optional
 --- A fn that returns a number is self-timed: that number (seconds) is its
 --- time, instead of the wall time of the call (for a process that measures
 --- its own loop and leaves out its start-up).
@@ -89,17 +124,50 @@ function M.compare(spec)
     ratio = ratio,
     runs = runs,
   }
-  local goal = spec.goal
-  if goal and goal.max_ratio then
-    row.goal = string.format("<= %gx the baseline's time", goal.max_ratio)
-    row.met = ratio <= goal.max_ratio
-  elseif goal and goal.min_speedup then
-    row.goal = string.format(">= %gx faster", goal.min_speedup)
-    row.met = 1 / ratio >= goal.min_speedup
-  elseif goal and goal.max_extra then
-    row.goal = string.format("<= %g %s above the baseline", goal.max_extra, row.unit)
-    row.met = row.subject - row.baseline <= goal.max_extra
+  judge(row, spec.goal)
+  emit(row)
+  return row
+end
+
+--- Records one row whose figures are not a timed pair: either a figure
+--- timed here with no baseline (subject = { label =, fn = }, as in compare;
+--- its goal is absolute, { max = x }), or values measured elsewhere
+--- (subject = { label =, value = }, optional baseline = { label =, value = };
+--- unit names what they are, e.g. "precision").
+---   name, case, ops, unit, runs, goal   as in compare, plus { min = x } and
+---   { above_baseline = true } for values where higher is better
+function M.record(spec)
+  local row = {
+    name = spec.name,
+    case = spec.case,
+    subject_label = spec.subject.label,
+    unit = spec.unit or "ms",
+    runs = spec.runs,
+  }
+  if spec.subject.fn then
+    local runs = spec.runs or 7
+    local scale = ({ ns = 1e9, us = 1e6, ms = 1e3, s = 1 })[row.unit]
+    if spec.warmup ~= false then
+      spec.subject.fn()
+    end
+    local ts = {}
+    for r = 1, runs do
+      ts[r] = M.time(spec.subject.fn)
+    end
+    row.subject = median(ts) / (spec.ops or 1) * scale
+    row.runs = runs
+  else
+    row.subject = spec.subject.value
   end
+  if spec.baseline then
+    row.baseline_label = spec.baseline.label
+    row.baseline = spec.baseline.value
+    row.ratio = row.subject / row.baseline
+  end
+  judge(row, spec.goal)
+  emit(row)
+  return row
+end
   emit(row)
   return row
 end

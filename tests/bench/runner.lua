@@ -79,7 +79,7 @@ local function cell(s)
 end
 
 local header = {
-  "| benchmark | case | poengine | baseline | ratio (poengine / baseline time) | goal | met |",
+  "| benchmark | case | poengine | baseline | ratio (poengine / baseline) | goal | met |",
   "|---|---|---|---|---|---|---|",
 }
 
@@ -87,14 +87,23 @@ local function row_key(line)
   return line:match("^(| [^|]* | [^|]* |)")
 end
 
+local time_units = { ns = true, us = true, ms = true, s = true }
+
 local lines = {}
 for _, r in ipairs(rows) do
-  local faster = r.ratio < 1 and string.format(" (%sx faster)", fmt(1 / r.ratio)) or ""
-  lines[#lines + 1] = string.format("| %s | %s | %s %s (%s) | %s %s (%s) | %s%s | %s | %s |",
+  -- A row from lib.record may have no baseline: its goal is absolute.
+  -- "x faster" only for times; quality rows (precision, recall) show the
+  -- ratio alone.
+  local baseline, ratio = "—", "—"
+  if r.baseline then
+    baseline = string.format("%s %s (%s)", fmt(r.baseline), r.unit, cell(r.baseline_label))
+    local faster = time_units[r.unit] and r.ratio < 1 and string.format(" (%sx faster)", fmt(1 / r.ratio)) or ""
+    ratio = fmt(r.ratio) .. faster
+  end
+  lines[#lines + 1] = string.format("| %s | %s | %s %s (%s) | %s | %s | %s | %s |",
     cell(r.name), cell(r.case),
     fmt(r.subject), r.unit, cell(r.subject_label),
-    fmt(r.baseline), r.unit, cell(r.baseline_label),
-    fmt(r.ratio), faster, cell(r.goal or ""),
+    baseline, ratio, cell(r.goal or ""),
     r.met == nil and "" or (r.met and "yes" or "**no**"))
 end
 print(table.concat(header, "\n") .. "\n" .. table.concat(lines, "\n"))
@@ -125,7 +134,7 @@ local function write_table(path)
     all = {}
     for line in doc:sub(a, b):gmatch("[^\n]+") do
       local key = row_key(line)
-      if key and line ~= header[1] and line ~= header[2] and not fresh[key] then
+      if key and not line:find("^| benchmark | case |") and line ~= header[2] and not fresh[key] then
         all[#all + 1] = line
       end
     end

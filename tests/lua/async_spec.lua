@@ -162,6 +162,21 @@ describe("fut:wait with a timeout", function()
   end)
 end)
 
+describe("timers", function()
+  it("do not pile up when long timeouts are stopped early", function()
+    local future = require "poengine.future"
+    for _ = 1, 5000 do
+      local f = po.future()
+      local t = po.async(function() return f:wait(600) end)
+      f:resolve(1)
+      assert.are.equal(1, t:wait())
+    end
+    local counts = future._counts()
+    assert.are.equal(0, counts.timers)
+    assert.is_true(counts.heap < 1000, "heap holds " .. counts.heap .. " stopped timers")
+  end)
+end)
+
 describe("fut:cancel", function()
   it("stops a waiting task for good and fails its future with ECANCELED", function()
     local resumed = false

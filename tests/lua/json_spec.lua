@@ -18,14 +18,7 @@ local function rt(text)
   return sorted(v)
 end
 
-local function raises(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.is_string(err)
-  if not err:find(pattern, 1, true) then
-    error(("expected error containing %q, got %q"):format(pattern, err), 2)
-  end
-end
+local raises = require "tests.tools.raises"
 
 local function decode_fails(text, message)
   local v, err, code = decode(text)

@@ -403,3 +403,24 @@ for f in text_string_to_metric_families(sys.stdin.read()):
     end)
   end)
 end)
+
+describe("po.metrics from the worker pool", function()
+  it("sums increments from 4 pool workers exactly", function()
+    po.pool.configure { workers = 4 }
+    local c = po.metrics.counter("pool_spec_increments", { help = "Increments from pool workers." })
+    local before = c:value()
+    local futures = {}
+    for i = 1, 4 do
+      futures[i] = po.pool.submit(function(n)
+        local counter = require("poengine").metrics.counter("pool_spec_increments")
+        for _ = 1, n do
+          counter:inc()
+        end
+        return n
+      end, 100000)
+    end
+    local results = assert(po.all(futures))
+    assert.are.same({ 100000, 100000, 100000, 100000 }, { results[1], results[2], results[3], results[4] })
+    assert.are.equal(before + 400000, c:value())
+  end)
+end)

@@ -37,6 +37,14 @@ function M.sh(command, stdin)
   return status, read_all(out), read_all(err)
 end
 
+--- The whole content of the file at path (raises if it cannot be read).
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 --- Makes a new empty directory and returns its path.
 function M.tempdir()
   local path = os.tmpname()

@@ -1,0 +1,240 @@
+--- The built-in dashboard formats: text, markdown, json, csv and html (see
+--- poengine.dashboard.html), plus prometheus when po.metrics is present.
+--- Each is what a script would pass to po.dashboard.format.
+local escape = require "poengine.dashboard.escape"
+local fmt = require "poengine.dashboard.fmt"
+
+local M = {}
+
+local concat, rep = table.concat, string.rep
+local type, pcall, tostring = type, pcall, tostring
+
+M.list = {}
+
+local function add(spec)
+  M.list[#M.list + 1] = spec
+end
+
+local function json()
+  return require("poengine").json
+end
+
+-- "collector (in memory) · 1,000 cycles"
+local function source_line(data)
+  local src = data.source
+  local n = src.kind == "statistics" and src.statistics.overall_stats.total_cycles or #src.cycles
+  return src.label .. " \194\183 " .. fmt.int(n) .. (n == 1 and " cycle" or " cycles")
+end
+M.source_line = source_line
+
+add {
+  name = "text",
+  extensions = { "txt", "text" },
+  render = function(d, data)
+    local w = data.options.width
+    local title = fmt.truncate(escape.text(data.title), w - 25)
+    local stamp = fmt.datetime(data.generated_at)
+    local out = {
+      fmt.pad(title, w - fmt.width(stamp)) .. stamp,
+      fmt.truncate(escape.text(source_line(data)), w),
+      rep("\226\149\144", w),
+    }
+    local ctx = { width = w, source = data.source }
+    for _, s in ipairs(data.sections) do
+      local head = "\226\148\128\226\148\128 " .. fmt.truncate(escape.text(s.title), w - 5) .. " "
+      out[#out + 1] = ""
+      out[#out + 1] = head .. rep("\226\148\128", w - fmt.width(head))
+      local body = d:section_output(s, "text", ctx)
+      if body ~= "" then
+        out[#out + 1] = body
+      end
+    end
+    return concat(out, "\n") .. "\n"
+  end,
+}
+
+add {
+  name = "markdown",
+  extensions = { "md", "markdown" },
+  render = function(d, data)
+    local md = escape.markdown
+    local out = {
+      "# " .. md(data.title),
+      "",
+      "Generated " .. fmt.datetime(data.generated_at) .. " from " .. md(source_line(data)) .. ".",
+    }
+    local ctx = { width = data.options.width, source = data.source }
+    for _, s in ipairs(data.sections) do
+      out[#out + 1] = ""
+      out[#out + 1] = "## " .. md(s.title)
+      out[#out + 1] = ""
+      out[#out + 1] = d:section_output(s, "markdown", ctx)
+    end
+    return concat(out, "\n") .. "\n"
+  end,
+}
+
+add {
+  name = "json",
+  extensions = { "json" },
+  render = function(_, data)
+    local po_json = json()
+    local sections, order = po_json.object(), po_json.array()
+    for i, s in ipairs(data.sections) do
+      local value = s.error and { error = s.error } or s.data
+      -- A section whose data cannot be JSON reports that instead of
+      -- spoiling the whole document.
+      local ok, err = pcall(po_json.encode, value)
+      if not ok then
+        value = { error = tostring(err) }
+      end
+      sections[s.name] = value == nil and po_json.null or value
+      order[i] = s.name
+    end
+    local src = data.source
+    local doc = {
+      title = data.title,
+      generated_at = fmt.rfc3339(data.generated_at),
+      source = { kind = src.kind, label = src.label, cycles = #src.cycles },
+      statistics = src.statistics,
+      order = order,
+      sections = sections,
+    }
+    return po_json.encode(doc, { indent = 2, sort_keys = true }) .. "\n"
+  end,
+}
+
+--- The CSV columns, in order: the cycle record's fields, then metadata as
+--- JSON text.
+M.csv_columns = { "cycle_id", "start_time", "end_time", "duration", "success", "error", "llm_calls",
+  "llm_cache_hits", "llm_cache_misses", "tokens_in", "tokens_out", "cost", "validation_time", "validation_count",
+  "file_operations", "score", "best_score", "metadata" }
+
+local SORTED = { sort_keys = true }
+
+add {
+  name = "csv",
+  extensions = { "csv" },
+  render = function(_, data)
+    local encode = json().encode
+    local field, exact, rfc3339 = escape.csv, fmt.exact, fmt.rfc3339
+    local out = { concat(M.csv_columns, ",") }
+    local cycles = data.source.cycles
+    for i = 1, #cycles do
+      local r = cycles[i]
+      local meta = ""
+      if type(r.metadata) == "table" and next(r.metadata) ~= nil then
+        local ok, text = pcall(encode, r.metadata, SORTED)
+        meta = ok and text or tostring(r.metadata)
+      elseif r.metadata ~= nil and type(r.metadata) ~= "table" then
+        meta = tostring(r.metadata)
+      end
+      local success = r.success
+      out[i + 1] = concat({
+        field(r.cycle_id),
+        rfc3339(r.start_time) or "",
+        rfc3339(r.end_time) or "",
+        exact(r.duration),
+        success == nil and "" or success and "true" or "false",
+        field(r.error),
+        exact(r.llm_calls),
+        exact(r.llm_cache_hits),
+        exact(r.llm_cache_misses),
+        exact(r.tokens_in),
+        exact(r.tokens_out),
+        exact(r.cost),
+        exact(r.validation_time),
+        exact(r.validation_count),
+        exact(r.file_operations),
+        exact(r.score),
+        exact(r.best_score),
+        field(meta),
+      }, ",")
+    end
+    -- RFC 4180: CRLF after every record.
+    return concat(out, "\r\n") .. "\r\n"
+  end,
+}
+
+-- Prometheus text: the source's figures as po_dashboard_* gauges (a
+-- snapshot of the history, which may shrink when trimmed, hence gauges),
+-- then, for a live collector, the process's whole metrics registry; both
+-- written by po.metrics.expose's writer.
+local function gauges(data)
+  local list = {}
+  local function gauge(name, help, unit, pairs_, value)
+    if type(value) ~= "number" then
+      return
+    end
+    local names, values, labels = {}, {}, {}
+    for i = 1, #(pairs_ or {}), 2 do
+      names[#names + 1], values[#values + 1] = pairs_[i], tostring(pairs_[i + 1])
+      labels[pairs_[i]] = tostring(pairs_[i + 1])
+    end
+    list[#list + 1] = { name = "po_dashboard_" .. name, type = "gauge", help = help, unit = unit or "",
+      label_names = names, label_values = values, labels = labels, value = value }
+  end
+  local src = data.source
+  local st = src.statistics
+  local o, c, k, v = st.overall_stats, st.cycle_stats, st.cache_stats, st.validation_stats
+  local n = function(x)
+    return type(x) == "number" and x or 0
+  end
+  gauge("source_info", "The dashboard's source (1).", nil, { "kind", src.kind, "source", src.label }, 1)
+  for _, s in ipairs { { "successful", o.successful_cycles }, { "failed", o.failed_cycles },
+    { "active", o.active_cycles } } do
+    gauge("cycles", "Cycles in the source, by status.", nil, { "status", s[1] }, n(s[2]))
+  end
+  gauge("success_ratio", "Successful cycles over ended cycles.", nil, nil, n(o.success_rate))
+  for _, stat in ipairs { "mean", "median", "min", "max", "stdev", "p90", "p99" } do
+    gauge("cycle_duration_seconds", "Duration of successful cycles.", "seconds", { "stat", stat }, n(c[stat]))
+  end
+  gauge("llm_calls", "LLM calls, by cache outcome.", nil, { "cache", "hit" }, n(k.cache_hits))
+  gauge("llm_calls", "LLM calls, by cache outcome.", nil, { "cache", "miss" }, n(k.cache_misses))
+  gauge("cache_hit_ratio", "Cache hits over LLM calls.", nil, nil, n(k.hit_rate))
+  local t = require("poengine.dashboard.source").totals(src)
+  local has_cycles = src.kind ~= "statistics"
+  local tokens_help = "LLM tokens spent (cache misses) and saved (cache hits), by direction."
+  if has_cycles then
+    gauge("llm_tokens", tokens_help, nil, { "direction", "in" }, t.tokens_in)
+    gauge("llm_tokens", tokens_help, nil, { "direction", "out" }, t.tokens_out)
+  end
+  gauge("llm_tokens", tokens_help, nil, { "direction", "saved" }, n(k.tokens_saved))
+  local cost_help = "US dollars spent on LLM calls and saved by the cache."
+  if has_cycles then
+    gauge("llm_cost_dollars", cost_help, nil, { "kind", "spent" }, t.cost)
+  end
+  gauge("llm_cost_dollars", cost_help, nil, { "kind", "saved" }, n(k.cost_saved))
+  gauge("validations", "Validation runs.", nil, nil, n(v.total_validations))
+  gauge("validation_seconds", "Validation time per cycle.", "seconds", { "stat", "mean" }, n(v.mean_validation_time))
+  gauge("validation_seconds", "Validation time per cycle.", "seconds", { "stat", "median" },
+    n(v.median_validation_time))
+  gauge("file_operations", "File operations recorded in cycles.", nil, nil, n(o.total_file_operations))
+  gauge("best_score", "The best score reached.", nil, nil, t.best_score)
+  gauge("last_score", "The score of the last scored cycle.", nil, nil, t.last_score)
+  return list
+end
+
+add {
+  name = "prometheus",
+  extensions = { "prom" },
+  render = function(_, data)
+    local list = gauges(data)
+    if data.source.kind == "collector" then
+      for _, m in ipairs(require("poengine.metrics").collect()) do
+        list[#list + 1] = m
+      end
+    end
+    return require("poengine.metrics.expose").expose("prometheus", list)
+  end,
+}
+
+add {
+  name = "html",
+  extensions = { "html", "htm" },
+  render = function(d, data)
+    return require("poengine.dashboard.html").page(d, data)
+  end,
+}
+
+return M

@@ -1,0 +1,50 @@
+--- The worker pool: Lua functions on other cores.
+---
+--- N worker threads (default: one per online CPU), each with its own Lua
+--- state with `po` loaded. Only plain values cross between states, copied:
+--- nil, booleans, numbers, strings and tables of these. The mechanism is C
+--- (src/core/pool.c, src/bind/bind_pool.c); see docs/scripting.md.
+local core = require "poengine_core"
+
+local pool = core.pool
+
+---@class poengine.pool
+local M = {}
+
+--- Runs fn(...) on a worker and returns a future of its results. fn is a Lua
+--- function without upvalues (it crosses as bytecode) or
+--- `{ module = "name", fn = "field" }` (the worker requires the module).
+---@param fn function|{ module: string, fn: string }
+---@return poengine.Future
+M.submit = pool.submit
+
+--- Like submit, with the seconds the function ran on its worker (not
+--- counting time in the queue) before its results: a future of
+--- `seconds, ...`.
+---@param fn function|{ module: string, fn: string }
+---@return poengine.Future
+M.submit_timed = pool.submit_timed
+
+--- Sets the number of workers: `{ workers = n }`. Before the first submit,
+--- or while no job is in flight (the running pool is stopped and the next
+--- submit starts the new size).
+---@param opts { workers?: integer }
+M.configure = pool.configure
+
+--- Stops the workers: queued jobs fail with ECANCELED, running ones finish
+--- first. The next submit starts the pool again.
+M.shutdown = pool.shutdown
+
+--- `{ workers, started, queued, running, in_flight }`.
+---@return table
+M.stats = pool.stats
+
+--- True inside a pool worker's own Lua state.
+---@return boolean
+M.in_worker = pool.in_worker
+
+--- The number of online CPUs (the default pool size).
+---@return integer
+M.cpu_count = pool.cpu_count
+
+return M
