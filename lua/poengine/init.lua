@@ -36,6 +36,7 @@ local lazy_modules = {
   pool = "poengine.pool",
   batch = "poengine.batch",
   validate = "poengine.validate",
+  optimizer = "poengine.optimizer",
 }
 
 return setmetatable(po, {

@@ -641,8 +641,21 @@ function Optimizer:run_cycle()
   end
   self.file_operations = self.file_operations + #self.task.target_files
 
-  -- The baseline, measured again in this cycle.
-  local bench = po.validate.run({ self.task.objective.validator }, { dir = base_dir, id = "baseline" })
+  -- The baseline goes through the same validators (which may build it),
+  -- then is measured again in this cycle.
+  local base_cand = { dir = base_dir, id = "baseline", params = self.baseline.params }
+  if #self.task.validators > 0 then
+    local check = po.validate.run(self.task.validators, base_cand, { cascade = true })
+    self.validation_time = self.validation_time + check.duration
+    self.validation_count = self.validation_count + #check.results
+    if not check.passed then
+      local why = "the baseline fails its own validators: " .. evidence_of(check)
+      col:end_cycle(cycle_id, false, why)
+      sandboxes:remove_all()
+      return nil, why
+    end
+  end
+  local bench = po.validate.run({ self.task.objective.validator }, base_cand)
   self.validation_time = self.validation_time + bench.duration
   self.validation_count = self.validation_count + 1
   local base_r = bench.results[1]
@@ -826,8 +839,15 @@ function Optimizer:final_comparison()
       task.apply_params(self.baseline.params, best_dir)
     end
   end
-  local a = po.validate.run({ task.objective.validator }, { dir = orig_dir, id = "original" }).results[1]
-  local b = po.validate.run({ task.objective.validator }, { dir = best_dir, id = "best" }).results[1]
+  local function measure(dir, id, params)
+    local cand = { dir = dir, id = id, params = params }
+    if #task.validators > 0 and not po.validate.run(task.validators, cand, { cascade = true }).passed then
+      return { passed = false }
+    end
+    return po.validate.run({ task.objective.validator }, cand).results[1]
+  end
+  local a = measure(orig_dir, "original", self.original.params)
+  local b = measure(best_dir, "best", self.baseline.params)
   if not self.keep_sandboxes then
     self.sandboxes:remove_all()
   end
