@@ -25,6 +25,8 @@ local lazy_functions = {
 -- name -> module that is the field
 local lazy_modules = {
   cli = "poengine.cli",
+  http = "poengine.http",
+  llm = "poengine.llm",
 }
 
 return setmetatable(po, {

@@ -39,5 +39,6 @@ void po_set_funcs(lua_State *L, const luaL_Reg *fns);
 /* Each po_open_x(L) adds concept x's functions to the table on top of the stack. */
 void po_open_loop(lua_State *L);
 void po_open_json(lua_State *L);
+void po_open_http(lua_State *L);
 
 #endif

@@ -53,5 +53,6 @@ int luaopen_poengine_core(lua_State *L) {
   po_set_funcs(L, fns);
   po_open_loop(L);
   po_open_json(L);
+  po_open_http(L);
   return 1;
 }

@@ -22,6 +22,9 @@ enum po_error {
   PO_EMAPFULL = -11,  /* the store's map cannot grow any more */
   PO_ESCHEMA = -12,   /* the store was written by a newer schema version */
   PO_EPERM = -13,     /* permission denied (path not writable) */
+  PO_ECONNREFUSED = -14, /* the server refused the connection */
+  PO_ECONN = -15,        /* a connection failed otherwise: reset, closed early, no such host */
+  PO_ETLS = -16,         /* TLS handshake or certificate verification failed */
 };
 
 /* Human-readable text for a PO_E... code; never NULL. */
