@@ -27,6 +27,7 @@ local lazy_modules = {
   cli = "poengine.cli",
   http = "poengine.http",
   llm = "poengine.llm",
+  cache = "poengine.cache",
 }
 
 return setmetatable(po, {

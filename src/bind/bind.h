@@ -36,9 +36,24 @@ void po_register_type(lua_State *L, const char *name, const luaL_Reg *methods, c
 /* Sets the functions of fns as fields of the table at the top of the stack. */
 void po_set_funcs(lua_State *L, const luaL_Reg *fns);
 
+/* Decides whether the canonical encoder leaves an object key out: key is the
+ * key, parent the key under which the object itself sits (NULL at the top
+ * or inside an array). */
+typedef int (*po_json_skip_fn)(const char *key, size_t len, const char *parent, size_t parent_len);
+
+/* Encodes the value at idx the way po.json.encode(v, {sort_keys = true})
+ * does (compact, keys sorted), leaving out the object keys (and their values)
+ * for which skip (may be NULL) returns non-zero. Raises "<fn>: <what> at
+ * <path>" for a value JSON cannot hold. Returns the bytes and their number in
+ * *len, and pushes one value that owns them: they stay valid until the
+ * caller pops it, provided no Lua code runs meanwhile (a finalizer that
+ * encodes would reuse the buffer). */
+const char *po_json_encode_canonical(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len);
+
 /* Each po_open_x(L) adds concept x's functions to the table on top of the stack. */
 void po_open_loop(lua_State *L);
 void po_open_json(lua_State *L);
 void po_open_http(lua_State *L);
+void po_open_cache(lua_State *L);
 
 #endif

@@ -54,5 +54,6 @@ int luaopen_poengine_core(lua_State *L) {
   po_open_loop(L);
   po_open_json(L);
   po_open_http(L);
+  po_open_cache(L);
   return 1;
 }

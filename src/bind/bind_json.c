@@ -18,6 +18,7 @@
 
 #define ENCODER_TYPE "poengine.json.encoder"
 #define TREE_TYPE "poengine.json.tree"
+#define ENCODER_STATE "poengine.json.encoder_state" /* registry key of the shared encoder */
 
 /* Output buffer memory kept between encode calls; more is released. */
 #define ENCODE_KEEP_BYTES ((size_t)1 << 20)
@@ -49,6 +50,9 @@ typedef struct encoder {
   int indent; /* spaces per level, or -1 for compact output */
   int sort;
   int busy;   /* set while a call uses this state (a __gc may re-enter) */
+  const void *amark, *omark; /* the array and object marks (metatables), by identity */
+  const char *fn;            /* the function named in error messages */
+  po_json_skip_fn skip;      /* sorted mode: object keys to leave out, or NULL */
   int depth;  /* tables open */
   const void *open[PO_JSON_MAX_DEPTH + 1]; /* the tables open, outermost first */
   step path[PO_JSON_MAX_DEPTH + 1];
@@ -147,21 +151,21 @@ static void format_step(char *buf, size_t cap, const step *st) {
   }
 }
 
-/* Raises "po.json.encode: <what> at <path>" after making the state reusable. */
+/* Raises "<fn>: <what> at <path>" after making the state reusable. */
 static void enc_raise(lua_State *L, encoder *e, const char *what) {
   char path[1200];
   format_path(e, path, sizeof path);
   e->busy = 0;
   po_strbuf_reset(&e->out, ENCODE_KEEP_BYTES);
   e->keys_len = 0;
-  luaL_error(L, "po.json.encode: %s at %s", what, path);
+  luaL_error(L, "%s: %s at %s", e->fn, what, path);
 }
 
 static void enc_nomem(lua_State *L, encoder *e) {
   e->busy = 0;
   po_strbuf_reset(&e->out, 0);
   e->keys_len = 0;
-  luaL_error(L, "po.json.encode: out of memory");
+  luaL_error(L, "%s: out of memory", e->fn);
 }
 
 #define PUT(e, L, p, n)                                      \
@@ -354,6 +358,13 @@ static int cmp_keys(const void *pa, const void *pb) {
   return (a->s == NULL) - (b->s == NULL);
 }
 
+/* Whether skip drops key from the object being encoded (its parent key is
+ * the last step of the path, when that is a string key). */
+static int skipped(const encoder *e, const char *key, size_t len) {
+  const step *parent = e->plen > 0 && e->path[e->plen - 1].kind == STEP_KEY ? &e->path[e->plen - 1] : NULL;
+  return e->skip(key, len, parent ? parent->key : NULL, parent ? parent->keylen : 0);
+}
+
 static void encode_object_sorted(lua_State *L, encoder *e, int t) {
   size_t base = e->keys_len;
   lua_pushnil(L);
@@ -370,6 +381,7 @@ static void encode_object_sorted(lua_State *L, encoder *e, int t) {
     int type = lua_type(L, -1);
     if (type == LUA_TSTRING) {
       k->s = lua_tolstring(L, -1, &k->len);
+      if (e->skip && skipped(e, k->s, k->len)) continue;
     } else if (type == LUA_TNUMBER) {
       k->s = NULL;
       k->num = lua_tonumber(L, -1);
@@ -430,9 +442,10 @@ static void encode_table(lua_State *L, encoder *e) {
 
   int mark = 0;
   if (lua_getmetatable(L, t)) {
-    if (lua_rawequal(L, -1, lua_upvalueindex(2)))
+    const void *m = lua_topointer(L, -1);
+    if (m == e->amark)
       mark = 1;
-    else if (lua_rawequal(L, -1, lua_upvalueindex(3)))
+    else if (m == e->omark)
       mark = 2;
     lua_pop(L, 1);
   }
@@ -487,6 +500,28 @@ static void encode_value(lua_State *L, encoder *e) {
   }
 }
 
+/* Readies the shared encoder state main for a call (or, if a call is using
+ * it already, as when a finalizer encodes, a private state pushed on the
+ * stack). */
+static encoder *start(lua_State *L, encoder *main, const char *fn, int indent, int sort, po_json_skip_fn skip) {
+  encoder *e = main;
+  if (e->busy) {
+    e = encoder_new(L);
+    e->amark = main->amark;
+    e->omark = main->omark;
+  }
+  e->busy = 1;
+  e->fn = fn;
+  e->skip = skip;
+  e->indent = indent;
+  e->sort = sort;
+  e->depth = 0;
+  e->plen = 0;
+  e->keys_len = 0;
+  e->out.len = 0;
+  return e;
+}
+
 /* po.json.encode(value [, {indent=, sort_keys=}]) -> string; raises on values
  * JSON cannot hold. Upvalues: 1 the encoder state, 2 array mark, 3 object mark. */
 static int l_encode(lua_State *L) {
@@ -515,21 +550,26 @@ static int l_encode(lua_State *L) {
     lua_pop(L, 2);
   }
 
-  encoder *e = lua_touserdata(L, lua_upvalueindex(1));
-  if (e->busy) e = encoder_new(L); /* re-entered from a finalizer: use a private state */
+  encoder *e = start(L, lua_touserdata(L, lua_upvalueindex(1)), "po.json.encode", indent, sort, NULL);
   lua_pushvalue(L, 1);
-  e->busy = 1;
-  e->indent = indent;
-  e->sort = sort;
-  e->depth = 0;
-  e->plen = 0;
-  e->keys_len = 0;
-  e->out.len = 0;
   encode_value(L, e);
   e->busy = 0;
   lua_pushlstring(L, e->out.data ? e->out.data : "", e->out.len);
   po_strbuf_reset(&e->out, ENCODE_KEEP_BYTES);
   return 1;
+}
+
+const char *po_json_encode_canonical(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len) {
+  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+  lua_getfield(L, LUA_REGISTRYINDEX, ENCODER_STATE);
+  encoder *e = start(L, lua_touserdata(L, -1), fn, -1, 1, skip);
+  lua_pushvalue(L, idx);
+  encode_value(L, e);
+  e->busy = 0;
+  lua_pop(L, 1);
+  if (e != lua_touserdata(L, -1)) lua_remove(L, -2); /* keep only the state that holds the bytes */
+  *len = e->out.len;
+  return e->out.data ? e->out.data : "";
 }
 
 /* ---- decoding ----------------------------------------------------------- */
@@ -696,7 +736,11 @@ void po_open_json(lua_State *L) {
   lua_newtable(L); /* the object mark */
   int omark = lua_gettop(L);
 
-  encoder_new(L);
+  encoder *e = encoder_new(L);
+  e->amark = lua_topointer(L, amark);
+  e->omark = lua_topointer(L, omark);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, ENCODER_STATE); /* for po_json_encode_canonical */
   lua_pushvalue(L, amark);
   lua_pushvalue(L, omark);
   lua_pushcclosure(L, l_encode, 3);

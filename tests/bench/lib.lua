@@ -48,8 +48,9 @@ end
 ---   baseline  { label =, fn = }   what it is compared with
 ---   ops       operations per call of fn (figures are per operation)
 ---   unit      "us" | "ms" | "s"   unit of the per-operation figures
----   goal      { max_ratio = x } (subject/baseline at most x) or
----             { min_speedup = x } (baseline/subject at least x), optional
+---   goal      { max_ratio = x } (subject/baseline at most x),
+---             { min_speedup = x } (baseline/subject at least x), or
+---             { max_time = x } (subject's figure at most x, in unit), optional
 ---   runs      default 7
 function M.compare(spec)
   local runs = spec.runs or 7
@@ -91,6 +92,9 @@ function M.compare(spec)
   elseif goal and goal.min_speedup then
     row.goal = string.format(">= %gx faster", goal.min_speedup)
     row.met = 1 / ratio >= goal.min_speedup
+  elseif goal and goal.max_time then
+    row.goal = string.format("<= %g %s", goal.max_time, row.unit)
+    row.met = row.subject <= goal.max_time
   end
   emit(row)
   return row

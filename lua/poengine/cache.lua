@@ -1,0 +1,392 @@
+--- po.cache: the LLM response cache.
+---
+--- The table, the store and the key hashing are C (src/core/cache.c); this
+--- module is the object scripts hold. `get` and `set` with string keys take
+--- a LuaJIT FFI fast path straight into the same C functions; request tables
+--- (canonicalized in C) and everything else go through the C API binding.
+local core = require "poengine_core"
+local ffi = require "ffi"
+
+local ccache = core.cache
+local json_encode, json_decode = core.json.encode, core.json.decode
+local type, error, setmetatable, pairs, ipairs, tostring, select = type, error, setmetatable, pairs, ipairs,
+  tostring, select
+local ffi_string = ffi.string
+local concat = table.concat
+local unpack = unpack or table.unpack
+
+local M = {}
+
+pcall(ffi.cdef, [[
+  typedef struct po_cache po_cache;
+  typedef struct po_cache_result {
+    char *value; size_t len; size_t cap; unsigned flags; double age;
+  } po_cache_result;
+  typedef struct po_cache_ffi_api {
+    int (*get)(po_cache *c, const void *key, size_t klen, po_cache_result *r);
+    int (*set)(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen,
+               unsigned flags, double ttl, int sync);
+    int enoent;
+  } po_cache_ffi_api;
+]])
+local api = ffi.cast("const po_cache_ffi_api *", ccache.ffi_api())
+local ENOENT = api.enoent
+
+local JSON = 1 -- flags bit: the value is a table stored as JSON
+local SYNC = { full = 0, batch = 1, none = 2 }
+
+---@class poengine.Cache
+local Cache = {}
+Cache.__index = Cache
+Cache.__name = "poengine.cache"
+
+local function closed(fn)
+  error(fn .. ": the cache is closed", 3)
+end
+
+-- The text and group of a key for the semantic tier: a string is its own
+-- text (group: strings); a request's text is its message contents (string
+-- contents, and the `text` of content parts), the group is the hash of the
+-- request without them, so only entries with identical parameters compare.
+local function semantic_parts(key)
+  if type(key) == "string" then
+    return key, "string"
+  end
+  local texts, rest = {}, {}
+  for k, v in pairs(key) do
+    rest[k] = v
+  end
+  local function take(s)
+    texts[#texts + 1] = s
+  end
+  if type(key.messages) == "table" then
+    local msgs = {}
+    for i, m in ipairs(key.messages) do
+      if type(m) == "table" then
+        local copy = {}
+        for k, v in pairs(m) do
+          copy[k] = v
+        end
+        if type(m.content) == "string" then
+          take(m.content)
+          copy.content = nil
+        elseif type(m.content) == "table" then
+          local parts = {}
+          for j, p in ipairs(m.content) do
+            if type(p) == "table" and type(p.text) == "string" then
+              take(p.text)
+              local q = {}
+              for k, v in pairs(p) do
+                q[k] = v
+              end
+              q.text = nil
+              parts[j] = q
+            else
+              parts[j] = p
+            end
+          end
+          copy.content = parts
+        end
+        msgs[i] = copy
+      else
+        msgs[i] = m
+      end
+    end
+    rest.messages = msgs
+  end
+  for _, field in ipairs { "system", "prompt", "input" } do
+    if type(key[field]) == "string" then
+      take(key[field])
+      rest[field] = nil
+    end
+  end
+  return concat(texts, "\n"), ccache.key(rest)
+end
+M._semantic_parts = semantic_parts
+
+local function check_semantic(s)
+  if type(s) ~= "table" then
+    return nil -- nil or false; other types are refused by the binding
+  end
+  local fn = "po.cache.open"
+  for k in pairs(s) do
+    if k ~= "threshold" and k ~= "embed" and k ~= "embed_id" and k ~= "candidates" then
+      error(("%s: unknown option 'semantic.%s'"):format(fn, tostring(k)), 3)
+    end
+  end
+  local threshold = s.threshold == nil and 0.95 or s.threshold
+  if type(threshold) ~= "number" or threshold ~= threshold or threshold < -1 or threshold > 1 then
+    error(fn .. ": semantic.threshold must be a number from -1 to 1, got " .. tostring(s.threshold), 3)
+  end
+  local embed = s.embed == nil and "ngram" or s.embed
+  if embed ~= "ngram" and type(embed) ~= "function" then
+    error(fn .. ": semantic.embed must be \"ngram\" or a function, got " .. tostring(s.embed), 3)
+  end
+  local id = s.embed_id
+  if id ~= nil and (type(id) ~= "string" or id == "") then
+    error(fn .. ": semantic.embed_id must be a non-empty string, got " .. tostring(id), 3)
+  end
+  if type(embed) == "function" then
+    if id == nil then
+      -- Without an id, the function's source position names it: the same
+      -- script line gives the same id from run to run.
+      local info = debug.getinfo(embed, "S")
+      id = "lua:" .. info.short_src .. ":" .. info.linedefined
+    end
+  elseif id ~= nil then
+    error(fn .. ": semantic.embed_id is only for a function embedder", 3)
+  end
+  local k = s.candidates == nil and 8 or s.candidates
+  if type(k) ~= "number" or k < 1 or k > 64 or k % 1 ~= 0 then
+    error(fn .. ": semantic.candidates must be an integer from 1 to 64, got " .. tostring(s.candidates), 3)
+  end
+  return { threshold = threshold, embed = embed, id = id, k = k }
+end
+
+--- Opens a cache. See docs/scripting.md for every option.
+---@param opts table|nil
+---@return poengine.Cache|nil cache
+---@return string|nil message
+---@return string|nil code
+function M.open(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("po.cache.open: options must be a table, got " .. type(opts), 2)
+  end
+  local semantic = check_semantic(opts and opts.semantic)
+  local h, err, code = ccache.open(opts)
+  if not h then
+    return nil, err, code
+  end
+  local cfg = h:config()
+  local cp, rp = h:pointers()
+  return setmetatable({
+    _h = h,
+    _c = ffi.cast("po_cache *", cp),
+    _r = ffi.cast("po_cache_result *", rp),
+    _ttl = cfg.ttl,
+    _max_bytes = cfg.max_bytes or math.huge,
+    _sync = SYNC[cfg.sync],
+    _semantic = semantic,
+  }, Cache)
+end
+
+local function failure(fn, rc)
+  local message, code = ccache.error_text(rc)
+  return nil, fn .. ": " .. message, code
+end
+
+local function result(value, flags, age, hit, score)
+  if flags % 2 == JSON then
+    local v, err = json_decode(value)
+    if v == nil then
+      return nil, "cache:get: a stored table does not decode: " .. tostring(err), "EJSON"
+    end
+    value = v
+  end
+  return value, { hit = hit, score = score, age = age }
+end
+
+-- Embeds text with the cache's embedder: a list of numbers, or nil, message, code.
+local function embed(sem, text)
+  if sem.embed == "ngram" then
+    return nil -- the C side embeds
+  end
+  local ok, vec = pcall(sem.embed, text)
+  if not ok then
+    return false, "cache: the embed function failed: " .. tostring(vec), "EEMBED"
+  end
+  if type(vec) ~= "table" or #vec == 0 then
+    return false, "cache: the embed function must return a non-empty list of numbers, got " .. type(vec), "EEMBED"
+  end
+  return vec
+end
+
+--- Looks a key up. A hit returns the value (a string, or the table that was
+--- stored) and info = { hit = "exact" | "semantic", score = n, age = seconds };
+--- a miss returns nil; a failure nil, message, code.
+---@param key string|table
+function Cache:get(key)
+  local c = self._c
+  if c == nil then
+    closed("cache:get")
+  end
+  local value, flags, age
+  if type(key) == "string" then
+    local r = self._r
+    local rc = api.get(c, key, #key, r)
+    if rc == 0 then
+      value, flags, age = ffi_string(r.value, r.len), r.flags, r.age
+    elseif rc ~= ENOENT then
+      return failure("cache:get", rc)
+    end
+  else
+    value, flags, age = self._h:get(key)
+    if value == nil and flags ~= nil then
+      return nil, flags, age
+    end
+  end
+  if value ~= nil then
+    return result(value, flags, age, "exact", 1)
+  end
+  local sem = self._semantic
+  if not sem then
+    return nil
+  end
+  local text, group = semantic_parts(key)
+  local vec, err, code = embed(sem, text)
+  if vec == false then
+    return nil, err, code
+  end
+  local score
+  value, flags, age, score = self._h:semantic_get(group, sem.id, text, sem.threshold, sem.k, vec)
+  if value == nil then
+    return nil, flags, age
+  end
+  return result(value, flags, age, "semantic", score)
+end
+
+local function encode_value(value)
+  local tv = type(value)
+  if tv == "string" then
+    return value, 0
+  elseif tv == "table" then
+    local ok, text = pcall(json_encode, value)
+    if not ok then
+      error("cache:set: value cannot be stored as JSON: " .. tostring(text), 3)
+    end
+    return text, JSON
+  end
+  error("cache:set: value must be a string or a JSON-able table, got " .. tv, 3)
+end
+
+local function set_ttl(self, opts)
+  if opts == nil then
+    return self._ttl
+  end
+  if type(opts) ~= "table" then
+    error("cache:set: options must be a table, got " .. type(opts), 3)
+  end
+  for k in pairs(opts) do
+    if k ~= "ttl" then
+      error("cache:set: unknown option '" .. tostring(k) .. "'", 3)
+    end
+  end
+  local ttl = opts.ttl
+  if ttl == nil then
+    return self._ttl
+  end
+  if type(ttl) ~= "number" or not (ttl >= 0) or ttl == math.huge then
+    error("cache:set: ttl must be a non-negative number of seconds, got " .. tostring(ttl), 3)
+  end
+  return ttl
+end
+
+--- Stores value (a string, or a JSON-able table) under key. Returns true, or
+--- nil, message, code.
+---@param key string|table
+---@param value string|table
+---@param opts table|nil  { ttl = seconds }
+function Cache:set(key, value, opts)
+  local c = self._c
+  if c == nil then
+    closed("cache:set")
+  end
+  local text, flags = encode_value(value)
+  local ttl = set_ttl(self, opts)
+  local sem = self._semantic
+  if sem then
+    local stext, group = semantic_parts(key)
+    local vec, err, code = embed(sem, stext)
+    if vec == false then
+      return nil, err, code
+    end
+    return self._h:set(key, text, flags, ttl, group, sem.id, stext, vec)
+  end
+  if type(key) == "string" and #key + #text <= self._max_bytes then
+    local rc = api.set(c, key, #key, text, #text, flags, ttl, self._sync)
+    if rc == 0 then
+      return true
+    end
+    return failure("cache:set", rc)
+  end
+  return self._h:set(key, text, flags, ttl)
+end
+
+--- Removes key: true if it was there, false if not, or nil, message, code.
+function Cache:delete(key)
+  if self._c == nil then
+    closed("cache:delete")
+  end
+  return self._h:delete(key)
+end
+
+--- Removes every entry of the cache's namespace (in the store too).
+function Cache:clear()
+  if self._c == nil then
+    closed("cache:clear")
+  end
+  return self._h:clear()
+end
+
+--- Counters since the cache was opened in this process; see docs/scripting.md.
+function Cache:stats()
+  if self._c == nil then
+    closed("cache:stats")
+  end
+  return self._h:stats()
+end
+
+--- Closes this handle (safe to call twice). Other handles of the same cache
+--- stay open.
+function Cache:close()
+  if self._c == nil then
+    return
+  end
+  self._c, self._r = nil, nil
+  self._h:close()
+end
+
+--- The hex key a request (or string) is stored under.
+---@param key string|table
+---@return string
+function M.key(key)
+  return ccache.key(key)
+end
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+--- Wraps fn so that it runs only on a miss: the key is the wrapper's
+--- argument (its arguments, as a list, when there are several); a nil
+--- result is not stored, and whatever fn returns comes back as it is.
+---@param fn function
+---@param cache poengine.Cache
+---@param opts table|nil  { ttl = seconds }
+---@return function
+function M.cached(fn, cache, opts)
+  if type(fn) ~= "function" then
+    error("po.cache.cached: fn must be a function, got " .. type(fn), 2)
+  end
+  if getmetatable(cache) ~= Cache then
+    error("po.cache.cached: cache must be a cache from po.cache.open, got " .. type(cache), 2)
+  end
+  set_ttl(cache, opts) -- checks the options now
+  return function(...)
+    local key = ...
+    if select("#", ...) ~= 1 then
+      key = { ... }
+    end
+    local value, info = cache:get(key)
+    if value ~= nil then
+      return value, info
+    end
+    local results = pack(fn(...))
+    if results[1] ~= nil then
+      cache:set(key, results[1], opts)
+    end
+    return unpack(results, 1, results.n)
+  end
+end
+
+return M

@@ -1,0 +1,449 @@
+/* The cache binding: poengine_core.cache, the C side of po.cache (the Lua
+ * module lua/poengine/cache.lua builds the user-facing object on it).
+ *
+ * A handle (userdata "poengine.cache") holds one reference to a shared
+ * po_cache and a lookup result buffer. Keys are strings, taken as they are,
+ * or request tables, canonicalized by the JSON encoder (sorted keys, secrets
+ * left out; po_cache_secret_field) and hashed in C. */
+#include "bind.h"
+
+#include "cache.h"
+#include "cache_semantic.h"
+#include "error.h"
+#include "ngram.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_TYPE "poengine.cache"
+
+typedef struct handle {
+  po_cache *c; /* NULL once closed */
+  po_cache_result r;
+  double ttl;
+  po_store_durability sync;
+} handle;
+
+static handle *check_open(lua_State *L, int i, const char *fn) {
+  handle *h = luaL_checkudata(L, i, CACHE_TYPE);
+  if (!h->c) luaL_error(L, "%s: the cache is closed", fn);
+  return h;
+}
+
+static int skip_secret(const char *key, size_t len, const char *parent, size_t parent_len) {
+  return po_cache_secret_field(key, len, parent, parent_len);
+}
+
+/* The bytes of the key at idx: a string as it is, a table as its canonical
+ * JSON (which pushes one anchor value; *pushed says so). */
+static const char *key_arg(lua_State *L, int idx, const char *fn, size_t *len, int *pushed) {
+  *pushed = 0;
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING) return lua_tolstring(L, idx, len);
+  if (t != LUA_TTABLE) luaL_error(L, "%s: key must be a string or a request table, got %s", fn, luaL_typename(L, idx));
+  *pushed = 1;
+  return po_json_encode_canonical(L, idx, fn, skip_secret, len);
+}
+
+static const char *const policies[] = {"lru", "sieve", NULL};
+static const char *const syncs[] = {"full", "batch", "none", NULL};
+
+static int opt_choice(lua_State *L, int t, const char *name, const char *const names[], int def) {
+  lua_getfield(L, t, name);
+  int r = def;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "po.cache.open: %s must be a string, got %s", name, luaL_typename(L, -1));
+    const char *v = lua_tostring(L, -1);
+    for (r = 0; names[r] && strcmp(names[r], v) != 0; r++) {}
+    if (!names[r]) luaL_error(L, "po.cache.open: %s must be one of %s, got '%s'", name,
+                              names == policies ? "'lru', 'sieve'" : "'full', 'batch', 'none'", v);
+  }
+  lua_pop(L, 1);
+  return r;
+}
+
+/* A positive integer option; *given says whether it was there. */
+static size_t opt_count(lua_State *L, int t, const char *name, size_t def, int *given) {
+  lua_getfield(L, t, name);
+  size_t r = def;
+  *given = !lua_isnil(L, -1);
+  if (*given) {
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "po.cache.open: %s must be a positive integer, got %s", name, luaL_typename(L, -1));
+    lua_Number n = lua_tonumber(L, -1);
+    if (!(n >= 1 && n <= 9007199254740992.0) || n != floor(n))
+      luaL_error(L, "po.cache.open: %s must be a positive integer, got %s", name, lua_tostring(L, -1));
+    r = (size_t)n;
+  }
+  lua_pop(L, 1);
+  return r;
+}
+
+static double check_ttl(lua_State *L, int idx, const char *fn) {
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "%s: ttl must be a non-negative number of seconds, got %s", fn, luaL_typename(L, idx));
+  double ttl = lua_tonumber(L, idx);
+  if (!(ttl >= 0) || isinf(ttl))
+    luaL_error(L, "%s: ttl must be a non-negative number of seconds, got %s", fn, lua_tostring(L, idx));
+  return ttl;
+}
+
+static int store_error(lua_State *L, int rc, const char *fn) {
+  if (rc == PO_ENOMEM) return po_push_error(L, rc, "%s: out of memory", fn);
+  return po_push_error(L, rc, "%s: %s", fn, po_store_last_error());
+}
+
+/* core.cache.open(options) -> handle | nil, message, code */
+static int l_open(lua_State *L) {
+  static const char *const allowed[] = {"path", "namespace", "max_entries", "max_bytes", "ttl", "policy",
+                                        "sync", "semantic", NULL};
+  const char *fn = "po.cache.open";
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
+  po_check_options(L, 1, fn, allowed);
+  po_cache_options o = {0};
+  lua_getfield(L, 1, "path");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+    return luaL_error(L, "%s: path must be a string (a directory) or nil, got %s", fn, luaL_typename(L, -1));
+  o.path = lua_tostring(L, -1);
+  if (o.path && !*o.path) return luaL_error(L, "%s: path must not be empty", fn);
+  lua_getfield(L, 1, "namespace");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+    return luaL_error(L, "%s: namespace must be a string, got %s", fn, luaL_typename(L, -1));
+  size_t nslen = 0;
+  o.ns = lua_isnil(L, -1) ? "default" : lua_tolstring(L, -1, &nslen);
+  if (!lua_isnil(L, -1) && (nslen == 0 || nslen > 255 || strlen(o.ns) != nslen))
+    return luaL_error(L, "%s: namespace must be 1 to 255 bytes with no zero byte", fn);
+  int given_entries, given_bytes;
+  o.max_entries = opt_count(L, 1, "max_entries", 1000, &given_entries);
+  o.max_bytes = opt_count(L, 1, "max_bytes", 0, &given_bytes);
+  lua_getfield(L, 1, "policy");
+  int given_policy = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  o.policy = (po_cache_policy)opt_choice(L, 1, "policy", policies, PO_CACHE_LRU);
+  po_store_durability sync = (po_store_durability)opt_choice(L, 1, "sync", syncs, PO_STORE_SYNC_FULL);
+  double ttl = 3600;
+  lua_getfield(L, 1, "ttl");
+  if (!lua_isnil(L, -1)) ttl = check_ttl(L, -1, fn);
+  lua_getfield(L, 1, "semantic");
+  int st = lua_type(L, -1);
+  if (st != LUA_TNIL && st != LUA_TTABLE && !(st == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
+    return luaL_error(L, "%s: semantic must be a table or false, got %s", fn, luaL_typename(L, -1));
+
+  handle *h = lua_newuserdata(L, sizeof *h);
+  memset(h, 0, sizeof *h);
+  luaL_getmetatable(L, CACHE_TYPE);
+  lua_setmetatable(L, -2);
+  h->ttl = ttl;
+  h->sync = sync;
+  int rc = po_cache_open(&o, &h->c);
+  if (rc == PO_EINVAL) return po_push_error(L, rc, "%s: invalid options", fn);
+  if (rc != 0) return store_error(L, rc, fn);
+  /* A cache already open in this process keeps its limits: asking for others is a mistake. */
+  po_cache_options have;
+  po_cache_config(h->c, &have);
+  const char *clash = given_entries && have.max_entries != o.max_entries ? "max_entries"
+                      : given_bytes && have.max_bytes != o.max_bytes   ? "max_bytes"
+                      : given_policy && have.policy != o.policy        ? "policy"
+                                                                       : NULL;
+  if (clash) {
+    po_cache_close(h->c);
+    h->c = NULL;
+    return luaL_error(L, "%s: namespace '%s' is already open in this process with another %s", fn, o.ns, clash);
+  }
+  return 1;
+}
+
+/* h:get(key) -> value, flags, age | nil (a miss) | nil, message, code */
+static int l_get(lua_State *L) {
+  const char *fn = "cache:get";
+  handle *h = check_open(L, 1, fn);
+  size_t klen;
+  int pushed;
+  const char *key = key_arg(L, 2, fn, &klen, &pushed);
+  int rc = po_cache_get(h->c, key, klen, &h->r);
+  if (pushed) lua_pop(L, 1);
+  if (rc == PO_ENOENT) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (rc != 0) return store_error(L, rc, fn);
+  lua_pushlstring(L, h->r.value ? h->r.value : "", h->r.len);
+  lua_pushinteger(L, (lua_Integer)h->r.flags);
+  lua_pushnumber(L, h->r.age);
+  return 3;
+}
+
+/* The semantic side of a key from the arguments at idx: group (the hash text
+ * of the request without its texts), embedder id (nil: the built-in n-gram
+ * embedder, which then embeds text here), text, and vector (a list of
+ * numbers, or nil). Fills v; *owned is a malloc'd vector to free (after the
+ * call; nothing here raises once it is allocated). */
+static void vector_args(lua_State *L, int idx, const char *fn, po_cache_vector *v, float **owned) {
+  size_t glen, elen = 0;
+  const char *group = luaL_checklstring(L, idx, &glen);
+  const char *embedder = lua_isnil(L, idx + 1) ? NULL : luaL_checklstring(L, idx + 1, &elen);
+  v->text = luaL_checklstring(L, idx + 2, &v->text_len);
+  int vt = lua_type(L, idx + 3);
+  if (vt != LUA_TNIL && vt != LUA_TTABLE) luaL_error(L, "%s: vector must be a list of numbers", fn);
+  if (vt == LUA_TNIL && embedder) luaL_error(L, "%s: a function embedder must give a vector", fn);
+  int dim = vt == LUA_TNIL ? PO_NGRAM_DIM : (int)lua_objlen(L, idx + 3);
+  if (dim < 1 || dim > PO_CACHE_MAX_DIM)
+    luaL_error(L, "%s: the embedding must have 1 to %d numbers, got %d", fn, PO_CACHE_MAX_DIM, dim);
+  if (!embedder) {
+    embedder = PO_NGRAM_EMBEDDER_ID;
+    elen = strlen(embedder);
+  }
+  for (int i = 1; vt == LUA_TTABLE && i <= dim; i++) {
+    lua_rawgeti(L, idx + 3, i);
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: the embedding's item %d is not a number", fn, i);
+    lua_pop(L, 1);
+  }
+  float *vec = malloc((size_t)dim * sizeof *vec);
+  if (!vec) luaL_error(L, "%s: out of memory", fn);
+  if (vt == LUA_TNIL) {
+    po_ngram_embed(v->text, v->text_len, vec);
+  } else {
+    for (int i = 1; i <= dim; i++) {
+      lua_rawgeti(L, idx + 3, i);
+      vec[i - 1] = (float)lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  v->group = po_cache_sem_group(group, glen, embedder, elen);
+  v->embedder = embedder;
+  v->embedder_len = elen;
+  v->vec = vec;
+  v->dim = dim;
+  *owned = vec;
+}
+
+/* h:set(key, value, flags [, ttl [, group, embedder, text, vector]]) -> true | nil, message, code
+ * (with a group, the entry's vector is stored too: see vector_args). */
+static int l_set(lua_State *L) {
+  const char *fn = "cache:set";
+  handle *h = check_open(L, 1, fn);
+  lua_settop(L, 9); /* fixed argument slots: key_arg pushes above them */
+  size_t vlen;
+  const char *value = luaL_checklstring(L, 3, &vlen);
+  unsigned flags = (unsigned)luaL_checkinteger(L, 4);
+  double ttl = lua_isnoneornil(L, 5) ? h->ttl : check_ttl(L, 5, fn);
+  size_t klen;
+  int pushed;
+  const char *key = key_arg(L, 2, fn, &klen, &pushed);
+  po_cache_options o;
+  po_cache_config(h->c, &o);
+  if (o.max_bytes && klen + vlen > o.max_bytes) {
+    if (pushed) lua_pop(L, 1);
+    return po_push_error_named(L, "ETOOBIG", "%s: key and value take %d bytes, more than max_bytes (%d)", fn,
+                               (int)(klen + vlen), (int)o.max_bytes);
+  }
+  int rc;
+  if (lua_isnoneornil(L, 6)) {
+    rc = po_cache_set(h->c, key, klen, value, vlen, flags, ttl, h->sync);
+  } else {
+    po_cache_vector v;
+    float *vec;
+    /* The key's bytes stay valid: nothing below runs Lua code. */
+    vector_args(L, 6, fn, &v, &vec);
+    rc = po_cache_set_vector(h->c, key, klen, value, vlen, flags, ttl, h->sync, &v);
+    free(vec);
+    if (rc == PO_EINVAL) {
+      if (pushed) lua_pop(L, 1);
+      return po_push_error_named(L, "EEMBED",
+                                 "%s: the embedding is all zeros, or its %d dimensions differ from those of the "
+                                 "vectors this embedder stored before",
+                                 fn, v.dim);
+    }
+  }
+  if (pushed) lua_pop(L, 1);
+  if (rc != 0) return store_error(L, rc, fn);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* h:semantic_get(group, embedder, text, threshold, k, vector) -> value, flags, age, score | nil | nil, message, code */
+static int l_semantic_get(lua_State *L) {
+  const char *fn = "cache:get";
+  handle *h = check_open(L, 1, fn);
+  float threshold = (float)luaL_checknumber(L, 5);
+  int k = (int)luaL_checkinteger(L, 6);
+  lua_pushvalue(L, 7);
+  lua_replace(L, 5); /* vector_args wants group, embedder, text, vector in a row */
+  po_cache_vector v;
+  float *vec;
+  vector_args(L, 2, fn, &v, &vec);
+  float score = 0;
+  int rc = po_cache_semantic_get(h->c, &v, threshold, k, &h->r, &score);
+  free(vec);
+  if (rc == PO_ENOENT) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (rc != 0) return store_error(L, rc, fn);
+  lua_pushlstring(L, h->r.value ? h->r.value : "", h->r.len);
+  lua_pushinteger(L, (lua_Integer)h->r.flags);
+  lua_pushnumber(L, h->r.age);
+  lua_pushnumber(L, score);
+  return 4;
+}
+
+/* h:delete(key) -> true (removed) | false (absent) | nil, message, code */
+static int l_delete(lua_State *L) {
+  const char *fn = "cache:delete";
+  handle *h = check_open(L, 1, fn);
+  size_t klen;
+  int pushed;
+  const char *key = key_arg(L, 2, fn, &klen, &pushed);
+  int rc = po_cache_delete(h->c, key, klen, h->sync);
+  if (pushed) lua_pop(L, 1);
+  if (rc != 0 && rc != PO_ENOENT) return store_error(L, rc, fn);
+  lua_pushboolean(L, rc == 0);
+  return 1;
+}
+
+/* h:clear() -> true | nil, message, code */
+static int l_clear(lua_State *L) {
+  handle *h = check_open(L, 1, "cache:clear");
+  int rc = po_cache_clear(h->c, h->sync);
+  if (rc != 0) return store_error(L, rc, "cache:clear");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void set_num(lua_State *L, const char *name, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, name);
+}
+
+/* h:stats() -> table | nil, message, code */
+static int l_stats(lua_State *L) {
+  handle *h = check_open(L, 1, "cache:stats");
+  po_cache_stats s;
+  int rc = po_cache_stats_get(h->c, &s);
+  if (rc != 0) return store_error(L, rc, "cache:stats");
+  uint64_t total = s.hits + s.misses;
+  double rate = total ? (double)s.hits / (double)total : 0;
+  lua_createtable(L, 0, 13);
+  set_num(L, "hits", (double)s.hits);
+  set_num(L, "misses", (double)s.misses);
+  set_num(L, "semantic_hits", (double)s.semantic_hits);
+  set_num(L, "sets", (double)s.sets);
+  set_num(L, "evictions", (double)s.evictions);
+  set_num(L, "expirations", (double)s.expirations);
+  set_num(L, "size", (double)s.size);
+  set_num(L, "bytes", (double)s.bytes);
+  set_num(L, "max_entries", (double)s.max_entries);
+  if (s.max_bytes) set_num(L, "max_bytes", (double)s.max_bytes);
+  set_num(L, "total_requests", (double)total);
+  set_num(L, "hit_rate", rate);
+  set_num(L, "api_call_reduction", rate * 100);
+  return 1;
+}
+
+/* h:config() -> { path, namespace, max_entries, max_bytes, policy, ttl, sync } */
+static int l_config(lua_State *L) {
+  handle *h = check_open(L, 1, "cache:config");
+  po_cache_options o;
+  po_cache_config(h->c, &o);
+  lua_createtable(L, 0, 7);
+  if (o.path) {
+    lua_pushstring(L, o.path);
+    lua_setfield(L, -2, "path");
+  }
+  lua_pushstring(L, o.ns);
+  lua_setfield(L, -2, "namespace");
+  set_num(L, "max_entries", (double)o.max_entries);
+  if (o.max_bytes) set_num(L, "max_bytes", (double)o.max_bytes);
+  lua_pushstring(L, policies[o.policy]);
+  lua_setfield(L, -2, "policy");
+  set_num(L, "ttl", h->ttl);
+  lua_pushstring(L, syncs[h->sync]);
+  lua_setfield(L, -2, "sync");
+  return 1;
+}
+
+/* h:close(): safe to call twice; __gc does the same. */
+static int l_close(lua_State *L) {
+  handle *h = luaL_checkudata(L, 1, CACHE_TYPE);
+  po_cache_close(h->c);
+  h->c = NULL;
+  po_cache_result_free(&h->r);
+  return 0;
+}
+
+/* h:pointers() -> the po_cache and the result buffer, as light userdata, for
+ * the FFI fast path (valid until the handle closes). */
+static int l_pointers(lua_State *L) {
+  handle *h = check_open(L, 1, "cache:pointers");
+  lua_pushlightuserdata(L, h->c);
+  lua_pushlightuserdata(L, &h->r);
+  return 2;
+}
+
+/* core.cache.key(key) -> 32 hex digits of the key's hash */
+static int l_key(lua_State *L) {
+  size_t len;
+  int pushed;
+  const char *key = key_arg(L, 1, "po.cache.key", &len, &pushed);
+  char hex[33];
+  po_cache_hash_hex(po_cache_hash_key(key, len), hex);
+  if (pushed) lua_pop(L, 1);
+  lua_pushlstring(L, hex, 32);
+  return 1;
+}
+
+/* core.cache.canonical(request) -> the canonical text a request is hashed by */
+static int l_canonical(lua_State *L) {
+  size_t len;
+  int pushed;
+  const char *key = key_arg(L, 1, "po.cache.canonical", &len, &pushed);
+  lua_pushlstring(L, key, len);
+  return 1;
+}
+
+/* core.cache.error_text(rc) -> message, code: words a failure code the FFI
+ * path got (the store's last error on this thread, if it was the store). */
+static int l_error_text(lua_State *L) {
+  int rc = (int)luaL_checkinteger(L, 1);
+  int store = rc == PO_ESTORE || rc == PO_EMAPFULL || rc == PO_EPERM || rc == PO_ESCHEMA;
+  lua_pushstring(L, store ? po_store_last_error() : po_strerror(rc));
+  lua_pushstring(L, po_errname(rc));
+  return 2;
+}
+
+/* The functions the FFI fast path calls (declared in lua/poengine/cache.lua). */
+typedef struct ffi_api {
+  int (*get)(po_cache *c, const void *key, size_t klen, po_cache_result *r);
+  int (*set)(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
+             double ttl, po_store_durability sync);
+  int enoent;
+} ffi_api;
+
+static int l_ffi_api(lua_State *L) {
+  static const ffi_api api = {po_cache_get, po_cache_set, PO_ENOENT};
+  lua_pushlightuserdata(L, (void *)&api);
+  return 1;
+}
+
+void po_open_cache(lua_State *L) {
+  static const luaL_Reg methods[] = {{"get", l_get},         {"set", l_set},       {"delete", l_delete},
+                                     {"clear", l_clear},     {"stats", l_stats},   {"config", l_config},
+                                     {"close", l_close},     {"pointers", l_pointers},
+                                     {"semantic_get", l_semantic_get}, {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__gc", l_close}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"open", l_open},
+                                 {"key", l_key},
+                                 {"canonical", l_canonical},
+                                 {"ffi_api", l_ffi_api},
+                                 {"error_text", l_error_text},
+                                 {NULL, NULL}};
+  po_register_type(L, CACHE_TYPE, methods, meta);
+  lua_createtable(L, 0, 4);
+  po_set_funcs(L, fns);
+  lua_setfield(L, -2, "cache");
+}

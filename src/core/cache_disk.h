@@ -1,0 +1,110 @@
+/* The cache's persistent tier: one namespace of cache entries in the LMDB
+ * store, shared by every process that opens the store.
+ *
+ * Databases (all keys start with the namespace id, the first 8 bytes of the
+ * XXH3 hash of the namespace name, so namespaces never mix):
+ *   cache_entries  ns + key hash (16)  -> record: version 1, flags, sizes,
+ *                                         created, expires, order seq, the
+ *                                         full key, the value
+ *   cache_order    ns + seq (8, big-endian) -> key hash + visited byte: the
+ *                  recency list (LRU: a use moves the entry to a new seq) or
+ *                  the FIFO queue (SIEVE: a use sets the visited byte)
+ *   cache_expiry   ns + expiry time (8, big-endian ms) + key hash -> nothing
+ *   cache_ns       ns -> count, bytes, next seq, SIEVE hand, name
+ *
+ * Reopening reads nothing but the namespace record: a store of any size opens
+ * in the time LMDB takes to map it.
+ *
+ * Other processes' memory tiers are kept honest by a generation counter per
+ * namespace in a small shared file (cache-gen, 0600) beside the store: every
+ * overwrite, delete or clear bumps it after its commit, and a memory tier
+ * rereads from the store any entry it loaded before the current generation. */
+#ifndef PO_CACHE_DISK_H
+#define PO_CACHE_DISK_H
+
+#include "cache.h"
+#include "store.h"
+#include "strbuf.h"
+
+#include <stdint.h>
+
+typedef struct po_cache_disk po_cache_disk;
+
+/* Opens namespace ns of the store in path. Returns 0 or a po_store_open
+ * failure (po_store_last_error() describes it), or PO_EIO when the
+ * generation file cannot be made. */
+int po_cache_disk_open(const char *path, const char *ns, po_cache_disk **out);
+void po_cache_disk_close(po_cache_disk *d);
+po_store *po_cache_disk_store(po_cache_disk *d);
+
+/* The namespace's current generation (one atomic load from shared memory). */
+uint64_t po_cache_disk_gen(const po_cache_disk *d);
+
+/* An entry as read from the store. */
+typedef struct po_cache_disk_entry {
+  unsigned flags;
+  double created, expires; /* wall-clock seconds; expires 0: never */
+  uint64_t vseq;           /* the entry's vector record, or 0 */
+} po_cache_disk_entry;
+
+/* Reads the entry of hash h. With key non-NULL, an entry whose full key
+ * differs is absent. Appends the value to value_out (reset first) and, when
+ * key_out is non-NULL, the full key to it. Returns 0, PO_ENOENT, or a store
+ * failure; an entry that expired by `now` gives PO_ENOENT with *expired set
+ * (the caller removes it with po_cache_disk_delete). */
+int po_cache_disk_get(po_cache_disk *d, po_cache_hash h, const void *key, size_t klen, double now,
+                      po_cache_disk_entry *e, po_strbuf *value_out, po_strbuf *key_out, int *expired);
+
+/* Optional semantic payload of a write: a vector record stored with the entry
+ * in the same transaction (see cache_disk.c for its layout). */
+typedef struct po_cache_disk_vector {
+  const void *record; /* the encoded vector record */
+  size_t len;
+} po_cache_disk_vector;
+
+/* Limits and bookkeeping for a write. */
+typedef struct po_cache_disk_write {
+  po_store_durability sync;
+  po_cache_policy policy;
+  uint64_t max_entries, max_bytes; /* max_bytes 0: unbounded */
+  const po_cache_hash *touched;    /* hits since the last write, to refresh their recency */
+  size_t ntouched;
+  /* results */
+  uint64_t evicted, expired; /* entries dropped by this write */
+  int replaced;              /* the key held an entry before */
+  uint64_t vseq;             /* the seq the vector was stored under (0: none) */
+} po_cache_disk_write;
+
+/* Stores an entry (key, value, flags, created, expires) and its optional
+ * vector, refreshes the touched entries' recency, drops up to a few expired
+ * entries, and evicts by the policy while the namespace is over its limits.
+ * One write transaction. Returns 0 or a store failure. */
+int po_cache_disk_put(po_cache_disk *d, po_cache_disk_write *w, po_cache_hash h, const void *key, size_t klen,
+                      const void *value, size_t vlen, unsigned flags, double created, double expires,
+                      const po_cache_disk_vector *vec);
+
+/* Removes the entry of hash h (with key non-NULL, only if its key matches).
+ * Returns 0, PO_ENOENT, or a store failure. */
+int po_cache_disk_delete(po_cache_disk *d, po_store_durability sync, po_cache_hash h, const void *key,
+                         size_t klen);
+
+/* Removes h's entry only if it has expired by `now` (no generation bump:
+ * every process checks expiry itself). Returns 0, PO_ENOENT or a failure. */
+int po_cache_disk_drop_expired(po_cache_disk *d, po_cache_hash h, double now);
+
+/* Removes every entry (and vector) of the namespace. */
+int po_cache_disk_clear(po_cache_disk *d, po_store_durability sync);
+
+/* The namespace's entry count and key + value bytes. */
+int po_cache_disk_size(po_cache_disk *d, uint64_t *count, uint64_t *bytes);
+
+/* Calls fn(ctx, seq, record, len) for every vector record of the namespace
+ * with seq > after, in seq order, and sets *last to the highest seq seen
+ * (unchanged when none). The record is valid only during the call. */
+typedef int (*po_cache_disk_vector_fn)(void *ctx, uint64_t seq, const void *record, size_t len);
+int po_cache_disk_vectors(po_cache_disk *d, uint64_t after, po_cache_disk_vector_fn fn, void *ctx, uint64_t *last);
+
+/* The highest vector seq written in the namespace so far (0: none). */
+int po_cache_disk_vector_seq(po_cache_disk *d, uint64_t *seq);
+
+#endif
