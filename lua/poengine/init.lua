@@ -9,6 +9,7 @@ local po = {
   now = core.now,
   time = core.time,
   json = core.json,
+  store = core.store,
 }
 
 -- name -> module whose field of the same name it is
@@ -28,6 +29,8 @@ local lazy_modules = {
   http = "poengine.http",
   llm = "poengine.llm",
   cache = "poengine.cache",
+  metrics = "poengine.metrics",
+  profile = "poengine.profile",
 }
 
 return setmetatable(po, {

@@ -55,5 +55,7 @@ void po_open_loop(lua_State *L);
 void po_open_json(lua_State *L);
 void po_open_http(lua_State *L);
 void po_open_cache(lua_State *L);
+void po_open_metrics(lua_State *L);
+void po_open_store(lua_State *L);
 
 #endif

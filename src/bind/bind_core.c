@@ -55,5 +55,7 @@ int luaopen_poengine_core(lua_State *L) {
   po_open_json(L);
   po_open_http(L);
   po_open_cache(L);
+  po_open_metrics(L);
+  po_open_store(L);
   return 1;
 }

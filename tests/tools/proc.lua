@@ -26,7 +26,8 @@ function M.sh(command, stdin)
     f:write(stdin)
     f:close()
     input = " < " .. M.quote(inpath)
-    command = "(" .. command .. ")" .. input .. "; rm -f " .. M.quote(inpath)
+    -- the command's status, not rm's, is the status of the whole
+    command = "(" .. command .. ")" .. input .. "; s=$?; rm -f " .. M.quote(inpath) .. "; exit $s"
     input = ""
   end
   local status_file = os.tmpname()
@@ -34,6 +35,19 @@ function M.sh(command, stdin)
     .. " </dev/null; echo $? > " .. M.quote(status_file))
   local status = tonumber(read_all(status_file))
   return status, read_all(out), read_all(err)
+end
+
+--- Makes a new empty directory and returns its path.
+function M.tempdir()
+  local path = os.tmpname()
+  os.remove(path)
+  assert(os.execute("mkdir -p " .. M.quote(path)) == 0)
+  return path
+end
+
+--- Removes a directory and everything in it.
+function M.rmdir(path)
+  os.execute("rm -rf " .. M.quote(path))
 end
 
 --- The poengine binary under test.

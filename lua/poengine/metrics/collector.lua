@@ -1,0 +1,695 @@
+--- The optimization-cycle collector: one record per cycle (LLM calls and
+--- cache hits, tokens, cost, validation time, file operations, outcome,
+--- score), statistics over the history, exports. It keeps the reference
+--- design's names (start_cycle, record_llm_call, record_validation,
+--- record_file_operation, end_cycle, statistics, recent, cycles, clear,
+--- export).
+---
+--- History lives in memory, or, with `path`, in the store (an append-only
+--- record log, poengine_core.store): each cycle is one binary record
+--- (poengine.metrics.record) committed at end_cycle, in a transaction whose
+--- cost does not depend on how long the history is. Several processes may
+--- append to one store; a collector reopened on it sees the history.
+---
+--- Each collector also feeds the metrics primitives (labelled with its
+--- name), so po.metrics.expose() shows its cycles, calls and latencies.
+local core = require "poengine_core"
+local metrics = require "poengine.metrics"
+local record = require "poengine.metrics.record"
+
+local type, error, pairs, ipairs, setmetatable, tostring = type, error, pairs, ipairs, setmetatable, tostring
+local floor, sqrt, ceil, sort = math.floor, math.sqrt, math.ceil, table.sort
+local now, time = core.now, core.time
+
+local M = {}
+
+local Collector = {}
+Collector.__index = Collector
+
+local BATCH = 256
+
+-- ---- history backends: the same interface in memory and in the store -------
+
+local memory = {}
+memory.__index = memory
+
+local function new_memory()
+  return setmetatable({ items = {}, first = 1, last = 0 }, memory)
+end
+
+function memory:append(bytes, max)
+  local last = self.last + 1
+  self.items[last] = bytes
+  self.last = last
+  while last - self.first + 1 > max do
+    self.items[self.first] = nil
+    self.first = self.first + 1
+  end
+  return true
+end
+
+function memory:count()
+  return self.last - self.first + 1
+end
+
+-- Up to limit records after position `after` (0: from the oldest), with the
+-- position of the last one.
+function memory:scan(after, limit)
+  local out, from = {}, after + 1
+  if from < self.first then
+    from = self.first
+  end
+  local to = from + limit - 1
+  if to > self.last then
+    to = self.last
+  end
+  for i = from, to do
+    out[#out + 1] = self.items[i]
+  end
+  return out, to
+end
+
+function memory:tail(n)
+  local out = {}
+  local from = self.last - n + 1
+  if from < self.first then
+    from = self.first
+  end
+  for i = from, self.last do
+    out[#out + 1] = self.items[i]
+  end
+  return out
+end
+
+function memory:clear()
+  self.items, self.first, self.last = {}, 1, 0
+  return true
+end
+
+function memory:close() end
+
+local stored = {}
+stored.__index = stored
+
+local function new_stored(path, durability)
+  local log, err, code = core.store.log(path, "cycles", { durability = durability })
+  if not log then
+    return nil, err, code
+  end
+  return setmetatable({ log = log }, stored)
+end
+
+function stored:append(bytes, max)
+  local key, err, code = self.log:append(bytes, max)
+  if not key then
+    return nil, err, code
+  end
+  return true
+end
+
+function stored:count()
+  return self.log:count()
+end
+
+function stored:scan(after, limit)
+  local values, keys = self.log:scan(after, limit)
+  if not values then
+    return nil, keys
+  end
+  return values, keys[#keys] or after
+end
+
+function stored:tail(n)
+  return (self.log:tail(n))
+end
+
+function stored:clear()
+  return self.log:clear()
+end
+
+function stored:close()
+  self.log:close()
+end
+
+-- ---- options ----------------------------------------------------------------
+
+local durabilities = { none = true, batch = true, full = true }
+
+local function check_options(opts)
+  if opts == nil then
+    opts = {}
+  elseif type(opts) ~= "table" then
+    error("po.metrics.collector: options must be a table, got " .. type(opts), 3)
+  end
+  for k in pairs(opts) do
+    if k ~= "max_history" and k ~= "path" and k ~= "name" and k ~= "durability" then
+      error(("po.metrics.collector: unknown option '%s'"):format(tostring(k)), 3)
+    end
+  end
+  local max = opts.max_history or 1000
+  if type(max) ~= "number" or max < 1 or max ~= floor(max) or max > 2 ^ 53 then
+    error("po.metrics.collector: max_history must be a whole number >= 1, got " .. tostring(opts.max_history), 3)
+  end
+  if opts.path ~= nil and (type(opts.path) ~= "string" or opts.path == "") then
+    error("po.metrics.collector: path must be a directory name or nil", 3)
+  end
+  local name = opts.name or "default"
+  if type(name) ~= "string" or name == "" then
+    error("po.metrics.collector: name must be a non-empty string", 3)
+  end
+  local durability = opts.durability or "none"
+  if not durabilities[durability] then
+    error("po.metrics.collector: durability must be 'none', 'batch' or 'full', got " .. tostring(durability), 3)
+  end
+  return max, opts.path, name, durability
+end
+
+-- ---- the primitives each collector feeds -------------------------------------
+
+local function instruments(name)
+  local l = { collector = name }
+  local function with(extra)
+    local t = { collector = name }
+    for k, v in pairs(extra) do
+      t[k] = v
+    end
+    return t
+  end
+  local seconds = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600 }
+  return {
+    cycles_ok = metrics.counter("po_cycles_total", { help = "Optimization cycles ended, by result.",
+      labels = with { result = "success" } }),
+    cycles_failed = metrics.counter("po_cycles_total", { help = "Optimization cycles ended, by result.",
+      labels = with { result = "failure" } }),
+    active = metrics.gauge("po_cycles_active", { help = "Optimization cycles started and not ended.", labels = l }),
+    duration = metrics.histogram("po_cycle_duration_seconds", { help = "Duration of ended optimization cycles.",
+      unit = "seconds", buckets = seconds, labels = l }),
+    tokens_in = metrics.counter("po_llm_tokens_total", { help = "LLM tokens spent (cache misses), by direction.",
+      labels = with { direction = "in" } }),
+    tokens_out = metrics.counter("po_llm_tokens_total", { help = "LLM tokens spent (cache misses), by direction.",
+      labels = with { direction = "out" } }),
+    cost = metrics.counter("po_llm_cost_dollars_total", { help = "US dollars spent on LLM calls (cache misses).",
+      labels = l }),
+    validation = metrics.histogram("po_validation_duration_seconds", {
+      help = "Duration of recorded validation runs.", unit = "seconds", buckets = seconds, labels = l }),
+    file_operations = metrics.counter("po_file_operations_total", { help = "File operations recorded in cycles.",
+      labels = l }),
+    per_provider = {},
+    with = with,
+  }
+end
+
+-- Per provider: calls by cache outcome, and latency.
+local function provider_instruments(ins, provider)
+  local p = ins.per_provider[provider]
+  if not p then
+    p = {
+      hit = metrics.counter("po_llm_calls_total", { help = "LLM calls, by provider and cache outcome.",
+        labels = ins.with { provider = provider, cache = "hit" } }),
+      miss = metrics.counter("po_llm_calls_total", { help = "LLM calls, by provider and cache outcome.",
+        labels = ins.with { provider = provider, cache = "miss" } }),
+      latency = metrics.histogram("po_llm_latency_seconds", { help = "LLM call latency, by provider.",
+        unit = "seconds", buckets = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120 },
+        labels = ins.with { provider = provider } }),
+    }
+    ins.per_provider[provider] = p
+  end
+  return p
+end
+
+-- ---- the collector --------------------------------------------------------
+
+--- Creates a collector.
+---@param opts? { max_history?: integer, path?: string, name?: string, durability?: "none"|"batch"|"full" }
+---@return table|nil collector, string? message, string? code
+function M.new(opts)
+  local max, path, name, durability = check_options(opts)
+  local history, err, code
+  if path then
+    history, err, code = new_stored(path, durability)
+    if not history then
+      return nil, err, code
+    end
+  else
+    history = new_memory()
+  end
+  return setmetatable({
+    max_history = max,
+    path = path,
+    name = name,
+    _history = history,
+    _active = {},
+    _nactive = 0,
+    _ins = instruments(name),
+  }, Collector)
+end
+
+function M.is_collector(v)
+  return getmetatable(v) == Collector
+end
+
+local function check_id(method, id)
+  local t = type(id)
+  if (t ~= "string" and t ~= "number") or id ~= id then
+    error(("%s: id must be a string or a number, got %s"):format(method, t), 3)
+  end
+end
+
+local function no_cycle(method, id)
+  return nil, ("%s: no active cycle %s"):format(method, type(id) == "string" and ("'" .. id .. "'") or tostring(id)),
+    "ENOCYCLE"
+end
+
+--- Starts cycle id (a string or number not already active) and returns its
+--- live record; the fields score and best_score (and metadata) may be set
+--- on it until end_cycle. Starting an active id raises.
+---@param id string|number
+---@param metadata? table
+---@return table record
+function Collector:start_cycle(id, metadata)
+  check_id("col:start_cycle", id)
+  if self._active[id] then
+    error(("col:start_cycle: cycle %s is already active"):format(tostring(id)), 2)
+  end
+  if metadata ~= nil and type(metadata) ~= "table" then
+    error("col:start_cycle: metadata must be a table or nil, got " .. type(metadata), 2)
+  end
+  local ok, err = pcall(record.encode_value, metadata, "metadata")
+  if not ok then
+    error("col:start_cycle: " .. err, 2)
+  end
+  local rec = {
+    cycle_id = id,
+    start_time = time(),
+    llm_calls = 0,
+    llm_cache_hits = 0,
+    llm_cache_misses = 0,
+    tokens_in = 0,
+    tokens_out = 0,
+    tokens_saved = 0,
+    cost = 0,
+    cost_saved = 0,
+    validation_time = 0,
+    validation_count = 0,
+    file_operations = 0,
+    metadata = metadata,
+  }
+  self._active[id] = { rec = rec, t0 = now() }
+  self._nactive = self._nactive + 1
+  self._ins.active:add(1)
+  return rec
+end
+
+local function nonneg(method, what, v, default)
+  if v == nil then
+    return default
+  end
+  if type(v) ~= "number" or not (v >= 0) or v == math.huge then
+    error(("%s: %s must be a finite number >= 0, got %s"):format(method, what, tostring(v)), 3)
+  end
+  return v
+end
+
+local llm_fields = { cache_hit = true, tokens_in = true, tokens_out = true, cost = true, latency = true, provider = true }
+
+--- Records one LLM call in cycle id. A cache hit's tokens and cost are what
+--- the call would have cost: they count as saved, not spent.
+---@param id string|number
+---@param call { cache_hit?: boolean, tokens_in?: integer, tokens_out?: integer, cost?: number, latency?: number, provider?: string }
+---@return true|nil ok, string? message, string? code
+function Collector:record_llm_call(id, call)
+  local m = "col:record_llm_call"
+  check_id(m, id)
+  if call == nil then
+    call = {}
+  elseif type(call) ~= "table" then
+    error(m .. ": call must be a table, got " .. type(call), 2)
+  end
+  for k in pairs(call) do
+    if not llm_fields[k] then
+      error(("%s: unknown field '%s'"):format(m, tostring(k)), 2)
+    end
+  end
+  local tin = nonneg(m, "tokens_in", call.tokens_in, 0)
+  local tout = nonneg(m, "tokens_out", call.tokens_out, 0)
+  local cost = nonneg(m, "cost", call.cost, 0)
+  local latency = nonneg(m, "latency", call.latency, nil)
+  local provider = call.provider or "unknown"
+  if type(provider) ~= "string" then
+    error(m .. ": provider must be a string, got " .. type(provider), 2)
+  end
+  local a = self._active[id]
+  if not a then
+    return no_cycle(m, id)
+  end
+  local rec, ins = a.rec, self._ins
+  local p = provider_instruments(ins, provider)
+  rec.llm_calls = rec.llm_calls + 1
+  if call.cache_hit then
+    rec.llm_cache_hits = rec.llm_cache_hits + 1
+    rec.tokens_saved = rec.tokens_saved + tin + tout
+    rec.cost_saved = rec.cost_saved + cost
+    p.hit:inc()
+  else
+    rec.llm_cache_misses = rec.llm_cache_misses + 1
+    rec.tokens_in = rec.tokens_in + tin
+    rec.tokens_out = rec.tokens_out + tout
+    rec.cost = rec.cost + cost
+    p.miss:inc()
+    ins.tokens_in:inc(tin)
+    ins.tokens_out:inc(tout)
+    ins.cost:inc(cost)
+  end
+  if latency then
+    p.latency:observe(latency)
+  end
+  return true
+end
+
+--- Records validation work in cycle id: duration seconds over count runs
+--- (default 1).
+---@return true|nil ok, string? message, string? code
+function Collector:record_validation(id, duration, count)
+  local m = "col:record_validation"
+  check_id(m, id)
+  duration = nonneg(m, "duration", duration, nil)
+  if duration == nil then
+    error(m .. ": duration must be a finite number >= 0, got nil", 2)
+  end
+  count = nonneg(m, "count", count, 1)
+  local a = self._active[id]
+  if not a then
+    return no_cycle(m, id)
+  end
+  a.rec.validation_time = a.rec.validation_time + duration
+  a.rec.validation_count = a.rec.validation_count + count
+  self._ins.validation:observe(duration)
+  return true
+end
+
+--- Records n (default 1) file operations in cycle id.
+---@return true|nil ok, string? message, string? code
+function Collector:record_file_operation(id, n)
+  local m = "col:record_file_operation"
+  check_id(m, id)
+  n = nonneg(m, "n", n, 1)
+  local a = self._active[id]
+  if not a then
+    return no_cycle(m, id)
+  end
+  a.rec.file_operations = a.rec.file_operations + n
+  self._ins.file_operations:inc(n)
+  return true
+end
+
+--- Sets the cycle's score (and best score so far), as the optimizer sees them.
+---@return true|nil ok, string? message, string? code
+function Collector:record_score(id, score, best_score)
+  local m = "col:record_score"
+  check_id(m, id)
+  if type(score) ~= "number" or (best_score ~= nil and type(best_score) ~= "number") then
+    error(m .. ": score and best_score must be numbers", 2)
+  end
+  local a = self._active[id]
+  if not a then
+    return no_cycle(m, id)
+  end
+  a.rec.score = score
+  if best_score ~= nil then
+    a.rec.best_score = best_score
+  end
+  return true
+end
+
+--- Ends cycle id: fills end_time, duration, success and error, and appends
+--- the record to the history (one committed write with a path), trimming the
+--- oldest beyond max_history. Returns the record, or nil, message, code
+--- ("ENOCYCLE", or a store failure such as "EMAPFULL"; the cycle is ended
+--- either way).
+---@param id string|number
+---@param success boolean
+---@param err? string
+---@return table|nil record, string? message, string? code
+function Collector:end_cycle(id, success, err)
+  local m = "col:end_cycle"
+  check_id(m, id)
+  local a = self._active[id]
+  if not a then
+    return no_cycle(m, id)
+  end
+  local rec = a.rec
+  rec.end_time = time()
+  rec.duration = now() - a.t0
+  rec.success = success and true or false
+  if err ~= nil then
+    rec.error = tostring(err)
+  end
+  local ok, bytes = pcall(record.encode, rec)
+  if not ok then
+    error(m .. ": " .. bytes, 2) -- metadata changed since start_cycle into something unstorable
+  end
+  self._active[id] = nil
+  self._nactive = self._nactive - 1
+  local ins = self._ins
+  ins.active:add(-1)
+  if rec.success then
+    ins.cycles_ok:inc()
+  else
+    ins.cycles_failed:inc()
+  end
+  ins.duration:observe(rec.duration)
+  local stored_ok, serr, code = self._history:append(bytes, self.max_history)
+  if not stored_ok then
+    return nil, m .. ": " .. serr, code
+  end
+  return rec
+end
+
+-- ---- reading the history ------------------------------------------------------
+
+local function decode(bytes, numbers_only)
+  local rec, err = record.decode(bytes, numbers_only)
+  if not rec then
+    error("po.metrics.collector: " .. err, 0)
+  end
+  return rec
+end
+
+--- Calls fn(rec) for every record, oldest first, reading in batches.
+local function each_record(self, numbers_only, fn)
+  local after = 0
+  while true do
+    local batch, last = self._history:scan(after, BATCH)
+    if not batch then
+      error("po.metrics.collector: " .. tostring(last), 0)
+    end
+    for i = 1, #batch do
+      fn(decode(batch[i], numbers_only))
+    end
+    if #batch < BATCH then
+      return
+    end
+    after = last
+  end
+end
+
+--- An iterator over the history's records, oldest first:
+--- `for rec in col:cycles() do ... end`.
+function Collector:cycles()
+  local after, batch, i = 0, {}, 1
+  local done = false
+  return function()
+    if i > #batch then
+      if done then
+        return nil
+      end
+      local last
+      batch, last = self._history:scan(after, BATCH)
+      if not batch then
+        error("col:cycles: " .. tostring(last), 2)
+      end
+      after, i = last, 1
+      done = #batch < BATCH
+      if #batch == 0 then
+        return nil
+      end
+    end
+    local rec = decode(batch[i])
+    i = i + 1
+    return rec
+  end
+end
+
+--- The n newest records (default 10), oldest first.
+---@param n? integer
+---@return table[]
+function Collector:recent(n)
+  n = n or 10
+  if type(n) ~= "number" or n < 0 or n ~= floor(n) then
+    error("col:recent: n must be a whole number >= 0", 2)
+  end
+  local out = {}
+  if n == 0 then
+    return out
+  end
+  for i, bytes in ipairs(self._history:tail(n)) do
+    out[i] = decode(bytes)
+  end
+  return out
+end
+
+--- The number of records in the history.
+function Collector:count()
+  return self._history:count()
+end
+
+--- The ids of the active cycles (in no particular order).
+function Collector:active()
+  local ids = {}
+  for id in pairs(self._active) do
+    ids[#ids + 1] = id
+  end
+  return ids
+end
+
+--- Empties the history (the store's too, for every process using it) and
+--- forgets the active cycles.
+function Collector:clear()
+  local ok, err, code = self._history:clear()
+  if not ok then
+    return nil, "col:clear: " .. tostring(err), code
+  end
+  self._ins.active:add(-self._nactive)
+  self._active, self._nactive = {}, 0
+  return true
+end
+
+--- Closes the store (a collector without path has nothing to close). Safe
+--- twice; the collector cannot be used afterwards.
+function Collector:close()
+  self._history:close()
+end
+
+-- ---- statistics ---------------------------------------------------------------
+
+local function mean(xs)
+  local s = 0
+  for i = 1, #xs do
+    s = s + xs[i]
+  end
+  return #xs > 0 and s / #xs or 0
+end
+
+-- xs sorted
+local function median(xs)
+  local n = #xs
+  if n == 0 then
+    return 0
+  end
+  if n % 2 == 1 then
+    return xs[(n + 1) / 2]
+  end
+  return (xs[n / 2] + xs[n / 2 + 1]) / 2
+end
+
+-- nearest rank, xs sorted
+local function percentile(xs, p)
+  local n = #xs
+  if n == 0 then
+    return 0
+  end
+  local rank = ceil(p * n / 100)
+  if rank < 1 then
+    rank = 1
+  end
+  return xs[rank]
+end
+
+-- sample standard deviation (n - 1), 0 below two values
+local function stdev(xs, m)
+  local n = #xs
+  if n < 2 then
+    return 0
+  end
+  local s = 0
+  for i = 1, n do
+    s = s + (xs[i] - m) ^ 2
+  end
+  return sqrt(s / (n - 1))
+end
+
+--- Statistics over the history: cycle_stats (successful cycles' durations),
+--- cache_stats, validation_stats, overall_stats. Every key is present, with
+--- zeros for an empty history.
+---@return table
+function Collector:statistics()
+  local durations, vtimes = {}, {}
+  local calls, hits, misses, tsaved, csaved, validations, files = 0, 0, 0, 0, 0, 0, 0
+  local total, ok = 0, 0
+  each_record(self, true, function(r)
+    total = total + 1
+    if r.success then
+      ok = ok + 1
+      durations[#durations + 1] = r.duration
+    end
+    calls = calls + r.llm_calls
+    hits = hits + r.llm_cache_hits
+    misses = misses + r.llm_cache_misses
+    tsaved = tsaved + r.tokens_saved
+    csaved = csaved + r.cost_saved
+    if r.validation_count > 0 then
+      vtimes[#vtimes + 1] = r.validation_time
+    end
+    validations = validations + r.validation_count
+    files = files + r.file_operations
+  end)
+  sort(durations)
+  sort(vtimes)
+  local dmean = mean(durations)
+  local hit_rate = calls > 0 and hits / calls or 0
+  return {
+    cycle_stats = {
+      mean = dmean,
+      median = median(durations),
+      min = durations[1] or 0,
+      max = durations[#durations] or 0,
+      stdev = stdev(durations, dmean),
+      p90 = percentile(durations, 90),
+      p99 = percentile(durations, 99),
+    },
+    cache_stats = {
+      total_llm_calls = calls,
+      cache_hits = hits,
+      cache_misses = misses,
+      hit_rate = hit_rate,
+      api_reduction = hit_rate * 100,
+      tokens_saved = tsaved,
+      cost_saved = csaved,
+    },
+    validation_stats = {
+      mean_validation_time = mean(vtimes),
+      median_validation_time = median(vtimes),
+      total_validations = validations,
+    },
+    overall_stats = {
+      total_cycles = total,
+      successful_cycles = ok,
+      failed_cycles = total - ok,
+      success_rate = total > 0 and ok / total or 0,
+      active_cycles = self._nactive,
+      total_file_operations = files,
+    },
+  }
+end
+
+--- Writes the history to path as "json" (one document: exported_at,
+--- statistics, cycles), "jsonl" (one record per line) or "csv" (RFC 4180),
+--- times in RFC 3339 UTC. Returns true, or nil, message, "EIO".
+---@param format "json"|"jsonl"|"csv"
+---@param path string
+---@return true|nil ok, string? message, string? code
+function Collector:export(format, path)
+  return require("poengine.metrics.export").write(self, format, path, each_record)
+end
+
+return M
