@@ -138,6 +138,7 @@ function M.new(opts)
     spent_tokens = 0,
     counts = { calls = 0, errors = 0, tokens = 0, hits = 0, misses = 0, tokens_saved = 0, cost_saved = 0 },
     by_provider = {},
+    _limit_window = 60, -- seconds of the rpm/tpm windows (tests shorten it)
   }, Router)
   local defaults = { timeout = opts.timeout or 120, ttft_timeout = opts.ttft_timeout or 30 }
   for i, d in ipairs(opts.deployments) do
@@ -202,12 +203,12 @@ function Router:_order()
   return list
 end
 
--- Drops entries older than a minute from a list of times or { t, ... }.
-local function trim(list, t, key)
+-- Drops entries older than the window from a list of times or { t, ... }.
+local function trim(list, t, window, key)
   local cut = 0
   for i = 1, #list do
     local v = list[i]
-    if (key and v[key] or v) > t - 60 then
+    if (key and v[key] or v) > t - window then
       break
     end
     cut = i
@@ -245,7 +246,7 @@ end
 
 -- Waits for a concurrency slot, then for room under rpm and tpm. Returns
 -- the tpm reservation (to be corrected with the real count).
-local function acquire(d, estimate)
+local function acquire(d, estimate, window)
   if d.max_concurrency and d.inflight >= d.max_concurrency then
     local slot = po.future()
     d.waiters[#d.waiters + 1] = slot
@@ -257,15 +258,15 @@ local function acquire(d, estimate)
     local t = now()
     local wait = 0
     if d.rpm then
-      trim(d.starts, t)
+      trim(d.starts, t, window)
       if #d.starts >= d.rpm then
-        wait = d.starts[1] + 60 - t
+        wait = d.starts[1] + window - t
       end
     end
     if d.tpm and wait <= 0 then
-      trim(d.spent, t, "t")
+      trim(d.spent, t, window, "t")
       if #d.spent > 0 and tokens_in_window(d) + estimate > d.tpm then
-        wait = d.spent[1].t + 60 - t
+        wait = d.spent[1].t + window - t
       end
     end
     if wait <= 0 then
@@ -550,7 +551,7 @@ function Router:complete(request, opts)
         dreq = util.copy(req)
         dreq.model = d.model
       end
-      local reservation = acquire(d, estimate_tokens(req))
+      local reservation = acquire(d, estimate_tokens(req), self._limit_window)
       local s = provider_stats(self, d.name)
       s.calls = s.calls + 1
       local ok_call, res, err, code, info = pcall(d.provider.complete, d.provider, dreq,
