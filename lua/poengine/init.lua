@@ -36,6 +36,8 @@ local lazy_modules = {
   pool = "poengine.pool",
   batch = "poengine.batch",
   validate = "poengine.validate",
+  http = "poengine.http",
+  llm = "poengine.llm",
 }
 
 return setmetatable(po, {
