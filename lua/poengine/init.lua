@@ -37,6 +37,8 @@ local lazy_modules = {
   batch = "poengine.batch",
   validate = "poengine.validate",
   optimizer = "poengine.optimizer",
+  http = "poengine.http",
+  llm = "poengine.llm",
 }
 
 return setmetatable(po, {

@@ -60,5 +60,6 @@ int luaopen_poengine_core(lua_State *L) {
   po_open_proc(L);
   po_open_pool(L);
   po_open_batch(L);
+  po_open_http(L);
   return 1;
 }

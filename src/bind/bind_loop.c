@@ -16,8 +16,15 @@
 
 #define LOOP_TYPE "poengine.loop"
 
+typedef struct close_hook {
+  struct close_hook *next;
+  po_lua_close_fn fn;
+  void *ud;
+} close_hook;
+
 typedef struct loop_box {
   po_loop *loop;
+  close_hook *hooks; /* run when the state closes, before the loop is freed */
   lua_State *current; /* the state (thread) running step(): callbacks settle futures on it */
   int error_ref;      /* first error raised while settling during this step, or LUA_NOREF */
 } loop_box;
@@ -32,6 +39,12 @@ struct po_lua_future {
 
 static int loop_gc(lua_State *L) {
   loop_box *box = luaL_checkudata(L, 1, LOOP_TYPE);
+  while (box->hooks) {
+    close_hook *h = box->hooks;
+    box->hooks = h->next;
+    h->fn(L, h->ud);
+    free(h);
+  }
   po_loop_free(box->loop);
   box->loop = NULL;
   return 0;
@@ -51,7 +64,7 @@ static loop_box *state_loop(lua_State *L) {
   po_register_type(L, LOOP_TYPE, NULL, meta);
   lua_pushlightuserdata(L, (void *)&loop_key);
   box = lua_newuserdata(L, sizeof *box);
-  *box = (loop_box){.loop = NULL, .current = L, .error_ref = LUA_NOREF};
+  *box = (loop_box){.loop = NULL, .hooks = NULL, .current = L, .error_ref = LUA_NOREF};
   luaL_getmetatable(L, LOOP_TYPE);
   lua_setmetatable(L, -2);
   int rc = po_loop_new(&box->loop);
@@ -61,6 +74,14 @@ static loop_box *state_loop(lua_State *L) {
 }
 
 po_loop *po_lua_loop(lua_State *L) { return state_loop(L)->loop; }
+
+void po_lua_loop_on_close(lua_State *L, po_lua_close_fn on_close, void *ud) {
+  loop_box *box = state_loop(L);
+  close_hook *h = malloc(sizeof *h);
+  if (!h) luaL_error(L, "poengine: out of memory");
+  *h = (close_hook){.next = box->hooks, .fn = on_close, .ud = ud};
+  box->hooks = h;
+}
 
 /* ---- futures settled from C ---- */
 
@@ -117,9 +138,17 @@ typedef struct settle_args {
   const char *message, *code;
 } settle_args;
 
+/* Detaches the cancel hook from the future on top of the stack: once the
+ * handle is freed, a later fut:cancel() must not reach it. */
+static void clear_cancel_hook(lua_State *L) {
+  lua_pushnil(L);
+  lua_setfield(L, -2, "on_cancel");
+}
+
 static int settle_protected(lua_State *L) {
   settle_args *a = lua_touserdata(L, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->f->future_ref);
+  clear_cancel_hook(L);
   lua_getfield(L, -1, a->method);
   lua_insert(L, -2);
   int nargs = 1;
@@ -147,8 +176,6 @@ static void settle(settle_args *a) {
       lua_pop(L, 1);
   }
   luaL_unref(L, LUA_REGISTRYINDEX, f->future_ref);
-  /* The cancel closure may outlive the handle: make it a no-op first. */
-  f->canceled = 1;
   free(f);
 }
 
@@ -162,19 +189,13 @@ void po_lua_future_reject(po_lua_future *f, const char *message, const char *cod
   settle(&a);
 }
 
-void po_lua_future_abandon(po_lua_future *f) {
-  if (!f) return;
-  lua_State *L = f->box->current;
-  /* The future stays pending: drop its cancel hook, which points at f. */
+lua_State *po_lua_future_state(po_lua_future *f) { return f->box->current; }
+
+void po_lua_future_drop(lua_State *L, po_lua_future *f) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, f->future_ref);
-  if (lua_istable(L, -1)) {
-    lua_pushliteral(L, "on_cancel");
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-  }
+  if (lua_istable(L, -1)) clear_cancel_hook(L);
   lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, f->future_ref);
-  f->canceled = 1;
   free(f);
 }
 

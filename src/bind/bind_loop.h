@@ -41,8 +41,21 @@ void po_lua_future_resolve(po_lua_future *f, po_lua_push_fn push, void *data);
  * and frees the handle. Same rules as po_lua_future_resolve. */
 void po_lua_future_reject(po_lua_future *f, const char *message, const char *code);
 
-/* Frees the handle without settling the future, for an owner that is being
- * finalized while its state closes (no Lua code may run for it any more). */
-void po_lua_future_abandon(po_lua_future *f);
+/* The Lua state (thread) running the loop right now, on which a loop
+ * callback may call Lua code (through po_pcall, never unprotected, and
+ * without waiting: nothing there may yield). Only valid inside a callback of
+ * the loop that settles f. */
+lua_State *po_lua_future_state(po_lua_future *f);
+
+/* Frees a handle without settling its future: for an operation that failed
+ * to start after its future was made, and for close hooks. */
+void po_lua_future_drop(lua_State *L, po_lua_future *f);
+
+/* Runs on_close(L, ud) when L's state closes, before its loop is freed, so
+ * that operations still in flight stop using the loop and release what they
+ * hold (without settling: nobody can wait any more). Hooks run in the
+ * reverse order of registration. Raises on allocation failure. */
+typedef void (*po_lua_close_fn)(lua_State *L, void *ud);
+void po_lua_loop_on_close(lua_State *L, po_lua_close_fn on_close, void *ud);
 
 #endif

@@ -352,7 +352,7 @@ static int pool_gc(lua_State *L) {
   while (list) {
     job *j = list;
     list = j->next_done;
-    po_lua_future_abandon(j->fut);
+    po_lua_future_drop(L, j->fut);
     job_free(j);
   }
   pthread_mutex_destroy(&c->lock);

@@ -55,7 +55,7 @@ static int procs_gc(lua_State *L) {
     run *r = ps->head;
     run_unlink(r);
     po_proc_free(r->proc); /* kills the group and reaps the child */
-    po_lua_future_abandon(r->fut);
+    po_lua_future_drop(L, r->fut);
     run_free(r);
   }
   return 0;
@@ -341,7 +341,7 @@ static int l_run(lua_State *L) {
   }
   int rc = po_proc_start(po_lua_loop(L), &o, on_done, r, &r->proc);
   if (rc != 0) {
-    po_lua_future_abandon(r->fut);
+    po_lua_future_drop(L, r->fut);
     run_free(r);
     return luaL_error(L, "po.run: cannot start a process: %s", po_strerror(rc));
   }

@@ -1,8 +1,8 @@
 #include "deps.h"
 
+#include "curl_lib.h"
+
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
-#include <dlfcn.h>
 #include <lmdb.h>
 #include <stdio.h>
 
@@ -17,11 +17,8 @@ const char *po_lmdb_version(void) {
 const char *po_cjson_version(void) { return cJSON_Version(); }
 
 const char *po_curl_version(void) {
-  void *lib = dlopen(POENGINE_CURL_SONAME, RTLD_LAZY | RTLD_LOCAL);
-  if (!lib) return NULL;
-  typedef curl_version_info_data *(*version_info_fn)(CURLversion);
-  version_info_fn info;
-  *(void **)&info = dlsym(lib, "curl_version_info");
+  const po_curl_api *curl;
+  if (po_curl_load(&curl) != 0) return NULL;
   /* The library stays loaded: the version string lives inside it. */
-  return info ? info(CURLVERSION_NOW)->version : NULL;
+  return curl->version_info(CURLVERSION_NOW)->version;
 }

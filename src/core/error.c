@@ -17,6 +17,9 @@ const char *po_strerror(int code) {
   case PO_ESCHEMA: return "store written by a newer version of poengine";
   case PO_EPERM: return "permission denied";
   case PO_EOUTSIDE: return "path leads outside the root";
+  case PO_ECONNREFUSED: return "connection refused";
+  case PO_ECONN: return "connection failed";
+  case PO_ETLS: return "TLS failure";
   default: return "unknown error";
   }
 }
@@ -38,6 +41,9 @@ const char *po_errname(int code) {
   case PO_ESCHEMA: return "ESCHEMA";
   case PO_EPERM: return "EPERM";
   case PO_EOUTSIDE: return "EOUTSIDE";
+  case PO_ECONNREFUSED: return "ECONNREFUSED";
+  case PO_ECONN: return "ECONN";
+  case PO_ETLS: return "ETLS";
   default: return "EUNKNOWN";
   }
 }

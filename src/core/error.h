@@ -22,7 +22,10 @@ enum po_error {
   PO_EMAPFULL = -11,  /* the store's map cannot grow any more */
   PO_ESCHEMA = -12,   /* the store was written by a newer schema version */
   PO_EPERM = -13,     /* permission denied (path not writable) */
-  PO_EOUTSIDE = -14,  /* a path leads outside the directory it is confined to */
+  PO_EOUTSIDE = -14,     /* a path leads outside the directory it is confined to */
+  PO_ECONNREFUSED = -15, /* the server refused the connection */
+  PO_ECONN = -16,        /* a connection failed otherwise: reset, closed early, no such host */
+  PO_ETLS = -17,         /* TLS handshake or certificate verification failed */
 };
 
 /* Human-readable text for a PO_E... code; never NULL. */

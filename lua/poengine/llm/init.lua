@@ -1,0 +1,26 @@
+--- po.llm: LLM providers, the router, record/replay cassettes and prices.
+--- See docs/scripting.md, "LLM".
+local M = {}
+
+local provider = require "poengine.llm.provider"
+
+--- po.llm.provider(kind, opts): one endpoint (see poengine.llm.provider).
+M.provider = provider.new
+
+--- The adapters by kind; a script may add one with the same fields.
+M.adapters = provider.adapters
+
+--- The price table (poengine.llm.prices).
+M.prices = require "poengine.llm.prices"
+
+--- po.llm.router{...}: deployments, retries, fallbacks, limits, budget, cache.
+function M.router(opts)
+  return require("poengine.llm.router").new(opts)
+end
+
+--- po.llm.cassette{ path =, mode = }: record and replay around a router or provider.
+function M.cassette(opts)
+  return require("poengine.llm.cassette").new(opts)
+end
+
+return M

@@ -1,0 +1,319 @@
+--- LLM providers: one object per configured endpoint, turning a normalized
+--- request into a wire request (through an adapter: openai, anthropic,
+--- ollama) and the reply back into a normalized response; or, for the "lua"
+--- kind, calling a user function.
+---
+---   local p = po.llm.provider("openai", { base_url = "http://localhost:8000/v1", model = "qwen" })
+---   local res, err, code = p:complete({ prompt = "hi", stream = true }, { on_token = io.write })
+local po = require "poengine"
+local util = require "poengine.llm.util"
+local prices = require "poengine.llm.prices"
+
+local M = {}
+
+local now = po.now
+local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall
+local concat = table.concat
+
+--- Adapters by provider kind (a script may add its own with the same fields).
+M.adapters = {
+  openai = require "poengine.llm.openai",
+  anthropic = require "poengine.llm.anthropic",
+  ollama = require "poengine.llm.ollama",
+}
+
+local Provider = {}
+Provider.__index = Provider
+Provider.__name = "poengine.llm.provider"
+
+local OPTIONS = {
+  base_url = "string", api_key = "string", api_key_env = "string", model = "string", timeout = "number",
+  ttft_timeout = "number", idle_timeout = "number", connect_timeout = "number", headers = "table", name = "string",
+  fn = "function", input_includes_cached = "boolean",
+}
+
+--- Creates a provider. kind: "openai" | "anthropic" | "ollama" | "lua".
+--- opts: base_url, api_key (or api_key_env, default the vendor's variable),
+--- model (what it is sent, overriding the request's), timeout (default 120 s),
+--- ttft_timeout (until the first response byte, default 30 s), idle_timeout
+--- (longest silence in a stream, default ttft_timeout), connect_timeout
+--- (default 10 s), headers (extra), name (label in stats; default kind);
+--- for "lua": fn(request, on_token) returning a response table or nil, message, code.
+---@param kind string
+---@param opts? table
+function M.new(kind, opts)
+  opts = opts or {}
+  if type(kind) ~= "string" then
+    error("po.llm.provider: kind must be a string, got " .. type(kind), 2)
+  end
+  if type(opts) ~= "table" then
+    error("po.llm.provider: options must be a table, got " .. type(opts), 2)
+  end
+  for k, v in pairs(opts) do
+    if not OPTIONS[k] then
+      error("po.llm.provider: unknown option '" .. tostring(k) .. "'", 2)
+    end
+    if type(v) ~= OPTIONS[k] then
+      error("po.llm.provider: " .. k .. " must be a " .. OPTIONS[k] .. ", got " .. type(v), 2)
+    end
+  end
+  local adapter = M.adapters[kind]
+  if kind == "lua" then
+    if not opts.fn then
+      error("po.llm.provider: the lua provider needs fn = function(request, on_token)", 2)
+    end
+  elseif not adapter then
+    error("po.llm.provider: unknown provider '" .. kind .. "' (openai, anthropic, ollama, lua)", 2)
+  end
+  local key = opts.api_key
+  local key_env = opts.api_key_env or (adapter and adapter.key_env)
+  if not key and key_env then
+    key = os.getenv(key_env)
+    if key == "" then
+      key = nil
+    end
+  end
+  local base_url = opts.base_url or (adapter and adapter.default_base_url())
+  if base_url then
+    base_url = base_url:gsub("/+$", "")
+  end
+  local self = setmetatable({
+    kind = kind,
+    name = opts.name or kind,
+    adapter = adapter,
+    base_url = base_url,
+    model = opts.model,
+    timeout = opts.timeout or 120,
+    ttft_timeout = opts.ttft_timeout or 30,
+    connect_timeout = opts.connect_timeout or 10,
+    extra_headers = opts.headers,
+    fn = opts.fn,
+    input_includes_cached = opts.input_includes_cached,
+  }, Provider)
+  self.idle_timeout = opts.idle_timeout or self.ttft_timeout
+  -- The key lives in a closure, not a field: dumping the provider (a log, a
+  -- cassette, an error with a table in it) cannot show it.
+  self.key = function()
+    return key
+  end
+  return self
+end
+
+function Provider:__tostring()
+  return "poengine.llm.provider (" .. self.name .. ")"
+end
+
+local function null_to_nil(v)
+  if v == po.json.null then
+    return nil
+  end
+  return v
+end
+
+-- Fills in the normalized response from the adapter's parts.
+local function finish_response(self, parts, model, t0, ttft, raw)
+  local u = parts.usage or {}
+  local usage = {
+    input = math.floor(tonumber(null_to_nil(u.input)) or 0),
+    output = math.floor(tonumber(null_to_nil(u.output)) or 0),
+    cached_read = math.floor(tonumber(null_to_nil(u.cached_read)) or 0),
+    cache_write = math.floor(tonumber(null_to_nil(u.cache_write)) or 0),
+    reasoning = math.floor(tonumber(null_to_nil(u.reasoning)) or 0),
+  }
+  local includes = self.input_includes_cached
+  if includes == nil then
+    includes = self.adapter and self.adapter.input_includes_cached
+  end
+  local latency = now() - t0
+  return {
+    text = parts.text or "",
+    finish_reason = null_to_nil(parts.finish_reason),
+    tool_calls = parts.tool_calls,
+    usage = usage,
+    cost = (prices.cost(model, usage, includes)),
+    provider = self.name,
+    model = model,
+    latency = latency,
+    ttft = ttft or latency,
+    cached = false,
+    raw = parts.raw or raw,
+  }
+end
+
+-- The error triple, scrubbed of the key, with info for the router.
+local function fail(self, message, code, info)
+  return nil, util.scrub(message, self.key()), code, info or {}
+end
+
+local function http_failure(self, res, body_text, model)
+  local adapter = self.adapter
+  local decoded = po.json.decode(body_text)
+  local message, kind = adapter.error_message(decoded)
+  message = message or (body_text ~= "" and body_text:sub(1, 200)) or "no body"
+  local info = { status = res.status, retry_after = util.retry_after(res.headers["retry-after"]), error_type = kind }
+  local code = "EHTTP"
+  if adapter.is_context_error(res.status, decoded, message) then
+    code = "ECONTEXT"
+    info.context_window = true
+  end
+  return fail(self, self.name .. " " .. model .. ": HTTP " .. res.status .. ": " .. tostring(message), code, info)
+end
+
+local function lua_complete(self, req, model, on_token)
+  local t0 = now()
+  local ttft
+  local emitted = false
+  local emit = function(text)
+    ttft = ttft or (now() - t0)
+    emitted = true
+    if on_token then
+      on_token(text)
+    end
+  end
+  local call_req = util.copy(req)
+  call_req.model = model
+  local ok, res, err, code, info = pcall(self.fn, call_req, emit)
+  if not ok then
+    return fail(self, self.name .. ": fn raised: " .. tostring(res), "ERUNTIME")
+  end
+  if res == nil then
+    return fail(self, tostring(err or "fn returned nil"), code or "EFAILED", type(info) == "table" and info or {})
+  end
+  if type(res) == "string" then
+    res = { text = res }
+  end
+  if type(res) ~= "table" then
+    return fail(self, self.name .. ": fn must return a response table or a string, got " .. type(res), "EPROTO")
+  end
+  if req.stream and not emitted and res.text and res.text ~= "" then
+    emit(res.text)
+  end
+  local out = finish_response(self, res, res.model or model, t0, ttft, res.raw)
+  if res.cost then
+    out.cost = res.cost
+  end
+  return out
+end
+
+--- Sends one request and returns the normalized response, or
+--- nil, message, code, info (info: status, retry_after, context_window,
+--- stage = "ttfb" when nothing arrived in time). Waits: inside po.async it
+--- yields the task. opts.on_token(text) receives streamed text.
+---@param request table
+---@param opts? { on_token?: fun(text: string), normalized?: boolean }
+function Provider:complete(request, opts)
+  opts = opts or {}
+  local req = opts.normalized and request or util.normalize("provider:complete", request)
+  local model = self.model or req.model
+  if not model then
+    error("provider:complete: no model: give the provider a model or the request one", 2)
+  end
+  local on_token = opts.on_token
+  if self.kind == "lua" then
+    return lua_complete(self, req, model, on_token)
+  end
+  local adapter = self.adapter
+  local url, headers, body = adapter.request({ base_url = self.base_url, api_key = self.key() }, req, model)
+  for k, v in pairs(self.extra_headers or {}) do
+    headers[k] = v
+  end
+  local stream = req.stream and true or false
+  local t0 = now()
+  local ttft
+  local chunks = {}
+  local st = stream and adapter.stream_start() or nil
+  local stream_err -- { message, code, info } from inside the stream
+  local emit = function(text)
+    ttft = ttft or (now() - t0)
+    if on_token then
+      on_token(text)
+    end
+  end
+  local function on_event(ev)
+    if stream_err then
+      return
+    end
+    local msg, code, info = adapter.stream_event(st, ev, emit)
+    if msg then
+      stream_err = { msg, code, info }
+      error(stream_err) -- stops the transfer
+    end
+  end
+  local parser
+  if stream then
+    local kind = adapter.stream_format == "ndjson" and "poengine.llm.ndjson" or "poengine.llm.sse"
+    parser = require(kind).new(on_event)
+  end
+  local fut, err, code = po.http.request {
+    method = "POST",
+    url = url,
+    headers = headers,
+    body = po.json.encode(body),
+    timeout = self.timeout,
+    connect_timeout = self.connect_timeout,
+    ttfb_timeout = self.ttft_timeout,
+    idle_timeout = stream and self.idle_timeout or nil,
+    on_chunk = stream and function(chunk, status)
+      chunks[#chunks + 1] = chunk
+      if status >= 200 and status < 300 then
+        parser:feed(chunk)
+      end
+    end or nil,
+  }
+  if not fut then
+    return fail(self, err, code)
+  end
+  local res
+  res, err, code = fut:wait()
+  if stream_err then
+    local info = stream_err[3] or {}
+    return fail(self, self.name .. " " .. model .. ": " .. tostring(stream_err[1]), stream_err[2], info)
+  end
+  if not res then
+    local info = { transport = true }
+    if code == "ETIMEDOUT" and tostring(err):find("ttfb_timeout", 1, true) then
+      info.stage = "ttfb"
+    end
+    return fail(self, err, code, info)
+  end
+  local text = stream and concat(chunks) or res.body
+  if res.status < 200 or res.status >= 300 then
+    return http_failure(self, res, text, model)
+  end
+  local ctype = (res.headers["content-type"] or ""):lower()
+  local parts, perr
+  if stream and ctype:find(adapter.stream_type, 1, true) then
+    parser:finish()
+    parts, perr, code = adapter.stream_finish(st)
+    if not parts then
+      return fail(self, self.name .. " " .. model .. ": " .. perr, code, {})
+    end
+  else
+    if not ctype:find("json", 1, true) then
+      return fail(self, self.name .. " " .. model .. ": expected a JSON reply, got Content-Type '" .. ctype .. "'",
+        "EPROTO", { status = res.status })
+    end
+    local decoded
+    decoded, perr = po.json.decode(text)
+    if type(decoded) ~= "table" then
+      return fail(self, self.name .. " " .. model .. ": malformed JSON reply: " .. tostring(perr or "not an object"),
+        "EJSON", { status = res.status })
+    end
+    parts, perr = adapter.parse(decoded)
+    if not parts then
+      return fail(self, self.name .. " " .. model .. ": " .. perr, "EPROTO", { status = res.status })
+    end
+    parts.raw = decoded
+    if stream and parts.text ~= "" then
+      emit(parts.text) -- a server that answered a stream request in one piece
+    end
+  end
+  return finish_response(self, parts, model, t0, ttft)
+end
+
+--- Like complete, as a future (a po.async task).
+function Provider:complete_async(request, opts)
+  return po.async(self.complete, self, request, opts)
+end
+
+return M

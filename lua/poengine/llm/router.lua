@@ -1,0 +1,625 @@
+--- The LLM router: several deployments behind one `complete`, with a
+--- strategy to order them, retries with backoff honouring Retry-After,
+--- fallback, a circuit breaker per deployment, concurrency and rpm/tpm
+--- limits that make excess calls wait, a budget, the response cache and the
+--- global metrics collector. See docs/scripting.md, "po.llm.router".
+local po = require "poengine"
+local util = require "poengine.llm.util"
+local provider_mod = require "poengine.llm.provider"
+
+local M = {}
+
+local now, sleep = po.now, po.sleep
+local type, pairs, ipairs, tostring, error, setmetatable = type, pairs, ipairs, tostring, error, setmetatable
+local floor, min, max, random = math.floor, math.min, math.max, math.random
+local sort = table.sort
+
+local Router = {}
+Router.__index = Router
+Router.__name = "poengine.llm.router"
+
+local STRATEGIES = { ordered = true, weighted = true, latency = true, ["least-busy"] = true }
+
+local ROUTER_OPTIONS = {
+  deployments = "table", strategy = "string", retries = "number", backoff = "table", timeout = "number",
+  ttft_timeout = "number", cooldown = "table", cache = true, budget = "table", name = "string",
+}
+
+-- Deployment fields the router keeps; the rest configure its provider.
+local ROUTING_FIELDS = { provider = true, weight = true, max_concurrency = true, rpm = true, tpm = true }
+local PROVIDER_FIELDS = { model = true, base_url = true, api_key = true, api_key_env = true, timeout = true,
+  ttft_timeout = true, idle_timeout = true, connect_timeout = true, headers = true, name = true, fn = true,
+  input_includes_cached = true }
+
+local function check_table(fname, what, t, allowed)
+  for k, v in pairs(t) do
+    local want = allowed[k]
+    if not want then
+      error(fname .. ": unknown option '" .. (what and (what .. ".") or "") .. tostring(k) .. "'", 4)
+    end
+    if want ~= true and type(v) ~= want then
+      error(fname .. ": " .. (what and (what .. ".") or "") .. k .. " must be a " .. want .. ", got " .. type(v), 4)
+    end
+  end
+end
+
+local function positive(fname, name, v, allow_zero)
+  if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0 or (v == 0 and not allow_zero)) then
+    error(fname .. ": " .. name .. " must be a " .. (allow_zero and "non-negative" or "positive") .. " number, got "
+      .. tostring(v), 4)
+  end
+  return v
+end
+
+local function new_deployment(fname, i, d, opts)
+  if type(d) ~= "table" then
+    error(fname .. ": deployments[" .. i .. "] must be a table, got " .. type(d), 3)
+  end
+  local popts = {}
+  for k, v in pairs(d) do
+    if not ROUTING_FIELDS[k] and not PROVIDER_FIELDS[k] then
+      error(fname .. ": unknown option 'deployments[" .. i .. "]." .. tostring(k) .. "'", 3)
+    end
+    if PROVIDER_FIELDS[k] then
+      popts[k] = v
+    end
+  end
+  local p = d.provider
+  if type(p) == "string" then
+    popts.timeout = popts.timeout or opts.timeout
+    popts.ttft_timeout = popts.ttft_timeout or opts.ttft_timeout
+    p = provider_mod.new(p, popts)
+  elseif getmetatable(p) == nil or type(p.complete) ~= "function" then
+    error(fname .. ": deployments[" .. i .. "].provider must be a provider kind (\"openai\", \"anthropic\", "
+      .. "\"ollama\", \"lua\") or a provider object", 3)
+  end
+  local where = "deployments[" .. i .. "]"
+  positive(fname, where .. ".weight", d.weight)
+  positive(fname, where .. ".max_concurrency", d.max_concurrency)
+  positive(fname, where .. ".rpm", d.rpm)
+  positive(fname, where .. ".tpm", d.tpm)
+  return {
+    index = i,
+    provider = p,
+    name = d.name or p.name,
+    model = type(p) == "table" and d.provider ~= p and d.model or nil,
+    weight = d.weight or 1,
+    max_concurrency = d.max_concurrency,
+    rpm = d.rpm,
+    tpm = d.tpm,
+    inflight = 0,
+    waiters = {}, -- futures of calls waiting for a concurrency slot, FIFO
+    starts = {}, -- start times in the last minute (rpm)
+    spent = {}, -- { t, tokens } in the last minute (tpm)
+    fails = {}, -- failure times within the cooldown window
+    down_until = 0,
+    ewma = nil, -- latency estimate for the "latency" strategy
+  }
+end
+
+--- Creates a router. See docs/scripting.md for every option.
+function M.new(opts)
+  local fname = "po.llm.router"
+  if type(opts) ~= "table" then
+    error(fname .. ": options must be a table, got " .. type(opts), 3)
+  end
+  check_table(fname, nil, opts, ROUTER_OPTIONS)
+  local strategy = opts.strategy or "ordered"
+  if not STRATEGIES[strategy] then
+    error(fname .. ": strategy must be \"ordered\", \"weighted\", \"latency\" or \"least-busy\", got \"" .. strategy
+      .. "\"", 3)
+  end
+  positive(fname, "retries", opts.retries, true)
+  positive(fname, "timeout", opts.timeout)
+  positive(fname, "ttft_timeout", opts.ttft_timeout)
+  local backoff = opts.backoff or {}
+  check_table(fname, "backoff", backoff, { base = "number", max = "number", jitter = "boolean" })
+  local cooldown = opts.cooldown or {}
+  check_table(fname, "cooldown", cooldown, { fails = "number", window = "number", time = "number" })
+  local budget = opts.budget or {}
+  check_table(fname, "budget", budget, { usd = "number", tokens = "number" })
+  local cache = opts.cache
+  if cache ~= nil and cache ~= false and (type(cache) ~= "table" or type(cache.get) ~= "function"
+      or type(cache.set) ~= "function") then
+    error(fname .. ": cache must be a po.cache (po.cache.open{...}) or false", 3)
+  end
+  if #opts.deployments == 0 then
+    error(fname .. ": deployments must list at least one deployment", 3)
+  end
+  local self = setmetatable({
+    strategy = strategy,
+    retries = floor(opts.retries or 2),
+    backoff = { base = backoff.base or 0.5, max = backoff.max or 20, jitter = backoff.jitter ~= false },
+    cooldown = { fails = cooldown.fails or 3, window = cooldown.window or 60, time = cooldown.time or 30 },
+    budget = budget,
+    cache = cache or nil,
+    deployments = {},
+    spent_usd = 0,
+    spent_tokens = 0,
+    counts = { calls = 0, errors = 0, tokens = 0, hits = 0, misses = 0, tokens_saved = 0, cost_saved = 0 },
+    by_provider = {},
+    _limit_window = 60, -- seconds of the rpm/tpm windows (tests shorten it)
+  }, Router)
+  local defaults = { timeout = opts.timeout or 120, ttft_timeout = opts.ttft_timeout or 30 }
+  for i, d in ipairs(opts.deployments) do
+    self.deployments[i] = new_deployment(fname, i, d, defaults)
+  end
+  return self
+end
+
+---------------------------------------------------------------------------
+-- Ordering and limits
+
+local function available(d, t)
+  return d.down_until <= t
+end
+
+-- Deployments to try, in order, skipping those cooling down.
+function Router:_order()
+  local t = now()
+  local list = {}
+  for _, d in ipairs(self.deployments) do
+    if available(d, t) then
+      list[#list + 1] = d
+    end
+  end
+  local s = self.strategy
+  if s == "weighted" then
+    -- Weighted sampling without replacement: each draw in proportion to weight.
+    local out, pool = {}, list
+    while #pool > 0 do
+      local total = 0
+      for _, d in ipairs(pool) do
+        total = total + d.weight
+      end
+      local r, pick = random() * total, #pool
+      for j, d in ipairs(pool) do
+        r = r - d.weight
+        if r < 0 then
+          pick = j
+          break
+        end
+      end
+      out[#out + 1] = table.remove(pool, pick)
+    end
+    list = out
+  elseif s == "latency" then
+    sort(list, function(a, b)
+      local la, lb = a.ewma or 0, b.ewma or 0 -- unmeasured ones first, to measure them
+      if la ~= lb then
+        return la < lb
+      end
+      return a.index < b.index
+    end)
+  elseif s == "least-busy" then
+    sort(list, function(a, b)
+      local la, lb = a.inflight + #a.waiters, b.inflight + #b.waiters
+      if la ~= lb then
+        return la < lb
+      end
+      return a.index < b.index
+    end)
+  end
+  return list
+end
+
+-- Drops entries older than the window from a list of times or { t, ... }.
+local function trim(list, t, window, key)
+  local cut = 0
+  for i = 1, #list do
+    local v = list[i]
+    if (key and v[key] or v) > t - window then
+      break
+    end
+    cut = i
+  end
+  if cut > 0 then
+    local n = #list
+    for i = 1, n - cut do
+      list[i] = list[i + cut]
+    end
+    for i = n - cut + 1, n do
+      list[i] = nil
+    end
+  end
+end
+
+local function tokens_in_window(d)
+  local sum = 0
+  for _, e in ipairs(d.spent) do
+    sum = sum + e.tokens
+  end
+  return sum
+end
+
+-- A rough count of a request's tokens before sending: 4 characters a token
+-- for the text, plus what it may generate.
+local function estimate_tokens(req)
+  local chars = #(req.system or "")
+  for _, m in ipairs(req.messages) do
+    if type(m.content) == "string" then
+      chars = chars + #m.content
+    end
+  end
+  return floor(chars / 4) + 1 + (req.max_tokens or 0)
+end
+
+-- Waits for a concurrency slot, then for room under rpm and tpm. Returns
+-- the tpm reservation (to be corrected with the real count).
+local function acquire(d, estimate, window)
+  if d.max_concurrency and d.inflight >= d.max_concurrency then
+    local slot = po.future()
+    d.waiters[#d.waiters + 1] = slot
+    slot:wait() -- release() hands its slot over: inflight stays counted
+  else
+    d.inflight = d.inflight + 1
+  end
+  while true do
+    local t = now()
+    local wait = 0
+    if d.rpm then
+      trim(d.starts, t, window)
+      if #d.starts >= d.rpm then
+        wait = d.starts[1] + window - t
+      end
+    end
+    if d.tpm and wait <= 0 then
+      trim(d.spent, t, window, "t")
+      if #d.spent > 0 and tokens_in_window(d) + estimate > d.tpm then
+        wait = d.spent[1].t + window - t
+      end
+    end
+    if wait <= 0 then
+      break
+    end
+    sleep(wait)
+  end
+  local t = now()
+  if d.rpm then
+    d.starts[#d.starts + 1] = t
+  end
+  local reservation = { t = t, tokens = estimate }
+  if d.tpm then
+    d.spent[#d.spent + 1] = reservation
+  end
+  return reservation
+end
+
+local function release(d)
+  local nextw = table.remove(d.waiters, 1)
+  if nextw then
+    nextw:resolve(true)
+  else
+    d.inflight = d.inflight - 1
+  end
+end
+
+---------------------------------------------------------------------------
+-- Failures
+
+-- What to do after a failed attempt: "retry" this deployment, move to the
+-- "next" one, or "stop" (the caller's own error).
+local function classify(code, info)
+  if code == "ERUNTIME" or code == "ECANCELED" or code == "EUNAVAIL" then
+    return "stop"
+  end
+  if code == "ECONTEXT" or info.stage == "ttfb" or code == "ETLS" then
+    return "next"
+  end
+  if code == "EHTTP" then
+    local s = info.status or 0
+    if s == 429 or s == 408 or s == 409 or s >= 500 then
+      return "retry"
+    end
+    return "next" -- 400, 401, 403, 404 …: the same request would fail the same way
+  end
+  return "retry" -- timeouts, connection errors, malformed or truncated replies, a lua provider's failures
+end
+
+-- Counts a failure toward the deployment's circuit breaker.
+function Router:_failed(d, code, info)
+  if code == "ECONTEXT" or (code == "EHTTP" and info.status == 400) then
+    return -- the request's fault, not the deployment's
+  end
+  local t = now()
+  local fails, cd = d.fails, self.cooldown
+  fails[#fails + 1] = t
+  while #fails > 0 and fails[1] <= t - cd.window do
+    table.remove(fails, 1)
+  end
+  if #fails >= cd.fails then
+    d.down_until = t + cd.time
+    d.fails = {}
+  end
+end
+
+function Router:_backoff(attempt, retry_after)
+  local b = self.backoff
+  local delay = min(b.max, b.base * 2 ^ (attempt - 1))
+  if b.jitter then
+    delay = delay / 2 + random() * delay / 2
+  end
+  if retry_after and retry_after > delay then
+    delay = retry_after
+  end
+  return delay
+end
+
+---------------------------------------------------------------------------
+-- Stats
+
+local LATENCY_KEEP = 10000
+
+local function provider_stats(self, name)
+  local s = self.by_provider[name]
+  if not s then
+    s = { calls = 0, tokens = 0, errors = 0, cost = 0, latencies = {}, next = 1 }
+    self.by_provider[name] = s
+  end
+  return s
+end
+
+local function record_latency(s, latency)
+  s.latencies[s.next] = latency
+  s.next = s.next % LATENCY_KEEP + 1
+end
+
+local function percentile(sorted, p)
+  local n = #sorted
+  if n == 0 then
+    return 0
+  end
+  local rank = math.ceil(p / 100 * n)
+  return sorted[max(1, min(n, rank))]
+end
+
+--- The router's own counts (never the cache's): total_calls, total_tokens,
+--- total_errors, success_rate, by_provider, cache, cost, tokens_saved,
+--- cost_saved.
+function Router:stats()
+  local c = self.counts
+  local by = {}
+  for name, s in pairs(self.by_provider) do
+    local sorted = {}
+    for i, v in ipairs(s.latencies) do
+      sorted[i] = v
+    end
+    sort(sorted)
+    by[name] = { calls = s.calls, tokens = s.tokens, errors = s.errors, cost = s.cost,
+      latency_p50 = percentile(sorted, 50), latency_p99 = percentile(sorted, 99) }
+  end
+  local lookups = c.hits + c.misses
+  return {
+    total_calls = c.calls,
+    total_tokens = c.tokens,
+    total_errors = c.errors,
+    success_rate = c.calls > 0 and (c.calls - c.errors) / c.calls or 0,
+    by_provider = by,
+    cache = {
+      hits = c.hits,
+      misses = c.misses,
+      hit_rate = lookups > 0 and c.hits / lookups or 0,
+      api_call_reduction = c.calls > 0 and 100 * c.hits / c.calls or 0, -- percent, as in cache:stats()
+    },
+    cost = self.spent_usd,
+    tokens_saved = c.tokens_saved,
+    cost_saved = c.cost_saved,
+  }
+end
+
+-- Records the call in the global collector's active cycle (opts.cycle, or
+-- the only active one), when po.metrics is in use.
+local function record_metrics(opts, call)
+  local metrics = package.loaded["poengine.metrics"]
+  if not metrics then
+    return
+  end
+  local col = metrics.global()
+  local id = opts.cycle
+  if id == nil then
+    local active = col:active()
+    if #active ~= 1 then
+      return
+    end
+    id = active[1]
+  end
+  col:record_llm_call(id, call)
+end
+
+---------------------------------------------------------------------------
+-- Calls
+
+local CALL_OPTIONS = { cache = true, on_token = "function", cycle = true }
+
+local function cache_mode(fname, mode)
+  if mode == nil or mode == "default" then
+    return true, true, nil
+  elseif mode == "no-cache" then
+    return false, true, nil -- fetch fresh, store the result
+  elseif mode == "no-store" then
+    return true, false, nil -- may answer from the cache, never stores
+  elseif type(mode) == "table" then
+    if type(mode.ttl) ~= "number" or mode.ttl < 0 then
+      error(fname .. ": opts.cache.ttl must be a non-negative number of seconds", 3)
+    end
+    return true, true, mode.ttl
+  end
+  error(fname .. ": opts.cache must be \"default\", \"no-cache\", \"no-store\" or { ttl = n }", 3)
+end
+
+-- The cache key: the request as the caller wrote it, without what does not
+-- change the answer (stream, metadata).
+local function cache_key(request)
+  local key = {}
+  for k, v in pairs(request) do
+    if k ~= "stream" and k ~= "metadata" then
+      key[k] = v
+    end
+  end
+  return key
+end
+
+local STORED = { "text", "finish_reason", "tool_calls", "usage", "cost", "provider", "model", "latency" }
+
+function Router:_from_cache(key, info_opts, on_token, t0, value, info)
+  local c = self.counts
+  c.hits = c.hits + 1
+  local res = {}
+  for _, k in ipairs(STORED) do
+    res[k] = value[k]
+  end
+  res.usage = res.usage or { input = 0, output = 0, cached_read = 0, cache_write = 0, reasoning = 0 }
+  local saved_tokens = (res.usage.input or 0) + (res.usage.output or 0)
+  local saved_cost = res.cost or 0
+  c.tokens_saved = c.tokens_saved + saved_tokens
+  c.cost_saved = c.cost_saved + saved_cost
+  res.cost = 0
+  res.cached = info.hit
+  res.latency = now() - t0
+  res.ttft = res.latency
+  if on_token and res.text and res.text ~= "" then
+    on_token(res.text)
+  end
+  record_metrics(info_opts, { cache_hit = true, tokens_in = res.usage.input, tokens_out = res.usage.output,
+    cost = saved_cost, latency = res.latency, provider = res.provider })
+  return res
+end
+
+--- Sends a request through the deployments and returns the response, or
+--- nil, message, code. Waits (yields inside po.async).
+---@param request table
+---@param opts? { cache?: string|table, on_token?: fun(text: string), cycle?: string|number }
+function Router:complete(request, opts)
+  local fname = "router:complete"
+  if getmetatable(self) ~= Router then
+    error(fname .. ": called on a " .. type(self) .. " (use r:complete, not r.complete)", 2)
+  end
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error(fname .. ": opts must be a table, got " .. type(opts), 2)
+  end
+  check_table(fname, "opts", opts, CALL_OPTIONS)
+  local lookup, store, ttl = cache_mode(fname, opts.cache)
+  local req = util.normalize(fname, request)
+  local on_token = opts.on_token
+  if on_token then
+    req.stream = true
+  end
+  local c = self.counts
+  c.calls = c.calls + 1
+  local t0 = now()
+
+  local budget = self.budget
+  if (budget.usd and self.spent_usd >= budget.usd) or (budget.tokens and self.spent_tokens >= budget.tokens) then
+    c.errors = c.errors + 1
+    return nil, string.format("budget spent: $%.6f of $%s, %d of %s tokens; nothing was sent", self.spent_usd,
+      tostring(budget.usd or "-"), self.spent_tokens, tostring(budget.tokens or "-")), "EBUDGET"
+  end
+
+  local cache, key = self.cache, nil
+  if cache then
+    key = cache_key(request)
+    if lookup then
+      local value, info = cache:get(key)
+      if type(value) == "table" and type(info) == "table" then
+        return self:_from_cache(key, opts, on_token, t0, value, info)
+      end
+      c.misses = c.misses + 1
+    end
+  end
+
+  local emitted = false
+  local token_cb = on_token and function(text)
+    emitted = true
+    on_token(text)
+  end
+  local last_err, last_code = "no deployment is available: all are cooling down", "ECOOLDOWN"
+  local order = self:_order()
+  for _, d in ipairs(order) do
+    local attempt = 0
+    while true do
+      attempt = attempt + 1
+      if (budget.usd and self.spent_usd >= budget.usd) or (budget.tokens and self.spent_tokens >= budget.tokens) then
+        c.errors = c.errors + 1
+        return nil, "budget spent during retries; nothing more was sent", "EBUDGET"
+      end
+      if not available(d, now()) then
+        break -- opened its breaker (or was told to wait) meanwhile
+      end
+      local dreq = req
+      if d.model then
+        dreq = util.copy(req)
+        dreq.model = d.model
+      end
+      local reservation = acquire(d, estimate_tokens(req), self._limit_window)
+      local s = provider_stats(self, d.name)
+      s.calls = s.calls + 1
+      local ok_call, res, err, code, info = pcall(d.provider.complete, d.provider, dreq,
+        { on_token = token_cb, normalized = true })
+      release(d)
+      if not ok_call then
+        error(res, 0) -- a programmer error inside a provider: raise it as it is
+      end
+      if res then
+        local used = res.usage.input + res.usage.output
+        reservation.tokens = used
+        s.tokens = s.tokens + used
+        s.cost = s.cost + res.cost
+        record_latency(s, res.latency)
+        d.ewma = d.ewma and (0.7 * d.ewma + 0.3 * res.latency) or res.latency
+        d.fails = {}
+        self.spent_usd = self.spent_usd + res.cost
+        self.spent_tokens = self.spent_tokens + used
+        c.tokens = c.tokens + used
+        if cache and store then
+          local value = {}
+          for _, k in ipairs(STORED) do
+            value[k] = res[k]
+          end
+          cache:set(key, value, ttl and { ttl = ttl } or nil)
+        end
+        record_metrics(opts, { cache_hit = false, tokens_in = res.usage.input, tokens_out = res.usage.output,
+          cost = res.cost, latency = now() - t0, provider = d.name })
+        return res
+      end
+      reservation.tokens = 0
+      info = info or {}
+      s.errors = s.errors + 1
+      last_err, last_code = err, code
+      self:_failed(d, code, info)
+      local what = classify(code, info)
+      if what == "stop" or emitted then
+        -- Text already went to on_token: a retry would send it twice.
+        c.errors = c.errors + 1
+        record_metrics(opts, { cache_hit = false, latency = now() - t0, provider = d.name })
+        return nil, err, code
+      end
+      if what == "next" or attempt > self.retries then
+        break
+      end
+      local ra = info.retry_after
+      if ra and ra > self.backoff.max then
+        d.down_until = max(d.down_until, now() + ra) -- too long to wait here: try the others
+        break
+      end
+      sleep(self:_backoff(attempt, ra))
+    end
+  end
+  c.errors = c.errors + 1
+  record_metrics(opts, { cache_hit = false, latency = now() - t0 })
+  return nil, last_err, last_code
+end
+
+--- Like complete, as a future (a po.async task).
+function Router:complete_async(request, opts)
+  if getmetatable(self) ~= Router then
+    error("router:complete_async: called on a " .. type(self) .. " (use r:complete_async)", 2)
+  end
+  return po.async(self.complete, self, request, opts)
+end
+
+function Router:__tostring()
+  return "poengine.llm.router (" .. #self.deployments .. " deployments, " .. self.strategy .. ")"
+end
+
+return M

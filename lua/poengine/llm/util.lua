@@ -1,0 +1,140 @@
+--- Helpers shared by the LLM providers, the router and cassettes: request
+--- normalization, Retry-After, secret scrubbing.
+local po = require "poengine"
+
+local M = {}
+
+local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
+
+local REQUEST_FIELDS = {
+  model = "string", messages = "table", prompt = "string", system = "string", max_tokens = "number",
+  temperature = "number", stop = true, seed = "number", tools = "table", response_format = "table",
+  stream = "boolean", metadata = "table",
+}
+
+--- Checks a request table as the caller wrote it and returns a normalized
+--- copy: `messages` always present (a `prompt` becomes one user message),
+--- `system` kept apart (a leading "system" message is moved into it), `stop`
+--- always a list. Raises on a programmer error, naming fname.
+---@return table
+function M.normalize(fname, req)
+  if type(req) ~= "table" then
+    error(fname .. ": request must be a table, got " .. type(req), 3)
+  end
+  for k, v in pairs(req) do
+    local want = REQUEST_FIELDS[k]
+    if not want then
+      error(fname .. ": unknown request field '" .. tostring(k) .. "'", 3)
+    end
+    if want ~= true and type(v) ~= want then
+      error(fname .. ": request." .. k .. " must be a " .. want .. ", got " .. type(v), 3)
+    end
+  end
+  if req.messages and req.prompt then
+    error(fname .. ": give request.messages or request.prompt, not both", 3)
+  end
+  if not req.messages and not req.prompt then
+    error(fname .. ": request.messages or request.prompt is required", 3)
+  end
+  local out = {}
+  for k, v in pairs(req) do
+    out[k] = v
+  end
+  local messages, system = {}, req.system
+  if req.prompt then
+    messages[1] = { role = "user", content = req.prompt }
+  else
+    for i, m in ipairs(req.messages) do
+      if type(m) ~= "table" or type(m.role) ~= "string" then
+        error(fname .. ": request.messages[" .. i .. "] must be a table with a string role", 3)
+      end
+      if m.role == "system" and type(m.content) == "string" then
+        system = system and (system .. "\n\n" .. m.content) or m.content
+      else
+        messages[#messages + 1] = m
+      end
+    end
+  end
+  out.prompt = nil
+  out.messages = messages
+  out.system = system
+  local stop = req.stop
+  if type(stop) == "string" then
+    out.stop = { stop }
+  elseif stop ~= nil and type(stop) ~= "table" then
+    error(fname .. ": request.stop must be a string or a list of strings", 3)
+  end
+  return out
+end
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+-- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+local function days_from_civil(y, m, d)
+  if m <= 2 then
+    y = y - 1
+  end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+--- Unix seconds of an HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT"), or nil.
+function M.http_date(s)
+  local d, mon, y, hh, mm, ss = s:match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d or not MONTHS[mon] then
+    return nil
+  end
+  return days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60
+    + tonumber(ss)
+end
+
+--- Seconds to wait from a Retry-After header (delta-seconds or an HTTP
+--- date), never negative; nil when absent or unreadable.
+function M.retry_after(value, now)
+  if type(value) ~= "string" then
+    return nil
+  end
+  local secs = tonumber(value:match("^%s*(%d+%.?%d*)%s*$"))
+  if secs then
+    return secs
+  end
+  local at = M.http_date(value:match("^%s*(.-)%s*$"))
+  if at then
+    local left = at - (now or po.time())
+    return left > 0 and left or 0
+  end
+  return nil
+end
+
+local function escape_pattern(s)
+  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
+end
+
+--- Removes secrets from a message: the given key wherever it appears, and
+--- anything shaped like a vendor key (sk-..., masked forms included).
+function M.scrub(text, key)
+  text = tostring(text)
+  if type(key) == "string" and #key >= 4 then
+    text = text:gsub(escape_pattern(key), "[redacted]")
+  end
+  text = text:gsub("sk%-[%w%-_%*%.]+", "sk-[redacted]")
+  return text
+end
+
+--- A deep copy of plain data (tables of strings, numbers, booleans).
+function M.copy(v)
+  if type(v) ~= "table" then
+    return v
+  end
+  local out = {}
+  for k, x in pairs(v) do
+    out[k] = M.copy(x)
+  end
+  return setmetatable(out, getmetatable(v))
+end
+
+return M

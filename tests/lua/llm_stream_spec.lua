@@ -1,0 +1,134 @@
+-- The pieces under the providers: the SSE and NDJSON parsers (fed chunks
+-- split at every position), Retry-After, secret scrubbing, request
+-- normalization and the price table.
+local sse = require "poengine.llm.sse"
+local ndjson = require "poengine.llm.ndjson"
+local util = require "poengine.llm.util"
+local prices = require "poengine.llm.prices"
+
+local function parse_sse(chunks)
+  local events = {}
+  local p = sse.new(function(ev) events[#events + 1] = ev end)
+  for _, c in ipairs(chunks) do
+    p:feed(c)
+  end
+  return events, p:finish()
+end
+
+-- Every way of cutting text in two, and byte by byte.
+local function splits(text)
+  local out = { { text }, {} }
+  for i = 1, #text do
+    out[2][i] = text:sub(i, i)
+  end
+  for i = 1, #text - 1 do
+    out[#out + 1] = { text:sub(1, i), text:sub(i + 1) }
+  end
+  return out
+end
+
+describe("the SSE parser", function()
+  local stream = "event: message_start\ndata: {\"a\":1}\n\n"
+    .. ": a comment\r\n"
+    .. "data: line one\r\ndata: line two\r\n\r\n"
+    .. "event: ping\rdata: {}\r\r"
+    .. "id: 7\ndata:no-space\n\n"
+    .. "event: nothing\n\n" -- no data: not dispatched
+    .. "data: [DONE]\n\n"
+  local want = {
+    { event = "message_start", data = "{\"a\":1}" },
+    { event = "message", data = "line one\nline two" },
+    { event = "ping", data = "{}" },
+    { event = "message", data = "no-space", id = "7" },
+    { event = "message", data = "[DONE]", id = "7" }, -- the last event id stays, as the format says
+  }
+
+  it("gives the same events however the stream is cut", function()
+    for _, chunks in ipairs(splits(stream)) do
+      local events, clean = parse_sse(chunks)
+      assert.are.same(want, events)
+      assert.is_true(clean)
+    end
+  end)
+
+  it("drops an event cut off before its blank line and says so", function()
+    local events, clean = parse_sse { "data: whole\n\ndata: partial" }
+    assert.are.same({ { event = "message", data = "whole" } }, events)
+    assert.is_false(clean)
+  end)
+end)
+
+describe("the NDJSON parser", function()
+  it("gives every line however the stream is cut, the last one without its newline too", function()
+    local text = '{"a":1}\n\n{"b":"x y"}\r\n{"c":3}'
+    for _, chunks in ipairs(splits(text)) do
+      local lines = {}
+      local p = ndjson.new(function(l) lines[#lines + 1] = l end)
+      for _, c in ipairs(chunks) do
+        p:feed(c)
+      end
+      p:finish()
+      assert.are.same({ '{"a":1}', '{"b":"x y"}', '{"c":3}' }, lines)
+    end
+  end)
+end)
+
+describe("Retry-After", function()
+  it("reads delta-seconds and HTTP dates", function()
+    assert.are.equal(2, util.retry_after("2"))
+    assert.are.equal(1.5, util.retry_after(" 1.5 "))
+    assert.are.equal(784111777, util.http_date("Sun, 06 Nov 1994 08:49:37 GMT"))
+    assert.are.equal(30, util.retry_after("Sun, 06 Nov 1994 08:50:07 GMT", 784111777))
+    assert.are.equal(0, util.retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111999)) -- in the past
+    assert.is_nil(util.retry_after("soon"))
+    assert.is_nil(util.retry_after(nil))
+  end)
+end)
+
+describe("util.scrub", function()
+  it("removes the given key and anything shaped like a vendor key", function()
+    local s = util.scrub("bad key my-own-key-123 and sk-proj-abc_DEF-123 and sk-abc***xyz", "my-own-key-123")
+    assert.are.equal("bad key [redacted] and sk-[redacted] and sk-[redacted]", s)
+  end)
+end)
+
+describe("util.normalize", function()
+  it("turns a prompt into a user message and a system message into system", function()
+    local r = util.normalize("f", { prompt = "hi", system = "be brief", stop = "END" })
+    assert.are.same({ { role = "user", content = "hi" } }, r.messages)
+    assert.are.equal("be brief", r.system)
+    assert.are.same({ "END" }, r.stop)
+    local r2 = util.normalize("f", { messages = { { role = "system", content = "S" }, { role = "user", content = "U" } } })
+    assert.are.equal("S", r2.system)
+    assert.are.same({ { role = "user", content = "U" } }, r2.messages)
+  end)
+
+  it("raises on unknown fields, wrong types and missing messages, naming the function", function()
+    assert.has_error(function() util.normalize("r:complete", { prompt = "x", temprature = 1 }) end,
+      "r:complete: unknown request field 'temprature'")
+    assert.has_error(function() util.normalize("r:complete", { prompt = 1 }) end,
+      "r:complete: request.prompt must be a string, got number")
+    assert.has_error(function() util.normalize("r:complete", {}) end,
+      "r:complete: request.messages or request.prompt is required")
+  end)
+end)
+
+describe("prices", function()
+  it("costs a call per million tokens, cached reads at their own rate", function()
+    prices.set("test-model", { input = 2, output = 10, cached = 1, cache_write = 3 })
+    local usage = { input = 1000, output = 500, cached_read = 200, cache_write = 100 }
+    -- OpenAI: input counts the cached tokens; Anthropic: it does not.
+    assert.are.near((800 * 2 + 200 * 1 + 100 * 3 + 500 * 10) / 1e6, prices.cost("test-model", usage, true), 1e-12)
+    assert.are.near((1000 * 2 + 200 * 1 + 100 * 3 + 500 * 10) / 1e6, prices.cost("test-model", usage, false), 1e-12)
+    prices.set("test-model", nil)
+  end)
+
+  it("finds a dated model by its longest known prefix, and knows what it does not know", function()
+    assert.are.equal(prices.models["gpt-4o-mini"], prices.lookup("gpt-4o-mini-2024-07-18"))
+    local cost, known = prices.cost("no-such-model", { input = 10, output = 10 })
+    assert.are.equal(0, cost)
+    assert.is_false(known)
+    assert.has_error(function() prices.set("m", { input = 1 }) end,
+      "po.llm.prices.set: price must be a table with numbers input and output")
+  end)
+end)

@@ -1,0 +1,51 @@
+--- Test helper: starts tests/tools/llm_server.py on an ephemeral 127.0.0.1
+--- port and talks to its admin endpoints.
+---   local server = require("tests.tools.llm_server").start()
+---   server.url            "http://127.0.0.1:PORT"
+---   server:stats()        the server's counts (GET /admin/stats)
+---   server:reset()        zeroes them
+---   server:stop()         shuts it down and waits for it to exit
+local po = require "poengine"
+
+local M = {}
+local Server = {}
+Server.__index = Server
+
+local function source_dir()
+  return os.getenv("POENGINE_SOURCE_DIR") or "."
+end
+
+--- Starts a server; raises if it does not come up.
+function M.start()
+  local script = source_dir() .. "/tests/tools/llm_server.py"
+  -- exec: the server's parent is this process, so it exits if we die.
+  local pipe = assert(io.popen("exec python3 '" .. script .. "'", "r"))
+  local port = pipe:read("*l")
+  assert(port and port:match("^%d+$"), "llm_server.py did not print its port: " .. tostring(port))
+  return setmetatable({ pipe = pipe, port = tonumber(port), url = "http://127.0.0.1:" .. port }, Server)
+end
+
+local function call(self, method, path)
+  local res, err = assert(po.http.request { method = method, url = self.url .. path, body = method == "POST" and "" or nil }):wait(10)
+  assert(res, err)
+  assert(res.status == 200, path .. " answered " .. tostring(res.status))
+  return po.json.decode(res.body)
+end
+
+function Server:stats()
+  return call(self, "GET", "/admin/stats")
+end
+
+function Server:reset()
+  call(self, "POST", "/admin/reset")
+end
+
+function Server:stop()
+  if self.pipe then
+    pcall(call, self, "POST", "/admin/shutdown")
+    self.pipe:close()
+    self.pipe = nil
+  end
+end
+
+return M
