@@ -1,68 +1,109 @@
--- quickstart.lua: what the engine does today, in one short flow.
+-- quickstart.lua: an LLM makes a slow function fast, and the engine proves it.
 --
--- An optimization loop evaluates many candidates at once and records what
--- it saw. Here the "candidates" are settings of a toy cost function and each
--- evaluation pretends to take a while (po.sleep stands in for a build or an
--- LLM call). All evaluations of a round run concurrently as po.async tasks on
--- one event loop, a slow one is cut off by a timeout, and the record of the
--- run is written as canonical JSON with po.json.
+-- The bundled project examples/projects/wordfreq has a deliberately slow
+-- function (it counts words by rescanning the list: quadratic), tests that
+-- say what must stay true, and a benchmark. Each cycle asks the LLM for four
+-- rewrites at once, through the router and its cache; every rewrite gets its
+-- own sandbox, runs the cascade (syntax, then the tests) on the worker pool,
+-- and the survivors are timed beside the current version, measured again in
+-- the same cycle. Only a rewrite that is faster by the benchmark's
+-- noise-aware rule is accepted. Every cycle is recorded; at the end the
+-- Markdown and HTML dashboards are written and the best rewrite is saved as
+-- a patch (the project itself is left as it is).
 --
---   scripts/run examples/quickstart.lua [rounds]
+-- With OPENAI_API_KEY, ANTHROPIC_API_KEY or OLLAMA_HOST set, the calls go to
+-- that provider. Otherwise the replies come from a bundled file of sample
+-- replies (projects/wordfreq/sample_replies.jsonl), and the output says so.
+-- Run it twice: the second run's first-cycle calls are answered by the cache.
+--
+--   scripts/run examples/quickstart.lua [cycles]
 
-local rounds = tonumber(arg and arg[1]) or 3
+local here = (arg and arg[0] or "examples/quickstart.lua"):match("^(.*)/[^/]*$") or "."
+local project = here .. "/projects/wordfreq"
+local cycles = tonumber(arg and arg[1]) or 2
+local home = po.optimizer.home()
 
--- The thing being optimized: lower is better, best at x = 7.
-local function cost(x)
-  return (x - 7) ^ 2 + 3
-end
-
--- One evaluation: takes 50 ms, except candidates above 12, which "hang".
-local function evaluate(x)
-  po.sleep(x > 12 and 10 or 0.05)
-  return { x = x, cost = cost(x) }
-end
-
-local best = { x = 0, cost = cost(0) }
-local history = {}
-local started = po.now()
-
-for round = 1, rounds do
-  local width = 4 / round
-  local candidates, futures = {}, {}
-  for i = 1, 8 do
-    local x = math.floor((best.x + (i - 4.5) * width) * 100 + 0.5) / 100
-    candidates[i] = x
-    futures[i] = po.async(evaluate, x)
+-- Where the LLM's answers come from.
+local deployment, source
+if os.getenv("OPENAI_API_KEY") then
+  deployment, source = { provider = "openai", model = os.getenv("OPENAI_MODEL") or "gpt-4o-mini" }, "OpenAI"
+elseif os.getenv("ANTHROPIC_API_KEY") then
+  deployment = { provider = "anthropic", model = os.getenv("ANTHROPIC_MODEL") or "claude-3-5-haiku-latest" }
+  source = "Anthropic"
+elseif os.getenv("OLLAMA_HOST") then
+  deployment, source = { provider = "ollama", model = os.getenv("OLLAMA_MODEL") or "llama3.1" }, "Ollama"
+else
+  -- Offline: the sample replies, four for the first cycle's four proposals
+  -- and four for every later cycle (the optimizer puts the cycle and the
+  -- proposal's number in the request's metadata, which is never sent).
+  local replies = {}
+  for line in io.lines(project .. "/sample_replies.jsonl") do
+    local rec = assert(po.json.decode(line))
+    replies[rec.request.cycle * 10 + rec.request.seed] = rec.response
   end
-
-  local t0 = po.now()
-  local accepted, timed_out = 0, 0
-  for i, fut in ipairs(futures) do
-    -- Every candidate shares one deadline: 0.5 s after the round started.
-    local result, err, code = fut:wait(math.max(0, 0.5 - (po.now() - t0)))
-    if result then
-      if result.cost < best.cost then
-        best = result
-        accepted = accepted + 1
-      end
-    elseif code == "ETIMEDOUT" then
-      timed_out = timed_out + 1
-      fut:cancel()
-    else
-      error(err)
-    end
-  end
-  history[#history + 1] = po.json.object {
-    round = round,
-    candidates = candidates,
-    best = best,
-    accepted = accepted,
-    timed_out = timed_out,
-    seconds = po.now() - t0,
+  deployment = {
+    provider = "lua",
+    name = "sample-replies",
+    model = "sample-replies",
+    fn = function(request)
+      local meta = request.metadata or {}
+      local r = replies[math.min(meta.cycle or 1, 2) * 10 + (meta.candidate or 1)]
+      return { text = r.text, finish_reason = r.finish_reason, usage = r.usage }
+    end,
   }
-  print(string.format("round %d: best x = %g (cost %g), %d improved, %d timed out, %.2f s for 8 evaluations",
-    round, best.x, best.cost, accepted, timed_out, po.now() - t0))
+  source = "the bundled sample replies (no OPENAI_API_KEY, ANTHROPIC_API_KEY or OLLAMA_HOST set)"
 end
+print("LLM: " .. source)
 
-print(string.format("%d rounds in %.2f s", rounds, po.now() - started))
-print(po.json.encode({ best = best, rounds = history }, { sort_keys = true, indent = true }))
+local cache = assert(po.cache.open { path = home .. "/cache", namespace = "quickstart", max_entries = 10000, ttl = 0 })
+local router = po.llm.router { deployments = { deployment }, cache = cache, retries = 2 }
+
+local exe = po.executable()
+local task = {
+  id = "quickstart",
+  description = "make wordfreq.top faster without changing its results",
+  workdir = project,
+  target_files = { "wordfreq.lua" },
+  method = "llm-rewrite",
+  candidates_per_cycle = 4,
+  validators = {
+    po.validate.syntax { lang = "lua", stage = 1 },
+    po.validate.tests { argv = { exe, "test_wordfreq.lua" }, stage = 2, timeout = 60 },
+  },
+  objective = {
+    validator = po.validate.benchmark {
+      name = "benchmark", argv = { exe, "bench_wordfreq.lua" }, repeats = 5, warmup = 1,
+      metric = function(r) return tonumber(r.stdout:match("seconds ([%d.]+)")) end,
+    },
+    direction = "min",
+    metric = "seconds per call of wordfreq.top on 30,000 words",
+  },
+  budget = { cycles = cycles },
+  stop = { stall_cycles = 2 },
+}
+
+local result = po.optimizer.run(task, { router = router })
+
+print()
+print(string.format("%d cycles (stopped: %s), %d candidates accepted, %d replies unusable",
+  result.cycles, result.stopped, #result.accepted, result.malformed))
+for _, a in ipairs(result.accepted) do
+  print(string.format("  cycle %d accepted %s: %.2fx faster than the version before it", a.cycle, a.id, a.speedup or 0))
+end
+if result.final then
+  print(string.format("original %.4f s, best %.4f s: %.1fx faster (%s, measured side by side)",
+    result.final.original, result.final.best, result.final.speedup, result.final.verdict))
+end
+local s = router:stats()
+print(string.format("LLM calls: %d, answered from the cache: %d (%.0f%%), tokens %d, cost $%.4f",
+  s.total_calls, s.cache.hits, s.cache.api_call_reduction, s.total_tokens, s.cost))
+if result.patch then
+  print("patch:     " .. result.patch)
+end
+print("events:    " .. result.events)
+local d = po.dashboard.new(result.collector, { title = "quickstart: wordfreq" })
+for _, ext in ipairs { "md", "html" } do
+  local path = result.out_dir .. "/dashboard." .. ext
+  assert(d:write(path))
+  print("dashboard: " .. path)
+end

@@ -9,6 +9,7 @@ local po = {
   now = core.now,
   time = core.time,
   json = core.json,
+  executable = core.executable,
   store = core.store,
   semantic = core.semantic,
 }

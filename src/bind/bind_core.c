@@ -9,6 +9,11 @@
 
 #include <luajit.h>
 
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
 static int l_versions(lua_State *L) {
   const char *curl = po_curl_version();
   lua_createtable(L, 0, 5);
@@ -36,6 +41,16 @@ static int l_embedded_modules(lua_State *L) {
   return 1;
 }
 
+/* The path of the running executable (for scripts that start another
+ * poengine: a validator running a spec, a worker process). */
+static int l_executable(lua_State *L) {
+  char path[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0) return po_push_error_named(L, "EIO", "cannot read /proc/self/exe: %s", strerror(errno));
+  lua_pushlstring(L, path, (size_t)n);
+  return 1;
+}
+
 static int l_lua_path(lua_State *L) {
   po_embed_push_override_path(L);
   return 1;
@@ -46,6 +61,7 @@ int luaopen_poengine_core(lua_State *L) {
   static const luaL_Reg fns[] = {{"versions", l_versions},
                                  {"embedded_modules", l_embedded_modules},
                                  {"lua_path", l_lua_path},
+                                 {"executable", l_executable},
                                  {NULL, NULL}};
   lua_newtable(L);
   lua_pushstring(L, POENGINE_VERSION);

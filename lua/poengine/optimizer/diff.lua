@@ -356,12 +356,13 @@ function M.unified(path, a, b, context)
     if i <= n - tail and j <= m - tail and xk[i] == yk[j] then
       ops[#ops + 1] = { " ", x[i], i, j }
       i, j = i + 1, j + 1
-    elseif j <= m - tail and (i > n - tail or lcs[i][j + 1] >= lcs[i + 1][j]) then
-      ops[#ops + 1] = { "+", y[j], i, j }
-      j = j + 1
-    else
+    elseif i <= n - tail and (j > m - tail or lcs[i + 1][j] >= lcs[i][j + 1]) then
+      -- Removals before additions on a tie, as diff(1) writes them.
       ops[#ops + 1] = { "-", x[i], i, j }
       i = i + 1
+    else
+      ops[#ops + 1] = { "+", y[j], i, j }
+      j = j + 1
     end
   end
   for k = 1, tail do

@@ -183,9 +183,20 @@ local function write_files(root, files, sync)
   return #list
 end
 
-local function is_git_repo(dir)
+-- True when dir is the top of a git work tree (a subdirectory of some
+-- repository is copied instead: a worktree of the whole repository per
+-- candidate would be far more than the task needs).
+local function is_git_top(dir)
   local r = po.run_sync { argv = { "git", "-C", dir, "rev-parse", "--show-toplevel" }, timeout = 30 }
-  return r.status == "ok" and r.stdout:gsub("%s+$", "") or nil
+  return r.status == "ok" and r.stdout:gsub("%s+$", "") == dir
+end
+
+local function absolute(dir)
+  local r = po.run_sync { argv = { "realpath", "--", dir }, timeout = 30 }
+  if r.status ~= "ok" then
+    return nil, "no such directory: " .. dir
+  end
+  return (r.stdout:gsub("%s+$", ""))
 end
 
 local Sandboxes = {}
@@ -195,7 +206,7 @@ Sandboxes.__index = Sandboxes
 -- a candidate's files written over it.
 local function new_sandboxes(task, root)
   local self = setmetatable({ task = task, root = root, made = {} }, Sandboxes)
-  self.git_top = is_git_repo(task.workdir)
+  self.git = is_git_top(task.workdir)
   return self
 end
 
@@ -203,14 +214,12 @@ function Sandboxes:make(name, files)
   local dir = self.root .. "/" .. name
   po.run_sync { argv = { "rm", "-rf", dir } }
   local ok, err
-  if self.git_top then
+  if self.git then
     -- A detached worktree of HEAD; the baseline's target files (which may
     -- hold accepted, uncommitted changes) are written over it below.
     ok, err = run { "git", "-C", self.task.workdir, "worktree", "add", "--detach", "--force", dir, "HEAD" }
     if ok then
-      local sub = self.task.workdir:sub(#self.git_top + 2)
       self.made[#self.made + 1] = { dir = dir, git = true }
-      dir = sub ~= "" and (dir .. "/" .. sub) or dir
     end
   else
     ok, err = run { "cp", "-a", self.task.workdir .. "/.", dir .. "/" }
@@ -262,6 +271,8 @@ local function llm_request(self, state, i)
     temperature = self.task.temperature or 0.7,
     max_tokens = self.task.max_tokens or 4096,
     seed = i,
+    -- Never sent nor part of the cache key; a "lua" provider can read it.
+    metadata = { task = self.task.id, cycle = state.cycle, candidate = i },
   }
 end
 
@@ -465,15 +476,22 @@ end
 
 -- Runs the cascade and the benchmark for one candidate; fills c.report,
 -- c.stage (where it stopped), c.stats, c.verdict, c.score.
-local function validate_candidate(self, c, dir, baseline_stats, lock)
-  c.dir = dir
-  local cand = { dir = dir, id = c.id, params = c.params, files = {} }
-  for path in pairs(c.files or {}) do
-    cand.files[#cand.files + 1] = dir .. "/" .. path
+-- What po.validate gets for a sandbox: its directory and its target files
+-- ({dir}, {file} and {files} in argv validators).
+local function validation_candidate(task, dir, id, params)
+  local cand = { dir = dir, id = id, params = params, files = {} }
+  for i, path in ipairs(task.target_files) do
+    cand.files[i] = dir .. "/" .. path
   end
   if #cand.files == 1 then
     cand.file = cand.files[1]
   end
+  return cand
+end
+
+local function validate_candidate(self, c, dir, baseline_stats, lock)
+  c.dir = dir
+  local cand = validation_candidate(self.task, dir, c.id, c.params)
   if #self.task.validators > 0 then
     c.report = po.validate.run(self.task.validators, cand, { cascade = true })
     self.validation_time = self.validation_time + c.report.duration
@@ -557,7 +575,8 @@ function Optimizer:say(level, fmt, ...)
   if self.progress then
     self.progress(text)
   else
-    io.stderr:write(text, "\n")
+    io.stdout:write(text, "\n")
+    io.stdout:flush()
   end
 end
 
@@ -643,7 +662,7 @@ function Optimizer:run_cycle()
 
   -- The baseline goes through the same validators (which may build it),
   -- then is measured again in this cycle.
-  local base_cand = { dir = base_dir, id = "baseline", params = self.baseline.params }
+  local base_cand = validation_candidate(self.task, base_dir, "baseline", self.baseline.params)
   if #self.task.validators > 0 then
     local check = po.validate.run(self.task.validators, base_cand, { cascade = true })
     self.validation_time = self.validation_time + check.duration
@@ -840,7 +859,7 @@ function Optimizer:final_comparison()
     end
   end
   local function measure(dir, id, params)
-    local cand = { dir = dir, id = id, params = params }
+    local cand = validation_candidate(task, dir, id, params)
     if #task.validators > 0 and not po.validate.run(task.validators, cand, { cascade = true }).passed then
       return { passed = false }
     end
@@ -865,6 +884,7 @@ function Optimizer:finish(stopped)
     task = task.id, cycles = self.cycle, stopped = stopped, best_score = self.best_score,
     baseline_score = self.first_score, accepted = self.accepted, events = self.events_path,
     store = self.out_dir .. "/store", out_dir = self.out_dir, spent = self:spent(), malformed = self.malformed,
+    collector = self.collector, router_stats = self.router and self.router.stats and self.router:stats() or nil,
   }
   if self.first_score and self.best_score and self.best_score ~= 0 then
     result.improvement = task.objective.direction == "min" and self.first_score / self.best_score
@@ -906,17 +926,35 @@ function Optimizer:finish(stopped)
   return result
 end
 
+--- The directory poengine keeps its stores in: $POENGINE_HOME, else
+--- $XDG_CACHE_HOME/poengine, else ~/.cache/poengine (as po.store).
+function M.home()
+  local home = os.getenv("POENGINE_HOME")
+  if home and home ~= "" then
+    return home
+  end
+  local xdg = os.getenv("XDG_CACHE_HOME")
+  if xdg and xdg ~= "" then
+    return xdg .. "/poengine"
+  end
+  return (os.getenv("HOME") or "/tmp") .. "/.cache/poengine"
+end
+
 --- Creates an optimizer for a task.
 ---@param task table
 ---@param opts? { router?: table, collector?: table, output?: string, resume?: boolean, quiet?: boolean, verbose?: boolean, progress?: fun(line: string), keep_sandboxes?: boolean }
 function M.new(task, opts)
   task = M.check_task(task)
   opts = opts or {}
+  local workdir, werr = absolute(task.workdir)
+  if not workdir then
+    error("po.optimizer: task.workdir: " .. werr, 2)
+  end
+  task.workdir = workdir
   if (task.method == "llm-rewrite" or task.method == "llm-diff") and not opts.router then
     error("po.optimizer: method '" .. task.method .. "' needs opts.router (po.llm.router{...})", 2)
   end
-  local home = os.getenv("POENGINE_HOME") or ((os.getenv("XDG_CACHE_HOME") or ((os.getenv("HOME") or "/tmp") .. "/.cache")) .. "/poengine")
-  local out_dir = opts.output or (home .. "/runs/" .. task.id)
+  local out_dir = opts.output or (M.home() .. "/runs/" .. task.id)
   po.run_sync { argv = { "mkdir", "-p", out_dir .. "/sandboxes" } }
   local self = setmetatable({
     task = task, router = opts.router, out_dir = out_dir, quiet = opts.quiet, verbose = opts.verbose,
@@ -965,6 +1003,13 @@ function M.new(task, opts)
         end
       end
       self.resumed_from = cp.cycle
+    end
+  end
+  if not opts.resume then
+    -- A new run starts its history afresh (the cache, elsewhere, is kept).
+    log:clear()
+    if not opts.collector then
+      self.collector:clear()
     end
   end
   self.events_path = out_dir .. "/events.jsonl"
