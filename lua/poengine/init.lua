@@ -10,6 +10,7 @@ local po = {
   time = core.time,
   json = core.json,
   executable = core.executable,
+  isatty = core.isatty,
   store = core.store,
   semantic = core.semantic,
 }

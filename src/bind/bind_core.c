@@ -51,6 +51,13 @@ static int l_executable(lua_State *L) {
   return 1;
 }
 
+/* isatty(fd): whether the descriptor (default 1, stdout) is a terminal. */
+static int l_isatty(lua_State *L) {
+  int fd = (int)luaL_optinteger(L, 1, 1);
+  lua_pushboolean(L, isatty(fd) == 1);
+  return 1;
+}
+
 static int l_lua_path(lua_State *L) {
   po_embed_push_override_path(L);
   return 1;
@@ -62,6 +69,7 @@ int luaopen_poengine_core(lua_State *L) {
                                  {"embedded_modules", l_embedded_modules},
                                  {"lua_path", l_lua_path},
                                  {"executable", l_executable},
+                                 {"isatty", l_isatty},
                                  {NULL, NULL}};
   lua_newtable(L);
   lua_pushstring(L, POENGINE_VERSION);

@@ -45,7 +45,7 @@ local TASK_FIELDS = {
   apply = "boolean", space = "table", strategy = "string", seed = "number", prompts = "table",
   model = "string", apply_params = "function", baseline_params = "table", score = "function",
   keep_sandboxes = "boolean",
-  max_tokens = "number", temperature = "number",
+  max_tokens = "number", temperature = "number", router = "table",
 }
 
 --- Checks a task and fills in defaults; raises naming the field on a
@@ -580,6 +580,13 @@ function Optimizer:say(level, fmt, ...)
   end
 end
 
+-- A passing status (what the cycle is doing now), for a live line.
+function Optimizer:status(fmt, ...)
+  if self.on_status and not self.quiet then
+    self.on_status(format(fmt, ...))
+  end
+end
+
 function Optimizer:event(record)
   record.time = os.date("!%Y-%m-%dT%H:%M:%SZ")
   record.task = self.task.id
@@ -643,6 +650,7 @@ function Optimizer:run_cycle()
     files = self.baseline.files, baseline_score = self.baseline.score, evidence = self.evidence,
     best_score = self.best_score,
   }
+  self:status("cycle %d of %d: proposing %d candidates", k, self.task.budget.cycles, state.n)
   local ok, candidates = pcall(M._propose, self, state)
   if not ok then
     col:end_cycle(cycle_id, false, tostring(candidates))
@@ -697,6 +705,13 @@ function Optimizer:run_cycle()
 
   local lock = new_lock()
   local tasks = {}
+  local finished, total = 0, 0
+  for _, c in ipairs(candidates) do
+    if not c.malformed then
+      total = total + 1
+    end
+  end
+  self:status("cycle %d of %d: validating %d candidates", k, self.task.budget.cycles, total)
   for i, c in ipairs(candidates) do
     if not c.malformed then
       tasks[#tasks + 1] = po.async(function()
@@ -717,6 +732,12 @@ function Optimizer:run_cycle()
           self.task.apply_params(c.params, dir)
         end
         validate_candidate(self, c, dir, baseline_stats, lock)
+        finished = finished + 1
+        self:status("cycle %d of %d: %d of %d candidates validated", k, self.task.budget.cycles, finished, total)
+        if self.verbose then
+          self:say("verbose", "  %s: %s", c.id, c.verdict and (c.verdict .. format(" (%.2fx)", c.speedup or 0))
+            or ("stopped at " .. tostring(c.stage)))
+        end
       end)
     end
   end
@@ -951,14 +972,15 @@ function M.new(task, opts)
     error("po.optimizer: task.workdir: " .. werr, 2)
   end
   task.workdir = workdir
+  opts.router = opts.router or task.router
   if (task.method == "llm-rewrite" or task.method == "llm-diff") and not opts.router then
-    error("po.optimizer: method '" .. task.method .. "' needs opts.router (po.llm.router{...})", 2)
+    error("po.optimizer: method '" .. task.method .. "' needs a router (opts.router or task.router)", 2)
   end
   local out_dir = opts.output or (M.home() .. "/runs/" .. task.id)
   po.run_sync { argv = { "mkdir", "-p", out_dir .. "/sandboxes" } }
   local self = setmetatable({
     task = task, router = opts.router, out_dir = out_dir, quiet = opts.quiet, verbose = opts.verbose,
-    progress = opts.progress, keep_sandboxes = opts.keep_sandboxes or task.keep_sandboxes,
+    progress = opts.progress, on_status = opts.status, keep_sandboxes = opts.keep_sandboxes or task.keep_sandboxes,
     cycle = 0, accepted = {}, stall = 0, malformed = 0, evidence = {}, started = po.now(),
     prior_spent = { usd = 0, tokens = 0 },
   }, Optimizer)
