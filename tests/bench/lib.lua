@@ -162,7 +162,9 @@ function M.record(spec)
   if spec.baseline then
     row.baseline_label = spec.baseline.label
     row.baseline = spec.baseline.value
-    row.ratio = row.subject / row.baseline
+    if row.baseline ~= 0 then
+      row.ratio = row.subject / row.baseline
+    end
   end
   judge(row, spec.goal)
   emit(row)

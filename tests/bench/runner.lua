@@ -97,8 +97,10 @@ for _, r in ipairs(rows) do
   local baseline, ratio = "—", "—"
   if r.baseline then
     baseline = string.format("%s %s (%s)", fmt(r.baseline), r.unit, cell(r.baseline_label))
-    local faster = time_units[r.unit] and r.ratio < 1 and string.format(" (%sx faster)", fmt(1 / r.ratio)) or ""
-    ratio = fmt(r.ratio) .. faster
+    if r.ratio then
+      local faster = time_units[r.unit] and r.ratio < 1 and string.format(" (%sx faster)", fmt(1 / r.ratio)) or ""
+      ratio = fmt(r.ratio) .. faster
+    end
   end
   lines[#lines + 1] = string.format("| %s | %s | %s %s (%s) | %s | %s | %s | %s |",
     cell(r.name), cell(r.case),

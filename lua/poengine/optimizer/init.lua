@@ -260,7 +260,7 @@ end
 local function llm_request(self, state, i)
   local builder = self.task.prompts and self.task.prompts[self.task.method == "llm-diff" and "diff" or "rewrite"]
     or (self.task.method == "llm-diff" and prompts.diff or prompts.rewrite)
-  local messages = builder(state)
+  local messages = builder(state, i)
   -- Each candidate of a cycle asks for a different answer (the seed and
   -- the note differ), so they are not one cached reply four times.
   messages[#messages].content = messages[#messages].content
@@ -489,7 +489,7 @@ local function validation_candidate(task, dir, id, params)
   return cand
 end
 
-local function validate_candidate(self, c, dir, baseline_stats, lock)
+local function validate_candidate(self, c, dir, baseline_fut, lock)
   c.dir = dir
   local cand = validation_candidate(self.task, dir, c.id, c.params)
   if #self.task.validators > 0 then
@@ -527,6 +527,10 @@ local function validate_candidate(self, c, dir, baseline_stats, lock)
     c.stage = r.name
     c.evidence = "the objective validator reported no median"
     return
+  end
+  local baseline_stats = baseline_fut:wait()
+  if not baseline_stats then
+    return -- the cycle fails on its baseline
   end
   c.verdict, c.speedup = po.validate.compare(c.stats, baseline_stats, {
     noise = self.task.objective.noise, higher_is_better = self.task.objective.direction == "max" })
@@ -669,41 +673,38 @@ function Optimizer:run_cycle()
   self.file_operations = self.file_operations + #self.task.target_files
 
   -- The baseline goes through the same validators (which may build it),
-  -- then is measured again in this cycle.
+  -- then is measured again in this cycle, all beside the candidates: only
+  -- the benchmarks take turns (the lock).
+  local lock = new_lock()
   local base_cand = validation_candidate(self.task, base_dir, "baseline", self.baseline.params)
-  if #self.task.validators > 0 then
-    local check = po.validate.run(self.task.validators, base_cand, { cascade = true })
-    self.validation_time = self.validation_time + check.duration
-    self.validation_count = self.validation_count + #check.results
-    if not check.passed then
-      local why = "the baseline fails its own validators: " .. evidence_of(check)
-      col:end_cycle(cycle_id, false, why)
-      sandboxes:remove_all()
-      return nil, why
+  local function measure_baseline()
+    if #self.task.validators > 0 then
+      local check = po.validate.run(self.task.validators, base_cand, { cascade = true })
+      self.validation_time = self.validation_time + check.duration
+      self.validation_count = self.validation_count + #check.results
+      if not check.passed then
+        return nil, "the baseline fails its own validators: " .. evidence_of(check)
+      end
     end
-  end
-  local bench = po.validate.run({ self.task.objective.validator }, base_cand)
-  self.validation_time = self.validation_time + bench.duration
-  self.validation_count = self.validation_count + 1
-  local base_r = bench.results[1]
-  if not base_r.passed or not (base_r.details and base_r.details.median) then
-    local why = "the baseline failed its benchmark: " .. evidence_of(bench)
-    col:end_cycle(cycle_id, false, why)
-    sandboxes:remove_all()
-    return nil, why
-  end
-  local baseline_stats = base_r.details
-  self.baseline.score = self.task.score and self.task.score({ stats = baseline_stats }, nil) or baseline_stats.median
-  if self.best_score == nil then
-    self.best_score = self.baseline.score
-    self.first_score = self.baseline.score
-    self.original.score = self.baseline.score
-    if self.searcher and self.baseline.params then
-      self.searcher:mark(self.baseline.params, baseline_stats.median)
+    lock:acquire()
+    local ok, bench = pcall(po.validate.run, { self.task.objective.validator }, base_cand)
+    lock:release()
+    if not ok then
+      error(bench, 0)
     end
+    self.validation_time = self.validation_time + bench.duration
+    self.validation_count = self.validation_count + 1
+    local r = bench.results[1]
+    if not r.passed or not (r.details and r.details.median) then
+      return nil, "the baseline failed its benchmark: " .. evidence_of(bench)
+    end
+    return r.details
+  end
+  local baseline_fut = self.parallel and po.async(measure_baseline) or po.future()
+  if not self.parallel then
+    baseline_fut:resolve(measure_baseline())
   end
 
-  local lock = new_lock()
   local tasks = {}
   local finished, total = 0, 0
   for _, c in ipairs(candidates) do
@@ -714,7 +715,11 @@ function Optimizer:run_cycle()
   self:status("cycle %d of %d: validating %d candidates", k, self.task.budget.cycles, total)
   for i, c in ipairs(candidates) do
     if not c.malformed then
-      tasks[#tasks + 1] = po.async(function()
+      local start = self.parallel and po.async or function(fn)
+        fn() -- one candidate after another: for comparisons and debugging
+        return po.after(0)
+      end
+      tasks[#tasks + 1] = start(function()
         local files = {}
         for path, text in pairs(self.baseline.files) do
           files[path] = text
@@ -731,7 +736,7 @@ function Optimizer:run_cycle()
         if c.params and self.task.apply_params then
           self.task.apply_params(c.params, dir)
         end
-        validate_candidate(self, c, dir, baseline_stats, lock)
+        validate_candidate(self, c, dir, baseline_fut, lock)
         finished = finished + 1
         self:status("cycle %d of %d: %d of %d candidates validated", k, self.task.budget.cycles, finished, total)
         if self.verbose then
@@ -746,6 +751,21 @@ function Optimizer:run_cycle()
     col:end_cycle(cycle_id, false, err)
     sandboxes:remove_all()
     error(err, 0)
+  end
+  local baseline_stats, why = baseline_fut:wait()
+  if not baseline_stats then
+    col:end_cycle(cycle_id, false, why)
+    sandboxes:remove_all()
+    return nil, why
+  end
+  self.baseline.score = self.task.score and self.task.score({ stats = baseline_stats }, nil) or baseline_stats.median
+  if self.best_score == nil then
+    self.best_score = self.baseline.score
+    self.first_score = self.baseline.score
+    self.original.score = self.baseline.score
+    if self.searcher and self.baseline.params then
+      self.searcher:observe(self.baseline.params, baseline_stats.median)
+    end
   end
 
   -- Selection: only a candidate faster than this cycle's baseline by the
@@ -963,7 +983,7 @@ end
 
 --- Creates an optimizer for a task.
 ---@param task table
----@param opts? { router?: table, collector?: table, output?: string, resume?: boolean, quiet?: boolean, verbose?: boolean, progress?: fun(line: string), keep_sandboxes?: boolean }
+---@param opts? { router?: table, collector?: table, output?: string, resume?: boolean, quiet?: boolean, verbose?: boolean, progress?: fun(line: string), status?: fun(line: string), keep_sandboxes?: boolean, parallel?: boolean }
 function M.new(task, opts)
   task = M.check_task(task)
   opts = opts or {}
@@ -980,7 +1000,7 @@ function M.new(task, opts)
   po.run_sync { argv = { "mkdir", "-p", out_dir .. "/sandboxes" } }
   local self = setmetatable({
     task = task, router = opts.router, out_dir = out_dir, quiet = opts.quiet, verbose = opts.verbose,
-    progress = opts.progress, on_status = opts.status, keep_sandboxes = opts.keep_sandboxes or task.keep_sandboxes,
+    progress = opts.progress, on_status = opts.status, parallel = opts.parallel ~= false, keep_sandboxes = opts.keep_sandboxes or task.keep_sandboxes,
     cycle = 0, accepted = {}, stall = 0, malformed = 0, evidence = {}, started = po.now(),
     prior_spent = { usd = 0, tokens = 0 },
   }, Optimizer)
@@ -994,7 +1014,12 @@ function M.new(task, opts)
   self.sandboxes = new_sandboxes(task, out_dir .. "/sandboxes")
   if task.method == "search" then
     self.searcher = search.new { space = task.space, strategy = task.strategy, seed = task.seed,
-      direction = task.objective.direction, start = task.baseline_params }
+      direction = task.objective.direction }
+    if task.baseline_params then
+      -- The baseline is measured every cycle: never propose it, and let
+      -- hill climbing start from it.
+      self.searcher:mark(task.baseline_params)
+    end
   end
 
   local files, ferr = read_files(task.workdir, task.target_files)
