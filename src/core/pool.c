@@ -80,30 +80,35 @@ int po_pool_new(int workers, po_pool_local_free_fn local_free, po_pool **out) {
   return 0;
 }
 
-int po_pool_submit(po_pool *pool, po_pool_job *job) {
-  job->next = NULL;
+int po_pool_submit(po_pool *pool, po_pool_job *job) { return po_pool_submit_many(pool, job, 1); }
+
+int po_pool_submit_many(po_pool *pool, po_pool_job *first, int count) {
+  if (count <= 0) return 0;
+  po_pool_job *last = first;
+  for (int i = 1; i < count; i++) last = last->next;
+  last->next = NULL;
   pthread_mutex_lock(&pool->lock);
   if (pool->stopping) {
     pthread_mutex_unlock(&pool->lock);
     return PO_ECANCELED;
   }
   if (pool->tail)
-    pool->tail->next = job;
+    pool->tail->next = first;
   else
-    pool->head = job;
-  pool->tail = job;
-  pool->queued++;
-  /* Wake a sleeping worker only when the workers already awake and not
+    pool->head = first;
+  pool->tail = last;
+  pool->queued += count;
+  /* Wake sleeping workers only while the workers already awake and not
    * running a job are fewer than the jobs queued: a burst of small jobs
    * then costs a few wake-ups, not one per job. */
   int awake_free = pool->size - pool->running - pool->waiting;
-  int wake = pool->waiting > 0 && pool->queued > awake_free;
-  if (wake) {
-    pool->waiting--;
-    pool->signaled++;
-  }
+  int wake = pool->queued - awake_free;
+  if (wake > pool->waiting) wake = pool->waiting;
+  if (wake < 0) wake = 0;
+  pool->waiting -= wake;
+  pool->signaled += wake;
   pthread_mutex_unlock(&pool->lock);
-  if (wake) pthread_cond_signal(&pool->wake);
+  for (int i = 0; i < wake; i++) pthread_cond_signal(&pool->wake);
   return 0;
 }
 

@@ -85,6 +85,46 @@ static void free_drops_queued_jobs_and_waits_for_running_ones(void) {
   CHECK_EQ_INT(drops, 4);
 }
 
+typedef struct order_job {
+  po_pool_job node;
+  int id;
+  int *log; /* ids in the order they ran (one worker: no lock needed) */
+  int *n;   /* atomic */
+} order_job;
+
+static void order_run(void **local, void *p) {
+  order_job *j = p;
+  int at = __atomic_fetch_add(j->n, 1, __ATOMIC_SEQ_CST);
+  j->log[at] = j->id;
+}
+
+static void submit_many_queues_a_list_in_order(void) {
+  enum { N = 300 };
+  for (int workers = 1; workers <= 3; workers += 2) {
+    po_pool *pool;
+    REQUIRE(po_pool_new(workers, NULL, &pool) == 0);
+    int log[N], n = 0;
+    order_job *jobs = calloc(N, sizeof *jobs);
+    for (int i = 0; i < N; i++) {
+      jobs[i] = (order_job){.node = {.run = order_run}, .id = i, .log = log, .n = &n};
+      jobs[i].node.next = i + 1 < N ? &jobs[i + 1].node : NULL;
+    }
+    /* Two lists, the second one queued behind the first. */
+    REQUIRE(po_pool_submit_many(pool, &jobs[0].node, 100) == 0);
+    REQUIRE(po_pool_submit_many(pool, &jobs[100].node, N - 100) == 0);
+    REQUIRE(po_pool_submit_many(pool, NULL, 0) == 0);
+    for (int i = 0; i < 5000 && __atomic_load_n(&n, __ATOMIC_SEQ_CST) < N; i++) usleep(1000);
+    CHECK_EQ_INT(n, N);
+    if (workers == 1) {
+      int in_order = 1;
+      for (int i = 0; i < N; i++) in_order = in_order && log[i] == i;
+      CHECK(in_order);
+    }
+    po_pool_free(pool);
+    free(jobs);
+  }
+}
+
 static void default_size_is_the_cpu_count(void) {
   po_pool *pool;
   REQUIRE(po_pool_new(0, NULL, &pool) == 0);
@@ -97,6 +137,7 @@ static void default_size_is_the_cpu_count(void) {
 int main(void) {
   RUN(runs_every_job);
   RUN(free_drops_queued_jobs_and_waits_for_running_ones);
+  RUN(submit_many_queues_a_list_in_order);
   RUN(default_size_is_the_cpu_count);
   return TEST_SUMMARY();
 }
