@@ -125,6 +125,25 @@ static void submit_many_queues_a_list_in_order(void) {
   }
 }
 
+/* Jobs that come one at a time, each before or after the idle workers have
+ * stopped looking and gone to sleep, all run. */
+static void wakes_a_sleeping_worker_for_a_lone_job(void) {
+  po_pool *pool;
+  REQUIRE(po_pool_new(2, NULL, &pool) == 0);
+  int runs = 0, drops = 0, inits = 0;
+  counter_job jobs[6];
+  for (int i = 0; i < 6; i++) {
+    jobs[i] = (counter_job){.node = {.run = count_run, .drop = count_drop}, .runs = &runs, .drops = &drops,
+                            .slot_inits = &inits};
+    REQUIRE(po_pool_submit(pool, &jobs[i].node) == 0);
+    for (int k = 0; k < 5000 && __atomic_load_n(&runs, __ATOMIC_SEQ_CST) < i + 1; k++) usleep(100);
+    CHECK_EQ_INT(__atomic_load_n(&runs, __ATOMIC_SEQ_CST), i + 1);
+    usleep(i % 2 ? 10 : 5000); /* inside, then well past, the time a worker looks before sleeping */
+  }
+  po_pool_free(pool);
+  CHECK_EQ_INT(drops, 0);
+}
+
 static void default_size_is_the_cpu_count(void) {
   po_pool *pool;
   REQUIRE(po_pool_new(0, NULL, &pool) == 0);
@@ -138,6 +157,7 @@ int main(void) {
   RUN(runs_every_job);
   RUN(free_drops_queued_jobs_and_waits_for_running_ones);
   RUN(submit_many_queues_a_list_in_order);
+  RUN(wakes_a_sleeping_worker_for_a_lone_job);
   RUN(default_size_is_the_cpu_count);
   return TEST_SUMMARY();
 }
