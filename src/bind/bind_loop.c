@@ -113,7 +113,7 @@ static void make_future_mt(lua_State *L) {
 po_lua_future *po_lua_future_new(lua_State *L, po_lua_cancel_fn on_cancel, void *ud) {
   loop_box *box = state_loop(L);
   /* Every Lua object first (they may raise), then the handle. */
-  lua_createtable(L, 0, on_cancel ? 4 : 2);
+  lua_createtable(L, 0, 8); /* room for what settling and waiting add: no rehash */
   lua_pushliteral(L, "pending");
   lua_setfield(L, -2, "state");
   if (on_cancel) {
