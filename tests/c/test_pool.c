@@ -129,7 +129,7 @@ static void submit_many_queues_a_list_in_order(void) {
  * stopped looking and gone to sleep, all run. */
 static void wakes_a_sleeping_worker_for_a_lone_job(void) {
   po_pool *pool;
-  REQUIRE(po_pool_new(2, NULL, &pool) == 0);
+  REQUIRE(po_pool_new(2, local_free, &pool) == 0);
   int runs = 0, drops = 0, inits = 0;
   counter_job jobs[6];
   for (int i = 0; i < 6; i++) {
