@@ -29,8 +29,8 @@ M.submit_timed = pool.submit_timed
 --- shared...)`, then `b:submit(id, fn, ...)` for each job (id a whole number
 --- from 1, unique among the batch's jobs in flight) runs `fn(shared...,
 --- ...)` on a worker, timed like submit_timed. Submitted jobs are handed to
---- the workers together by `b:flush()`, or at the latest when the script
---- next waits. Each finished job calls `on_result(id, seconds, ...)`, or
+--- the workers together by `b:flush()` (a long burst in chunks of 64 as it
+--- is submitted), or at the latest when the script next waits. Each finished job calls `on_result(id, seconds, ...)`, or
 --- `on_result(id, nil, message, code)` (an error with its traceback,
 --- ECANCELED), from the event loop. `b:cancel(id)` keeps a job that has
 --- not started from running; `b:in_flight()` counts the jobs not yet

@@ -696,6 +696,8 @@ static int l_submit_timed(lua_State *L) { return submit(L, 1); }
  * anchors itself in the registry, so dropping it loses no result. */
 
 #define BATCH_TYPE "poengine.pool.batch"
+/* Staged jobs handed over at once without waiting for a flush. */
+#define BATCH_CHUNK 64
 
 struct batch {
   client *c;
@@ -819,6 +821,9 @@ static int batch_submit(lua_State *L) {
   c->staged++;
   po_loop_hold(c->loop);
   c->in_flight++;
+  /* A long burst goes over in chunks, so the workers start while the rest
+   * is being submitted. */
+  if (c->staged >= BATCH_CHUNK) flush_staged(c); /* on failure, the next flush retries */
   return 0;
 }
 

@@ -212,11 +212,11 @@ describe("po.pool", function()
     local got, done = {}, po.future()
     local b = po.pool.batch(function(id, seconds, a, b2)
       got[id] = { seconds = seconds, a = a, b = b2 }
-      if id == 50 then
+      if id == 150 then
         done:resolve()
       end
     end, { base = 100 })
-    for i = 1, 50 do
+    for i = 1, 150 do -- more than a chunk: the first ones go over while the rest are submitted
       b:submit(i, function(shared, k) return shared.base + k, k % 2 == 0 end, i)
     end
     b:flush()
@@ -224,7 +224,7 @@ describe("po.pool", function()
     while b:in_flight() > 0 do
       po.sleep(0.001)
     end
-    for i = 1, 50 do
+    for i = 1, 150 do
       assert.are.equal(100 + i, got[i].a)
       assert.are.equal(i % 2 == 0, got[i].b)
       assert.is_true(got[i].seconds >= 0)
