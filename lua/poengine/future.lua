@@ -566,13 +566,15 @@ function M.drain()
       break
     end
   end
-  for i = 1, #unobserved do
-    local fut = unobserved[i]
-    if not fut.observed then
-      io.stderr:write("poengine: a po.async task failed and nobody waited for it: ", tostring(fut.err), "\n")
+  if unobserved[1] then -- (the pool's workers call drain after every job)
+    for i = 1, #unobserved do
+      local fut = unobserved[i]
+      if not fut.observed then
+        io.stderr:write("poengine: a po.async task failed and nobody waited for it: ", tostring(fut.err), "\n")
+      end
     end
+    unobserved = {}
   end
-  unobserved = {}
   if live_tasks > 0 then
     io.stderr:write("poengine: ", live_tasks, " po.async task(s) still waiting at exit on futures that can never settle\n")
   end

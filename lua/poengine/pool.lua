@@ -25,6 +25,21 @@ M.submit = pool.submit
 ---@return poengine.Future
 M.submit_timed = pool.submit_timed
 
+--- Many jobs, one callback, no future per job: `b = po.pool.batch(on_result,
+--- shared...)`, then `b:submit(id, fn, ...)` for each job (id a whole number
+--- from 1, unique among the batch's jobs in flight) runs `fn(shared...,
+--- ...)` on a worker, timed like submit_timed. Submitted jobs are handed to
+--- the workers together by `b:flush()` (a long burst in chunks of 64 as it
+--- is submitted), or at the latest when the script next waits. Each finished job calls `on_result(id, seconds, ...)`, or
+--- `on_result(id, nil, message, code)` (an error with its traceback,
+--- ECANCELED), from the event loop. `b:cancel(id)` keeps a job that has
+--- not started from running; `b:in_flight()` counts the jobs not yet
+--- reported. The shared values are copied once per batch, not per job.
+--- po.validate runs its function validators this way.
+---@param on_result fun(id: integer, seconds: number|nil, ...)
+---@return userdata
+M.batch = pool.batch
+
 --- Sets the number of workers: `{ workers = n }`. Before the first submit,
 --- or while no job is in flight (the running pool is stopped and the next
 --- submit starts the new size).

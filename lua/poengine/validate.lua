@@ -297,45 +297,79 @@ end
 
 -- One timer per run watches the deadlines of its functions (a timer per
 -- validator would cost a heap entry each until its deadline, 600 s away).
-local function watch(ctx, i, deadline, expire)
-  local dog = ctx.watchdog
-  if not dog then
-    dog = { entries = {} }
-    ctx.watchdog = dog
+-- dog.deadline[i] is validator i's deadline; at it, dog.expire[i]() runs,
+-- or for a pool validator (no expire function) expire_pooled(ctx, i).
+local expire_pooled
+
+local function new_watchdog(ctx)
+  local dog = { deadline = {}, expire = {}, n = 0 }
+  local function on_timer(f)
+    if f.state == "done" then
+      dog.fire()
+    end
   end
-  dog.entries[i] = { deadline = deadline, expire = expire }
-  local function fire()
+  function dog.arm(at, t)
+    dog.at = at
+    dog.timer = po.after(math.max(0, at - t))
+    dog.timer:_on_settle(on_timer)
+  end
+  function dog.fire()
     dog.timer, dog.at = nil, nil
-    local t, next_at = now(), nil
-    for k, e in pairs(dog.entries) do
-      if e.deadline <= t then
-        dog.entries[k] = nil
-        e.expire()
-      elseif not next_at or e.deadline < next_at then
-        next_at = e.deadline
+    local t, due = now(), {}
+    for k, d in pairs(dog.deadline) do
+      if d <= t then
+        due[#due + 1] = k
       end
     end
-    if next_at then
-      dog.at = next_at
-      dog.timer = po.after(next_at - t)
-      dog.timer:_on_settle(function(f) if f.state == "done" then fire() end end)
+    -- Expiring one may start others (and watch them): not while traversing.
+    for _, k in ipairs(due) do
+      if dog.deadline[k] then
+        local fn = dog.expire[k]
+        dog.deadline[k], dog.expire[k] = nil, nil
+        dog.n = dog.n - 1
+        if fn then
+          fn()
+        else
+          expire_pooled(ctx, k)
+        end
+      end
+    end
+    local next_at
+    for _, d in pairs(dog.deadline) do
+      if not next_at or d < next_at then
+        next_at = d
+      end
+    end
+    if next_at and (not dog.at or next_at < dog.at) then
+      if dog.timer then
+        dog.timer:cancel()
+      end
+      dog.arm(next_at, t)
     end
   end
+  ctx.watchdog = dog
+  return dog
+end
+
+local function watch(ctx, i, deadline, expire)
+  local dog = ctx.watchdog or new_watchdog(ctx)
+  dog.deadline[i] = deadline
+  dog.expire[i] = expire
+  dog.n = dog.n + 1
   if not dog.at or deadline < dog.at then
     if dog.timer then
       dog.timer:cancel()
     end
-    dog.at = deadline
-    dog.timer = po.after(math.max(0, deadline - now()))
-    dog.timer:_on_settle(function(f) if f.state == "done" then fire() end end)
+    dog.arm(deadline, now())
   end
 end
 
 local function unwatch(ctx, i)
   local dog = ctx.watchdog
-  if dog then
-    dog.entries[i] = nil
-    if not next(dog.entries) and dog.timer then
+  if dog and dog.deadline[i] then
+    dog.deadline[i], dog.expire[i] = nil, nil
+    dog.n = dog.n - 1
+    if dog.n == 0 and dog.timer then
       dog.timer:cancel()
       dog.timer, dog.at = nil, nil
     end
@@ -370,50 +404,75 @@ local function run_inline(v, candidate, timeout, ctx, i, done)
   end)
 end
 
--- Functions run on the pool; the duration is the worker's own timing.
-local function run_pooled(v, candidate, timeout, ctx, i, done)
-  local fut
-  if type(v.run) == "function" then
-    fut = po.pool.submit_timed(v.run, candidate)
-  else
-    fut = po.pool.submit_timed({ module = v.run.module, fn = v.run.fn }, candidate, v.run.arg)
+-- Function validators run on the pool through one po.pool.batch per run:
+-- one callback for every result and the candidate copied once, instead of
+-- a future, closures and a copy of the candidate per validator. The
+-- duration is the worker's own timing. ctx.stops[i] is true while pool
+-- validator i runs; ctx.reported[i] marks one already reported (timed out
+-- or canceled) whose late result is to be dropped.
+
+local function pooled_result(ctx, i, seconds, a, b)
+  if ctx.reported[i] then
+    ctx.reported[i] = nil
+    return
   end
-  local t0 = now()
-  ctx.stops[i] = function() fut:cancel() end
-  watch(ctx, i, t0 + timeout, function()
-    local r = failed_result(v, "timeout", "timed out after " .. timeout .. " s (the worker finishes the function anyway)")
-    r.duration = now() - t0
-    ctx.timed_out[i] = r
-    fut:cancel()
-  end)
-  fut:_on_settle(function()
-    unwatch(ctx, i)
-    local r = ctx.timed_out[i]
-    if r then
-      ctx.timed_out[i] = nil
-      return done(r)
-    end
-    local seconds, passed, details = fut:_outcome()
-    if seconds == nil then
-      local code = details
-      r = code == "ECANCELED" and failed_result(v, "canceled", "canceled")
-        or function_outcome(v, new_result(v, "ok", false), false, passed)
-      r.duration = now() - t0
-      return done(r)
-    end
-    r = function_outcome(v, new_result(v, "ok", false), true, passed, details)
+  unwatch(ctx, i)
+  local v = ctx.validators[i]
+  local r
+  if seconds == nil then -- a, b: message, code
+    r = b == "ECANCELED" and failed_result(v, "canceled", "canceled")
+      or function_outcome(v, new_result(v, "ok", false), false, a)
+    r.duration = now() - ctx.started[i]
+  else -- a, b: passed, details
+    r = function_outcome(v, new_result(v, "ok", false), true, a, b)
     r.duration = seconds
-    done(r)
-  end)
+  end
+  ctx.finish(i, r, false)
 end
 
+-- Reports pool validator i now with status and message; its job is
+-- canceled if it has not started, and its result dropped when it comes.
+local function stop_pooled(ctx, i, status, message)
+  ctx.reported[i] = true
+  ctx.batch:cancel(i)
+  unwatch(ctx, i)
+  local r = failed_result(ctx.validators[i], status, message)
+  r.duration = now() - ctx.started[i]
+  ctx.finish(i, r, false)
+end
+
+expire_pooled = function(ctx, i)
+  local timeout = ctx.timeouts[i]
+  stop_pooled(ctx, i, "timeout", "timed out after " .. timeout .. " s (the worker finishes the function anyway)")
+end
+
+local function submit_pooled(ctx, v, i, timeout, candidate, t0)
+  local b = ctx.batch
+  if not b then
+    b = po.pool.batch(function(...) return pooled_result(ctx, ...) end, candidate)
+    ctx.batch, ctx.reported, ctx.started, ctx.timeouts = b, {}, {}, {}
+  end
+  local run = v.run
+  if type(run) == "function" then
+    b:submit(i, run)
+  else
+    b:submit(i, { module = run.module, fn = run.fn }, run.arg)
+  end
+  ctx.started[i], ctx.timeouts[i] = t0, timeout
+  ctx.stops[i] = true
+  ctx.staged = true
+  watch(ctx, i, t0 + timeout)
+end
+
+-- argv and inline validators: the runner and whether it holds a slot of
+-- the process-wide limit (all of them do); nil for pool validators.
 local function runner_of(v)
   if type(v.run) == "table" and v.run.module == nil then
-    return run_argv, true
+    return run_argv
   elseif v.inline then
-    return run_inline, true
+    return run_inline
   end
-  return run_pooled, false
+  return nil
 end
 
 ---------------------------------------------------------------------------
@@ -421,56 +480,91 @@ end
 
 local function stop_all(ctx)
   ctx.stopped = true
-  for _, stop in pairs(ctx.stops) do
-    stop()
+  for i, stop in pairs(ctx.stops) do
+    if stop == true then
+      stop_pooled(ctx, i, "canceled", "canceled")
+    else
+      stop()
+    end
   end
 end
 
--- Runs the validators at `indices` and calls on_done() when all are done.
--- Child processes and inline functions hold a slot of the process-wide
--- limit; pool functions are bounded by the pool's workers.
+-- Runs the validators at `indices` and calls on_done() when all are done,
+-- at most opts.workers at once. Child processes and inline functions also
+-- hold a slot of the process-wide limit; pool functions are bounded by the
+-- pool's workers.
 local function run_group(indices, validators, candidate, opts, ctx, on_done)
-  local left = #indices
-  if left == 0 then
+  local count = #indices
+  if count == 0 then
     return on_done()
   end
-  local per_run = semaphore(opts.workers or huge)
-  for _, i in ipairs(indices) do
-    local v = validators[i]
-    local runner, limited = runner_of(v)
-    per_run:acquire(function()
-      local function finish(r)
-        ctx.stops[i] = nil
-        ctx.results[i] = r
-        if limited then
-          global:release()
-        end
-        if opts.fail_fast and not r.passed and r.status ~= "skipped" and r.status ~= "canceled" then
-          stop_all(ctx)
-        end
-        left = left - 1
-        if left == 0 then
-          on_done()
-        end
-        per_run:release()
+  local left, running, next_k = count, 0, 1
+  local limit = opts.workers or huge
+  local start_more
+
+  local function finish(i, r, limited)
+    ctx.stops[i] = nil
+    ctx.results[i] = r
+    if limited then
+      global:release()
+    end
+    if opts.fail_fast and not r.passed and r.status ~= "skipped" and r.status ~= "canceled" then
+      stop_all(ctx)
+    end
+    left = left - 1
+    if left == 0 then
+      on_done()
+    end
+    running = running - 1
+    start_more()
+  end
+  ctx.finish = finish
+
+  local function start_limited(i, v, runner)
+    local function done(r)
+      finish(i, r, true)
+    end
+    global:acquire(function()
+      if ctx.stopped then
+        return done(failed_result(v, "skipped", "skipped: an earlier validator failed (fail_fast)"))
       end
-      local function go()
-        if ctx.stopped then
-          return finish(failed_result(v, "skipped", "skipped: an earlier validator failed (fail_fast)"))
-        end
-        local timeout = v.timeout or opts.timeout or M.DEFAULT_TIMEOUT
-        local ok, err = xpcall(runner, traceback, v, candidate, timeout, ctx, i, finish)
-        if not ok then
-          finish(failed_result(v, "error", "po.validate: internal error: " .. tostring(err)))
-        end
-      end
-      if limited then
-        global:acquire(go)
-      else
-        go()
+      local timeout = v.timeout or opts.timeout or M.DEFAULT_TIMEOUT
+      local ok, err = xpcall(runner, traceback, v, candidate, timeout, ctx, i, done)
+      if not ok then
+        done(failed_result(v, "error", "po.validate: internal error: " .. tostring(err)))
       end
     end)
   end
+
+  start_more = function()
+    local t0
+    while running < limit and next_k <= count do
+      local i = indices[next_k]
+      next_k = next_k + 1
+      running = running + 1
+      local v = validators[i]
+      local runner = runner_of(v)
+      if runner then
+        start_limited(i, v, runner)
+      elseif ctx.stopped then
+        finish(i, failed_result(v, "skipped", "skipped: an earlier validator failed (fail_fast)"), false)
+      else
+        t0 = t0 or now()
+        local ok, err = xpcall(submit_pooled, traceback, ctx, v, i, v.timeout or opts.timeout or M.DEFAULT_TIMEOUT,
+          candidate, t0)
+        if not ok then
+          ctx.stops[i] = nil
+          unwatch(ctx, i)
+          finish(i, failed_result(v, "error", "po.validate: internal error: " .. tostring(err)), false)
+        end
+      end
+    end
+    if ctx.staged then -- hand this round's pool validators to the workers together
+      ctx.staged = false
+      ctx.batch:flush()
+    end
+  end
+  start_more()
 end
 
 --- Runs validators against a candidate (a table with `dir`, `file`,
@@ -495,7 +589,7 @@ function M.run(validators, candidate, opts)
     check_validator(v, i, names)
   end
 
-  local ctx = { results = {}, stops = {}, timed_out = {} }
+  local ctx = { results = {}, stops = {}, validators = validators }
   local t0 = now()
   local n = #validators
   local finished = po.future()

@@ -24,6 +24,12 @@ int po_traceback(lua_State *L);
 /* lua_pcall with po_traceback as the message handler. */
 int po_pcall(lua_State *L, int nargs, int nresults);
 
+/* Pushes the C function fn, made once per Lua state and kept in the registry
+ * under key (the address of a static variable of the caller's): in LuaJIT
+ * lua_pushcfunction allocates a new closure at every call, which adds up on
+ * paths taken once per job. */
+void po_push_cfunction(lua_State *L, const void *key, lua_CFunction fn);
+
 /* Raises "fn: unknown option 'x'" when the table at idx has a key that is not
  * in allowed (a NULL-terminated list), or a key that is not a string. A nil
  * or absent argument is accepted. Any other non-table raises too. */

@@ -163,7 +163,17 @@ static int encode_value(encoder *e, int idx) {
 }
 
 int po_copy_encode(lua_State *L, int first, int n, const char *root, po_strbuf *b, char *err, size_t errlen) {
-  encoder e = {.L = L, .b = b, .root = root, .err = err, .errlen = errlen};
+  /* Not `encoder e = {...}`: that would zero the whole path (some 6 KB) for
+   * every value copied, and only the steps above the current depth are read. */
+  encoder e;
+  e.L = L;
+  e.b = b;
+  e.seen = 0;
+  e.root = root;
+  e.position = 0;
+  e.depth = 0;
+  e.err = err;
+  e.errlen = errlen;
   if (errlen) err[0] = '\0';
   uint32_t count = (uint32_t)n;
   int rc = po_strbuf_append(b, &count, sizeof count);

@@ -24,7 +24,7 @@ typedef struct close_hook {
 
 typedef struct loop_box {
   po_loop *loop;
-  close_hook *hooks; /* run when the state closes, before the loop is freed */
+  close_hook *hooks;  /* run when the state closes, before the loop is freed */
   lua_State *current; /* the state (thread) running step(): callbacks settle futures on it */
   int error_ref;      /* first error raised while settling during this step, or LUA_NOREF */
 } loop_box;
@@ -51,7 +51,6 @@ static int loop_gc(lua_State *L) {
 }
 
 static const char loop_key = 0;
-static const char future_ctor_key = 0;
 
 static loop_box *state_loop(lua_State *L) {
   lua_pushlightuserdata(L, (void *)&loop_key);
@@ -83,10 +82,22 @@ void po_lua_loop_on_close(lua_State *L, po_lua_close_fn on_close, void *ud) {
   box->hooks = h;
 }
 
-/* ---- futures settled from C ---- */
+/* ---- futures settled from C ----
+ *
+ * A future made here is the same Lua table po.future() makes, built in C
+ * (one table, its metatable, no call into Lua): pool jobs make one each, so
+ * this is on the hot path. Its cancel hook is one C function shared by all
+ * of them, which finds the handle through the future's `_handle` field. */
 
-static int cancel_trampoline(lua_State *L) {
-  po_lua_future *f = lua_touserdata(L, lua_upvalueindex(1));
+static const char future_mt_key = 0;
+static const char cancel_fn_key = 0;
+static const char settle_fn_key = 0;
+
+static int cancel_hook(lua_State *L) {
+  /* hook(fut): called by fut:cancel() only while the future is pending, and
+   * a future settled from C is no longer pending, so the handle is alive. */
+  lua_getfield(L, 1, "_handle");
+  po_lua_future *f = lua_touserdata(L, -1);
   if (f && !f->canceled && f->on_cancel) {
     f->canceled = 1;
     f->on_cancel(f->ud);
@@ -94,80 +105,99 @@ static int cancel_trampoline(lua_State *L) {
   return 0;
 }
 
+/* Pushes the value cached in the registry under key, computing it first
+ * with make(L) (which pushes it) when missing. */
+static void push_cached(lua_State *L, const void *key, void (*make)(lua_State *L)) {
+  lua_pushlightuserdata(L, (void *)key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (!lua_isnil(L, -1)) return;
+  lua_pop(L, 1);
+  make(L);
+  lua_pushlightuserdata(L, (void *)key);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+/* The metatable of futures (lua/poengine/future.lua's Future). */
+static void make_future_mt(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "poengine.future");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "future");
+  lua_call(L, 0, 1);
+  lua_getmetatable(L, -1);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  if (!lua_istable(L, -1)) luaL_error(L, "poengine: futures have no metatable");
+}
+
 po_lua_future *po_lua_future_new(lua_State *L, po_lua_cancel_fn on_cancel, void *ud) {
   loop_box *box = state_loop(L);
+  /* Every Lua object first (they may raise), then the handle. */
+  lua_createtable(L, 0, 8); /* room for what settling and waiting add: no rehash */
+  lua_pushliteral(L, "pending");
+  lua_setfield(L, -2, "state");
+  if (on_cancel) {
+    po_push_cfunction(L, &cancel_fn_key, cancel_hook);
+    lua_setfield(L, -2, "on_cancel");
+    lua_pushboolean(L, 0); /* the slot, so that setting the handle cannot raise */
+    lua_setfield(L, -2, "_handle");
+  }
+  push_cached(L, &future_mt_key, make_future_mt);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   po_lua_future *f = malloc(sizeof *f);
-  if (!f) luaL_error(L, "poengine: out of memory");
-  *f = (po_lua_future){.box = box, .future_ref = LUA_NOREF, .on_cancel = on_cancel, .ud = ud};
-  /* The constructor is looked up once per state, then kept in the registry. */
-  lua_pushlightuserdata(L, (void *)&future_ctor_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  if (!lua_isfunction(L, -1)) {
-    lua_pop(L, 1);
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "poengine.future");
-    if (lua_pcall(L, 1, 1, 0) != 0) {
-      free(f);
-      lua_error(L);
-    }
-    lua_getfield(L, -1, "future");
-    lua_remove(L, -2);
-    lua_pushlightuserdata(L, (void *)&future_ctor_key);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, LUA_REGISTRYINDEX);
+  if (!f) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    luaL_error(L, "poengine: out of memory");
+    return NULL;
   }
-  if (lua_pcall(L, 0, 1, 0) != 0) {
-    free(f);
-    lua_error(L);
-  }
+  *f = (po_lua_future){.box = box, .future_ref = ref, .on_cancel = on_cancel, .ud = ud};
   if (on_cancel) {
     lua_pushlightuserdata(L, f);
-    lua_pushcclosure(L, cancel_trampoline, 1);
-    lua_setfield(L, -2, "on_cancel");
+    lua_setfield(L, -2, "_handle");
   }
-  lua_pushvalue(L, -1);
-  f->future_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return f;
 }
 
 typedef struct settle_args {
   po_lua_future *f;
-  const char *method;
   po_lua_push_fn push;
   void *data;
   const char *message, *code;
 } settle_args;
 
-/* Detaches the cancel hook from the future on top of the stack: once the
- * handle is freed, a later fut:cancel() must not reach it. */
-static void clear_cancel_hook(lua_State *L) {
-  lua_pushnil(L);
-  lua_setfield(L, -2, "on_cancel");
-}
-
+/* fut:_settle("done", { n = k, ... }) or fut:_settle("failed", message, code). */
 static int settle_protected(lua_State *L) {
   settle_args *a = lua_touserdata(L, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, a->f->future_ref);
-  clear_cancel_hook(L);
-  lua_getfield(L, -1, a->method);
-  lua_insert(L, -2);
-  int nargs = 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->f->future_ref); /* 2 */
+  lua_getfield(L, 2, "_settle");
+  lua_pushvalue(L, 2);
   if (a->push) {
-    nargs += a->push(L, a->data);
+    lua_pushliteral(L, "done");
+    int base = lua_gettop(L);
+    int n = a->push(L, a->data);
+    lua_createtable(L, n, 1);
+    lua_insert(L, base + 1);
+    for (int i = n; i >= 1; i--) lua_rawseti(L, base + 1, i);
+    lua_pushinteger(L, n);
+    lua_setfield(L, base + 1, "n");
+    lua_call(L, 3, 0);
   } else {
+    lua_pushliteral(L, "failed");
     lua_pushstring(L, a->message);
     lua_pushstring(L, a->code);
-    nargs += 2;
+    lua_call(L, 4, 0);
   }
-  lua_call(L, nargs, 0);
   return 0;
 }
 
-static void settle(settle_args *a) {
-  po_lua_future *f = a->f;
-  loop_box *box = f->box;
+/* Calls fn(a) protected on the state running box's loop; keeps the first
+ * error for l_step to re-raise. */
+static void call_on_loop(loop_box *box, const void *key, lua_CFunction fn, void *a) {
   lua_State *L = box->current;
-  lua_pushcfunction(L, settle_protected);
+  po_push_cfunction(L, key, fn);
   lua_pushlightuserdata(L, a);
   if (po_pcall(L, 1, 0) != 0) {
     if (box->error_ref == LUA_NOREF)
@@ -175,28 +205,94 @@ static void settle(settle_args *a) {
     else
       lua_pop(L, 1);
   }
+}
+
+static void settle(settle_args *a) {
+  po_lua_future *f = a->f;
+  loop_box *box = f->box;
+  lua_State *L = box->current;
+  call_on_loop(box, &settle_fn_key, settle_protected, a);
   luaL_unref(L, LUA_REGISTRYINDEX, f->future_ref);
+  f->canceled = 1;
   free(f);
 }
 
 void po_lua_future_resolve(po_lua_future *f, po_lua_push_fn push, void *data) {
-  settle_args a = {.f = f, .method = "resolve", .push = push, .data = data};
+  settle_args a = {.f = f, .push = push, .data = data};
   settle(&a);
 }
 
 void po_lua_future_reject(po_lua_future *f, const char *message, const char *code) {
-  settle_args a = {.f = f, .method = "reject", .message = message, .code = code};
+  settle_args a = {.f = f, .message = message, .code = code};
   settle(&a);
 }
 
 lua_State *po_lua_future_state(po_lua_future *f) { return f->box->current; }
 
 void po_lua_future_drop(lua_State *L, po_lua_future *f) {
+  if (!f) return;
+  /* The future stays pending: drop its cancel hook and the handle. */
   lua_rawgeti(L, LUA_REGISTRYINDEX, f->future_ref);
-  if (lua_istable(L, -1)) clear_cancel_hook(L);
+  if (lua_istable(L, -1)) {
+    lua_pushliteral(L, "on_cancel");
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pushliteral(L, "_handle");
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
   lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, f->future_ref);
+  f->canceled = 1;
   free(f);
+}
+
+/* ---- callbacks called from C ---- */
+
+struct po_lua_callback {
+  loop_box *box;
+  int fn_ref;
+};
+
+po_lua_callback *po_lua_callback_new(lua_State *L, int idx) {
+  loop_box *box = state_loop(L);
+  lua_pushvalue(L, idx);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  po_lua_callback *cb = malloc(sizeof *cb);
+  if (!cb) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    luaL_error(L, "poengine: out of memory");
+    return NULL;
+  }
+  *cb = (po_lua_callback){.box = box, .fn_ref = ref};
+  return cb;
+}
+
+typedef struct callback_args {
+  po_lua_callback *cb;
+  po_lua_push_fn push;
+  void *data;
+} callback_args;
+
+static int callback_protected(lua_State *L) {
+  callback_args *a = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->cb->fn_ref);
+  int n = a->push(L, a->data);
+  lua_call(L, n, 0);
+  return 0;
+}
+
+static const char callback_fn_key = 0;
+
+void po_lua_callback_call(po_lua_callback *cb, po_lua_push_fn push, void *data) {
+  callback_args a = {.cb = cb, .push = push, .data = data};
+  call_on_loop(cb->box, &callback_fn_key, callback_protected, &a);
+}
+
+void po_lua_callback_free(po_lua_callback *cb) {
+  if (!cb) return;
+  luaL_unref(cb->box->current, LUA_REGISTRYINDEX, cb->fn_ref);
+  free(cb);
 }
 
 /* ---- Lua functions ---- */

@@ -48,7 +48,8 @@ void po_lua_future_reject(po_lua_future *f, const char *message, const char *cod
 lua_State *po_lua_future_state(po_lua_future *f);
 
 /* Frees a handle without settling its future: for an operation that failed
- * to start after its future was made, and for close hooks. */
+ * to start after its future was made, and for an owner finalized while its
+ * state closes (no Lua code may run for it any more). */
 void po_lua_future_drop(lua_State *L, po_lua_future *f);
 
 /* Runs on_close(L, ud) when L's state closes, before its loop is freed, so
@@ -57,5 +58,25 @@ void po_lua_future_drop(lua_State *L, po_lua_future *f);
  * reverse order of registration. Raises on allocation failure. */
 typedef void (*po_lua_close_fn)(lua_State *L, void *ud);
 void po_lua_loop_on_close(lua_State *L, po_lua_close_fn on_close, void *ud);
+
+/* A Lua function that C calls back from the loop, many times (the pool's
+ * batches report each finished job through one): the function-shaped
+ * sibling of a future, for streams of results where a future per item
+ * would cost more than the item. */
+typedef struct po_lua_callback po_lua_callback;
+
+/* Anchors the function at idx of L's stack and returns its handle. Raises on
+ * allocation failure. */
+po_lua_callback *po_lua_callback_new(lua_State *L, int idx);
+
+/* Calls the function with the values push(L, data) pushes, protected. Same
+ * rules as po_lua_future_resolve: only from a callback of L's loop, on its
+ * thread, and an error raised by the function is re-raised by the Lua call
+ * that is running the loop. */
+void po_lua_callback_call(po_lua_callback *cb, po_lua_push_fn push, void *data);
+
+/* Releases the function and frees the handle (on the state's thread, while
+ * the state is open, finalizers included). NULL is ignored. */
+void po_lua_callback_free(po_lua_callback *cb);
 
 #endif

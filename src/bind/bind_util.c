@@ -38,9 +38,22 @@ int po_traceback(lua_State *L) {
   return 1;
 }
 
+void po_push_cfunction(lua_State *L, const void *key, lua_CFunction fn) {
+  lua_pushlightuserdata(L, (void *)key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_type(L, -1) == LUA_TFUNCTION) return;
+  lua_pop(L, 1);
+  lua_pushcfunction(L, fn);
+  lua_pushlightuserdata(L, (void *)key);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+static const char traceback_key = 0;
+
 int po_pcall(lua_State *L, int nargs, int nresults) {
   int base = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, po_traceback);
+  po_push_cfunction(L, &traceback_key, po_traceback);
   lua_insert(L, base);
   int rc = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);

@@ -35,6 +35,13 @@ int po_pool_new(int workers, po_pool_local_free_fn local_free, po_pool **out);
  * job belongs to the pool until run or drop is called with it. */
 int po_pool_submit(po_pool *pool, po_pool_job *job);
 
+/* Queues the count jobs of the list first -> next -> ... (linked through
+ * their `next`, the last one's next ignored), in that order, under one lock,
+ * and wakes at most as many sleeping workers as the jobs need: a burst of
+ * small jobs costs one hand-over instead of one per job. Thread-safe.
+ * Returns 0, or PO_ECANCELED (no job queued) once the pool is being freed. */
+int po_pool_submit_many(po_pool *pool, po_pool_job *first, int count);
+
 /* The number of worker threads running. */
 int po_pool_size(const po_pool *pool);
 

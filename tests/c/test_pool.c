@@ -85,6 +85,65 @@ static void free_drops_queued_jobs_and_waits_for_running_ones(void) {
   CHECK_EQ_INT(drops, 4);
 }
 
+typedef struct order_job {
+  po_pool_job node;
+  int id;
+  int *log; /* ids in the order they ran (one worker: no lock needed) */
+  int *n;   /* atomic */
+} order_job;
+
+static void order_run(void **local, void *p) {
+  order_job *j = p;
+  int at = __atomic_fetch_add(j->n, 1, __ATOMIC_SEQ_CST);
+  j->log[at] = j->id;
+}
+
+static void submit_many_queues_a_list_in_order(void) {
+  enum { N = 300 };
+  for (int workers = 1; workers <= 3; workers += 2) {
+    po_pool *pool;
+    REQUIRE(po_pool_new(workers, NULL, &pool) == 0);
+    int log[N], n = 0;
+    order_job *jobs = calloc(N, sizeof *jobs);
+    for (int i = 0; i < N; i++) {
+      jobs[i] = (order_job){.node = {.run = order_run}, .id = i, .log = log, .n = &n};
+      jobs[i].node.next = i + 1 < N ? &jobs[i + 1].node : NULL;
+    }
+    /* Two lists, the second one queued behind the first. */
+    REQUIRE(po_pool_submit_many(pool, &jobs[0].node, 100) == 0);
+    REQUIRE(po_pool_submit_many(pool, &jobs[100].node, N - 100) == 0);
+    REQUIRE(po_pool_submit_many(pool, NULL, 0) == 0);
+    for (int i = 0; i < 5000 && __atomic_load_n(&n, __ATOMIC_SEQ_CST) < N; i++) usleep(1000);
+    CHECK_EQ_INT(n, N);
+    if (workers == 1) {
+      int in_order = 1;
+      for (int i = 0; i < N; i++) in_order = in_order && log[i] == i;
+      CHECK(in_order);
+    }
+    po_pool_free(pool);
+    free(jobs);
+  }
+}
+
+/* Jobs that come one at a time, each before or after the idle workers have
+ * stopped looking and gone to sleep, all run. */
+static void wakes_a_sleeping_worker_for_a_lone_job(void) {
+  po_pool *pool;
+  REQUIRE(po_pool_new(2, local_free, &pool) == 0);
+  int runs = 0, drops = 0, inits = 0;
+  counter_job jobs[6];
+  for (int i = 0; i < 6; i++) {
+    jobs[i] = (counter_job){.node = {.run = count_run, .drop = count_drop}, .runs = &runs, .drops = &drops,
+                            .slot_inits = &inits};
+    REQUIRE(po_pool_submit(pool, &jobs[i].node) == 0);
+    for (int k = 0; k < 5000 && __atomic_load_n(&runs, __ATOMIC_SEQ_CST) < i + 1; k++) usleep(100);
+    CHECK_EQ_INT(__atomic_load_n(&runs, __ATOMIC_SEQ_CST), i + 1);
+    usleep(i % 2 ? 10 : 5000); /* inside, then well past, the time a worker looks before sleeping */
+  }
+  po_pool_free(pool);
+  CHECK_EQ_INT(drops, 0);
+}
+
 static void default_size_is_the_cpu_count(void) {
   po_pool *pool;
   REQUIRE(po_pool_new(0, NULL, &pool) == 0);
@@ -97,6 +156,8 @@ static void default_size_is_the_cpu_count(void) {
 int main(void) {
   RUN(runs_every_job);
   RUN(free_drops_queued_jobs_and_waits_for_running_ones);
+  RUN(submit_many_queues_a_list_in_order);
+  RUN(wakes_a_sleeping_worker_for_a_lone_job);
   RUN(default_size_is_the_cpu_count);
   return TEST_SUMMARY();
 }

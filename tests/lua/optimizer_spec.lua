@@ -246,8 +246,10 @@ describe("the examples", function()
   it("tune_flags finds faster flags that keep the output", function()
     local status, out, err = run_example("examples/tune_flags.lua 1")
     assert.are.equal(0, status, err)
+    -- Whether the final side-by-side measurement calls it "faster" or
+    -- "same" depends on the machine's noise; that it is made, does not.
     assert.matches("best flags: %-O[123]", out)
-    assert.matches("x faster %(faster, measured side by side%)", out)
+    assert.matches("%-O0 took [%d.]+ s, the best flags [%d.]+ s: [%d.]+x faster %((%a+), measured side by side%)", out)
   end)
 
   it("custom_flow runs its cycle and prints its dashboard", function()

@@ -207,6 +207,81 @@ describe("po.pool", function()
     assert.are.equal("again", po.pool.submit(function() return "again" end):wait())
   end)
 
+  it("batch runs many jobs with one callback, the shared values copied once", function()
+    po.pool.configure { workers = 2 }
+    local got, done = {}, po.future()
+    local b = po.pool.batch(function(id, seconds, a, b2)
+      got[id] = { seconds = seconds, a = a, b = b2 }
+      if id == 150 then
+        done:resolve()
+      end
+    end, { base = 100 })
+    for i = 1, 150 do -- more than a chunk: the first ones go over while the rest are submitted
+      b:submit(i, function(shared, k) return shared.base + k, k % 2 == 0 end, i)
+    end
+    b:flush()
+    assert.is_nil(select(2, done:wait(10)))
+    while b:in_flight() > 0 do
+      po.sleep(0.001)
+    end
+    for i = 1, 150 do
+      assert.are.equal(100 + i, got[i].a)
+      assert.are.equal(i % 2 == 0, got[i].b)
+      assert.is_true(got[i].seconds >= 0)
+    end
+  end)
+
+  it("batch reports errors with their traceback, and hands jobs over at the next wait without flush", function()
+    local got = {}
+    local b = po.pool.batch(function(id, seconds, msg, code) got[id] = { seconds, msg, code } end)
+    b:submit(1, function()
+      local function inner() error("batch job broke") end
+      inner()
+    end)
+    b:submit(2, { module = "poengine.proc", fn = "nope" })
+    b:submit(3, { module = "string", fn = "rep" }, "ab", 2)
+    local deadline = po.now() + 10
+    while b:in_flight() > 0 and po.now() < deadline do
+      po.sleep(0.001) -- no flush: the wait hands them over
+    end
+    assert.is_nil(got[1][1])
+    assert.matches("pool_spec.lua:%d+: batch job broke", got[1][2])
+    assert.matches("in function 'inner'", got[1][2])
+    assert.are.equal("ERUNTIME", got[1][3])
+    assert.matches("poengine.proc.nope is a nil, not a function", got[2][2], 1, true)
+    assert.are.equal("abab", got[3][2])
+  end)
+
+  it("batch cancel keeps a queued job from running, and checks ids", function()
+    po.pool.configure { workers = 1 }
+    local path = os.tmpname()
+    os.remove(path)
+    local got = {}
+    local b = po.pool.batch(function(id, seconds, a, code) got[id] = { seconds, a, code } end)
+    b:submit(1, function() po.sleep(0.1) return "slow" end)
+    b:submit(2, function(p)
+      local f = assert(io.open(p, "w"))
+      f:close()
+    end, path)
+    assert.has_error(function() b:submit(2, function() end) end, "b:submit: job 2 is still in flight in this batch")
+    assert.has_error(function() b:submit(0, function() end) end,
+      "b:submit: id must be a whole number from 1 to 100000000")
+    assert.has_error(function() b:submit(3, print) end,
+      "b:submit: fn is a C function, which cannot cross to a worker; pass { module = \"name\", fn = \"field\" }")
+    assert.is_true(b:cancel(2))
+    assert.is_false(b:cancel(7))
+    b:flush()
+    while b:in_flight() > 0 do
+      po.sleep(0.005)
+    end
+    assert.are.equal("slow", got[1][2])
+    assert.is_nil(got[2][1])
+    assert.are.equal("ECANCELED", got[2][3])
+    assert.is_false(exists(path))
+    assert.has_error(function() po.pool.batch(function() end, { f = print }) end,
+      "po.pool.batch: cannot copy a function at shared[1].f")
+  end)
+
   it("defaults to one worker per online CPU", function()
     local cpus = tonumber(io.popen("nproc"):read("*l"))
     assert.are.equal(cpus, po.pool.cpu_count())

@@ -25,6 +25,16 @@ local function most_at_once(log)
   return most
 end
 
+-- Resizes the pool once the jobs earlier tests left running (timed-out
+-- functions run to their end) have finished.
+local function pool_workers(n)
+  local deadline = po.now() + 10
+  while po.pool.stats().in_flight > 0 and po.now() < deadline do
+    po.sleep(0.01)
+  end
+  po.pool.configure { workers = n }
+end
+
 local function names(report)
   local out = {}
   for i, r in ipairs(report.results) do
@@ -120,6 +130,71 @@ describe("po.validate.run", function()
     assert.matches("stack traceback:", r.errors[1])
     assert.matches("in function 'check'", r.errors[1])
     assert.are.equal("timeout", report.by_name.spins.status)
+  end)
+
+  it("runs many function validators on the pool, results in input order with the worker's durations", function()
+    local list = {}
+    for i = 1, 300 do
+      list[i] = { name = "f" .. i, run = function(c) return c.limit > 0, { seen = c.limit } end }
+    end
+    list[301] = { name = "mod", run = { module = "string", fn = "rep", arg = 2 } }
+    local helper = function() end
+    list[302] = { name = "bad-upvalue", run = function() return helper() end }
+    local report = v.run(list, { limit = 7 })
+    for i = 1, 300 do
+      local r = report.results[i]
+      assert.are.equal("f" .. i, r.name)
+      assert.are.equal("ok", r.status)
+      assert.are.same({ seen = 7 }, r.details)
+      assert.is_true(r.duration >= 0 and r.duration < 10)
+    end
+    -- string.rep(candidate, 2) fails: a candidate table is not a string
+    assert.are.equal("error", report.by_name.mod.status)
+    assert.are.equal("error", report.by_name["bad-upvalue"].status)
+    assert.matches("fn's upvalue 'helper' is a function", report.by_name["bad-upvalue"].errors[1], 1, true)
+    assert.is_false(report.passed)
+  end)
+
+  it("with fail_fast cancels running pool functions and skips those not started", function()
+    pool_workers(2)
+    local report = v.run({
+      { name = "long", run = function() local t = po.now() while po.now() - t < 0.5 do end return true end },
+      { name = "fails", run = function() po.sleep(0.05) return false end },
+      { name = "queued", run = function() return true end },
+    }, {}, { fail_fast = true, workers = 2 })
+    local r = report.by_name
+    assert.are.equal("canceled", r.long.status)
+    assert.are.equal("failed", r.fails.status)
+    assert.are.equal("skipped", r.queued.status)
+    pool_workers(po.pool.cpu_count())
+  end)
+
+  it("workers caps one run's pool functions too, and a function times out alone", function()
+    pool_workers(2)
+    local log = d .. "/log"
+    local list = {}
+    for i = 1, 4 do
+      list[i] = { name = "w" .. i, run = function(c)
+        local function note(s)
+          local f = assert(io.open(c.log, "a"))
+          f:write(s, "\n")
+          f:close()
+        end
+        note("+")
+        po.sleep(0.05)
+        note("-")
+        return true
+      end }
+    end
+    list[5] = { name = "spins", timeout = 0.05, run = function() po.sleep(0.3) return true end }
+    local report = v.run(list, { log = log }, { workers = 1 })
+    assert.are.equal(1, most_at_once(log))
+    for i = 1, 4 do
+      assert.are.equal("ok", report.results[i].status)
+    end
+    assert.are.equal("timeout", report.by_name.spins.status)
+    assert.matches("timed out after 0.05 s", report.by_name.spins.errors[1], 1, true)
+    pool_workers(po.pool.cpu_count())
   end)
 
   it("with cascade runs stages in order and skips the later ones once a stage fails", function()
