@@ -1,28 +1,17 @@
 #include "pool.h"
 
-#include "clock.h"
 #include "error.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-/* How long a worker that ran out of jobs keeps looking for the next one
- * before it sleeps. A submitter sending small jobs one after another (a
- * few microseconds apart) then hands them to an awake worker instead of
- * paying a futex wake-up and two context switches per job. One worker
- * spins at a time, yielding its CPU while it does (on a machine with fewer
- * cores than threads, the submitter may need it). */
-#define SPIN_SECONDS 50e-6
 
 struct po_pool {
   pthread_mutex_t lock;
   pthread_cond_t wake;
   po_pool_job *head, *tail;
-  int queued; /* written under lock, read without it by the spinning worker: atomic */
+  int queued; /* jobs in the list */
   int running;
-  int spinning; /* a worker is looking for jobs before it sleeps */
   int waiting;  /* workers blocked on `wake` that no submit has signaled yet */
   int signaled; /* signals sent and not yet taken by a waking worker */
   int stopping;
@@ -41,16 +30,6 @@ static void *worker_main(void *arg) {
   void *local = NULL;
   pthread_mutex_lock(&pool->lock);
   for (;;) {
-    if (!pool->stopping && !pool->head && !pool->spinning) {
-      pool->spinning = 1;
-      pthread_mutex_unlock(&pool->lock);
-      double until = po_monotonic() + SPIN_SECONDS;
-      while (!__atomic_load_n(&pool->queued, __ATOMIC_ACQUIRE) && !__atomic_load_n(&pool->stopping, __ATOMIC_ACQUIRE) &&
-             po_monotonic() < until)
-        sched_yield();
-      pthread_mutex_lock(&pool->lock);
-      pool->spinning = 0;
-    }
     while (!pool->stopping && !pool->head) {
       pool->waiting++;
       pthread_cond_wait(&pool->wake, &pool->lock);
@@ -63,7 +42,7 @@ static void *worker_main(void *arg) {
     po_pool_job *job = pool->head;
     pool->head = job->next;
     if (!pool->head) pool->tail = NULL;
-    __atomic_store_n(&pool->queued, pool->queued - 1, __ATOMIC_RELEASE);
+    pool->queued--;
     pool->running++;
     pthread_mutex_unlock(&pool->lock);
     job->run(&local, job);
@@ -119,7 +98,7 @@ int po_pool_submit_many(po_pool *pool, po_pool_job *first, int count) {
   else
     pool->head = first;
   pool->tail = last;
-  __atomic_store_n(&pool->queued, pool->queued + count, __ATOMIC_RELEASE);
+  pool->queued += count;
   /* Wake sleeping workers only while the workers already awake and not
    * running a job are fewer than the jobs queued: a burst of small jobs
    * then costs a few wake-ups, not one per job. */
@@ -146,10 +125,10 @@ void po_pool_counts(po_pool *pool, int *queued, int *running) {
 void po_pool_free(po_pool *pool) {
   if (!pool) return;
   pthread_mutex_lock(&pool->lock);
-  __atomic_store_n(&pool->stopping, 1, __ATOMIC_RELEASE);
+  pool->stopping = 1;
   po_pool_job *dropped = pool->head;
   pool->head = pool->tail = NULL;
-  __atomic_store_n(&pool->queued, 0, __ATOMIC_RELEASE);
+  pool->queued = 0;
   pthread_mutex_unlock(&pool->lock);
   pthread_cond_broadcast(&pool->wake);
   for (int i = 0; i < pool->size; i++) pthread_join(pool->threads[i], NULL);
