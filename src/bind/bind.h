@@ -56,6 +56,16 @@ typedef int (*po_json_skip_fn)(const char *key, size_t len, const char *parent, 
  * encodes would reuse the buffer). */
 const char *po_json_encode_canonical(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len);
 
+/* Writes the canonical binary key of the value at idx (the form of
+ * src/core/cache_key.h) under the sorted encoder's rules: the same arrays and
+ * objects, the keys skip drops left out, the same errors ("<fn>: cycle at
+ * $.a.b", "<fn>: cannot encode a function at $.f" ...). The bytes live in a
+ * buffer of the Lua state, reused from call to call; no Lua string is made.
+ * Returns them and their number in *len, and pushes one value that owns them:
+ * they stay valid until the caller pops it, provided no Lua code runs
+ * meanwhile. */
+const char *po_json_canonical_key(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len);
+
 /* Each po_open_x(L) adds concept x's functions to the table on top of the stack. */
 void po_open_loop(lua_State *L);
 void po_open_json(lua_State *L);

@@ -3,11 +3,13 @@
  *
  * A handle (userdata "poengine.cache") holds one reference to a shared
  * po_cache and a lookup result buffer. Keys are strings, taken as they are,
- * or request tables, canonicalized by the JSON encoder (sorted keys, secrets
- * left out; po_cache_secret_field) and hashed in C. */
+ * or request tables, written in the canonical binary form of cache_key.h
+ * (po_json_canonical_key: sorted keys, secrets left out by
+ * po_cache_secret_field) into a reused buffer, and hashed in C. */
 #include "bind.h"
 
 #include "cache.h"
+#include "cache_key.h"
 #include "cache_semantic.h"
 #include "error.h"
 #include "ngram.h"
@@ -35,15 +37,15 @@ static int skip_secret(const char *key, size_t len, const char *parent, size_t p
   return po_cache_secret_field(key, len, parent, parent_len);
 }
 
-/* The bytes of the key at idx: a string as it is, a table as its canonical
- * JSON (which pushes one anchor value; *pushed says so). */
+/* The bytes of the key at idx: a string as it is, a table in its canonical
+ * binary form (which pushes one anchor value; *pushed says so). */
 static const char *key_arg(lua_State *L, int idx, const char *fn, size_t *len, int *pushed) {
   *pushed = 0;
   int t = lua_type(L, idx);
   if (t == LUA_TSTRING) return lua_tolstring(L, idx, len);
   if (t != LUA_TTABLE) luaL_error(L, "%s: key must be a string or a request table, got %s", fn, luaL_typename(L, idx));
   *pushed = 1;
-  return po_json_encode_canonical(L, idx, fn, skip_secret, len);
+  return po_json_canonical_key(L, idx, fn, skip_secret, len);
 }
 
 static const char *const policies[] = {"lru", "sieve", NULL};
@@ -397,12 +399,22 @@ static int l_key(lua_State *L) {
   return 1;
 }
 
-/* core.cache.canonical(request) -> the canonical text a request is hashed by */
+/* core.cache.canonical(request) -> a JSON-like text of the canonical key a
+ * request is hashed by (po_cache_key_describe: the key's bytes read back),
+ * or a string key as it is. */
 static int l_canonical(lua_State *L) {
   size_t len;
   int pushed;
   const char *key = key_arg(L, 1, "po.cache.canonical", &len, &pushed);
-  lua_pushlstring(L, key, len);
+  if (!pushed) {
+    lua_pushlstring(L, key, len);
+    return 1;
+  }
+  po_strbuf text = {0};
+  int rc = po_cache_key_describe(key, len, &text);
+  if (rc == 0) lua_pushlstring(L, text.data ? text.data : "", text.len);
+  po_strbuf_free(&text);
+  if (rc != 0) return luaL_error(L, "po.cache.canonical: %s", po_strerror(rc));
   return 1;
 }
 

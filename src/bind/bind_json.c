@@ -6,6 +6,7 @@
  * kept between calls (no tree, no per-value allocation). */
 #include "bind.h"
 
+#include "cache_key.h"
 #include "error.h"
 #include "json_check.h"
 #include "strbuf.h"
@@ -53,6 +54,8 @@ typedef struct encoder {
   const void *amark, *omark; /* the array and object marks (metatables), by identity */
   const char *fn;            /* the function named in error messages */
   po_json_skip_fn skip;      /* sorted mode: object keys to leave out, or NULL */
+  po_cache_key_name *names;  /* a stack of per-object name segments (the binary key) */
+  size_t names_len, names_cap;
   int depth;  /* tables open */
   const void *open[PO_JSON_MAX_DEPTH + 1]; /* the tables open, outermost first */
   step path[PO_JSON_MAX_DEPTH + 1];
@@ -64,6 +67,9 @@ static void encoder_release(encoder *e) {
   free(e->keys);
   e->keys = NULL;
   e->keys_len = e->keys_cap = 0;
+  free(e->names);
+  e->names = NULL;
+  e->names_len = e->names_cap = 0;
 }
 
 static int encoder_gc(lua_State *L) {
@@ -158,6 +164,7 @@ static void enc_raise(lua_State *L, encoder *e, const char *what) {
   e->busy = 0;
   po_strbuf_reset(&e->out, ENCODE_KEEP_BYTES);
   e->keys_len = 0;
+  e->names_len = 0;
   luaL_error(L, "%s: %s at %s", e->fn, what, path);
 }
 
@@ -165,6 +172,7 @@ static void enc_nomem(lua_State *L, encoder *e) {
   e->busy = 0;
   po_strbuf_reset(&e->out, 0);
   e->keys_len = 0;
+  e->names_len = 0;
   luaL_error(L, "%s: out of memory", e->fn);
 }
 
@@ -518,6 +526,7 @@ static encoder *start(lua_State *L, encoder *main, const char *fn, int indent, i
   e->depth = 0;
   e->plen = 0;
   e->keys_len = 0;
+  e->names_len = 0;
   e->out.len = 0;
   return e;
 }
@@ -570,6 +579,241 @@ const char *po_json_encode_canonical(lua_State *L, int idx, const char *fn, po_j
   if (e != lua_touserdata(L, -1)) lua_remove(L, -2); /* keep only the state that holds the bytes */
   *len = e->out.len;
   return e->out.data ? e->out.data : "";
+}
+
+/* ---- the canonical key (binary) ---------------------------------------------- */
+
+/* The cache key of a request table: the form of src/core/cache_key.h,
+ * written straight from the Lua values into the encoder's buffer. The rules
+ * are the sorted encoder's (arrays and objects decided by classify's rule,
+ * the marks, skip, the same errors at the same paths); what differs is the
+ * output (tags and lengths instead of text: nothing to escape or format) and
+ * how values are reached: an object's pairs stay on the Lua stack from the
+ * one lua_next pass that classifies the table, so no value is looked up
+ * again and no string is made. */
+
+static void key_value(lua_State *L, encoder *e, int idx);
+
+#define KPUT(e, L, call)              \
+  do {                                \
+    if ((call) != 0) enc_nomem(L, e); \
+  } while (0)
+
+/* Makes e->names hold at least n names. */
+static void names_room(lua_State *L, encoder *e, size_t n) {
+  if (e->names_cap >= n) return;
+  size_t cap = e->names_cap ? e->names_cap : 64;
+  while (cap < n) cap *= 2;
+  po_cache_key_name *p = realloc(e->names, cap * sizeof *p);
+  if (!p) enc_nomem(L, e);
+  e->names = p;
+  e->names_cap = cap;
+}
+
+enum { PAIRS_STEP = 32 }; /* pairs a table makes room for at a time */
+
+/* Writes the object whose names are e->names[nb .. nb + count) (a name's
+ * len is its Lua key type when it is not a string; ref the stack slot of its
+ * value, or 0 to read it again from t). */
+static void key_object(lua_State *L, encoder *e, int t, size_t nb, size_t count) {
+  size_t n = 0;
+  for (size_t i = 0; i < count; i++) {
+    po_cache_key_name *name = &e->names[nb + i];
+    if (name->s) {
+      if (e->skip && skipped(e, name->s, name->len)) continue;
+    } else if (name->len != LUA_TNUMBER) {
+      char what[64];
+      snprintf(what, sizeof what, "cannot encode a %s key", lua_typename(L, (int)name->len));
+      enc_raise(L, e, what);
+    } else if (isinf(name->num)) {
+      enc_raise(L, e, "cannot encode an infinite number as a key");
+    }
+    e->names[nb + n++] = *name;
+  }
+  po_cache_key_sort_names(e->names + nb, n);
+  KPUT(e, L, po_cache_key_put_container(&e->out, PO_CACHE_KEY_OBJECT, n));
+  int plen = e->plen++;
+  for (size_t i = 0; i < n; i++) {
+    po_cache_key_name *name = &e->names[nb + i]; /* re-read: nested objects may move e->names */
+    step *st = &e->path[plen];
+    if (name->s) {
+      st->kind = STEP_KEY;
+      st->key = name->s;
+      st->keylen = name->len;
+    } else {
+      st->kind = STEP_NUMKEY;
+      st->num = name->num;
+    }
+    KPUT(e, L, po_cache_key_put_name(&e->out, name));
+    if (name->ref) {
+      key_value(L, e, name->ref);
+    } else {
+      if (name->s)
+        lua_pushlstring(L, name->s, name->len);
+      else
+        lua_pushnumber(L, name->num);
+      lua_rawget(L, t);
+      key_value(L, e, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+  }
+  e->plen = plen;
+}
+
+static void key_table(lua_State *L, encoder *e, int t) {
+  const void *p = lua_topointer(L, t);
+  for (int i = 0; i < e->depth; i++)
+    if (e->open[i] == p) enc_raise(L, e, "cycle");
+  if (e->depth >= PO_JSON_MAX_DEPTH) enc_raise(L, e, "nesting deeper than 1000");
+  if (!lua_checkstack(L, 8)) enc_raise(L, e, "nesting too deep for the Lua stack");
+  int mark = 0;
+  if (lua_getmetatable(L, t)) {
+    const void *m = lua_topointer(L, -1);
+    mark = m == e->amark ? 1 : m == e->omark ? 2 : 0;
+    lua_pop(L, 1);
+  }
+  e->open[e->depth++] = p;
+
+  /* One lua_next pass reads every key into e->names, sees whether the keys
+   * are 1..max (and came in that order), and keeps each pair on the stack
+   * while it has room: a C function gets at most LUAI_MAXCSTACK slots, and
+   * the tables below this one must still find the few each needs (3 a
+   * level) even if none of them keeps its pairs. */
+  int reserve = 8 + 3 * (PO_JSON_MAX_DEPTH - e->depth);
+  int base = lua_gettop(L), on_stack = 1, bad_type = LUA_TNONE, in_order = 1;
+  size_t nb = e->names_len, count = 0, room = 0, max = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (count == room) {
+      room += PAIRS_STEP;
+      names_room(L, e, nb + room);
+      if (on_stack && !lua_checkstack(L, reserve + 2 * PAIRS_STEP)) on_stack = 0;
+    }
+    po_cache_key_name *name = &e->names[nb + count];
+    int kt = lua_type(L, -2);
+    name->s = NULL;
+    name->len = (size_t)kt;
+    if (kt == LUA_TSTRING) {
+      name->s = lua_tolstring(L, -2, &name->len); /* anchored by t */
+    } else if (kt == LUA_TNUMBER) {
+      lua_Number k = lua_tonumber(L, -2);
+      name->num = k;
+      if (k >= 1 && k <= 9007199254740992.0 && k == floor(k)) {
+        if ((size_t)k > max) max = (size_t)k;
+        if ((size_t)k != count + 1) in_order = 0;
+        kt = LUA_TNONE; /* an array index */
+      }
+    }
+    if (kt != LUA_TNONE && bad_type == LUA_TNONE) bad_type = kt;
+    count++;
+    if (on_stack) {
+      name->ref = lua_gettop(L);
+      lua_pushvalue(L, -2);
+    } else {
+      name->ref = 0;
+      lua_pop(L, 1);
+    }
+  }
+  e->names_len = nb + count;
+
+  int array;
+  if (mark == 2)
+    array = 0;
+  else if (count == 0)
+    array = mark == 1; /* an unmarked empty table is {} */
+  else if (bad_type != LUA_TNONE)
+    array = 0;
+  else
+    array = max <= 2 * count;
+  if (mark == 1 && !array) {
+    if (bad_type != LUA_TNONE) {
+      char what[96];
+      snprintf(what, sizeof what, "array (po.json.array) has a %s key that is not a positive integer",
+               lua_typename(L, bad_type));
+      enc_raise(L, e, what);
+    }
+    enc_raise(L, e, "array (po.json.array) is too sparse (more holes than values)");
+  }
+
+  if (array) {
+    KPUT(e, L, po_cache_key_put_container(&e->out, PO_CACHE_KEY_ARRAY, max));
+    int plen = e->plen++;
+    e->path[plen].kind = STEP_INDEX;
+    /* Keys 1..max in order with every value kept: the values are on the stack already. */
+    int direct = in_order && max == count && e->names[nb + count - 1].ref != 0;
+    for (size_t i = 1; i <= max; i++) {
+      e->path[plen].index = i;
+      if (direct) {
+        key_value(L, e, e->names[nb + i - 1].ref);
+      } else {
+        lua_rawgeti(L, t, (int)i);
+        key_value(L, e, lua_gettop(L));
+        lua_pop(L, 1);
+      }
+    }
+    e->plen = plen;
+  } else {
+    key_object(L, e, t, nb, count);
+  }
+  e->names_len = nb;
+  lua_settop(L, base);
+  e->depth--;
+}
+
+/* Writes the value at idx (an absolute index). */
+static void key_value(lua_State *L, encoder *e, int idx) {
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    KPUT(e, L, po_cache_key_put_tag(&e->out, PO_CACHE_KEY_NULL));
+    break;
+  case LUA_TBOOLEAN:
+    KPUT(e, L, po_cache_key_put_tag(&e->out, lua_toboolean(L, idx) ? PO_CACHE_KEY_TRUE : PO_CACHE_KEY_FALSE));
+    break;
+  case LUA_TNUMBER: {
+    lua_Number d = lua_tonumber(L, idx);
+    if (isnan(d)) enc_raise(L, e, "cannot encode NaN");
+    if (isinf(d)) enc_raise(L, e, d > 0 ? "cannot encode inf" : "cannot encode -inf");
+    KPUT(e, L, po_cache_key_put_number(&e->out, d));
+    break;
+  }
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    KPUT(e, L, po_cache_key_put_string(&e->out, s, len));
+    break;
+  }
+  case LUA_TLIGHTUSERDATA:
+    if (lua_touserdata(L, idx) == NULL) {
+      KPUT(e, L, po_cache_key_put_tag(&e->out, PO_CACHE_KEY_NULL));
+      break;
+    }
+    enc_raise(L, e, "cannot encode a light userdata");
+    break;
+  case LUA_TTABLE:
+    key_table(L, e, idx);
+    break;
+  default: {
+    char what[64];
+    snprintf(what, sizeof what, "cannot encode a %s", luaL_typename(L, idx));
+    enc_raise(L, e, what);
+  }
+  }
+}
+
+static char encoder_key; /* its address: the registry key of the shared encoder, for the hot path */
+
+const char *po_json_canonical_key(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len) {
+  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+  lua_pushlightuserdata(L, &encoder_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  encoder *main = lua_touserdata(L, -1);
+  encoder *e = start(L, main, fn, -1, 1, skip);
+  if (e != main) lua_replace(L, -2); /* the private state is the anchor */
+  KPUT(e, L, po_cache_key_put_start(&e->out));
+  key_value(L, e, idx);
+  e->busy = 0;
+  *len = e->out.len;
+  return e->out.data;
 }
 
 /* ---- decoding ----------------------------------------------------------- */
@@ -741,6 +985,9 @@ void po_open_json(lua_State *L) {
   e->omark = lua_topointer(L, omark);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, ENCODER_STATE); /* for po_json_encode_canonical */
+  lua_pushlightuserdata(L, &encoder_key);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX); /* for po_json_canonical_key */
   lua_pushvalue(L, amark);
   lua_pushvalue(L, omark);
   lua_pushcclosure(L, l_encode, 3);

@@ -112,28 +112,84 @@ static int normalize(const char *s, size_t len, char *out, size_t cap) {
   return 1;
 }
 
-int po_cache_secret_field(const char *key, size_t len, const char *parent, size_t parent_len) {
-  static const char *const exact[] = {"authorization", "proxyauthorization", "cookie", "setcookie", "secret",
-                                      "token", "credentials", "credential", "privatekey", "passwd", "passphrase",
-                                      NULL};
-  static const char *const suffixes[] = {"apikey", "headers", "password", "clientsecret", "secretkey",
-                                         "secretaccesskey", "accesstoken", "authtoken", "bearertoken",
-                                         "refreshtoken", "sessiontoken", "idtoken", "apitoken", NULL};
-  static const char *const schema_maps[] = {"properties", "patternproperties", "$defs", "definitions", NULL};
-  char name[64];
-  if (parent && normalize(parent, parent_len, name, sizeof name)) {
-    for (const char *const *m = schema_maps; *m; m++)
-      if (strcmp(name, *m) == 0) return 0;
+typedef struct secret_name {
+  const char *s;
+  size_t len;
+} secret_name;
+#define NAME(x) {x, sizeof(x) - 1}
+
+/* The documented list (docs/scripting.md, Keys), normalized. */
+static const secret_name exact_names[] = {
+    NAME("authorization"), NAME("proxyauthorization"), NAME("cookie"), NAME("setcookie"),
+    NAME("secret"),        NAME("token"),              NAME("credentials"), NAME("credential"),
+    NAME("privatekey"),    NAME("passwd"),             NAME("passphrase")};
+static const secret_name suffix_names[] = {
+    NAME("apikey"),       NAME("headers"),     NAME("password"),    NAME("clientsecret"), NAME("secretkey"),
+    NAME("secretaccesskey"), NAME("accesstoken"), NAME("authtoken"), NAME("bearertoken"), NAME("refreshtoken"),
+    NAME("sessiontoken"), NAME("idtoken"),     NAME("apitoken")};
+static const secret_name schema_maps[] = {NAME("properties"), NAME("patternproperties"), NAME("$defs"),
+                                          NAME("definitions")};
+#undef NAME
+enum { SHORTEST_SECRET = 5 }; /* "token" */
+
+/* Whether a normalized name is, or ends with, a secret name: lengths and the
+ * last letter first, bytes only for a name that passes both. */
+static int secret_name_match(const char *name, size_t n) {
+  char last = name[n - 1];
+  for (size_t i = 0; i < sizeof exact_names / sizeof *exact_names; i++) {
+    const secret_name *x = &exact_names[i];
+    if (x->len == n && x->s[n - 1] == last && memcmp(x->s, name, n) == 0) return 1;
   }
-  if (!normalize(key, len, name, sizeof name)) return 0;
-  for (const char *const *x = exact; *x; x++)
-    if (strcmp(name, *x) == 0) return 1;
-  size_t n = strlen(name);
-  for (const char *const *x = suffixes; *x; x++) {
-    size_t m = strlen(*x);
-    if (n >= m && memcmp(name + n - m, *x, m) == 0) return 1;
+  for (size_t i = 0; i < sizeof suffix_names / sizeof *suffix_names; i++) {
+    const secret_name *x = &suffix_names[i];
+    if (x->len <= n && x->s[x->len - 1] == last && memcmp(x->s, name + n - x->len, x->len) == 0) return 1;
   }
   return 0;
+}
+
+/* Whether the last two letters of s, normalized, end some secret name: most
+ * of a request's keys ("model", "messages", "content", "temperature") fail
+ * here, before any copy. */
+static int secret_tail(const char *s, size_t len) {
+  char t[2];
+  int got = 0;
+  for (size_t i = len; i-- > 0 && got < 2;) {
+    char ch = s[i];
+    if (ch == '-' || ch == '_') continue;
+    if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+    t[1 - got++] = ch;
+  }
+  if (got < 2) return 0;
+  for (size_t i = 0; i < sizeof exact_names / sizeof *exact_names; i++) {
+    const secret_name *x = &exact_names[i];
+    if (x->s[x->len - 1] == t[1] && x->s[x->len - 2] == t[0]) return 1;
+  }
+  for (size_t i = 0; i < sizeof suffix_names / sizeof *suffix_names; i++) {
+    const secret_name *x = &suffix_names[i];
+    if (x->s[x->len - 1] == t[1] && x->s[x->len - 2] == t[0]) return 1;
+  }
+  return 0;
+}
+
+int po_cache_secret_field(const char *key, size_t len, const char *parent, size_t parent_len) {
+  /* Normalizing only removes characters: a key shorter than every secret
+   * name is none (most of a request's keys: "role", "seed", "stop" …). A
+   * name ends at a zero byte, if it has one. */
+  if (len < SHORTEST_SECRET) return 0;
+  size_t end = 0;
+  while (end < len && key[end]) end++;
+  if (!secret_tail(key, end)) return 0;
+  char name[64];
+  if (!normalize(key, len, name, sizeof name)) return 0;
+  size_t n = strlen(name);
+  if (n < SHORTEST_SECRET || !secret_name_match(name, n)) return 0;
+  /* A secret's name: unless it names a parameter in a JSON Schema name map. */
+  if (parent && normalize(parent, parent_len, name, sizeof name)) {
+    n = strlen(name);
+    for (size_t i = 0; i < sizeof schema_maps / sizeof *schema_maps; i++)
+      if (schema_maps[i].len == n && memcmp(schema_maps[i].s, name, n) == 0) return 0;
+  }
+  return 1;
 }
 
 void po_cache_result_free(po_cache_result *r) {

@@ -1,8 +1,8 @@
 /* The LLM response cache: a sharded in-memory table in front of an optional
  * persistent tier in the LMDB store (cache_disk.h).
  *
- * Keys are byte strings (a request table's canonical JSON, or a user string),
- * addressed by their 128-bit XXH3 hash; the full key is kept with every
+ * Keys are byte strings (a request table's canonical form, cache_key.h, or a
+ * user string), addressed by their 128-bit XXH3 hash; the full key is kept with every
  * entry and compared on lookup, so a hash collision can never return another
  * key's value. Values are byte strings with a small flags word (the binding
  * marks JSON-encoded tables).
@@ -77,7 +77,7 @@ void po_cache_hash_hex(po_cache_hash h, char out[33]);
 
 /* Whether an object key of a request table is a secret (an API key, a
  * password, an Authorization header …) that a cache key must never contain:
- * the canonical encoder leaves such keys out at any depth. parent is the key
+ * the canonical key walker leaves such keys out at any depth. parent is the key
  * under which the object sits (NULL at the top). Names are compared without
  * case, '-' or '_'. Keys inside a JSON Schema name map ("properties",
  * "patternProperties", "$defs", "definitions") are never secrets: there they

@@ -194,7 +194,7 @@ static int add_group(po_cache_sem *s, po_cache_hash h, int dim) {
   group *g = &s->groups[s->ngroups];
   g->h = h;
   g->dim = dim;
-  int rc = po_vindex_new(dim, PO_VINDEX_F32, &g->ix);
+  int rc = po_vindex_new(dim, PO_VINDEX_I8, &g->ix); /* int8 scan, exact float re-scoring: vindex.h */
   if (rc != 0) return rc;
   return s->ngroups++;
 }

@@ -2,8 +2,9 @@
 --   1. c:get(request) over 10,000 distinct ~1 KB requests, Zipf(0.99) and
 --      uniform, beside the Python reference design (baselines/llmcache_ref.py)
 --      and beside lua-resty-lrucache keyed by po.json.encode(request, {sort_keys}).
---   2. c:get(key) with prebuilt 1 KB string keys beside XXH3-128 of the key
---      alone (libxxhash through the FFI) and beside lua-resty-lrucache; set
+--   2. c:get(key) with prebuilt 1 KB string keys beside XXH3 of the key alone
+--      (libxxhash through the FFI, the 64-bit variant: see below) and beside
+--      lua-resty-lrucache; set
 --      throughput beside lua-resty-lrucache.
 -- lua-resty-lrucache is fetched with `apt-get download` and unpacked with
 -- `dpkg -x` into build-bench/ (never installed: it would remove

@@ -258,6 +258,184 @@ describe("po.cache", function()
     end)
   end)
 
+  describe("request keys", function()
+    -- A request table is written in a canonical binary form (src/core/cache_key.h)
+    -- by a C walker and hashed; these pin what that form tells apart and what not.
+    local core = require "poengine_core"
+    local key = po.cache.key
+
+    -- The same pairs inserted in the order given.
+    local function build(pairs_list)
+      local t = {}
+      for _, kv in ipairs(pairs_list) do
+        t[kv[1]] = kv[2]
+      end
+      return t
+    end
+
+    it("is the same for any insertion order, at any depth and any size", function()
+      local a = build { { "model", "m" }, { "temperature", 0 }, { "messages", { build { { "role", "user" }, { "content", "hi" } } } } }
+      local b = build { { "messages", { build { { "content", "hi" }, { "role", "user" } } } }, { "temperature", 0 }, { "model", "m" } }
+      assert.are.equal(key(a), key(b))
+      -- objects large enough to be sorted by qsort, and too large to keep on the Lua stack
+      for _, n in ipairs { 40, 5000 } do
+        local fwd, bwd = {}, {}
+        for i = 1, n do
+          fwd["k" .. i] = i
+        end
+        for i = n, 1, -1 do
+          bwd["k" .. i] = i
+        end
+        fwd[1.5], bwd[1.5] = "x", "x"
+        assert.are.equal(key(fwd), key(bwd))
+        bwd.k1 = 2
+        assert.are_not.equal(key(fwd), key(bwd))
+      end
+      -- an array whose integer keys went into the hash part in another order
+      local arr = {}
+      arr[3], arr[1], arr[2] = "c", "a", "b"
+      assert.are.equal(key { list = { "a", "b", "c" } }, key { list = arr })
+    end)
+
+    it("tells apart types, array order and nesting", function()
+      local function differ(x, y)
+        assert.are_not.equal(key { v = x }, key { v = y })
+      end
+      differ(1, "1")
+      differ(true, "true")
+      differ(0, false)
+      differ(po.json.null, "null")
+      differ(po.json.null, false)
+      differ(1, 1.0000000000000002)
+      differ(0, -0.0) -- as po.json.encode writes "0" and "-0"
+      differ("", {})
+      differ({}, po.json.array {})
+      differ({ 1, 2 }, { 2, 1 })
+      differ({ 1, 2 }, { { 1, 2 } })
+      differ({ a = { b = 1 } }, { a = { { b = 1 } } })
+      differ({ a = { b = 1 } }, { b = { a = 1 } })
+      differ({ a = "b" }, { ab = "" })
+      differ({ "a", "b" }, { "ab" })
+      differ({ [1.5] = true }, { ["1.5"] = true })
+      differ("x\0y", "x\0z")
+      differ({ 1, nil, 3 }, { 1, 3 })
+      assert.are.equal(key { v = { 1, nil, 3 } }, key { v = { 1, po.json.null, 3 } }) -- a hole is null, as in JSON
+      assert.are.equal(key { v = 1 }, key { v = 1.0 })
+      -- a request is never the key of a string, whatever the string
+      assert.are_not.equal(key { model = "m" }, key(po.json.encode { model = "m" }))
+    end)
+
+    it("agrees with the sorted JSON encoder on which requests are the same", function()
+      -- Random small values: two draw the same key exactly when their sorted JSON is equal.
+      math.randomseed(7)
+      local atoms = { 0, 1, 2, "1", "a", "b", true, false, po.json.null }
+      local names = { "a", "b", "c" }
+      local function value(depth)
+        local r = math.random(depth > 2 and 1 or 4)
+        if r <= 2 then
+          return atoms[math.random(#atoms)]
+        elseif r == 3 then
+          local t = {}
+          for i = 1, math.random(0, 2) do
+            t[i] = value(depth + 1)
+          end
+          return t
+        end
+        local t = {}
+        for _ = 1, math.random(0, 2) do
+          t[names[math.random(#names)]] = value(depth + 1)
+        end
+        return t
+      end
+      local by_key, by_json, n = {}, {}, 0
+      for _ = 1, 3000 do
+        local v = { v = value(0) }
+        local k, j = key(v), po.json.encode(v, { sort_keys = true })
+        if by_key[k] then
+          assert.are.equal(by_key[k], j)
+        end
+        if by_json[j] then
+          assert.are.equal(by_json[j], k)
+        else
+          n = n + 1
+        end
+        by_key[k], by_json[j] = j, k
+      end
+      assert.is_true(n > 100) -- many distinct values, and many repeats
+    end)
+
+    it("leaves secrets out at any depth, and keeps the documented exceptions", function()
+      local base = request()
+      local with = request {
+        api_key = "sk-1",
+        Authorization = "Bearer x",
+        extra_headers = { ["X-Api-Key"] = "k" },
+        metadata = { deep = { deeper = { { client_secret = "s", ["x-goog-api-key"] = "g" } } } },
+      }
+      local plain = request { metadata = { deep = { deeper = { {} } } } }
+      assert.are.equal(key(plain), key(with))
+      assert.are_not.equal(key(base), key(with)) -- metadata stays, only the secrets go
+      local text = core.cache.canonical(with)
+      for _, s in ipairs { "sk-1", "Bearer", "k\"", "api", "secret", "goog" } do
+        assert.is_nil(text:find(s, 1, true), s)
+      end
+      -- JSON Schema name maps keep their names at any depth
+      for _, map in ipairs { "properties", "patternProperties", "$defs", "definitions" } do
+        local function schema(t)
+          return request { tools = { { type = "function", ["function"] = { name = "f", parameters = {
+            type = "object", nested = { { [map] = { password = { type = t }, token = { type = t } } } } } } } } }
+        end
+        assert.are_not.equal(key(schema("string")), key(schema("number")), map)
+        assert.truthy(core.cache.canonical(schema("string")):find('"token"', 1, true), map)
+      end
+      -- a secret name under any other parent goes
+      local t1 = request { tools = { { parameters = { props = { password = { type = "string" } } } } } }
+      local t2 = request { tools = { { parameters = { props = { password = { type = "number" } } } } } }
+      assert.are.equal(key(t1), key(t2))
+    end)
+
+    it("raises on cycles, functions and other values JSON cannot hold, naming where", function()
+      local c = assert(po.cache.open { namespace = ns() })
+      local cyc = { messages = { {} } }
+      cyc.messages[1].self = cyc
+      raises("cache:get: cycle at $.messages[1].self", c.get, c, cyc)
+      raises("cache:set: cannot encode a function at $.tools[2].fn", c.set, c, { tools = { 1, { fn = print } } }, "v")
+      raises("po.cache.key: cannot encode NaN at $.temperature", key, { temperature = 0 / 0 })
+      raises("po.cache.key: cannot encode inf at $.x", key, { x = math.huge })
+      raises("cannot encode a boolean key at $", key, { [true] = 1 })
+      raises("cannot encode an infinite number as a key", key, { [-math.huge] = 1 })
+      raises("cannot encode a userdata at $.u", key, { u = io.stdout })
+      raises("array (po.json.array) has a string key", key, po.json.array { 1, x = 2 })
+      raises("nesting deeper than 1000", key, (function()
+        local t = {}
+        local top = t
+        for _ = 1, 1001 do
+          t.n = {}
+          t = t.n
+        end
+        return top
+      end)())
+      -- after an error the walker is ready again
+      assert.are.equal(32, #key(request()))
+      c:close()
+    end)
+
+    it("gives the semantic tier a group from the same canonical form", function()
+      local a = request()
+      local b = build { { "max_tokens", 100 }, { "messages", { { role = "system", content = "Other words." },
+        { role = "user", content = "Another question?" } } }, { "temperature", 0 }, { "model", "gpt-x" } }
+      local ta, ga = po.cache._semantic_parts(a)
+      local tb, gb = po.cache._semantic_parts(b)
+      assert.are_not.equal(ta, tb)
+      assert.are.equal(ga, gb) -- only message texts differ
+      assert.are.equal(ga, key(request { messages = { { role = "system" }, { role = "user" } } }))
+      local _, gc = po.cache._semantic_parts(request { temperature = 0.5 })
+      assert.are_not.equal(ga, gc)
+      local _, gd = po.cache._semantic_parts(request { api_key = "sk-x" })
+      assert.are.equal(ga, gd)
+    end)
+  end)
+
   describe("limits", function()
     it("evicts the least recently used entry (lru) or the first unvisited one (sieve)", function()
       local lru = assert(po.cache.open { namespace = ns(), max_entries = 3 })
