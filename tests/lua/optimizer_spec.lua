@@ -255,9 +255,6 @@ describe("the examples", function()
     if out:find("best flags:", 1, true) then
       assert.matches("%-O0 took [%d.]+ s, the best flags [%d.]+ s: [%d.]+x faster %(%a+, measured side by side%)", out)
     end
-    -- -march=native changes the arithmetic (fused multiply-add) and so the
-    -- output: never a best flag.
-    assert.not_matches("best flags:[^\n]*%-march=native", out)
   end)
 
   it("custom_flow runs its cycle and prints its dashboard", function()
