@@ -1,5 +1,5 @@
--- tune_flags_task.lua: examples/tune_flags.lua's task as a task file, for
--- the command line: `poengine optimize examples/tune_flags_task.lua`.
+-- tune_flags_task.lua: the task of examples/tune_flags.lua (gcc flags for the
+-- nbody benchmark, by hill climbing), also for `poengine optimize examples/tune_flags_task.lua`.
 -- A task file returns a task table; relative paths are taken from the
 -- file's directory. See docs/optimizer.md for every field.
 local expected -- the -O0 build's output, computed on first use
