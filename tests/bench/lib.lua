@@ -168,8 +168,5 @@ function M.record(spec)
   emit(row)
   return row
 end
-  emit(row)
-  return row
-end
 
 return M
