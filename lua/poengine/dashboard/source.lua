@@ -10,7 +10,9 @@
 ---     memo = {} }                    -- figures derived once per load (M.totals, M.validation_times)
 local M = {}
 
-local ceil, sqrt, sort = math.ceil, math.sqrt, table.sort
+local sort = require("poengine.metrics.sort").numbers
+
+local ceil, sqrt = math.ceil, math.sqrt
 local type, pairs, pcall = type, pairs, pcall
 
 local function num(x)
@@ -50,7 +52,7 @@ function M.summary(values)
     sorted[i] = values[i]
     sum = sum + values[i]
   end
-  sort(sorted)
+  sort(sorted, n)
   local mean = sum / n
   local sq = 0
   for i = 1, n do
