@@ -134,6 +134,13 @@ describe("dashboard escaping and formatting", function()
       local mag = 10 ^ (pick(16) - 6)
       values[#values + 1] = (pick(2) == 1 and -1 or 1) * mag * pick(100000) / 100000
     end
+    -- fmt.exact keeps the text of small whole numbers: the same text on
+    -- every call, and "-0" stays "-0".
+    for _ = 1, 2 do
+      for _, x in ipairs { 0, -0.0, 1, 7, 4096, 65535, 65536, 65537, 1e13, -5, 2 ^ 40 } do
+        assert.are.equal(tostring(x), fmt.exact(x))
+      end
+    end
     for _, x in ipairs(values) do
       assert.are.equal(ref_int(x), fmt.int(x), tostring(x))
       for _, digits in ipairs { 1, 3, 4, 6 } do

@@ -213,6 +213,9 @@ function M.datetime(t)
   return os.date("!%Y-%m-%d %H:%M:%S UTC", floor(t))
 end
 
+-- The text of whole numbers 1..SMALL, made on first use.
+local SMALL, small = 65536, {}
+
 --- A number written so that it reads back as the same double, integers
 --- without a decimal point; "" for a value that is not a finite number.
 --- It is the shortest such text whenever the number has a short decimal
@@ -227,7 +230,17 @@ function M.exact(x)
     return ""
   end
   if x == floor(x) and abs(x) < 1e14 then
-    return tostring(x) -- LuaJIT writes these exactly, without a format call
+    -- LuaJIT writes these exactly, without a format call; small counts
+    -- (most figures of a record) are written once and looked up.
+    if x > 0 and x <= SMALL then
+      local s = small[x]
+      if not s then
+        s = tostring(x)
+        small[x] = s
+      end
+      return s
+    end
+    return tostring(x)
   elseif x == floor(x) and abs(x) < 2 ^ 53 then
     return format("%d", x)
   end
