@@ -268,7 +268,7 @@ add {
     for i = 1, n do
       local r = cycles[i]
       wcalls, whits = wcalls + num(r.llm_calls), whits + num(r.llm_cache_hits)
-      local old = cycles[i - window]
+      local old = i > window and cycles[i - window] -- (a key below 1 stops LuaJIT compiling the loop)
       if old then
         wcalls, whits = wcalls - num(old.llm_calls), whits - num(old.llm_cache_hits)
       end
