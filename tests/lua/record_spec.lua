@@ -56,6 +56,16 @@ describe("poengine.metrics.record", function()
     assert.is_nil(back.best_score)
   end)
 
+  it("writes a missing numeric field as 0", function()
+    local rec = full()
+    rec.tokens_saved, rec.file_operations, rec.start_time = nil, nil, nil
+    local back = assert(record.decode(record.encode(rec)))
+    assert.are.equal(0, back.tokens_saved)
+    assert.are.equal(0, back.file_operations)
+    assert.are.equal(0, back.start_time)
+    assert.are.equal(rec.duration, back.duration)
+  end)
+
   it("reads only the numbers with numbers_only", function()
     local rec = full()
     local back = assert(record.decode(record.encode(rec), true))

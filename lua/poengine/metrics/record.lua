@@ -198,6 +198,23 @@ end
 
 -- ---- records ---------------------------------------------------------------
 
+-- Copies a record's numeric fields into the header (0 for a missing one),
+-- written out once from the field list, as header_fields below is:
+--
+--   return function(h, r)
+--     h.start_time = r.start_time or 0
+--     ...
+--   end
+local fill_header
+do
+  local lines = { "return function(h, r)" }
+  for _, k in ipairs(numeric) do
+    lines[#lines + 1] = ("  h.%s = r.%s or 0"):format(k, k)
+  end
+  lines[#lines + 1] = "end"
+  fill_header = assert(load(concat(lines, "\n"), "=record header fill"))()
+end
+
 --- Encodes a cycle record table (the fields the collector documents).
 --- Raises, naming the field, when the metadata holds something that cannot
 --- be stored.
@@ -206,10 +223,7 @@ function M.encode(rec)
   h.version = M.VERSION
   h.flags = (rec.success and FLAG_SUCCESS or 0) + (rec.score ~= nil and FLAG_SCORE or 0)
     + (rec.best_score ~= nil and FLAG_BEST or 0)
-  for i = 1, #numeric do
-    local k = numeric[i]
-    h[k] = rec[k] or 0
-  end
+  fill_header(h, rec)
   h.score = rec.score or 0
   h.best_score = rec.best_score or 0
   local err = rec.error
