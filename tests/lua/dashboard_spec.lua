@@ -197,6 +197,44 @@ describe("po.dashboard.chart", function()
     assert.truthy(top < 40, "the spike reaches the top of the plot")
   end)
 
+  it("thins a long series column by column, keeping each column's extremes and the gaps", function()
+    local ys = {}
+    for i = 1, 10000 do
+      ys[i] = 10 + math.sin(i / 300)
+    end
+    ys[2001], ys[2002] = 30, -10 -- a spike then a dip, in one column
+    ys[7002], ys[7001] = 30, -10 -- a dip then a spike
+    for i = 4000, 4200 do
+      ys[i] = nil -- a gap
+    end
+    ys[6000] = 0 / 0
+    local svg = chart.line { y = ys, y_min = -10, y_max = 30, points = false }
+    assert_xml(svg)
+    local d = svg:match('<path d="([^"]*)"')
+    assert.truthy(select(2, d:gsub("M", "")) >= 2, "the gap breaks the line")
+    assert.is_nil(d:find("nan", 1, true))
+    local top, bottom = {}, {}
+    local lo, hi = math.huge, -math.huge
+    for y in d:gmatch("[ML][%d.]+ ([%d.]+)") do
+      lo, hi = math.min(lo, tonumber(y)), math.max(hi, tonumber(y))
+    end
+    for x, y in d:gmatch("[ML]([%d.]+) ([%d.]+)") do
+      if tonumber(y) == lo then
+        top[#top + 1] = tonumber(x)
+      elseif tonumber(y) == hi then
+        bottom[#bottom + 1] = tonumber(x)
+      end
+    end
+    -- both spikes reach the top, both dips the bottom, and x never goes back
+    assert.are.equal(2, #top)
+    assert.are.equal(2, #bottom)
+    local last = -math.huge
+    for x in d:gmatch("[ML]([%d.]+) ") do
+      assert.truthy(tonumber(x) >= last)
+      last = tonumber(x)
+    end
+  end)
+
   it("draws bars, histograms and empty charts", function()
     local svg = chart.bar { title = "b", labels = { "x", EVIL, "z" }, values = { 1, -2, 3 } }
     assert_xml(svg)

@@ -16,10 +16,20 @@ local fmt = require "poengine.dashboard.fmt"
 
 local M = {}
 
-local concat, rep, format = table.concat, string.rep, string.format
+local concat, rep, format, byte, sub = table.concat, string.rep, string.format, string.byte, string.sub
 local floor, max, min = math.floor, math.max, math.min
 local width, pad, truncate = fmt.width, fmt.pad, fmt.truncate
 local type, pairs, tostring = type, pairs, tostring
+
+-- s without trailing whitespace (what gsub(s, "%s+$", "") gives).
+local space = { [32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true }
+local function rstrip(s)
+  local e = #s
+  while e > 0 and space[byte(s, e)] do
+    e = e - 1
+  end
+  return e == #s and s or sub(s, 1, e)
+end
 
 local function column(c)
   if type(c) == "table" then
@@ -282,7 +292,7 @@ local function text_table(b, w, out)
     for j = 1, ncols do
       parts[j] = pad(truncate(cells[j], widths[j]), widths[j], aligns[j])
     end
-    return ("  " .. concat(parts, "  ")):gsub("%s+$", "")
+    return rstrip("  " .. concat(parts, "  "))
   end
   out[#out + 1] = line(titles)
   local rule = {}

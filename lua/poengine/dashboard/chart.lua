@@ -244,16 +244,30 @@ local function decimate(xs, ys, n, sx, columns)
       last = j
       j = j + 1
     end
-    local picks = { first, lo, hi, last }
-    table.sort(picks, function(a, b)
-      return (a or 0) < (b or 0)
-    end)
-    local prev
-    for _, k in ipairs(picks) do
-      if k and k ~= prev then
+    -- The column's first, lowest, highest and last points, in order, each
+    -- once; none when it has no finite value (then first == last: a gap).
+    -- Sorted by hand, four locals, so that LuaJIT compiles the loop (a
+    -- table and a closure per column for table.sort stopped it).
+    if lo then
+      local a, b, c, d = first, lo, hi, last
+      if b < a then a, b = b, a end
+      if d < c then c, d = d, c end
+      if c < a then a, c = c, a end
+      if d < b then b, d = d, b end
+      if c < b then b, c = c, b end
+      m = m + 1
+      ox[m], oy[m] = xs[a], ys[a]
+      if b ~= a then
         m = m + 1
-        ox[m], oy[m] = xs[k], ys[k]
-        prev = k
+        ox[m], oy[m] = xs[b], ys[b]
+      end
+      if c ~= b then
+        m = m + 1
+        ox[m], oy[m] = xs[c], ys[c]
+      end
+      if d ~= c then
+        m = m + 1
+        ox[m], oy[m] = xs[d], ys[d]
       end
     end
     i = j > i and j or i + 1

@@ -3,11 +3,18 @@
 local M = {}
 
 local floor, abs, huge = math.floor, math.abs, math.huge
-local format, gsub, sub, byte, find = string.format, string.gsub, string.sub, string.byte, string.find
+local format, sub, byte, find, rep = string.format, string.sub, string.byte, string.find, string.rep
+local concat, log10 = table.concat, math.log10
 local type = type
 
 local DASH = "\226\128\147" -- "–"
 M.none = DASH
+
+-- "%.0f" .. "%.20f", made once.
+local FIXED = {}
+for d = 0, 20 do
+  FIXED[d] = "%." .. d .. "f"
+end
 
 local function isnum(x)
   return type(x) == "number" and x == x and x ~= huge and x ~= -huge
@@ -22,16 +29,20 @@ function M.int(x)
     return DASH
   end
   local s = format("%d", floor(x + 0.5))
-  local sign, digits = s:match("^(-?)(%d+)$")
-  if #digits <= 3 then
+  local len = #s
+  if len <= 3 or (len == 4 and byte(s, 1) == 45) then -- at most three digits, with a "-"
     return s
+  end
+  local sign, digits = "", s
+  if byte(s, 1) == 45 then
+    sign, digits = "-", sub(s, 2)
   end
   local head = #digits % 3
   local out = head > 0 and { sub(digits, 1, head) } or {}
   for i = head + 1, #digits, 3 do
     out[#out + 1] = sub(digits, i, i + 2)
   end
-  return sign .. table.concat(out, ",")
+  return sign .. concat(out, ",")
 end
 
 --- A number with about `digits` significant digits (default 3), no
@@ -54,13 +65,21 @@ function M.num(x, digits)
   if a < 1e-4 then
     return format("%." .. (digits - 1) .. "e", x)
   end
-  local decimals = digits - 1 - floor(math.log10(a))
+  local decimals = digits - 1 - floor(log10(a))
   if decimals < 0 then
     decimals = 0
   end
-  local s = format("%." .. decimals .. "f", x)
-  if s:find("%.") then
-    s = gsub(gsub(s, "0+$", ""), "%.$", "")
+  local s = format(FIXED[decimals] or ("%." .. decimals .. "f"), x)
+  if find(s, ".", 1, true) then
+    -- Drop trailing zeros, then a trailing point.
+    local e = #s
+    while byte(s, e) == 48 do
+      e = e - 1
+    end
+    if byte(s, e) == 46 then
+      e = e - 1
+    end
+    s = sub(s, 1, e)
   end
   return s
 end
@@ -194,6 +213,9 @@ function M.datetime(t)
   return os.date("!%Y-%m-%d %H:%M:%S UTC", floor(t))
 end
 
+-- The text of whole numbers 1..SMALL, made on first use.
+local SMALL, small = 65536, {}
+
 --- A number written so that it reads back as the same double, integers
 --- without a decimal point; "" for a value that is not a finite number.
 --- It is the shortest such text whenever the number has a short decimal
@@ -208,7 +230,17 @@ function M.exact(x)
     return ""
   end
   if x == floor(x) and abs(x) < 1e14 then
-    return tostring(x) -- LuaJIT writes these exactly, without a format call
+    -- LuaJIT writes these exactly, without a format call; small counts
+    -- (most figures of a record) are written once and looked up.
+    if x > 0 and x <= SMALL then
+      local s = small[x]
+      if not s then
+        s = tostring(x)
+        small[x] = s
+      end
+      return s
+    end
+    return tostring(x)
   elseif x == floor(x) and abs(x) < 2 ^ 53 then
     return format("%d", x)
   end
@@ -230,8 +262,16 @@ end
 ---@param s string
 ---@return integer
 function M.width(s)
-  local _, cont = gsub(s, "[\128-\191]", "")
-  return #s - cont
+  -- A loop LuaJIT compiles (a gsub over a character class is not).
+  local n = #s
+  local w = n
+  for i = 1, n do
+    local b = byte(s, i)
+    if b >= 128 and b < 192 then
+      w = w - 1
+    end
+  end
+  return w
 end
 
 --- s cut to at most `w` columns, ending in "…" when it was cut.
@@ -268,9 +308,9 @@ function M.pad(s, w, align)
     return s
   end
   if align == "right" then
-    return string.rep(" ", fill) .. s
+    return rep(" ", fill) .. s
   end
-  return s .. string.rep(" ", fill)
+  return s .. rep(" ", fill)
 end
 
 return M

@@ -112,6 +112,66 @@ M.csv_columns = { "cycle_id", "start_time", "end_time", "duration", "success", "
 
 local SORTED = { sort_keys = true }
 
+-- The CSV field of a cycle's metadata: its JSON text, keys sorted, quoted
+-- as a field. A run repeats a few metadata tables (a strategy, a
+-- temperature) over thousands of cycles, so within one render the field of
+-- each distinct content is made once. The memo is a trie over a table's
+-- (key, value) pairs in traversal order; a node's field is at [FIELD]. Only
+-- plain tables whose keys are strings and whose values are strings,
+-- booleans or finite non-zero numbers are kept (as table keys, each of
+-- these stands for exactly one JSON text: 0 and -0 would be one key), and
+-- at most MEMO_LIMIT of them.
+local FIELD = {}
+local MEMO_LIMIT = 256
+local huge = math.huge
+
+local function memo_key(v)
+  local t = type(v)
+  return t == "string" or t == "boolean" or (t == "number" and v == v and v ~= 0 and v ~= huge and v ~= -huge)
+end
+
+local function metadata_field(meta, memo, encode)
+  local plain = getmetatable(meta) == nil
+  if plain then
+    local node = memo
+    for k, v in pairs(meta) do
+      node = node[k]
+      node = node and node[v]
+      if not node then
+        break
+      end
+    end
+    if node and node[FIELD] then
+      return node[FIELD]
+    end
+  end
+  local ok, text = pcall(encode, meta, SORTED)
+  local out = escape.csv(ok and text or tostring(meta))
+  if ok and plain and memo.size < MEMO_LIMIT then
+    for k, v in pairs(meta) do
+      if type(k) ~= "string" or not memo_key(v) then
+        return out
+      end
+    end
+    local node = memo
+    for k, v in pairs(meta) do
+      local by_value = node[k]
+      if not by_value then
+        by_value = {}
+        node[k] = by_value
+      end
+      node = by_value[v]
+      if not node then
+        node = {}
+        by_value[v] = node
+      end
+    end
+    node[FIELD] = out
+    memo.size = memo.size + 1
+  end
+  return out
+end
+
 add {
   name = "csv",
   extensions = { "csv" },
@@ -120,14 +180,14 @@ add {
     local field, exact, rfc3339 = escape.csv, fmt.exact, fmt.rfc3339
     local out = { concat(M.csv_columns, ",") }
     local cycles = data.source.cycles
+    local memo = { size = 0 }
     for i = 1, #cycles do
       local r = cycles[i]
-      local meta = ""
-      if type(r.metadata) == "table" and next(r.metadata) ~= nil then
-        local ok, text = pcall(encode, r.metadata, SORTED)
-        meta = ok and text or tostring(r.metadata)
-      elseif r.metadata ~= nil and type(r.metadata) ~= "table" then
-        meta = tostring(r.metadata)
+      local meta = r.metadata
+      if type(meta) == "table" then
+        meta = next(meta) == nil and "" or metadata_field(meta, memo, encode)
+      else
+        meta = field(meta)
       end
       local success = r.success
       out[i + 1] = concat({
@@ -148,7 +208,7 @@ add {
         exact(r.file_operations),
         exact(r.score),
         exact(r.best_score),
-        field(meta),
+        meta,
       }, ",")
     end
     -- RFC 4180: CRLF after every record.

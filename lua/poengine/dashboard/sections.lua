@@ -203,12 +203,7 @@ add {
   title = "Cycle durations",
   data = function(src)
     local c = src.statistics.cycle_stats
-    local total, n = 0, 0
-    for _, r in ipairs(src.cycles) do
-      if r.success and finite(r.duration) then
-        total, n = total + r.duration, n + 1
-      end
-    end
+    local n, total = source.successful(src)
     return figures(c, { "mean", "median", "min", "max", "stdev", "p90", "p99" }, { count = n, total = total })
   end,
   view = function(d, ctx)
@@ -273,7 +268,7 @@ add {
     for i = 1, n do
       local r = cycles[i]
       wcalls, whits = wcalls + num(r.llm_calls), whits + num(r.llm_cache_hits)
-      local old = cycles[i - window]
+      local old = i > window and cycles[i - window] -- (a key below 1 stops LuaJIT compiling the loop)
       if old then
         wcalls, whits = wcalls - num(old.llm_calls), whits - num(old.llm_cache_hits)
       end

@@ -6,11 +6,15 @@
 ---     label = "what it is, for people",
 ---     cycles = { record, ... },      -- oldest first; empty for a statistics table
 ---     statistics = { overall_stats =, cycle_stats =, cache_stats =, validation_stats = },
+---                                    -- computed on first read for cycles, collectors and stores
 ---     collector = col | nil,
----     memo = {} }                    -- figures derived once per load (M.totals, M.validation_times)
+---     memo = {} }                    -- figures derived once per load (M.totals, M.successful,
+---                                    -- M.validation_times)
 local M = {}
 
-local ceil, sqrt, sort = math.ceil, math.sqrt, table.sort
+local sort = require("poengine.metrics.sort").numbers
+
+local ceil, sqrt = math.ceil, math.sqrt
 local type, pairs, pcall = type, pairs, pcall
 
 local function num(x)
@@ -50,7 +54,7 @@ function M.summary(values)
     sorted[i] = values[i]
     sum = sum + values[i]
   end
-  sort(sorted)
+  sort(sorted, n)
   local mean = sum / n
   local sq = 0
   for i = 1, n do
@@ -71,19 +75,60 @@ local function active(r)
   return r.end_time == nil and r.success == nil
 end
 
+local function finite(x)
+  return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge
+end
+
 --- The collector's statistics, computed from a list of cycle records (for
 --- sources that are plain lists): the same keys and definitions as
 --- `col:statistics()`. A record with neither end_time nor success is a
 --- cycle still running: it counts as active, not in the totals.
+---
+--- With memo, the same pass also fills in what the sections need besides
+--- (so that a render reads the cycles once, not once per figure):
+--- `validation_times` (see M.validation_times), `totals` (see M.totals) and
+--- `successful` = { count =, time = } (the successful cycles with a finite
+--- duration, and the sum of their durations).
 ---@param cycles table[]
----@param memo? table  receives `validation_times`, sorted (see M.validation_times)
+---@param memo? table
 ---@return table
 function M.statistics(cycles, memo)
   local durations, vtimes = {}, {}
   local total, ok, running, files = 0, 0, 0, 0
   local calls, hits, misses, tsaved, csaved, vcount = 0, 0, 0, 0, 0, 0
+  -- M.totals' figures, over every cycle, running ones included.
+  local tin, tout, cost, best, last, first_start, last_end = 0, 0, 0, nil, nil, nil, nil
+  local ok_count, ok_time = 0, 0
+  local with_totals = memo ~= nil
   for i = 1, #cycles do
     local r = cycles[i]
+    if with_totals then
+      tin = tin + num(r.tokens_in)
+      tout = tout + num(r.tokens_out)
+      cost = cost + num(r.cost)
+      local score = r.score
+      local b = r.best_score
+      if not finite(b) then
+        b = finite(score) and score or nil
+      end
+      if b and (not best or b > best) then
+        best = b
+      end
+      if finite(score) then
+        last = score
+      end
+      local t = r.start_time
+      if finite(t) and (not first_start or t < first_start) then
+        first_start = t
+      end
+      t = r.end_time
+      if finite(t) and (not last_end or t > last_end) then
+        last_end = t
+      end
+      if r.success and finite(r.duration) then
+        ok_count, ok_time = ok_count + 1, ok_time + r.duration
+      end
+    end
     if active(r) then
       running = running + 1
     else
@@ -109,6 +154,9 @@ function M.statistics(cycles, memo)
   local v = M.summary(vtimes)
   if memo then
     memo.validation_times = v.sorted or {}
+    memo.totals = { tokens_in = tin, tokens_out = tout, cost = cost, best_score = best, last_score = last,
+      first_start = first_start, last_end = last_end }
+    memo.successful = { count = ok_count, time = ok_time }
   end
   local rate = calls > 0 and hits / calls or 0
   return {
@@ -123,8 +171,12 @@ function M.statistics(cycles, memo)
   }
 end
 
-local function finite(x)
-  return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge
+-- A source's statistics are computed on first use (a format that draws
+-- only the cycles, csv, never pays for them); computing them fills the
+-- memo, so the functions below read it first.
+local function ensure_statistics(src)
+  local _ = src.statistics
+  return src.memo
 end
 
 --- Sums over a loaded source's cycles that the statistics do not carry,
@@ -134,8 +186,9 @@ end
 ---@param src table   what M.load returned
 ---@return table
 function M.totals(src)
-  if src.memo.totals then
-    return src.memo.totals
+  local memo = ensure_statistics(src)
+  if memo.totals then
+    return memo.totals
   end
   local t = { tokens_in = 0, tokens_out = 0, cost = 0 }
   local cycles = src.cycles
@@ -158,8 +211,30 @@ function M.totals(src)
       t.last_end = r.end_time
     end
   end
-  src.memo.totals = t
+  memo.totals = t
   return t
+end
+
+--- The successful cycles with a finite duration: how many, and the sum of
+--- their durations (seconds), computed once per load.
+---@param src table   what M.load returned
+---@return integer count, number time
+function M.successful(src)
+  local memo = ensure_statistics(src)
+  local s = memo.successful
+  if not s then
+    local n, time = 0, 0
+    local cycles = src.cycles
+    for i = 1, #cycles do
+      local r = cycles[i]
+      if r.success and finite(r.duration) then
+        n, time = n + 1, time + r.duration
+      end
+    end
+    s = { count = n, time = time }
+    memo.successful = s
+  end
+  return s.count, s.time
 end
 
 --- The validation time of every cycle that ran validations, sorted:
@@ -167,7 +242,7 @@ end
 ---@param src table   what M.load returned
 ---@return number[]
 function M.validation_times(src)
-  local memo = src.memo
+  local memo = ensure_statistics(src)
   if not memo.validation_times then
     local times, cycles = {}, src.cycles
     for i = 1, #cycles do
@@ -272,23 +347,43 @@ local function is_engine_collector(col)
   return ok and collector.is_collector(col)
 end
 
+-- Makes src.statistics computed on first read, by compute().
+local function lazy_statistics(src, compute)
+  return setmetatable(src, {
+    __index = function(t, k)
+      if k == "statistics" then
+        local stats = compute()
+        rawset(t, "statistics", stats)
+        return stats
+      end
+    end,
+  })
+end
+
 local function from_collector(col, kind, label)
   local memo = {}
   local cycles = collector_cycles(col)
-  local stats
+  local src = { kind = kind, label = label, collector = col, cycles = cycles, memo = memo }
   if is_engine_collector(col) then
     -- One pass over the history instead of two: the engine's collector
     -- computes its statistics exactly as M.statistics does (a spec checks
-    -- it), and knows its active cycles.
-    stats = M.statistics(cycles, memo)
-    stats.overall_stats.active_cycles = #col:active()
-  else
-    stats = complete(col:statistics())
+    -- it), and knows its active cycles. What is read from the collector
+    -- is read now (a store's collector is closed after loading).
+    local running = #col:active()
+    local providers = kind == "collector" and registry_providers(col.name) or nil
+    return lazy_statistics(src, function()
+      local stats = M.statistics(cycles, memo)
+      stats.overall_stats.active_cycles = running
+      stats.provider_stats = providers
+      return stats
+    end)
   end
+  local stats = complete(col:statistics())
   if kind == "collector" and stats.provider_stats == nil then
     stats.provider_stats = registry_providers(col.name)
   end
-  return { kind = kind, label = label, collector = col, cycles = cycles, statistics = stats, memo = memo }
+  src.statistics = stats
+  return src
 end
 
 local function exists(path)
@@ -357,8 +452,14 @@ function M.load(spec, kind)
   end
   local list = spec.cycles or spec
   local memo = {}
-  local stats = spec.statistics and complete(spec.statistics) or M.statistics(list, memo)
-  return { kind = "cycles", label = "cycle records", cycles = list, statistics = stats, memo = memo }
+  local src = { kind = "cycles", label = "cycle records", cycles = list, memo = memo }
+  if spec.statistics then
+    src.statistics = complete(spec.statistics)
+    return src
+  end
+  return lazy_statistics(src, function()
+    return M.statistics(list, memo)
+  end)
 end
 
 return M

@@ -16,9 +16,10 @@
 local core = require "poengine_core"
 local metrics = require "poengine.metrics"
 local record = require "poengine.metrics.record"
+local sort = require("poengine.metrics.sort").numbers
 
 local type, error, pairs, ipairs, setmetatable, tostring = type, error, pairs, ipairs, setmetatable, tostring
-local floor, sqrt, ceil, sort = math.floor, math.sqrt, math.ceil, table.sort
+local floor, sqrt, ceil = math.floor, math.sqrt, math.ceil
 local now, time = core.now, core.time
 
 local M = {}

@@ -15,7 +15,7 @@
 local ffi = require "ffi"
 
 local byte, concat, type, next = string.byte, table.concat, type, next
-local tostring, error, floor = tostring, error, math.floor
+local tostring, error, ipairs = tostring, error, ipairs
 
 local M = {}
 
@@ -113,56 +113,107 @@ function M.encode_value(v, path)
   return concat(out)
 end
 
-local function read_value(r)
-  local p, at = r.p, r.at
-  if at >= r.len then
-    error("truncated record", 0)
+-- Reads the tagged value at byte offset at (0-based) of the len bytes at p.
+-- Returns the value and the offset after it, or nil, nil and a message for
+-- a damaged value: no table and no closure per call, and nothing that
+-- raises, so that decoding a record needs no pcall.
+local read_value
+
+local function read_u32(p, at)
+  ffi.copy(num_buf.b, p + at, 4)
+  return num_buf.u
+end
+
+local function read_table(p, at, len, n, depth)
+  if depth > MAX_DEPTH then
+    return nil, nil, ("a table is nested deeper than %d levels"):format(MAX_DEPTH)
+  end
+  local t = {}
+  for _ = 1, n do
+    local k, v, err
+    k, at, err = read_value(p, at, len, depth)
+    if not at then
+      return nil, nil, err
+    end
+    v, at, err = read_value(p, at, len, depth)
+    if not at then
+      return nil, nil, err
+    end
+    if k == nil then
+      return nil, nil, "a table key is nil"
+    elseif k ~= k then
+      return nil, nil, "a table key is NaN"
+    end
+    t[k] = v
+  end
+  return t, at
+end
+
+-- depth: how many tables enclose this value (encode_value refuses more than
+-- MAX_DEPTH, so a deeper record is damaged).
+function read_value(p, at, len, depth)
+  if at >= len then
+    return nil, nil, "truncated record"
   end
   local tag = p[at]
   at = at + 1
-  if tag == 0 then
-    r.at = at
-    return nil
-  elseif tag == 1 or tag == 2 then
-    r.at = at
-    return tag == 2
-  elseif tag == 3 then
-    if at + 8 > r.len then error("truncated record", 0) end
-    ffi.copy(num_buf.b, p + at, 8)
-    r.at = at + 8
-    return num_buf.d
-  elseif tag == 4 or tag == 5 then
-    if at + 4 > r.len then error("truncated record", 0) end
-    ffi.copy(num_buf.b, p + at, 4)
-    local n = num_buf.u
+  if tag == 4 then -- the common case first: ids and errors are strings
+    if at + 4 > len then
+      return nil, nil, "truncated record"
+    end
+    local n = read_u32(p, at)
     at = at + 4
-    if tag == 4 then
-      if at + n > r.len then error("truncated record", 0) end
-      r.at = at + n
-      return ffi.string(p + at, n)
+    if at + n > len then
+      return nil, nil, "truncated record"
     end
-    r.at = at
-    local t = {}
-    for _ = 1, n do
-      local k = read_value(r)
-      local v = read_value(r)
-      if k == nil then error("a table key is nil", 0) end
-      t[k] = v
+    return ffi.string(p + at, n), at + n
+  elseif tag == 0 then
+    return nil, at
+  elseif tag == 1 or tag == 2 then
+    return tag == 2, at
+  elseif tag == 3 then
+    if at + 8 > len then
+      return nil, nil, "truncated record"
     end
-    return t
+    ffi.copy(num_buf.b, p + at, 8)
+    return num_buf.d, at + 8
+  elseif tag == 5 then
+    if at + 4 > len then
+      return nil, nil, "truncated record"
+    end
+    return read_table(p, at + 4, len, read_u32(p, at), (depth or 0) + 1)
   end
-  error(("unknown value tag %d"):format(tag), 0)
+  return nil, nil, ("unknown value tag %d"):format(tag)
 end
 
 --- Decodes a value that encode_value wrote, starting at byte offset at
 --- (0-based) of s; returns it and the offset after it. Raises on bad input.
 function M.decode_value(s, at)
-  local r = { p = ffi.cast("const uint8_t *", s), at = at or 0, len = #s, s = s }
-  local v = read_value(r)
-  return v, r.at
+  local v, after, err = read_value(ffi.cast("const uint8_t *", s), at or 0, #s)
+  if not after then
+    error(err, 0)
+  end
+  return v, after
 end
 
 -- ---- records ---------------------------------------------------------------
+
+-- Copies a record's numeric fields into the header (0 for a missing one),
+-- written out once from the field list, as header_fields below is:
+--
+--   return function(h, r)
+--     h.start_time = r.start_time or 0
+--     ...
+--   end
+local fill_header
+do
+  local lines = { "return function(h, r)" }
+  for _, k in ipairs(numeric) do
+    lines[#lines + 1] = ("  h.%s = r.%s or 0"):format(k, k)
+  end
+  lines[#lines + 1] = "end"
+  fill_header = assert(load(concat(lines, "\n"), "=record header fill"))()
+end
 
 --- Encodes a cycle record table (the fields the collector documents).
 --- Raises, naming the field, when the metadata holds something that cannot
@@ -172,10 +223,7 @@ function M.encode(rec)
   h.version = M.VERSION
   h.flags = (rec.success and FLAG_SUCCESS or 0) + (rec.score ~= nil and FLAG_SCORE or 0)
     + (rec.best_score ~= nil and FLAG_BEST or 0)
-  for i = 1, #numeric do
-    local k = numeric[i]
-    h[k] = rec[k] or 0
-  end
+  fill_header(h, rec)
   h.score = rec.score or 0
   h.best_score = rec.best_score or 0
   local err = rec.error
@@ -186,40 +234,59 @@ function M.encode(rec)
     .. M.encode_value(rec.metadata, "metadata")
 end
 
+-- The header's fields copied into a new record, written out once from the
+-- field list (one table constructor with constant keys, instead of a loop
+-- reading cdata fields by a dynamic key): the generated function reads
+--
+--   local band = ...
+--   return function(p)
+--     local flags = p.flags
+--     return { start_time = p.start_time, end_time = p.end_time, ...,
+--       success = band(flags, 1) ~= 0,
+--       score = band(flags, 2) ~= 0 and p.score or nil,
+--       best_score = band(flags, 4) ~= 0 and p.best_score or nil }
+--   end
+local header_fields
+do
+  local lines = { "local band = ...", "return function(p)", "  local flags = p.flags", "  return {" }
+  for _, k in ipairs(numeric) do
+    lines[#lines + 1] = ("    %s = p.%s,"):format(k, k)
+  end
+  lines[#lines + 1] = ("    success = band(flags, %d) ~= 0,"):format(FLAG_SUCCESS)
+  lines[#lines + 1] = ("    score = band(flags, %d) ~= 0 and p.score or nil,"):format(FLAG_SCORE)
+  lines[#lines + 1] = ("    best_score = band(flags, %d) ~= 0 and p.best_score or nil,"):format(FLAG_BEST)
+  lines[#lines + 1] = "  }"
+  lines[#lines + 1] = "end"
+  header_fields = assert(load(concat(lines, "\n"), "=record header"))(require("bit").band)
+end
+
 --- Decodes a record. With numbers_only, the id, error and metadata are not
 --- read (cheaper, for statistics). Returns the record, or nil and a message
 --- for a record this version cannot read.
 function M.decode(s, numbers_only)
-  if #s < HEADER then
-    return nil, "a record of " .. #s .. " bytes is too short"
+  local len = #s
+  if len < HEADER then
+    return nil, "a record of " .. len .. " bytes is too short"
   end
-  if byte(s, 1) ~= M.VERSION then
-    return nil, ("a record has layout version %d; this poengine reads version %d"):format(byte(s, 1), M.VERSION)
+  local version = byte(s, 1)
+  if version ~= M.VERSION then
+    return nil, ("a record has layout version %d; this poengine reads version %d"):format(version, M.VERSION)
   end
-  local h = ffi.cast(header_ptr, s)
-  local rec = {}
-  for i = 1, #numeric do
-    local k = numeric[i]
-    rec[k] = h[k]
-  end
-  local flags = h.flags
-  rec.success = flags % 2 == 1
-  if floor(flags / FLAG_SCORE) % 2 == 1 then
-    rec.score = h.score
-  end
-  if floor(flags / FLAG_BEST) % 2 == 1 then
-    rec.best_score = h.best_score
-  end
+  local rec = header_fields(ffi.cast(header_ptr, s))
   if not numbers_only then
-    local r = { p = ffi.cast("const uint8_t *", s), at = HEADER, len = #s, s = s }
-    local ok, err = pcall(function()
-      rec.cycle_id = read_value(r)
-      rec.error = read_value(r)
-      rec.metadata = read_value(r)
-    end)
-    if not ok then
-      return nil, "a damaged record: " .. tostring(err)
+    local p = ffi.cast("const uint8_t *", s)
+    local id, err, meta, at, msg
+    id, at, msg = read_value(p, HEADER, len)
+    if at then
+      err, at, msg = read_value(p, at, len)
     end
+    if at then
+      meta, at, msg = read_value(p, at, len)
+    end
+    if not at then
+      return nil, "a damaged record: " .. msg
+    end
+    rec.cycle_id, rec.error, rec.metadata = id, err, meta
   end
   return rec
 end
