@@ -82,7 +82,7 @@ local task = {
   stop = { stall_cycles = 2 },
 }
 
-local result = po.optimizer.run(task, { router = router })
+local result = po.optimizer.run(task, { router = router, progress = print })
 
 print()
 print(string.format("%d cycles (stopped: %s), %d candidates accepted, %d replies unusable",

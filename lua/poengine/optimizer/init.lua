@@ -575,12 +575,10 @@ function Optimizer:say(level, fmt, ...)
   if self.quiet or (level == "verbose" and not self.verbose) then
     return
   end
-  local text = format(fmt, ...)
+  -- Library code prints nothing itself: progress goes to the caller's
+  -- function (the CLI and the examples print it).
   if self.progress then
-    self.progress(text)
-  else
-    io.stdout:write(text, "\n")
-    io.stdout:flush()
+    self.progress(format(fmt, ...))
   end
 end
 
