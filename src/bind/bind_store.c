@@ -40,6 +40,15 @@ static int store_failure(lua_State *L, int rc, const char *what) {
 static const char *const durabilities[] = {"full", "batch", "none", NULL};
 static const po_store_durability durability_values[] = {PO_STORE_SYNC_FULL, PO_STORE_SYNC_BATCH, PO_STORE_SYNC_NONE};
 
+/* default_dir(): the store directory used when none is given. */
+static int l_default_dir(lua_State *L) {
+  char dir[PATH_MAX];
+  if (po_store_default_dir(dir, sizeof dir) != 0)
+    return po_push_error(L, PO_EINVAL, "po.store.default_dir: no default store directory (set POENGINE_HOME or HOME)");
+  lua_pushstring(L, dir);
+  return 1;
+}
+
 static int l_log(lua_State *L) {
   const char *fn = "po.store.log";
   char dir[PATH_MAX];
@@ -225,7 +234,7 @@ void po_open_store(lua_State *L) {
                                      {"sync", l_sync},     {"path", l_path},   {"name", l_name},
                                      {"close", l_close},   {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", l_close}, {NULL, NULL}};
-  static const luaL_Reg fns[] = {{"log", l_log}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"log", l_log}, {"default_dir", l_default_dir}, {NULL, NULL}};
   po_register_type(L, LOG_TYPE, methods, meta);
   lua_newtable(L);
   po_set_funcs(L, fns);

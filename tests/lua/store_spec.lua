@@ -92,3 +92,20 @@ describe("po.store.log", function()
     ok:close()
   end)
 end)
+
+describe("po.store.default_dir", function()
+  local proc = require "tests.tools.proc"
+  local function default_dir(env)
+    local status, out = proc.sh("env -u POENGINE_HOME -u XDG_CACHE_HOME " .. env .. " "
+      .. proc.quote(proc.bin) .. [[ -e 'io.write(tostring(po.store.default_dir()))']])
+    assert.are.equal(0, status)
+    return out
+  end
+
+  it("follows POENGINE_HOME, then XDG_CACHE_HOME, then HOME", function()
+    assert.are.equal("/x/home", default_dir("POENGINE_HOME=/x/home XDG_CACHE_HOME=/x/cache HOME=/x/user"))
+    assert.are.equal("/x/cache/poengine", default_dir("XDG_CACHE_HOME=/x/cache HOME=/x/user"))
+    assert.are.equal("/x/user/.cache/poengine", default_dir("HOME=/x/user"))
+    assert.are.equal("nil", default_dir("-u HOME"))
+  end)
+end)

@@ -35,15 +35,7 @@ end
 --- default: $POENGINE_HOME, else $XDG_CACHE_HOME/poengine, else
 --- ~/.cache/poengine).
 function M.default_store()
-  local home = os.getenv("POENGINE_HOME")
-  if home and home ~= "" then
-    return home
-  end
-  local cache = os.getenv("XDG_CACHE_HOME")
-  if cache and cache ~= "" then
-    return cache .. "/poengine"
-  end
-  return (os.getenv("HOME") or ".") .. "/.cache/poengine"
+  return assert(require("poengine").store.default_dir())
 end
 
 local VALUE_OPTIONS = { store = true, format = true, output = true, sections = true, watch = true, title = true,

@@ -489,6 +489,20 @@ local function validation_candidate(task, dir, id, params)
   return cand
 end
 
+-- Times a sandbox with the objective's benchmark validator, one at a time
+-- (the lock), and counts it; returns the validator's result and the report.
+local function measure_objective(self, cand, lock)
+  lock:acquire()
+  local ok, bench = pcall(po.validate.run, { self.task.objective.validator }, cand)
+  lock:release()
+  if not ok then
+    error(bench, 0)
+  end
+  self.validation_time = self.validation_time + bench.duration
+  self.validation_count = self.validation_count + 1
+  return bench.results[1], bench
+end
+
 local function validate_candidate(self, c, dir, baseline_fut, lock)
   c.dir = dir
   local cand = validation_candidate(self.task, dir, c.id, c.params)
@@ -507,15 +521,7 @@ local function validate_candidate(self, c, dir, baseline_fut, lock)
       return
     end
   end
-  lock:acquire()
-  local ok, bench = pcall(po.validate.run, { self.task.objective.validator }, cand)
-  lock:release()
-  if not ok then
-    error(bench, 0)
-  end
-  self.validation_time = self.validation_time + bench.duration
-  self.validation_count = self.validation_count + 1
-  local r = bench.results[1]
+  local r, bench = measure_objective(self, cand, lock)
   c.bench = r
   if not r.passed then
     c.stage = r.name
@@ -684,15 +690,7 @@ function Optimizer:run_cycle()
         return nil, "the baseline fails its own validators: " .. evidence_of(check)
       end
     end
-    lock:acquire()
-    local ok, bench = pcall(po.validate.run, { self.task.objective.validator }, base_cand)
-    lock:release()
-    if not ok then
-      error(bench, 0)
-    end
-    self.validation_time = self.validation_time + bench.duration
-    self.validation_count = self.validation_count + 1
-    local r = bench.results[1]
+    local r, bench = measure_objective(self, base_cand, lock)
     if not r.passed or not (r.details and r.details.median) then
       return nil, "the baseline failed its benchmark: " .. evidence_of(bench)
     end
@@ -968,15 +966,7 @@ end
 --- The directory poengine keeps its stores in: $POENGINE_HOME, else
 --- $XDG_CACHE_HOME/poengine, else ~/.cache/poengine (as po.store).
 function M.home()
-  local home = os.getenv("POENGINE_HOME")
-  if home and home ~= "" then
-    return home
-  end
-  local xdg = os.getenv("XDG_CACHE_HOME")
-  if xdg and xdg ~= "" then
-    return xdg .. "/poengine"
-  end
-  return (os.getenv("HOME") or "/tmp") .. "/.cache/poengine"
+  return assert(po.store.default_dir())
 end
 
 --- Creates an optimizer for a task.
