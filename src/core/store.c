@@ -1,9 +1,11 @@
 #include "store.h"
 
 #include "error.h"
+#include "store_meta.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +17,10 @@
 enum {
   MAX_DBS = 32,
   MAX_READERS = 512,
+  /* Another process growing the map makes a transaction ask us to adopt its
+   * size; a few growths can race one begin, many cannot: beyond this the
+   * map size recorded in the store is itself wrong. */
+  RESIZE_TRIES = 8,
 };
 #define INITIAL_MAP_SIZE ((size_t)256 << 20)
 #define MAX_MAP_SIZE ((size_t)1 << 40)
@@ -48,6 +54,14 @@ const char *po_store_last_error(void) { return last_error; }
 
 static void set_error(const char *fmt, const char *a, const char *b) {
   snprintf(last_error, sizeof last_error, fmt, a, b);
+}
+
+int po_store_set_error(int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_error, sizeof last_error, fmt, ap);
+  va_end(ap);
+  return code;
 }
 
 int po_store_error(int rc) {
@@ -113,12 +127,17 @@ static size_t map_size(po_store *s) {
 }
 
 static int begin(po_store *s, unsigned flags, MDB_txn **txn) {
-  for (;;) {
+  for (int tries = 0;; tries++) {
     lock_shared(s);
     int rc = mdb_txn_begin(s->env, NULL, flags, txn);
     if (rc == 0) return 0;
     unlock(s);
     if (rc != MDB_MAP_RESIZED) return po_store_error(rc);
+    if (tries == RESIZE_TRIES) {
+      set_error("the store in %s asks for a map larger than it can have: it is damaged (see poengine store check)%s",
+                s->path, "");
+      return PO_ESTORE;
+    }
     rc = resize_map(s, 0);
     if (rc != 0) return po_store_error(rc);
   }
@@ -171,6 +190,16 @@ int po_store_sync(po_store *s) {
 
 const char *po_store_path(const po_store *s) { return s->path; }
 
+int po_store_is_open(const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) != 0) return 0;
+  int found = 0;
+  pthread_mutex_lock(&stores_lock);
+  for (po_store *s = stores; s && !found; s = s->next) found = s->dev == st.st_dev && s->ino == st.st_ino;
+  pthread_mutex_unlock(&stores_lock);
+  return found;
+}
+
 int po_store_dbi(po_store *s, const char *name, unsigned flags, MDB_dbi *out) {
   if (strlen(name) >= sizeof s->dbis[0].name) return PO_EINVAL;
   pthread_mutex_lock(&s->dbi_lock);
@@ -205,6 +234,19 @@ int po_store_dbi(po_store *s, const char *name, unsigned flags, MDB_dbi *out) {
   return rc;
 }
 
+int po_store_walk(po_store *s, po_store_write_fn fn, void *ctx) {
+  /* mdb_dbi_open must not run in two transactions of a process at once. */
+  pthread_mutex_lock(&s->dbi_lock);
+  MDB_txn *txn;
+  int rc = begin(s, MDB_RDONLY, &txn);
+  if (rc == 0) {
+    rc = fn(txn, ctx);
+    po_store_read_end(s, txn);
+  }
+  pthread_mutex_unlock(&s->dbi_lock);
+  return rc;
+}
+
 typedef struct schema_ctx {
   MDB_dbi meta;
   int found_newer;
@@ -233,6 +275,11 @@ static int check_schema(MDB_txn *txn, void *ud) {
 }
 
 static int open_env(po_store *s, size_t initial) {
+  char why[256];
+  if (po_store_meta_check(s->path, NULL, why, sizeof why) != 0) {
+    set_error("cannot open the store in %s: %s (see poengine store check)", s->path, why);
+    return PO_ESTORE;
+  }
   int rc = mdb_env_create(&s->env);
   if (rc == 0) rc = mdb_env_set_maxdbs(s->env, MAX_DBS);
   if (rc == 0) rc = mdb_env_set_maxreaders(s->env, MAX_READERS);

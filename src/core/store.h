@@ -45,12 +45,18 @@ typedef struct po_store_options {
  * NULL; it matters only to the first opener in the process. Returns 0,
  * PO_EPERM (dir cannot be created or written), PO_ESCHEMA (a newer schema;
  * nothing is written), PO_ENOMEM or PO_ESTORE; *out is set only on success.
- * On failure, po_store_last_error() describes the cause. */
+ * On failure, po_store_last_error() describes the cause. A damaged data
+ * file (meta pages that claim more than the file holds, see store_meta.h)
+ * is refused with PO_ESTORE before LMDB maps it: no open hangs or crashes.
+ */
 int po_store_open(const char *dir, const po_store_options *opts, po_store **out);
 
 /* Drops a reference; the environment closes with the last one. NULL is
  * accepted. */
 void po_store_close(po_store *s);
+
+/* Whether this process holds the store in dir open (1) or not (0). */
+int po_store_is_open(const char *dir);
 
 /* The canonical path of the store's directory. Owned by the store. */
 const char *po_store_path(const po_store *s);
@@ -73,12 +79,22 @@ int po_store_write(po_store *s, po_store_durability sync, po_store_write_fn fn, 
 int po_store_read_begin(po_store *s, MDB_txn **out);
 void po_store_read_end(po_store *s, MDB_txn *txn);
 
+/* Runs fn(txn, ctx) in a read-only transaction in which fn may open named
+ * databases with mdb_dbi_open (without MDB_CREATE); those it opens are
+ * closed again when the transaction ends. Returns fn's code or a failure to
+ * begin. */
+int po_store_walk(po_store *s, po_store_write_fn fn, void *ctx);
+
 /* Flushes everything committed so far to disk. */
 int po_store_sync(po_store *s);
 
 /* Text of the last failure on this thread (an LMDB or system message);
  * never NULL. */
 const char *po_store_last_error(void);
+
+/* Sets the text po_store_last_error() returns (printf-style) and returns
+ * code: for modules built on the store that report their own failures. */
+int po_store_set_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Maps an LMDB return code to a PO_E... code, recording its text. */
 int po_store_error(int mdb_rc);

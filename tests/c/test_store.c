@@ -1,9 +1,11 @@
 /* Tests for src/core/store.c: creation and modes, sharing, map growth,
- * schema refusal, several processes. */
+ * schema refusal, several processes, and damaged data files (issue 14):
+ * refused with PO_ESTORE, never a hang or a crash. */
 #include "error.h"
 #include "store.h"
 
 #include "harness.h"
+#include "../fixtures/store/corrupt.h"
 
 #include <lmdb.h>
 #include <stdint.h>
@@ -192,7 +194,85 @@ static void default_dir_follows_the_environment(void) {
   CHECK(po_store_default_dir(buf, 4) == PO_EINVAL);
 }
 
+/* Runs fn(dir) in a child with a deadline and returns its exit status, or
+ * 128 + the signal that ended it: a hang (SIGALRM) or a crash inside LMDB
+ * (SIGBUS) fails the test instead of stopping the whole binary. */
+static int in_child(int (*fn)(const char *), const char *dir) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    _exit(fn(dir));
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Exit status: 0 opened, else -code (PO_ESTORE is 10). */
+static int open_and_close(const char *dir) {
+  po_store *s;
+  int rc = po_store_open(dir, NULL, &s);
+  if (rc == 0) po_store_close(s);
+  if (rc == PO_ESTORE && !strstr(po_store_last_error(), "store check")) return 99; /* the message points the way */
+  return -rc;
+}
+
+static void fresh_store(const char *dir) {
+  po_store *s;
+  if (po_store_open(dir, NULL, &s) == 0) po_store_close(s);
+}
+
+static void flipped_last_page_is_refused(void) {
+  static const int bits[] = {8, 20, 40, 60};
+  for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++) {
+    char *dir = temp_dir();
+    fresh_store(dir);
+    corrupt_flip(dir, corrupt_newest_meta(dir) + META_LAST_PG, bits[i]);
+    CHECK_EQ_INT(in_child(open_and_close, dir), -PO_ESTORE);
+    remove_dir(dir);
+  }
+}
+
+static void truncated_file_is_refused(void) {
+  static const long sizes[] = {100, 8192, 10000, 12288};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char *dir = temp_dir();
+    fresh_store(dir);
+    corrupt_truncate(dir, sizes[i]);
+    CHECK_EQ_INT(in_child(open_and_close, dir), -PO_ESTORE);
+    remove_dir(dir);
+  }
+  /* An empty file is what LMDB leaves before its first write: a new store. */
+  char *dir = temp_dir();
+  fresh_store(dir);
+  corrupt_truncate(dir, 0);
+  CHECK_EQ_INT(in_child(open_and_close, dir), 0);
+  remove_dir(dir);
+}
+
+/* The meta page damaged under an open store: each transaction is told to
+ * adopt a bigger map, and adopting never satisfies it. */
+static int read_after_damage(const char *dir) {
+  po_store *s;
+  if (po_store_open(dir, NULL, &s) != 0) return 1;
+  corrupt_flip(dir, corrupt_newest_meta(dir) + META_LAST_PG, 60);
+  MDB_txn *txn;
+  int rc = po_store_read_begin(s, &txn);
+  if (rc == 0) po_store_read_end(s, txn);
+  return -rc;
+}
+
+static void map_resize_retries_are_bounded(void) {
+  char *dir = temp_dir();
+  fresh_store(dir);
+  CHECK_EQ_INT(in_child(read_after_damage, dir), -PO_ESTORE);
+  remove_dir(dir);
+}
+
 int main(void) {
+  RUN(flipped_last_page_is_refused);
+  RUN(truncated_file_is_refused);
+  RUN(map_resize_retries_are_bounded);
   RUN(creates_private_directory_and_files);
   RUN(one_handle_per_directory_in_a_process);
   RUN(map_grows_when_full);
