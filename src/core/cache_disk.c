@@ -96,7 +96,16 @@ static void seq_key(const po_cache_disk *d, uint64_t seq, unsigned char k[ORDER_
   put_be64(k + NS_ID, seq);
 }
 
-static uint64_t expiry_ms(double expires) { return (uint64_t)(expires * 1000.0); }
+/* Expiry times in ms as the expiry index's keys. A time beyond what 64 bits
+ * of ms hold (a TTL above about 1.8e16 s) saturates: converting it would be
+ * undefined, and in practice gave 0, which the next write dropped as
+ * expired. The entry keeps its true time as a double; the saturated key only
+ * sorts it last, so it never expires. */
+static uint64_t expiry_ms(double expires) {
+  double ms = expires * 1000.0;
+  if (!(ms > 0)) return 0;
+  return ms >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)ms;
+}
 
 static void expiry_key(const po_cache_disk *d, double expires, po_cache_hash h, unsigned char k[EXPIRY_KEY]) {
   memcpy(k, d->ns_id, NS_ID);
@@ -312,10 +321,12 @@ static int drop_expired(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, double now, 
   return 0;
 }
 
-/* Picks the entry the policy evicts next: LRU the oldest in the order, SIEVE
- * the first unvisited one from the hand on (clearing visited bits as it
- * passes, wrapping around to the oldest). PO_ENOENT when there is none. */
-static int pick_victim(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_policy policy, po_cache_hash *out) {
+/* Picks the entry the policy evicts next, never `keep` (the entry being
+ * set): LRU the oldest in the order, SIEVE the first unvisited one from the
+ * hand on (clearing visited bits as it passes, wrapping around to the
+ * oldest). Sets *seq to its order key. PO_ENOENT when there is none. */
+static int pick_victim(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_policy policy, po_cache_hash keep,
+                       po_cache_hash *out, uint64_t *seq) {
   MDB_cursor *cur;
   int rc = mdb_cursor_open(txn, d->order, &cur);
   if (rc != 0) return po_store_error(rc);
@@ -337,11 +348,16 @@ static int pick_victim(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_poli
       result = po_store_error(rc);
       break;
     }
-    if (val.mv_size != ORDER_VALUE) {
+    if (val.mv_size != ORDER_VALUE || key.mv_size != ORDER_KEY) {
       result = PO_ESTORE;
       break;
     }
     const unsigned char *v = val.mv_data;
+    po_cache_hash h = get_hash(v);
+    if (h.lo == keep.lo && h.hi == keep.hi) {
+      rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+      continue;
+    }
     if (sieve && v[HASH]) {
       unsigned char cleared[ORDER_VALUE];
       memcpy(cleared, v, HASH);
@@ -351,13 +367,70 @@ static int pick_victim(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_poli
       if (rc == 0) rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
       continue;
     }
-    *out = get_hash(v);
-    ns->hand = get_be64((const unsigned char *)key.mv_data + NS_ID) + 1;
+    *out = h;
+    *seq = get_be64((const unsigned char *)key.mv_data + NS_ID);
+    ns->hand = *seq + 1;
     result = 0;
     break;
   }
   mdb_cursor_close(cur);
   return result;
+}
+
+/* Sets the namespace's count and bytes from its entries: the repair when
+ * they disagree with what is stored (a count that stays over the limit with
+ * nothing left to evict). */
+static int recount(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns) {
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, d->entries, &cur);
+  if (rc != 0) return po_store_error(rc);
+  MDB_val key = {NS_ID, d->ns_id}, val;
+  uint64_t count = 0, bytes = 0;
+  rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+  while (rc == 0 && in_ns(d, &key)) {
+    count++;
+    if (val.mv_size >= sizeof(entry_hdr)) bytes += val.mv_size - sizeof(entry_hdr);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND) return po_store_error(rc);
+  ns->count = count;
+  ns->bytes = bytes;
+  return 0;
+}
+
+/* Evicts by the policy while the namespace is over its limits. Each turn
+ * removes an order record or ends the loop, so it ends even when the
+ * namespace record or the order disagrees with the entries (issue 14: it
+ * once spun forever holding LMDB's write lock). */
+static int evict(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_disk_write *w, po_cache_hash keep) {
+  int recounted = 0;
+  while (ns->count > w->max_entries || (w->max_bytes && ns->bytes > w->max_bytes)) {
+    po_cache_hash victim;
+    uint64_t seq = 0;
+    int rc = pick_victim(d, txn, ns, w->policy, keep, &victim, &seq);
+    if (rc == PO_ENOENT) {
+      /* Nothing but the new entry is left, yet the count is over: the count
+       * is wrong. Correct it once and look again. */
+      if (recounted) break;
+      recounted = 1;
+      rc = recount(d, txn, ns);
+      if (rc != 0) return rc;
+      continue;
+    }
+    if (rc == 0) rc = remove_entry(d, txn, ns, victim);
+    if (rc == PO_ENOENT) {
+      /* An order record whose entry is gone: drop the record. */
+      unsigned char k[ORDER_KEY];
+      seq_key(d, seq, k);
+      rc = del(txn, d->order, k, ORDER_KEY);
+      if (rc != 0) return rc;
+      continue;
+    }
+    if (rc != 0) return rc;
+    w->evicted++;
+  }
+  return 0;
 }
 
 typedef struct put_ctx {
@@ -420,19 +493,8 @@ static int put_fn(MDB_txn *txn, void *ud) {
   ns.count++;
   ns.bytes += p->klen + p->vlen;
 
-  while (ns.count > w->max_entries || (w->max_bytes && ns.bytes > w->max_bytes)) {
-    po_cache_hash victim;
-    rc = pick_victim(d, txn, &ns, w->policy, &victim);
-    if (rc == PO_ENOENT) break;
-    if (rc == 0 && victim.lo == p->h.lo && victim.hi == p->h.hi && ns.count > 1) {
-      /* SIEVE's hand may land on the newest entry; never evict what is being set. */
-      continue;
-    }
-    if (rc == 0) rc = remove_entry(d, txn, &ns, victim);
-    if (rc != 0) return rc;
-    w->evicted++;
-  }
-  return save_ns(d, txn, &ns);
+  rc = evict(d, txn, &ns, w, p->h);
+  return rc != 0 ? rc : save_ns(d, txn, &ns);
 }
 
 int po_cache_disk_put(po_cache_disk *d, po_cache_disk_write *w, po_cache_hash h, const void *key, size_t klen,

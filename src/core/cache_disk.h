@@ -77,8 +77,11 @@ typedef struct po_cache_disk_write {
 
 /* Stores an entry (key, value, flags, created, expires) and its optional
  * vector, refreshes the touched entries' recency, drops up to a few expired
- * entries, and evicts by the policy while the namespace is over its limits.
- * One write transaction. Returns 0 or a store failure. */
+ * entries, and evicts by the policy while the namespace is over its limits
+ * (never the entry being set; a namespace count found wrong is recounted
+ * from the entries). An expiry time too large for the expiry index (beyond
+ * 2^64 ms) never expires. One write transaction. Returns 0 or a store
+ * failure. */
 int po_cache_disk_put(po_cache_disk *d, po_cache_disk_write *w, po_cache_hash h, const void *key, size_t klen,
                       const void *value, size_t vlen, unsigned flags, double created, double expires,
                       const po_cache_disk_vector *vec);

@@ -1,0 +1,304 @@
+/* Tests for src/core/cache_disk.c: the cache's persistent tier on its own —
+ * entries in and out, TTL expiry, eviction order (LRU and SIEVE),
+ * namespaces, counts, and the two defects of issue 14: a count that
+ * disagrees with the stored entries (the eviction loop spun forever) and a
+ * TTL too large for the expiry index (the entry was dropped as expired). */
+#include "cache_disk.h"
+#include "error.h"
+
+#include "harness.h"
+
+#include <lmdb.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+static char *temp_dir(void) {
+  static char path[64];
+  snprintf(path, sizeof path, "/tmp/po_cache_disk_XXXXXX");
+  return mkdtemp(path);
+}
+
+static void remove_dir(const char *dir) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(system(cmd) == 0);
+}
+
+static po_cache_disk_write limits(po_cache_policy policy, uint64_t max_entries) {
+  po_cache_disk_write w = {0};
+  w.sync = PO_STORE_SYNC_NONE;
+  w.policy = policy;
+  w.max_entries = max_entries;
+  return w;
+}
+
+/* Puts key -> value, created at `at`, expiring at `expires` (0: never). */
+static int put_at(po_cache_disk *d, po_cache_disk_write *w, const char *key, const char *value, double at,
+                  double expires) {
+  return po_cache_disk_put(d, w, po_cache_hash_key(key, strlen(key)), key, strlen(key), value, strlen(value), 0, at,
+                           expires, NULL);
+}
+
+static int put(po_cache_disk *d, po_cache_disk_write *w, const char *key, const char *value) {
+  return put_at(d, w, key, value, 1000, 0);
+}
+
+/* 0 and the value in *out, or the failure. */
+static int get_at(po_cache_disk *d, const char *key, double now, po_strbuf *out, int *expired) {
+  po_cache_disk_entry e;
+  int exp;
+  int rc = po_cache_disk_get(d, po_cache_hash_key(key, strlen(key)), key, strlen(key), now, &e, out, NULL,
+                             expired ? expired : &exp);
+  if (rc == 0) po_strbuf_append(out, "", 1); /* NUL-terminated for CHECK_EQ_STR */
+  return rc;
+}
+
+static int has(po_cache_disk *d, const char *key) {
+  po_strbuf v = {0};
+  int rc = get_at(d, key, 1000, &v, NULL);
+  po_strbuf_free(&v);
+  return rc == 0;
+}
+
+static uint64_t count_of(po_cache_disk *d) {
+  uint64_t n = 0, bytes = 0;
+  po_cache_disk_size(d, &n, &bytes);
+  return n;
+}
+
+static void entries_in_and_out(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 100);
+  REQUIRE(put(d, &w, "question", "answer") == 0);
+  CHECK_EQ_INT(w.replaced, 0);
+  po_strbuf v = {0}, k = {0};
+  CHECK(get_at(d, "question", 1000, &v, NULL) == 0);
+  CHECK_EQ_STR(v.data, "answer");
+  /* The hash's entry answers only its own full key. */
+  po_cache_disk_entry e;
+  int expired;
+  po_cache_hash h = po_cache_hash_key("question", 8);
+  CHECK(po_cache_disk_get(d, h, "questioN", 8, 1000, &e, &v, NULL, &expired) == PO_ENOENT);
+  CHECK(po_cache_disk_get(d, h, NULL, 0, 1000, &e, &v, &k, &expired) == 0);
+  CHECK(k.len == 8 && memcmp(k.data, "question", 8) == 0);
+  CHECK(e.created == 1000 && e.expires == 0);
+  REQUIRE(put(d, &w, "question", "another answer") == 0);
+  CHECK_EQ_INT(w.replaced, 1);
+  CHECK(get_at(d, "question", 1000, &v, NULL) == 0);
+  CHECK_EQ_STR(v.data, "another answer");
+  uint64_t n, bytes;
+  CHECK(po_cache_disk_size(d, &n, &bytes) == 0);
+  CHECK_EQ_INT(n, 1);
+  CHECK_EQ_INT(bytes, strlen("question") + strlen("another answer"));
+  CHECK(po_cache_disk_delete(d, PO_STORE_SYNC_NONE, h, "question", 8) == 0);
+  CHECK(po_cache_disk_delete(d, PO_STORE_SYNC_NONE, h, "question", 8) == PO_ENOENT);
+  CHECK(!has(d, "question"));
+  CHECK_EQ_INT(count_of(d), 0);
+  po_strbuf_free(&v);
+  po_strbuf_free(&k);
+  po_cache_disk_close(d);
+  remove_dir(dir);
+}
+
+static void entries_expire(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 100);
+  REQUIRE(put_at(d, &w, "short", "lived", 1000, 1005) == 0);
+  po_strbuf v = {0};
+  int expired = -1;
+  CHECK(get_at(d, "short", 1004, &v, &expired) == 0);
+  CHECK_EQ_INT(expired, 0);
+  CHECK(get_at(d, "short", 1005, &v, &expired) == PO_ENOENT);
+  CHECK_EQ_INT(expired, 1);
+  /* Not expired yet at 1004: drop_expired leaves it. */
+  po_cache_hash h = po_cache_hash_key("short", 5);
+  CHECK(po_cache_disk_drop_expired(d, h, 1004) == PO_ENOENT);
+  CHECK_EQ_INT(count_of(d), 1);
+  /* A later write drops what has expired by its time. */
+  REQUIRE(put_at(d, &w, "later", "write", 1010, 0) == 0);
+  CHECK_EQ_INT(w.expired, 1);
+  CHECK_EQ_INT(count_of(d), 1);
+  CHECK(po_cache_disk_drop_expired(d, h, 2000) == PO_ENOENT);
+  po_strbuf_free(&v);
+  po_cache_disk_close(d);
+  remove_dir(dir);
+}
+
+/* Issue 14, defect 4: 1000 + 2e16 s is finite but beyond 64 bits of ms. */
+static void a_huge_ttl_never_expires(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 100);
+  REQUIRE(put_at(d, &w, "forever", "kept", 1000, 1000 + 2e16) == 0);
+  REQUIRE(put_at(d, &w, "kind of", "forever", 1000, 1000 + 1e300) == 0);
+  REQUIRE(put_at(d, &w, "next", "write", 2000, 0) == 0);
+  CHECK_EQ_INT(w.expired, 0);
+  CHECK(has(d, "forever"));
+  CHECK(has(d, "kind of"));
+  CHECK_EQ_INT(count_of(d), 3);
+  po_cache_disk_close(d);
+  remove_dir(dir);
+}
+
+static void lru_evicts_the_least_recently_used(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 3);
+  REQUIRE(put(d, &w, "a", "1") == 0);
+  REQUIRE(put(d, &w, "b", "2") == 0);
+  REQUIRE(put(d, &w, "c", "3") == 0);
+  CHECK_EQ_INT(w.evicted, 0);
+  po_cache_hash used = po_cache_hash_key("a", 1);
+  w.touched = &used;
+  w.ntouched = 1;
+  REQUIRE(put(d, &w, "d", "4") == 0); /* a was used since: b is the oldest */
+  CHECK_EQ_INT(w.evicted, 1);
+  CHECK(has(d, "a") && !has(d, "b") && has(d, "c") && has(d, "d"));
+  w.ntouched = 0;
+  REQUIRE(put(d, &w, "e", "5") == 0);
+  CHECK(!has(d, "c") && has(d, "a"));
+  CHECK_EQ_INT(count_of(d), 3);
+  po_cache_disk_close(d);
+  remove_dir(dir);
+}
+
+static void sieve_spares_visited_entries(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_SIEVE, 3);
+  REQUIRE(put(d, &w, "a", "1") == 0);
+  REQUIRE(put(d, &w, "b", "2") == 0);
+  REQUIRE(put(d, &w, "c", "3") == 0);
+  po_cache_hash used[2] = {po_cache_hash_key("a", 1), po_cache_hash_key("b", 1)};
+  w.touched = used;
+  w.ntouched = 2;
+  REQUIRE(put(d, &w, "d", "4") == 0); /* a and b visited: the hand passes them to c */
+  CHECK(has(d, "a") && has(d, "b") && !has(d, "c") && has(d, "d"));
+  w.ntouched = 0;
+  REQUIRE(put(d, &w, "e", "5") == 0); /* the hand moved on to d, unvisited */
+  CHECK(!has(d, "d") && has(d, "a") && has(d, "b") && has(d, "e"));
+  po_cache_disk_close(d);
+  remove_dir(dir);
+}
+
+static void max_bytes_evicts_until_it_fits(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 100);
+  w.max_bytes = 30;
+  REQUIRE(put(d, &w, "k1", "0123456789") == 0);  /* 12 bytes */
+  REQUIRE(put(d, &w, "k2", "0123456789") == 0);  /* 24 */
+  REQUIRE(put(d, &w, "k3", "01234567890123") == 0); /* 40: k1 goes, 28 fit */
+  CHECK_EQ_INT(w.evicted, 1);
+  uint64_t n, bytes;
+  CHECK(po_cache_disk_size(d, &n, &bytes) == 0);
+  CHECK_EQ_INT(n, 2);
+  CHECK_EQ_INT(bytes, 28);
+  CHECK(!has(d, "k1") && has(d, "k2"));
+  po_cache_disk_close(d);
+  remove_dir(dir);
+}
+
+static void namespaces_do_not_mix(void) {
+  char *dir = temp_dir();
+  po_cache_disk *a, *b;
+  REQUIRE(po_cache_disk_open(dir, "one", &a) == 0);
+  REQUIRE(po_cache_disk_open(dir, "two", &b) == 0);
+  CHECK(po_cache_disk_store(a) == po_cache_disk_store(b));
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 2);
+  REQUIRE(put(a, &w, "same key", "in one") == 0);
+  REQUIRE(put(b, &w, "same key", "in two") == 0);
+  REQUIRE(put(b, &w, "other", "in two") == 0);
+  REQUIRE(put(b, &w, "third", "in two") == 0); /* evicts in two only */
+  po_strbuf v = {0};
+  CHECK(get_at(a, "same key", 1000, &v, NULL) == 0);
+  CHECK_EQ_STR(v.data, "in one");
+  CHECK(!has(b, "same key"));
+  CHECK_EQ_INT(count_of(a), 1);
+  CHECK_EQ_INT(count_of(b), 2);
+  uint64_t gen = po_cache_disk_gen(b);
+  CHECK(po_cache_disk_clear(b, PO_STORE_SYNC_NONE) == 0);
+  CHECK(po_cache_disk_gen(b) > gen);
+  CHECK_EQ_INT(count_of(b), 0);
+  CHECK(has(a, "same key"));
+  po_strbuf_free(&v);
+  po_cache_disk_close(a);
+  po_cache_disk_close(b);
+  remove_dir(dir);
+}
+
+/* Overwrites the count in namespace ns's record (offset 8, see ns_hdr). */
+typedef struct count_ctx {
+  MDB_dbi dbi;
+  uint64_t id, count;
+} count_ctx;
+
+static int set_count(MDB_txn *txn, void *ud) {
+  count_ctx *c = ud;
+  MDB_val k = {8, &c->id}, v;
+  int rc = mdb_get(txn, c->dbi, &k, &v);
+  if (rc != 0) return po_store_error(rc);
+  unsigned char rec[512];
+  if (v.mv_size > sizeof rec) return PO_EINVAL;
+  memcpy(rec, v.mv_data, v.mv_size);
+  memcpy(rec + 8, &c->count, 8);
+  v.mv_data = rec;
+  return po_store_error(mdb_put(txn, c->dbi, &k, &v, 0));
+}
+
+static int put_with_a_wrong_count(const char *dir) {
+  po_cache_disk *d;
+  if (po_cache_disk_open(dir, "ns", &d) != 0) return 1;
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 10);
+  w.policy = getenv("PO_TEST_SIEVE") ? PO_CACHE_SIEVE : PO_CACHE_LRU;
+  if (put(d, &w, "only", "entry") != 0) return 2;
+  count_ctx c = {.id = XXH3_64bits("ns", 2), .count = 100};
+  if (po_store_dbi(po_cache_disk_store(d), "cache_ns", 0, &c.dbi) != 0) return 3;
+  if (po_store_write(po_cache_disk_store(d), PO_STORE_SYNC_NONE, set_count, &c) != 0) return 4;
+  if (put(d, &w, "new", "entry") != 0) return 5;
+  /* Eviction took "only" and then, with nothing left but the new entry,
+   * the count was put right. */
+  int rc = count_of(d) == 1 && !has(d, "only") && has(d, "new") ? 0 : 6;
+  po_cache_disk_close(d);
+  return rc;
+}
+
+static void a_wrong_count_cannot_hang_a_write(void) {
+  for (int sieve = 0; sieve < 2; sieve++) {
+    char *dir = temp_dir();
+    if (sieve) setenv("PO_TEST_SIEVE", "1", 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+      alarm(20); /* the bug: spinning forever */
+      _exit(put_with_a_wrong_count(dir));
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ_INT(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), 0);
+    unsetenv("PO_TEST_SIEVE");
+    remove_dir(dir);
+  }
+}
+
+int main(void) {
+  RUN(entries_in_and_out);
+  RUN(entries_expire);
+  RUN(a_huge_ttl_never_expires);
+  RUN(lru_evicts_the_least_recently_used);
+  RUN(sieve_spares_visited_entries);
+  RUN(max_bytes_evicts_until_it_fits);
+  RUN(namespaces_do_not_mix);
+  RUN(a_wrong_count_cannot_hang_a_write);
+  return TEST_SUMMARY();
+}
