@@ -61,11 +61,20 @@ struct po_http_req {
 
 /* ---- small helpers ---- */
 
+/* The length of url's scheme and "://" when it starts with one (RFC 3986:
+ * a letter, then letters, digits, '+', '-', '.'), else 0: a "://" further on,
+ * in a scheme-less URL's query, says nothing about where the host is. */
+static size_t scheme_prefix(const char *url) {
+  size_t i = 0;
+  if (!isalpha((unsigned char)url[0])) return 0;
+  while (isalnum((unsigned char)url[i]) || url[i] == '+' || url[i] == '-' || url[i] == '.') i++;
+  return strncmp(url + i, "://", 3) == 0 ? i + 3 : 0;
+}
+
 void po_http_redact_url(const char *url, char *buf, size_t size) {
   if (!size) return;
-  const char *scheme_end = strstr(url, "://");
-  const char *host = scheme_end ? scheme_end + 3 : url;
-  size_t prefix = (size_t)(host - url);
+  size_t prefix = scheme_prefix(url);
+  const char *host = url + prefix;
   const char *end = host + strcspn(host, "?#");
   const char *slash = host + strcspn(host, "/?#");
   const char *at = NULL; /* user-info ends at the last '@' before the path */
@@ -73,6 +82,19 @@ void po_http_redact_url(const char *url, char *buf, size_t size) {
     if (*p == '@') at = p;
   if (at) host = at + 1;
   snprintf(buf, size, "%.*s%.*s", (int)prefix, url, (int)(end - host), host);
+}
+
+int po_http_status_line(const char *line, size_t len, long *status) {
+  if (len < 5 || memcmp(line, "HTTP/", 5) != 0) return 0;
+  const char *sp = memchr(line, ' ', len), *end = line + len;
+  long code = 0;
+  int digits = 0;
+  /* Exactly three digits, read only within len: the line is not
+   * NUL-terminated, so strtol could run past it. */
+  for (const char *p = sp ? sp + 1 : end; p < end && isdigit((unsigned char)*p) && digits < 4; p++, digits++)
+    code = code * 10 + (*p - '0');
+  *status = digits == 3 ? code : 0;
+  return 1;
 }
 
 static void headers_clear(po_http_req *r) {
@@ -228,12 +250,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp) {
   mark_activity(r);
   size_t len = n;
   while (len > 0 && (data[len - 1] == '\r' || data[len - 1] == '\n')) len--;
-  if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+  if (po_http_status_line(data, len, &r->status)) {
     /* A new response (after a 100 Continue, a redirect or a proxy's
      * CONNECT): its headers replace those seen before. */
     headers_clear(r);
-    const char *sp = memchr(data, ' ', len);
-    r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
     return n;
   }
   if (len == 0) return n;

@@ -92,7 +92,13 @@ int po_http_active(const po_http *http);
 
 /* Copies url to buf (size bytes, NUL-terminated, truncated if need be)
  * without its user-info, query string or fragment, which may carry secrets:
- * "https://u:p@h/x?key=k" becomes "https://h/x". */
+ * "https://u:p@h/x?key=k" becomes "https://h/x", and "h/x?key=k" (no
+ * scheme) "h/x". */
 void po_http_redact_url(const char *url, char *buf, size_t size);
+
+/* Whether the header line (len bytes, not NUL-terminated, no line end)
+ * starts a response ("HTTP/1.1 200 OK"); if so, sets *status to its
+ * three-digit code, or 0 when it has none. */
+int po_http_status_line(const char *line, size_t len, long *status);
 
 #endif

@@ -170,6 +170,37 @@ static void redacts_credentials_and_query(void) {
   CHECK(strcmp(buf, "http://h/a@b") == 0);
 }
 
+/* Issue 14, defect 9: the "://" of a query is not a scheme's. */
+static void redacts_a_schemeless_url_with_a_url_in_its_query(void) {
+  char buf[128];
+  po_http_redact_url("api.example.com/v1?key=SECRET&next=http://x", buf, sizeof buf);
+  CHECK_EQ_STR(buf, "api.example.com/v1");
+  po_http_redact_url("user:pw@h/x#k=SECRET://y", buf, sizeof buf);
+  CHECK_EQ_STR(buf, "h/x");
+  po_http_redact_url("1http://h/x?key=SECRET", buf, sizeof buf); /* not a scheme: starts with a digit */
+  CHECK(!strstr(buf, "SECRET"));
+  po_http_redact_url("svn+ssh://u@h/r?key=SECRET", buf, sizeof buf);
+  CHECK_EQ_STR(buf, "svn+ssh://h/r");
+}
+
+/* Issue 14, defect 10: the status line is read only within its length. */
+static void status_line_is_read_within_its_length(void) {
+  static const char line[] = "HTTP/1.1 2001234";
+  long status = -1;
+  CHECK(po_http_status_line(line, 12, &status) == 1);
+  CHECK_EQ_INT(status, 200);
+  CHECK(po_http_status_line(line, 9, &status) == 1); /* "HTTP/1.1 " and nothing after */
+  CHECK_EQ_INT(status, 0);
+  CHECK(po_http_status_line("HTTP/2 404 Not Found", 20, &status) == 1);
+  CHECK_EQ_INT(status, 404);
+  CHECK(po_http_status_line("HTTP/1.1 20000", 14, &status) == 1);
+  CHECK_EQ_INT(status, 0);
+  CHECK(po_http_status_line("HTTP/1.1", 8, &status) == 1);
+  CHECK_EQ_INT(status, 0);
+  CHECK(po_http_status_line("HTTP", 4, &status) == 0);
+  CHECK(po_http_status_line("Content-Type: x", 15, &status) == 0);
+}
+
 static void gets_a_response_with_merged_headers(void) {
   fixture f;
   REQUIRE(fixture_start(&f, ANSWER, 1) == 0);
@@ -300,6 +331,8 @@ static void rejects_bad_requests(void) {
 
 int main(void) {
   RUN(redacts_credentials_and_query);
+  RUN(redacts_a_schemeless_url_with_a_url_in_its_query);
+  RUN(status_line_is_read_within_its_length);
   RUN(gets_a_response_with_merged_headers);
   RUN(streams_the_body_to_on_chunk);
   RUN(on_chunk_can_abort);
