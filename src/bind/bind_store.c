@@ -1,7 +1,9 @@
 /* poengine_core.store: record logs in the persistent store
- * (src/core/reclog.c over src/core/store.c).
+ * (src/core/reclog.c over src/core/store.c), and checking and repairing a
+ * store (src/core/store_check.c).
  *
  *   log = store.log(dir | nil, name [, { durability = "none" | "batch" | "full" }])
+ *   report = store.check(dir | nil), store.repair(dir | nil)
  *
  * dir nil means the default store directory. Records are byte strings;
  * what they hold is the caller's business (the metrics collector writes a
@@ -10,10 +12,12 @@
 
 #include "error.h"
 #include "reclog.h"
+#include "store_check.h"
 #include "strbuf.h"
 
 #include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LOG_TYPE "poengine.store_log"
@@ -49,20 +53,28 @@ static int l_default_dir(lua_State *L) {
   return 1;
 }
 
-static int l_log(lua_State *L) {
-  const char *fn = "po.store.log";
-  char dir[PATH_MAX];
+/* Reads argument 1, a store directory or nil (the default one), into dir.
+ * Returns 0, or the number of values pushed for a runtime failure. */
+static int check_dir(lua_State *L, const char *fn, char dir[PATH_MAX]) {
   if (lua_isnoneornil(L, 1)) {
-    if (po_store_default_dir(dir, sizeof dir) != 0)
+    if (po_store_default_dir(dir, PATH_MAX) != 0)
       return po_push_error(L, PO_EINVAL, "%s: no default store directory (set POENGINE_HOME or HOME)", fn);
   } else if (lua_type(L, 1) == LUA_TSTRING) {
     size_t n;
     const char *d = lua_tolstring(L, 1, &n);
-    if (n == 0 || n >= sizeof dir) return luaL_error(L, "%s: dir must be a non-empty path", fn);
+    if (n == 0 || n >= PATH_MAX) return luaL_error(L, "%s: dir must be a non-empty path", fn);
     memcpy(dir, d, n + 1);
   } else {
     return luaL_error(L, "%s: dir must be a string or nil, got %s", fn, luaL_typename(L, 1));
   }
+  return 0;
+}
+
+static int l_log(lua_State *L) {
+  const char *fn = "po.store.log";
+  char dir[PATH_MAX];
+  int pushed = check_dir(L, fn, dir);
+  if (pushed) return pushed;
   size_t nlen;
   const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &nlen) : NULL;
   if (!name || nlen == 0 || nlen >= sizeof ((log_box *)0)->name || strcmp(name, "meta") == 0)
@@ -228,13 +240,76 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
+/* Pushes { ok, file_size, problems = {...}, databases = { name = entries },
+ * damaged = { name, ... } [, method, moved_to] }. */
+static void push_report(lua_State *L, const po_store_report *r, int repaired) {
+  lua_createtable(L, 0, 7);
+  lua_pushboolean(L, r->ok);
+  lua_setfield(L, -2, "ok");
+  lua_pushnumber(L, (lua_Number)r->file_size);
+  lua_setfield(L, -2, "file_size");
+  lua_createtable(L, r->nproblems < PO_STORE_REPORT_MAX ? r->nproblems : PO_STORE_REPORT_MAX + 1, 0);
+  int n = 0;
+  for (; n < r->nproblems && n < PO_STORE_REPORT_MAX; n++) {
+    lua_pushstring(L, r->problems[n]);
+    lua_rawseti(L, -2, n + 1);
+  }
+  if (r->nproblems > n) {
+    lua_pushfstring(L, "and %d more problems", r->nproblems - n);
+    lua_rawseti(L, -2, n + 1);
+  }
+  lua_setfield(L, -2, "problems");
+  lua_createtable(L, 0, r->ndbs);
+  for (int i = 0; i < r->ndbs; i++) {
+    lua_pushnumber(L, (lua_Number)r->dbs[i].entries);
+    lua_setfield(L, -2, r->dbs[i].name);
+  }
+  lua_setfield(L, -2, "databases");
+  lua_newtable(L);
+  for (int i = 0, d = 0; i < r->ndbs; i++) {
+    if (!r->dbs[i].damaged) continue;
+    lua_pushstring(L, r->dbs[i].name);
+    lua_rawseti(L, -2, ++d);
+  }
+  lua_setfield(L, -2, "damaged");
+  if (repaired) {
+    lua_pushstring(L, r->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, r->moved_to);
+    lua_setfield(L, -2, "moved_to");
+  }
+}
+
+typedef int (*check_fn)(const char *dir, po_store_report *r);
+
+static int run_check(lua_State *L, const char *fn, check_fn run, int repaired) {
+  char dir[PATH_MAX];
+  int pushed = check_dir(L, fn, dir);
+  if (pushed) return pushed;
+  po_store_report *r = malloc(sizeof *r); /* some 30 KB: not on the stack */
+  if (!r) return po_push_error(L, PO_ENOMEM, "%s: out of memory", fn);
+  int rc = run(dir, r);
+  if (rc == 0) push_report(L, r, repaired);
+  free(r);
+  if (rc == 0) return 1;
+  /* Every failure of the check sets the store's error text, ENOENT too. */
+  return po_push_error(L, rc, "%s: %s", fn, rc == PO_ENOMEM ? po_strerror(rc) : po_store_last_error());
+}
+
+/* check(dir) -> report | nil, message, code */
+static int l_check(lua_State *L) { return run_check(L, "po.store.check", po_store_check, 0); }
+
+/* repair(dir) -> report | nil, message, code */
+static int l_repair(lua_State *L) { return run_check(L, "po.store.repair", po_store_repair, 1); }
+
 void po_open_store(lua_State *L) {
   static const luaL_Reg methods[] = {{"append", l_append}, {"count", l_count}, {"scan", l_scan},
                                      {"tail", l_tail},     {"trim", l_trim},   {"clear", l_clear},
                                      {"sync", l_sync},     {"path", l_path},   {"name", l_name},
                                      {"close", l_close},   {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", l_close}, {NULL, NULL}};
-  static const luaL_Reg fns[] = {{"log", l_log}, {"default_dir", l_default_dir}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"log", l_log}, {"default_dir", l_default_dir}, {"check", l_check}, {"repair", l_repair}, {NULL, NULL}};
   po_register_type(L, LOG_TYPE, methods, meta);
   lua_newtable(L);
   po_set_funcs(L, fns);

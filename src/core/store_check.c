@@ -315,7 +315,7 @@ static int swap_in(const char *dir, const char *fresh, po_store_report *r) {
   if (data_file(dir, "data.mdb", old, sizeof old) || data_file(fresh, "data.mdb", made, sizeof made) ||
       data_file(dir, "lock.mdb", lock, sizeof lock))
     return PO_EINVAL;
-  if (snprintf(r->moved_to, sizeof r->moved_to, "%s.damaged-%lld", old, (long long)time(NULL)) >=
+  if (snprintf(r->moved_to, sizeof r->moved_to, "%s.before-repair-%lld", old, (long long)time(NULL)) >=
       (int)sizeof r->moved_to)
     return po_store_set_error(PO_EINVAL, "path too long: %s", old);
   if (rename(old, r->moved_to) != 0)

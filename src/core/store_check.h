@@ -43,7 +43,7 @@ typedef struct po_store_report {
 int po_store_check(const char *dir, po_store_report *r);
 
 /* Checks the store in dir, writes what is readable into a new compacted data
- * file, moves the old one to data.mdb.damaged-<unix time> and puts the new
+ * file, moves the old one to data.mdb.before-repair-<unix time> and puts the new
  * one in its place; *r describes the old store's problems, the new store's
  * databases, the method and where the old file went. The store must not be
  * open in this or any other process (PO_ESTORE, nothing touched). Returns 0,

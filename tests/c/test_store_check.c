@@ -119,7 +119,7 @@ static void repair_recovers_the_previous_snapshot(void) {
   REQUIRE(po_store_repair(dir, &r) == 0);
   CHECK_EQ_INT(r.ok, 0);
   CHECK(exists(r.moved_to));
-  CHECK(strstr(r.moved_to, "/data.mdb.damaged-") != NULL);
+  CHECK(strstr(r.moved_to, "/data.mdb.before-repair-") != NULL);
   REQUIRE(db(&r, "things"));
   CHECK_EQ_INT(db(&r, "things")->entries, 200);
   CHECK(r.method[0] != '\0');

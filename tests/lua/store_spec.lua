@@ -109,3 +109,118 @@ describe("po.store.default_dir", function()
     assert.are.equal("nil", default_dir("-u HOME"))
   end)
 end)
+
+-- Issue 14: a damaged store is refused with ESTORE (never a hang, never a
+-- crash), and po.store.check / repair and `poengine store check` name the
+-- damage and recover what is readable. The damage is made from a fresh
+-- store by tests/fixtures/store/corrupt.lua.
+describe("damaged stores", function()
+  local corrupt = require "tests.fixtures.store.corrupt"
+  local dir
+  before_each(function()
+    dir = tempdir()
+    local log = assert(po.store.log(dir, "events", { durability = "full" }))
+    for i = 1, 3 do
+      log:append("record " .. i)
+    end
+    log:close()
+  end)
+  after_each(function() rmdir(dir) end)
+
+  -- Opens the store in another poengine, under a deadline: a hang or a
+  -- SIGBUS shows as its exit status.
+  local function open_elsewhere(what)
+    local script = proc.tempfile(([[
+      local po = require "poengine"
+      local c, msg, code = %s { path = arg[1] }
+      io.write(tostring(c and "opened" or code), "\n", tostring(msg), "\n")
+    ]]):format(what), ".lua")
+    local status, out, err = proc.sh("timeout 30 " .. q(proc.bin) .. " " .. q(script) .. " " .. q(dir))
+    os.remove(script)
+    return status, out, err
+  end
+
+  for _, damage in ipairs {
+    { "a flipped bit in the last-page field", function(d) corrupt.flip_last_page(d, 60) end },
+    { "a data file cut to 8 KB", function(d) corrupt.truncate(d, 8192) end },
+    { "a data file cut to 12 KB", function(d) corrupt.truncate(d, 12288) end },
+  } do
+    it("refuses " .. damage[1] .. " with ESTORE", function()
+      damage[2](dir)
+      for _, what in ipairs { "po.cache.open", "po.metrics.collector" } do
+        local status, out, err = open_elsewhere(what)
+        assert.are.equal(0, status, what .. ": " .. err)
+        assert.matches("^ESTORE\n.*store check", out)
+      end
+      local report = assert(po.store.check(dir))
+      assert.is_false(report.ok)
+      assert.matches("truncated or damaged", report.problems[1])
+    end)
+  end
+
+  it("checks a sound store and counts each database's records", function()
+    local report = assert(po.store.check(dir))
+    assert.is_true(report.ok)
+    assert.are.same({}, report.problems)
+    assert.are.same({}, report.damaged)
+    assert.are.equal(3, report.databases.events)
+    assert.are.equal(1, report.databases.meta)
+    assert.is_true(report.file_size > 0)
+    local none, msg, code = po.store.check(dir .. "/nothing here")
+    assert.is_nil(none)
+    assert.are.equal("ENOENT", code)
+    assert.matches("^po.store.check: no store in", msg)
+    assert.has_error(function() po.store.check(42) end, "po.store.check: dir must be a string or nil, got number")
+  end)
+
+  it("repairs from the intact meta page and keeps the old file", function()
+    local log = assert(po.store.log(dir, "events"))
+    log:append("record 4") -- the newest transaction; the older meta page has 3
+    log:close()
+    corrupt.flip_last_page(dir, 60)
+    local report = assert(po.store.repair(dir))
+    assert.is_false(report.ok)
+    assert.matches("recovered from meta page %d", table.concat(report.problems, "\n"))
+    assert.are.equal(3, report.databases.events)
+    assert.is_truthy(io.open(report.moved_to, "rb"))
+    assert.matches("/data%.mdb%.before%-repair%-%d+$", report.moved_to)
+    log = assert(po.store.log(dir, "events"))
+    assert.are.same({ "record 1", "record 2", "record 3" }, (log:scan(0, 10)))
+    log:close()
+    assert.is_true(assert(po.store.check(dir)).ok)
+  end)
+
+  it("will not repair a store this process holds open", function()
+    local log = assert(po.store.log(dir, "events"))
+    local none, msg, code = po.store.repair(dir)
+    assert.is_nil(none)
+    assert.are.equal("ESTORE", code)
+    assert.matches("close it first", msg)
+    log:close()
+  end)
+
+  it("poengine store check reports, exits 1 on damage, and --repair fixes it", function()
+    local status, out = proc.poengine("store check " .. q(dir))
+    assert.are.equal(0, status)
+    assert.matches(": sound\n", out)
+    assert.matches("events%s+3 records", out)
+    corrupt.truncate(dir, 8192)
+    status, out = proc.poengine("store check " .. q(dir))
+    assert.are.equal(1, status)
+    assert.matches("damaged: 1 problem", out)
+    assert.matches("claims %d+ pages but the file holds 2", out)
+    assert.matches("store check .* %-%-repair", out)
+    status, out = proc.poengine("store check " .. q(dir) .. " --repair")
+    assert.are.equal(0, status)
+    assert.matches("repaired: new empty store; the old data file is now .*before%-repair", out)
+    status, out = proc.poengine("store check " .. q(dir))
+    assert.are.equal(0, status)
+    local err
+    status, out, err = proc.poengine("store check " .. q(dir .. "/missing"))
+    assert.are.equal(1, status)
+    assert.matches("^poengine store: no store in", err)
+    status, out, err = proc.poengine("store fix")
+    assert.are.equal(2, status)
+    assert.matches("unknown command 'fix'", err)
+  end)
+end)
