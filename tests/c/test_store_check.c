@@ -11,6 +11,7 @@
 #include <lmdb.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *temp_dir(void) {
@@ -188,7 +189,36 @@ static void repair_copies_records_when_the_walk_is_not_clean(void) {
   remove_dir(dir);
 }
 
+/* Another process holding the store open: the repair refuses and changes
+ * nothing (that process's map would otherwise point into a renamed file). */
+static void repair_refuses_a_store_open_elsewhere(void) {
+  char *dir = temp_dir();
+  make_store(dir, 10);
+  int ready[2], done[2];
+  REQUIRE(pipe(ready) == 0 && pipe(done) == 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    po_store *s;
+    char c = po_store_open(dir, NULL, &s) == 0 ? 'y' : 'n';
+    if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) < 0) _exit(1);
+    _exit(0);
+  }
+  char c = 0;
+  REQUIRE(read(ready[0], &c, 1) == 1 && c == 'y');
+  po_store_report r;
+  CHECK(po_store_repair(dir, &r) == PO_ESTORE);
+  CHECK(strstr(po_store_last_error(), "open (in this or another process)") != NULL);
+  CHECK(r.moved_to[0] == '\0');
+  CHECK(write(done[1], "x", 1) == 1);
+  int status;
+  waitpid(pid, &status, 0);
+  CHECK(po_store_check(dir, &r) == 0 && r.ok);
+  close(ready[0]), close(ready[1]), close(done[0]), close(done[1]);
+  remove_dir(dir);
+}
+
 int main(void) {
+  RUN(repair_refuses_a_store_open_elsewhere);
   RUN(repair_copies_records_when_the_walk_is_not_clean);
   RUN(a_sound_store_checks_clean);
   RUN(no_store_is_enoent);

@@ -18,7 +18,9 @@ exit status: 0 sound (or repaired), 1 damaged or failed, 2 usage
 ---@param args string[]
 ---@return table|nil opts, string? err
 function M.parse(args)
-  if args[1] ~= "check" then
+  if args[1] == "-h" or args[1] == "--help" then
+    return { help = true }
+  elseif args[1] ~= "check" then
     return nil, args[1] and ("unknown command '" .. args[1] .. "'") or "a command is needed"
   end
   local opts = { repair = false }
