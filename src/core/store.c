@@ -5,8 +5,8 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,8 +275,9 @@ static int check_schema(MDB_txn *txn, void *ud) {
 }
 
 static int open_env(po_store *s, size_t initial) {
+  /* A file that cannot be read is left to LMDB, which names the cause. */
   char why[256];
-  if (po_store_meta_check(s->path, NULL, why, sizeof why) != 0) {
+  if (po_store_meta_check(s->path, NULL, why, sizeof why) == PO_ESTORE) {
     set_error("cannot open the store in %s: %s (see poengine store check)", s->path, why);
     return PO_ESTORE;
   }
