@@ -18,8 +18,6 @@
 enum {
   MAX_DBS = 32,              /* as many as po_store_open allows */
   RECORDS_PER_TXN = 10000,   /* a record copy commits this often: a write transaction's dirty pages are bounded */
-  META_COPY = 152,           /* the bytes of a meta page LMDB reads (store_meta.c) */
-  OFF_TXNID = 144,
 };
 #define MIN_MAP ((size_t)256 << 20)
 
@@ -239,33 +237,6 @@ static void remove_env_files(const char *dir) {
   rmdir(dir);
 }
 
-/* Copies data.mdb into tmp with the damaged meta page replaced by the intact
- * one (its txnid set to 0, so LMDB takes the intact one): the old snapshot
- * becomes readable and the original file is not touched. */
-static int previous_snapshot(const char *dir, const char *tmp, const po_store_meta *m, int good) {
-  char from[PATH_MAX], to[PATH_MAX];
-  if (data_file(dir, "data.mdb", from, sizeof from) || data_file(tmp, "data.mdb", to, sizeof to)) return PO_EINVAL;
-  if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return PO_EIO;
-  int in = open(from, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int rc = in >= 0 && out >= 0 ? 0 : PO_EIO;
-  char buf[1 << 16];
-  ssize_t got;
-  while (rc == 0 && (got = read(in, buf, sizeof buf)) > 0)
-    if (write(out, buf, (size_t)got) != got) rc = PO_EIO;
-  unsigned char meta[META_COPY];
-  int bad = 1 - good;
-  if (rc == 0 && pread(in, meta, sizeof meta, (off_t)good * m->page_size) != (ssize_t)sizeof meta) rc = PO_EIO;
-  if (rc == 0) {
-    uint64_t pgno = (uint64_t)bad, txnid = 0;
-    memcpy(meta, &pgno, sizeof pgno);
-    memcpy(meta + OFF_TXNID, &txnid, sizeof txnid);
-    if (pwrite(out, meta, sizeof meta, (off_t)bad * m->page_size) != (ssize_t)sizeof meta) rc = PO_EIO;
-  }
-  if (in >= 0) close(in);
-  if (out >= 0) close(out);
-  return rc;
-}
-
 /* Makes the new data file in fresh from what src holds (nothing: an empty
  * store). LMDB's compacting copy is used only when src read cleanly: it
  * stops at the first bad page, where the record copy goes on with the next
@@ -347,7 +318,7 @@ int po_store_repair(const char *dir, po_store_report *r) {
     problem(r, "%s", why);
     int good = po_store_meta_best(&m);
     src_dir = NULL;
-    if (good >= 0 && previous_snapshot(dir, snap, &m, good) == 0) {
+    if (good >= 0 && po_store_meta_snapshot(dir, snap, &m, good) == 0) {
       problem(r, "recovered from meta page %d: the store as of transaction %llu", good,
               (unsigned long long)m.txnid[good]);
       src_dir = snap;

@@ -127,7 +127,8 @@ int po_store_meta_check(const char *dir, po_store_meta *m, char *why, size_t cap
       /* Both pages are judged, so a caller can tell which one is usable. */
       char second[256];
       m->valid[0] = meta_ok(page[0], 0, m->file_size, psize, m, why, cap);
-      m->valid[1] = meta_ok(page[1], 1, m->file_size, psize, m, m->valid[0] ? why : second, m->valid[0] ? cap : sizeof second);
+      m->valid[1] =
+          meta_ok(page[1], 1, m->file_size, psize, m, m->valid[0] ? why : second, m->valid[0] ? cap : sizeof second);
       rc = m->valid[0] && m->valid[1] ? 0 : PO_ESTORE;
     }
   }
@@ -138,4 +139,33 @@ int po_store_meta_check(const char *dir, po_store_meta *m, char *why, size_t cap
 int po_store_meta_best(const po_store_meta *m) {
   if (m->valid[0] && (!m->valid[1] || m->txnid[0] >= m->txnid[1])) return 0;
   return m->valid[1] ? 1 : -1;
+}
+
+/* Copies data.mdb into tmp with the damaged meta page replaced by the intact
+ * one (its txnid set to 0, so LMDB takes the intact one): the old snapshot
+ * becomes readable and the original file is not touched. */
+int po_store_meta_snapshot(const char *dir, const char *tmp, const po_store_meta *m, int good) {
+  char from[PATH_MAX], to[PATH_MAX];
+  if (snprintf(from, sizeof from, "%s/data.mdb", dir) >= (int)sizeof from ||
+      snprintf(to, sizeof to, "%s/data.mdb", tmp) >= (int)sizeof to)
+    return PO_EINVAL;
+  if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return PO_EIO;
+  int in = open(from, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int rc = in >= 0 && out >= 0 ? 0 : PO_EIO;
+  char buf[1 << 16];
+  ssize_t got;
+  while (rc == 0 && (got = read(in, buf, sizeof buf)) > 0)
+    if (write(out, buf, (size_t)got) != got) rc = PO_EIO;
+  unsigned char meta[META_BYTES];
+  int bad = 1 - good;
+  if (rc == 0 && pread(in, meta, sizeof meta, (off_t)good * m->page_size) != (ssize_t)sizeof meta) rc = PO_EIO;
+  if (rc == 0) {
+    uint64_t pgno = (uint64_t)bad, txnid = 0;
+    memcpy(meta, &pgno, sizeof pgno);
+    memcpy(meta + OFF_TXNID, &txnid, sizeof txnid);
+    if (pwrite(out, meta, sizeof meta, (off_t)bad * m->page_size) != (ssize_t)sizeof meta) rc = PO_EIO;
+  }
+  if (in >= 0) close(in);
+  if (out >= 0) close(out);
+  return rc;
 }

@@ -32,4 +32,10 @@ int po_store_meta_check(const char *dir, po_store_meta *m, char *why, size_t cap
  * when neither is valid. */
 int po_store_meta_best(const po_store_meta *m);
 
+/* Copies dir/data.mdb into tmp (created 0700) with meta page 1 - good
+ * replaced by meta page good, its txnid set to 0 so that LMDB takes good:
+ * the snapshot good records becomes readable, the original untouched.
+ * Returns 0, PO_EIO or PO_EINVAL. */
+int po_store_meta_snapshot(const char *dir, const char *tmp, const po_store_meta *m, int good);
+
 #endif
