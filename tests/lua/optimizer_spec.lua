@@ -157,7 +157,7 @@ describe("po.optimizer", function()
     assert.is_string(code)
     -- Mistakes in the task still raise, naming the field.
     assert.has_error(function() po.optimizer.new(wordfreq_task("x", { metod = "search" })) end,
-      "po.optimizer: unknown task field 'metod'")
+      "po.optimizer: unknown field 'task.metod'")
   end)
 
   it("refuses diffs that leave the target files, writing nothing outside", function()

@@ -3,6 +3,7 @@
 --- docs/optimizer.md lists every field.
 local po = require "poengine"
 local diff = require "poengine.optimizer.diff"
+local options = require "poengine.util.options"
 
 local M = {}
 
@@ -24,14 +25,7 @@ function M.check(task)
   if type(task) ~= "table" then
     error("po.optimizer: task must be a table, got " .. type(task), 3)
   end
-  for k, v in pairs(task) do
-    local want = TASK_FIELDS[k]
-    if not want then
-      error("po.optimizer: unknown task field '" .. tostring(k) .. "'", 3)
-    elseif want ~= true and type(v) ~= want then
-      error(format("po.optimizer: task.%s must be a %s, got %s", k, want, type(v)), 3)
-    end
-  end
+  options.check("po.optimizer", task, TASK_FIELDS, 3, "field", "task.")
   local t = {}
   for k, v in pairs(task) do
     t[k] = v

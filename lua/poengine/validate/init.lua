@@ -18,6 +18,7 @@ local po = require "poengine"
 local builtin = require "poengine.validate.builtin"
 local runners = require "poengine.validate.runners"
 local sched = require "poengine.validate.sched"
+local options = require "poengine.util.options"
 
 local now = po.now
 local type, pairs, ipairs, tostring, error, xpcall = type, pairs, ipairs, tostring, error, xpcall
@@ -33,6 +34,8 @@ M.DEFAULT_TIMEOUT = 600
 -- The process-wide limit: argv and inline validators hold one of its slots.
 local global = sched.semaphore(po.pool.cpu_count())
 
+local CONFIGURE_OPTIONS = { concurrency = true }
+
 --- Sets the process-wide limit on validators running at once, shared by
 --- every po.validate.run (default: the number of online CPUs).
 ---@param opts { concurrency: integer }
@@ -40,11 +43,7 @@ function M.configure(opts)
   if type(opts) ~= "table" then
     error("po.validate.configure: options must be a table, got " .. type(opts), 2)
   end
-  for k in pairs(opts) do
-    if k ~= "concurrency" then
-      error("po.validate.configure: unknown option '" .. tostring(k) .. "'", 2)
-    end
-  end
+  options.check("po.validate.configure", opts, CONFIGURE_OPTIONS, 2)
   local n = opts.concurrency
   if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
     error("po.validate.configure: concurrency must be a whole number of at least 1", 2)
@@ -71,11 +70,7 @@ local function check_validator(v, i, names)
   if type(v) ~= "table" then
     error(where .. " must be a table, got " .. type(v), 4)
   end
-  for k in pairs(v) do
-    if not VALIDATOR_FIELDS[k] then
-      error(where .. ": unknown field '" .. tostring(k) .. "'", 4)
-    end
-  end
+  options.check(where, v, VALIDATOR_FIELDS, 4, "field")
   if type(v.name) ~= "string" or v.name == "" then
     error(where .. ": name must be a non-empty string", 4)
   end
@@ -110,11 +105,7 @@ local function check_options(opts)
   if type(opts) ~= "table" then
     error("po.validate.run: options must be a table, got " .. type(opts), 3)
   end
-  for k in pairs(opts) do
-    if not RUN_OPTIONS[k] then
-      error("po.validate.run: unknown option '" .. tostring(k) .. "'", 3)
-    end
-  end
+  options.check("po.validate.run", opts, RUN_OPTIONS, 3)
   if opts.workers ~= nil and (type(opts.workers) ~= "number" or opts.workers < 1) then
     error("po.validate.run: workers must be a number of at least 1", 3)
   end
