@@ -268,7 +268,7 @@ end
 -- Phase 3, time (per candidate): its benchmark, compared with this cycle's
 -- baseline; fills c.bench, c.stats, c.verdict, c.speedup and c.score (or
 -- c.stage and c.evidence when the benchmark fails).
-function Optimizer:time_candidate(cy, c, cand)
+function Optimizer:time_phase(cy, c, cand)
   local r, bench = self:time_objective(cand, cy.lock)
   c.bench = r
   if not r.passed then
@@ -326,7 +326,7 @@ function Optimizer:validate_phase(cy, candidates)
         c.dir = dir
         local cand = sandbox.candidate(self.task, dir, c.id, c.params)
         if self:validate_candidate(c, cand) then
-          self:time_candidate(cy, c, cand)
+          self:time_phase(cy, c, cand)
         end
         finished = finished + 1
         self:status("cycle %d of %d: %d of %d candidates validated", k, cycles, finished, total)
