@@ -82,7 +82,9 @@ local task = {
   stop = { stall_cycles = 2 },
 }
 
-local result = po.optimizer.run(task, { router = router, progress = print })
+-- global_collector: the run's collector becomes po.metrics.global(), where
+-- the router records its calls, so the dashboard shows them per cycle.
+local result = assert(po.optimizer.run(task, { router = router, progress = print, global_collector = true }))
 
 print()
 print(string.format("%d cycles (stopped: %s), %d candidates accepted, %d replies unusable",

@@ -17,7 +17,7 @@ local here = (arg and arg[0] or "examples/tune_flags.lua"):match("^(.*)/[^/]*$")
 local task = assert(po.optimizer.load_task(here .. "/tune_flags_task.lua"))
 task.budget.cycles = tonumber(arg and arg[1]) or task.budget.cycles
 
-local result = po.optimizer.run(task, { output = os.getenv("POENGINE_RUN_DIR"), progress = print })
+local result = assert(po.optimizer.run(task, { output = os.getenv("POENGINE_RUN_DIR"), progress = print }))
 print(string.format("stopped after %d cycles (%s)", result.cycles, result.stopped))
 if result.best_params then
   local p = result.best_params

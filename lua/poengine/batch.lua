@@ -15,6 +15,8 @@ local READ_OPTIONS = { batch_size = true, root = true }
 local WRITE_OPTIONS = { batch_size = true, root = true, sync = true }
 local MAX_DEFAULT_BATCH = 64
 
+local check_names = require("poengine.util.options").check
+
 local function check_options(fname, opts, allowed)
   if opts == nil then
     return {}
@@ -22,11 +24,7 @@ local function check_options(fname, opts, allowed)
   if type(opts) ~= "table" then
     error(fname .. ": options must be a table, got " .. type(opts), 3)
   end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      error(fname .. ": unknown option '" .. tostring(k) .. "'", 3)
-    end
-  end
+  check_names(fname, opts, allowed, 3)
   if opts.batch_size ~= nil and (type(opts.batch_size) ~= "number" or opts.batch_size < 1
       or opts.batch_size ~= math.floor(opts.batch_size)) then
     error(fname .. ": batch_size must be a whole number of at least 1", 3)

@@ -104,16 +104,15 @@ local function semantic_parts(key)
 end
 M._semantic_parts = semantic_parts
 
+local check_names = require("poengine.util.options").check
+local SEMANTIC_OPTIONS = { threshold = true, embed = true, embed_id = true, candidates = true }
+
 local function check_semantic(s)
   if type(s) ~= "table" then
     return nil -- nil or false; other types are refused by the binding
   end
   local fn = "po.cache.open"
-  for k in pairs(s) do
-    if k ~= "threshold" and k ~= "embed" and k ~= "embed_id" and k ~= "candidates" then
-      error(("%s: unknown option 'semantic.%s'"):format(fn, tostring(k)), 3)
-    end
-  end
+  check_names(fn, s, SEMANTIC_OPTIONS, 3, nil, "semantic.")
   local threshold = s.threshold == nil and 0.95 or s.threshold
   if type(threshold) ~= "number" or threshold ~= threshold or threshold < -1 or threshold > 1 then
     error(fn .. ": semantic.threshold must be a number from -1 to 1, got " .. tostring(s.threshold), 3)
@@ -259,6 +258,8 @@ local function encode_value(value)
   error("cache:set: value must be a string or a JSON-able table, got " .. tv, 3)
 end
 
+local SET_OPTIONS = { ttl = true }
+
 local function set_ttl(self, opts)
   if opts == nil then
     return self._ttl
@@ -266,11 +267,7 @@ local function set_ttl(self, opts)
   if type(opts) ~= "table" then
     error("cache:set: options must be a table, got " .. type(opts), 3)
   end
-  for k in pairs(opts) do
-    if k ~= "ttl" then
-      error("cache:set: unknown option '" .. tostring(k) .. "'", 3)
-    end
-  end
+  check_names("cache:set", opts, SET_OPTIONS, 3)
   local ttl = opts.ttl
   if ttl == nil then
     return self._ttl

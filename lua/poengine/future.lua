@@ -324,6 +324,8 @@ function Future:_outcome()
   end
   return nil, self.err, self.code
 end
+Future.on_settle = Future._on_settle
+Future.outcome = Future._outcome
 
 local function check_timeout(fname, timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then

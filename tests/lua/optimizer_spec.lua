@@ -100,7 +100,9 @@ describe("po.optimizer", function()
         return { { role = "user", content = "Here it is:\n```lua\n" .. (i == 1 and good or bad) .. "```\n" } }
       end },
     })
-    local result = po.optimizer.run(task, { router = router, output = out, quiet = true })
+    -- global_collector: the router records its calls in po.metrics.global(),
+    -- which is then the run's collector.
+    local result = po.optimizer.run(task, { router = router, output = out, quiet = true, global_collector = true })
     assert.are.equal(1, result.cycles, result.stopped)
     assert.are.equal(1, #result.accepted)
     assert.are.equal("c1.1", result.accepted[1].id)
@@ -130,6 +132,32 @@ describe("po.optimizer", function()
     assert.matches("table.sort%(distinct", read(result.patch))
     assert.not_matches("table.sort", read(wordfreq .. "/wordfreq.lua"))
     assert.is_nil(read(result.events):find("sk%-spec%-secret"))
+  end)
+
+  it("changes no global state unless asked, and returns nil, message, code when a run cannot start", function()
+    local global = po.metrics.global()
+    local task = wordfreq_task(po.executable(), {
+      method = function() return { { files = { ["wordfreq.lua"] = good } } } end,
+    })
+    local opt = assert(po.optimizer.new(task, { output = out, quiet = true }))
+    assert.are_not.equal(global, opt.collector)
+    assert.are.equal(global, po.metrics.global())
+
+    local missing = wordfreq_task(po.executable(), { method = "search", space = { n = { 1, 2 } },
+      workdir = out .. "/no-such/dir" })
+    local none, err, code = po.optimizer.new(missing, { output = out })
+    assert.is_nil(none)
+    assert.matches("task.workdir: no such directory", err)
+    assert.are.equal("ENOENT", code)
+    local unreadable = wordfreq_task(po.executable(), { method = "search", space = { n = { 1, 2 } },
+      target_files = { "wordfreq.lua/inside" } })
+    none, err, code = po.optimizer.run(unreadable, { output = out })
+    assert.is_nil(none)
+    assert.matches("cannot read the target files: wordfreq.lua/inside", err)
+    assert.is_string(code)
+    -- Mistakes in the task still raise, naming the field.
+    assert.has_error(function() po.optimizer.new(wordfreq_task("x", { metod = "search" })) end,
+      "po.optimizer: unknown field 'task.metod'")
   end)
 
   it("refuses diffs that leave the target files, writing nothing outside", function()

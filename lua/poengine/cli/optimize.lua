@@ -152,8 +152,11 @@ function M.main(args)
 
   local tty = po.isatty(1)
   local live = tty and not opts.quiet
-  local result = po.optimizer.run(task, {
+  local result, rerr = po.optimizer.run(task, {
     router = router,
+    -- The router records its LLM calls in po.metrics.global(): make that the
+    -- run's collector, so they reach the cycles and the dashboards.
+    global_collector = true,
     resume = opts.resume,
     output = opts.output,
     quiet = opts.quiet,
@@ -167,6 +170,10 @@ function M.main(args)
       io.stdout:flush()
     end,
   })
+  if not result then -- the run could not start: an error, not a usage error
+    io.stderr:write("poengine optimize: ", rerr, "\n")
+    return 1
+  end
 
   local function fmt(x)
     return po.optimizer.format_score(x)

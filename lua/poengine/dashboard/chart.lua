@@ -31,15 +31,13 @@ local function finite(v)
 end
 
 -- Option checking: a misspelt option raises, naming the function.
+local check_names = require("poengine.util.options").check
+
 local function check_opts(fname, opts, known)
   if type(opts) ~= "table" then
     error(fname .. ": expected a table of options, got " .. type(opts), 3)
   end
-  for k in pairs(opts) do
-    if not known[k] then
-      error(fname .. ": unknown option '" .. tostring(k) .. "'", 3)
-    end
-  end
+  check_names(fname, opts, known, 3)
 end
 
 local function set(list)

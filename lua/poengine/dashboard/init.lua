@@ -28,15 +28,13 @@ local sections, section_order = {}, {}
 -- Formats by name, and the format of each file extension.
 local formats, by_extension = {}, {}
 
+local check_names = require("poengine.util.options").check
+
 local function check_keys(fname, spec, known)
   if type(spec) ~= "table" then
     error(fname .. ": expected a table, got " .. type(spec), 3)
   end
-  for k in pairs(spec) do
-    if not known[k] then
-      error(fname .. ": unknown option '" .. tostring(k) .. "'", 3)
-    end
-  end
+  check_names(fname, spec, known, 3)
 end
 
 local function check_name(fname, name)

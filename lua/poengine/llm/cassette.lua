@@ -45,14 +45,7 @@ function M.new(opts)
   if type(opts) ~= "table" then
     error(fname .. ": options must be a table, got " .. type(opts), 3)
   end
-  for k, v in pairs(opts) do
-    if not OPTIONS[k] then
-      error(fname .. ": unknown option '" .. tostring(k) .. "'", 3)
-    end
-    if OPTIONS[k] ~= true and type(v) ~= OPTIONS[k] then
-      error(fname .. ": " .. k .. " must be a " .. OPTIONS[k] .. ", got " .. type(v), 3)
-    end
-  end
+  require("poengine.util.options").check(fname, opts, OPTIONS, 3)
   if not opts.path then
     error(fname .. ": path is required", 3)
   end

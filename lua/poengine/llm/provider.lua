@@ -49,14 +49,7 @@ function M.new(kind, opts)
   if type(opts) ~= "table" then
     error("po.llm.provider: options must be a table, got " .. type(opts), 2)
   end
-  for k, v in pairs(opts) do
-    if not OPTIONS[k] then
-      error("po.llm.provider: unknown option '" .. tostring(k) .. "'", 2)
-    end
-    if type(v) ~= OPTIONS[k] then
-      error("po.llm.provider: " .. k .. " must be a " .. OPTIONS[k] .. ", got " .. type(v), 2)
-    end
-  end
+  require("poengine.util.options").check("po.llm.provider", opts, OPTIONS, 2)
   local adapter = M.adapters[kind]
   if kind == "lua" then
     if not opts.fn then

@@ -31,16 +31,10 @@ local PROVIDER_FIELDS = { model = true, base_url = true, api_key = true, api_key
   ttft_timeout = true, idle_timeout = true, connect_timeout = true, headers = true, name = true, fn = true,
   input_includes_cached = true }
 
+local check_names = require("poengine.util.options").check
+
 local function check_table(fname, what, t, allowed)
-  for k, v in pairs(t) do
-    local want = allowed[k]
-    if not want then
-      error(fname .. ": unknown option '" .. (what and (what .. ".") or "") .. tostring(k) .. "'", 4)
-    end
-    if want ~= true and type(v) ~= want then
-      error(fname .. ": " .. (what and (what .. ".") or "") .. k .. " must be a " .. want .. ", got " .. type(v), 4)
-    end
-  end
+  check_names(fname, t, allowed, 4, nil, what and (what .. "."))
 end
 
 local function positive(fname, name, v, allow_zero)

@@ -135,6 +135,8 @@ end
 -- ---- options ----------------------------------------------------------------
 
 local durabilities = { none = true, batch = true, full = true }
+local OPTIONS = { max_history = true, path = true, name = true, durability = true }
+local check_names = require("poengine.util.options").check
 
 local function check_options(opts)
   if opts == nil then
@@ -142,11 +144,7 @@ local function check_options(opts)
   elseif type(opts) ~= "table" then
     error("po.metrics.collector: options must be a table, got " .. type(opts), 3)
   end
-  for k in pairs(opts) do
-    if k ~= "max_history" and k ~= "path" and k ~= "name" and k ~= "durability" then
-      error(("po.metrics.collector: unknown option '%s'"):format(tostring(k)), 3)
-    end
-  end
+  check_names("po.metrics.collector", opts, OPTIONS, 3)
   local max = opts.max_history or 1000
   if type(max) ~= "number" or max < 1 or max ~= floor(max) or max > 2 ^ 53 then
     error("po.metrics.collector: max_history must be a whole number >= 1, got " .. tostring(opts.max_history), 3)
@@ -326,11 +324,7 @@ function Collector:record_llm_call(id, call)
   elseif type(call) ~= "table" then
     error(m .. ": call must be a table, got " .. type(call), 2)
   end
-  for k in pairs(call) do
-    if not llm_fields[k] then
-      error(("%s: unknown field '%s'"):format(m, tostring(k)), 2)
-    end
-  end
+  check_names(m, call, llm_fields, 2, "field")
   local tin = nonneg(m, "tokens_in", call.tokens_in, 0)
   local tout = nonneg(m, "tokens_out", call.tokens_out, 0)
   local cost = nonneg(m, "cost", call.cost, 0)

@@ -1,0 +1,105 @@
+--- The optimizer's task: the checks that raise on a mistake in a task
+--- (a task is code the user wrote), the defaults filled in, and task files.
+--- docs/optimizer.md lists every field.
+local po = require "poengine"
+local diff = require "poengine.optimizer.diff"
+local options = require "poengine.util.options"
+
+local M = {}
+
+local format = string.format
+
+local TASK_FIELDS = {
+  id = "string", description = "string", workdir = "string", target_files = "table", objective = "table",
+  validators = "table", method = true, candidates_per_cycle = "number", budget = "table", stop = "table",
+  apply = "boolean", space = "table", strategy = "string", seed = "number", prompts = "table",
+  model = "string", apply_params = "function", baseline_params = "table", score = "function",
+  keep_sandboxes = "boolean",
+  max_tokens = "number", temperature = "number", router = "table",
+}
+
+--- Checks a task and fills in defaults; raises naming the field on a
+--- mistake (a task is code the user wrote). Returns the checked task.
+---@param task table
+function M.check(task)
+  if type(task) ~= "table" then
+    error("po.optimizer: task must be a table, got " .. type(task), 3)
+  end
+  options.check("po.optimizer", task, TASK_FIELDS, 3, "field", "task.")
+  local t = {}
+  for k, v in pairs(task) do
+    t[k] = v
+  end
+  if not t.id or not t.id:match("^[%w_.%-]+$") then
+    error("po.optimizer: task.id must be a name of letters, digits, '_', '.' or '-'", 3)
+  end
+  if not t.workdir then
+    error("po.optimizer: task.workdir is required", 3)
+  end
+  if not t.target_files or #t.target_files == 0 then
+    error("po.optimizer: task.target_files must list at least one file", 3)
+  end
+  for i, path in ipairs(t.target_files) do
+    local norm, why = diff.check_path(path)
+    if not norm then
+      error(format("po.optimizer: task.target_files[%d]: %s", i, why), 3)
+    end
+    t.target_files[i] = norm
+  end
+  local o = t.objective
+  if not o or type(o.validator) ~= "table" or o.validator.run == nil then
+    error("po.optimizer: task.objective.validator must be a validator (po.validate.benchmark{...})", 3)
+  end
+  o.direction = o.direction or "min"
+  if o.direction ~= "min" and o.direction ~= "max" then
+    error("po.optimizer: task.objective.direction must be 'min' or 'max'", 3)
+  end
+  t.validators = t.validators or {}
+  t.method = t.method or "llm-rewrite"
+  local m = t.method
+  if type(m) ~= "function" and m ~= "llm-rewrite" and m ~= "llm-diff" and m ~= "search" then
+    error("po.optimizer: task.method must be 'llm-rewrite', 'llm-diff', 'search' or a function", 3)
+  end
+  if m == "search" and not t.space then
+    error("po.optimizer: task.space is required with method 'search'", 3)
+  end
+  if m == "search" and not t.apply_params then
+    -- By default a point of the space reaches the validators as params.json
+    -- in the sandbox (function validators also get candidate.params).
+    t.apply_params = function(params, dir)
+      local r = po.batch.write({ { path = "params.json", content = po.json.encode(params, { sort_keys = true }) } },
+        { root = dir })
+      assert(r[1].ok, r[1].err)
+    end
+  end
+  t.candidates_per_cycle = t.candidates_per_cycle or 4
+  t.budget = t.budget or {}
+  t.budget.cycles = t.budget.cycles or 10
+  t.stop = t.stop or {}
+  t.apply = t.apply or false
+  return t
+end
+
+--- Loads a task file (a Lua file returning a task table); relative paths in
+--- the task (workdir) are taken from the file's directory.
+---@param path string
+function M.load(path)
+  local chunk, err = loadfile(path)
+  if not chunk then
+    return nil, err, "ETASK"
+  end
+  local ok, task = pcall(chunk)
+  if not ok then
+    return nil, "task file " .. path .. " failed: " .. tostring(task), "ETASK"
+  end
+  if type(task) ~= "table" then
+    return nil, "task file " .. path .. " must return a table, got " .. type(task), "ETASK"
+  end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  if task.workdir and task.workdir:sub(1, 1) ~= "/" then
+    task.workdir = dir .. "/" .. task.workdir
+  end
+  return task
+end
+
+return M
