@@ -26,6 +26,7 @@ local lazy_functions = {
   is_future = "poengine.future",
   run = "poengine.proc",
   run_sync = "poengine.proc",
+  cpus = "poengine.proc",
 }
 
 -- name -> module that is the field

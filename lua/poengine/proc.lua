@@ -19,9 +19,14 @@ local M = {}
 ---@field error? string why it could not start (status "error")
 
 --- Starts a child process and returns a future of its result table.
----@param spec { argv?: string[], cmd?: string, shell?: boolean, cwd?: string, env?: table<string, string|false>, inherit_env?: boolean, stdin?: string, timeout?: number, kill_grace?: number, output_limit?: integer }
+---@param spec { argv?: string[], cmd?: string, shell?: boolean, cwd?: string, env?: table<string, string|false>, inherit_env?: boolean, stdin?: string, timeout?: number, kill_grace?: number, output_limit?: integer, cpu?: integer }
 ---@return poengine.Future
 M.run = core.run
+
+--- The CPUs this process may run on (its affinity mask), ascending: the
+--- values `po.run{ cpu = }` accepts.
+---@return integer[]|nil cpus, string? err, string? code
+M.cpus = core.cpus
 
 --- Runs a child process and waits for it (inside po.async: yields the task).
 ---@param spec table as for po.run

@@ -282,7 +282,7 @@ static int new_future_protected(lua_State *L) {
 }
 
 static const char *const run_options[] = {"argv",  "cmd",     "shell",      "cwd",          "env", "inherit_env",
-                                          "stdin", "timeout", "kill_grace", "output_limit", NULL};
+                                          "stdin", "timeout", "kill_grace", "output_limit", "cpu", NULL};
 
 static int l_run(lua_State *L) {
   if (lua_type(L, 1) != LUA_TTABLE) return luaL_error(L, "po.run: spec must be a table, got %s", luaL_typename(L, 1));
@@ -322,6 +322,15 @@ static int l_run(lua_State *L) {
     o.output_limit = (size_t)lim;
   }
   lua_pop(L, 1);
+  lua_getfield(L, 1, "cpu");
+  if (!lua_isnil(L, -1)) {
+    lua_Number cpu = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+    if (!(cpu >= 0 && cpu == floor(cpu) && cpu < 1e6))
+      return luaL_error(L, "po.run: cpu must be a non-negative whole number (one of po.cpus())");
+    o.pin = 1;
+    o.cpu = (int)cpu;
+  }
+  lua_pop(L, 1);
 
   procs *ps = state_procs(L);
   run *r = calloc(1, sizeof *r);
@@ -352,7 +361,21 @@ static int l_run(lua_State *L) {
   return 1;
 }
 
+/* po.cpus() -> { cpu, ... } | nil, message, code */
+static int l_cpus(lua_State *L) {
+  int buf[1024], n = 0;
+  int rc = po_proc_cpus(buf, 1024, &n);
+  if (rc != 0) return po_push_error(L, rc, "po.cpus: cannot read the CPU affinity mask");
+  if (n > 1024) n = 1024;
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushinteger(L, buf[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 void po_open_proc(lua_State *L) {
-  static const luaL_Reg fns[] = {{"run", l_run}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"run", l_run}, {"cpus", l_cpus}, {NULL, NULL}};
   po_set_funcs(L, fns);
 }

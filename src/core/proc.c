@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -357,6 +358,29 @@ static int spawn(po_proc *p, const po_proc_opts *o) {
     goto nomem;
   }
 
+  /* posix_spawn has no affinity attribute, and a child starts with its
+   * creator's CPU mask: the calling thread takes the one-CPU mask for the
+   * spawn and gets its own back right after, so the child is pinned from
+   * its first instruction. */
+  cpu_set_t saved;
+  int pinned = 0;
+  if (o->pin) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    if (o->cpu < 0 || o->cpu >= CPU_SETSIZE) {
+      errno = EINVAL;
+    } else if (sched_getaffinity(0, sizeof saved, &saved) == 0) {
+      CPU_SET(o->cpu, &one);
+      pinned = sched_setaffinity(0, sizeof one, &one) == 0;
+    }
+    if (!pinned) {
+      p->error = errno;
+      p->error_what = "pin to the CPU";
+      posix_spawn_file_actions_destroy(&fa);
+      posix_spawnattr_destroy(&attr);
+      goto close_all;
+    }
+  }
   char *const *argv = (char *const *)o->argv;
   char *const *envp = o->envp ? (char *const *)o->envp : environ;
   pid_t pid = 0;
@@ -364,6 +388,7 @@ static int spawn(po_proc *p, const po_proc_opts *o) {
     rc = posix_spawn(&pid, o->argv[0], &fa, &attr, argv, envp);
   else
     rc = posix_spawnp(&pid, o->argv[0], &fa, &attr, argv, envp);
+  if (pinned) sched_setaffinity(0, sizeof saved, &saved);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
@@ -522,6 +547,19 @@ void po_proc_free(po_proc *p) {
   po_strbuf_free(&p->err.buf);
   free(p->input);
   free(p);
+}
+
+int po_proc_cpus(int *out, int cap, int *n) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return PO_EIO;
+  int count = 0;
+  for (int c = 0; c < CPU_SETSIZE; c++) {
+    if (!CPU_ISSET(c, &set)) continue;
+    if (count < cap) out[count] = c;
+    count++;
+  }
+  *n = count;
+  return 0;
 }
 
 const char *po_signal_name(int sig) {

@@ -39,6 +39,8 @@ typedef struct po_proc_opts {
   double timeout;      /* seconds from the start; <= 0 means no deadline */
   double kill_grace;   /* seconds between SIGTERM and SIGKILL (clamped at 0) */
   size_t output_limit; /* bytes kept per stream; the rest is discarded */
+  int pin;             /* nonzero: the child runs on CPU `cpu` only (sched_setaffinity) */
+  int cpu;             /* with pin: a CPU of po_proc_cpus() */
 } po_proc_opts;
 
 typedef struct po_proc_result {
@@ -81,6 +83,11 @@ void po_proc_result_get(const po_proc *p, po_proc_result *r);
  * group is killed with SIGKILL and the child reaped first, without the
  * callback. NULL is ignored. */
 void po_proc_free(po_proc *p);
+
+/* The CPUs this process may run on (its affinity mask), in ascending
+ * order: up to cap numbers go to out, and *n is set to how many there are
+ * in all. Returns 0, or PO_EIO when the mask cannot be read. */
+int po_proc_cpus(int *out, int cap, int *n);
 
 /* "SIGTERM" for SIGTERM; NULL for 0 or an unknown number. */
 const char *po_signal_name(int sig);

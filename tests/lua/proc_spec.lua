@@ -128,6 +128,37 @@ describe("po.run", function()
       "po.run: env.A must be a string, a number or false (to unset it), got table")
     assert.has_error(function() po.run { argv = { "ls" }, output_limit = 1.5 } end,
       "po.run: output_limit must be a non-negative whole number of bytes")
+    assert.has_error(function() po.run { argv = { "ls" }, cpu = -1 } end,
+      "po.run: cpu must be a non-negative whole number (one of po.cpus())")
+  end)
+
+  it("pins a child to the CPU asked for, and leaves the caller's mask alone", function()
+    local cpus = assert(po.cpus())
+    assert.is_true(#cpus >= 1)
+    for i = 2, #cpus do
+      assert.is_true(cpus[i] > cpus[i - 1])
+    end
+    -- The kernel's own view of the child: Cpus_allowed_list in /proc.
+    local function allowed(spec)
+      spec.argv = { "sh", "-c", "grep Cpus_allowed_list /proc/self/status" }
+      local r = po.run_sync(spec)
+      assert.are.equal("ok", r.status)
+      return r.stdout:match("Cpus_allowed_list:%s*(%S+)")
+    end
+    local last = cpus[#cpus]
+    assert.are.equal(tostring(last), allowed { cpu = last })
+    assert.are.equal(tostring(cpus[1]), allowed { cpu = cpus[1] })
+    -- Without cpu the child has the whole mask again: the pin did not stick
+    -- to the thread that spawned it.
+    local whole = allowed {}
+    if #cpus > 1 then
+      assert.are_not.equal(tostring(last), whole)
+    end
+    assert.are.same(cpus, po.cpus())
+    -- A CPU outside the mask: the run reports it could not start.
+    local r = po.run_sync { argv = { "true" }, cpu = 100000 }
+    assert.are.equal("error", r.status)
+    assert.matches("pin to the CPU", r.error)
   end)
 
   it("kills a child that ignores SIGTERM, with its grandchild, within timeout + grace + 0.5 s", function()

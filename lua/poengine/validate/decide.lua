@@ -1,0 +1,420 @@
+--- Deciding whether candidates are faster than a baseline, with stated error
+--- rates.
+---
+--- The comparison is on log times, so "5% faster" means the same thing for a
+--- 2 ms and a 2 s benchmark. For one candidate beside the baseline:
+---
+--- * the speedup estimate is exp of minus the Hodges–Lehmann shift (the median
+---   of all pairwise differences of log times), robust to the occasional
+---   run slowed by another process;
+--- * its confidence interval and the one-sided p-value come from the
+---   Mann–Whitney U statistic (normal approximation with a continuity
+---   correction and a tie correction), which assumes nothing about the shape
+---   of the timing distribution.
+---
+--- A candidate is "faster" when its p-value passes the cycle's error budget
+--- and its estimated speedup is at least 1 + min_effect. The budget `alpha`
+--- is the family-wise false-accept rate of one decision over all candidates:
+--- Holm's step-down across candidates, and, because the sequential design
+--- looks at the data several times, Bonferroni across those looks (each look
+--- spends alpha / looks). Stopping early for a candidate that cannot reach
+--- min_effect never raises the false-accept rate, so it is done at a looser
+--- level (`futility`), which saves most of the runs of hopeless candidates.
+---
+--- Pure Lua, no engine calls: the optimizer, po.validate.compare and the
+--- calibration benchmark share it.
+local M = {}
+
+local exp, log, sqrt, floor, max, min, abs = math.exp, math.log, math.sqrt, math.floor, math.max, math.min, math.abs
+local sort = table.sort
+
+-- erfc by the classic Chebyshev fit (fractional error below 1.2e-7
+-- everywhere), ample for p-values compared with thresholds near 1e-3.
+local function erfc(x)
+  local z = abs(x)
+  local t = 1 / (1 + 0.5 * z)
+  local r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
+    + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
+    + t * (-0.82215223 + t * 0.17087277)))))))))
+  return x >= 0 and r or 2 - r
+end
+
+--- P(Z > z) for a standard normal Z.
+---@param z number
+---@return number
+function M.upper_tail(z)
+  return 0.5 * erfc(z / sqrt(2))
+end
+
+--- The z with P(Z > z) = p, for 0 < p < 1 (bisection on upper_tail: called
+--- a few times per decision, so exactness beats speed here).
+---@param p number
+---@return number
+function M.z_for(p)
+  local lo, hi = -40, 40
+  for _ = 1, 100 do
+    local mid = (lo + hi) / 2
+    if M.upper_tail(mid) > p then
+      lo = mid
+    else
+      hi = mid
+    end
+  end
+  return (lo + hi) / 2
+end
+
+local function logs(xs)
+  local out = {}
+  for i = 1, #xs do
+    local x = xs[i]
+    if type(x) ~= "number" or x <= 0 or x ~= x then
+      return nil, "sample " .. i .. " is not a positive number"
+    end
+    out[i] = log(x)
+  end
+  return out
+end
+
+-- Mann–Whitney for "x tends to be smaller than y": U counts the pairs with
+-- x < y (ties as one half). Returns U, its null mean and its null standard
+-- deviation with the tie correction.
+local function mann_whitney(x, y)
+  local m, n = #x, #y
+  local all = {}
+  for i = 1, m do
+    all[i] = { x[i], 1 }
+  end
+  for j = 1, n do
+    all[m + j] = { y[j], 2 }
+  end
+  sort(all, function(a, b) return a[1] < b[1] end)
+  -- Rank sum of x with mid-ranks for ties, and the tie term sum(t^3 - t).
+  local N = m + n
+  local rank_x, ties = 0, 0
+  local i = 1
+  while i <= N do
+    local j = i
+    while j < N and all[j + 1][1] == all[i][1] do
+      j = j + 1
+    end
+    local mid_rank = (i + j) / 2
+    local t = j - i + 1
+    ties = ties + (t * t * t - t)
+    for k = i, j do
+      if all[k][2] == 1 then
+        rank_x = rank_x + mid_rank
+      end
+    end
+    i = j + 1
+  end
+  -- U_x counts pairs with x > y; the pairs with x < y are mn - U_x.
+  local u_greater = rank_x - m * (m + 1) / 2
+  local u = m * n - u_greater
+  local mean = m * n / 2
+  local var = m * n / 12 * ((N + 1) - ties / (N * (N - 1)))
+  return u, mean, sqrt(max(var, 0))
+end
+
+--- One-sided Mann–Whitney p-value that the x sample tends to be smaller
+--- than the y sample (normal approximation, continuity corrected).
+---@param x number[]
+---@param y number[]
+---@return number p
+function M.p_smaller(x, y)
+  local u, mean, sd = mann_whitney(x, y)
+  if sd == 0 then
+    return u > mean and 0 or 1
+  end
+  return M.upper_tail((u - mean - 0.5) / sd)
+end
+
+-- Sorted pairwise differences x_i - y_j.
+local function differences(x, y)
+  local d, k = {}, 0
+  for i = 1, #x do
+    local xi = x[i]
+    for j = 1, #y do
+      k = k + 1
+      d[k] = xi - y[j]
+    end
+  end
+  sort(d)
+  return d
+end
+
+local function median_sorted(s)
+  local n = #s
+  if n == 0 then
+    return 0
+  end
+  if n % 2 == 1 then
+    return s[(n + 1) / 2]
+  end
+  return (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+--- Hodges–Lehmann shift of x relative to y and its two-sided confidence
+--- interval at the given level (the distribution-free interval: order
+--- statistics of the pairwise differences, cut by the U distribution).
+--- Returns the estimate, the lower and upper bounds (-inf/inf when the
+--- samples are too small for that level).
+---@param x number[]
+---@param y number[]
+---@param level number  e.g. 0.95
+function M.shift(x, y, level)
+  local d = differences(x, y)
+  local mn = #d
+  local est = median_sorted(d)
+  local m, n = #x, #y
+  local z = M.z_for((1 - level) / 2)
+  local c = floor(mn / 2 - z * sqrt(m * n * (m + n + 1) / 12))
+  if c < 1 then
+    return est, -math.huge, math.huge
+  end
+  return est, d[c], d[mn + 1 - c]
+end
+
+local function check_opts(opts)
+  local a = opts.alpha or 0.05
+  if type(a) ~= "number" or a <= 0 or a >= 0.5 then
+    error("po.validate.decide: alpha must be a number in (0, 0.5)", 3)
+  end
+  local e = opts.min_effect or 0.01
+  if type(e) ~= "number" or e < 0 or e >= 1 then
+    error("po.validate.decide: min_effect must be a number in [0, 1)", 3)
+  end
+  return a, e
+end
+
+--- Compares one candidate's samples with the baseline's at a given one-sided
+--- level. Times by default (lower is better); higher_is_better for scores.
+--- Returns a table { verdict = "faster"|"slower"|"same", speedup, ci_low,
+--- ci_high, p, level, n_candidate, n_baseline } where speedup > 1 always
+--- means the candidate is better, and p is the one-sided p-value that it is.
+---@param candidate number[]
+---@param baseline number[]
+---@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean }
+---@return table|nil result
+---@return string? err
+---@return string? code
+function M.compare_samples(candidate, baseline, opts)
+  opts = opts or {}
+  local alpha, min_effect = check_opts(opts)
+  if type(candidate) ~= "table" or type(baseline) ~= "table" then
+    error("po.validate.decide: candidate and baseline must be arrays of samples", 2)
+  end
+  if #candidate < 2 or #baseline < 2 then
+    return nil, "po.validate.decide: need at least 2 samples on each side", "EINVAL"
+  end
+  local x, err = logs(candidate)
+  if not x then
+    return nil, "po.validate.decide: candidate " .. err, "EINVAL"
+  end
+  local y
+  y, err = logs(baseline)
+  if not y then
+    return nil, "po.validate.decide: baseline " .. err, "EINVAL"
+  end
+  if opts.higher_is_better then
+    -- Better means smaller in what follows.
+    for i = 1, #x do x[i] = -x[i] end
+    for j = 1, #y do y[j] = -y[j] end
+  end
+  local p_better = M.p_smaller(x, y)
+  local p_worse = M.p_smaller(y, x)
+  local est, lo, hi = M.shift(x, y, 1 - 2 * alpha)
+  local speedup = exp(-est)
+  local verdict = "same"
+  if p_better < alpha and speedup >= 1 + min_effect then
+    verdict = "faster"
+  elseif p_worse < alpha then
+    verdict = "slower"
+  end
+  return {
+    verdict = verdict, speedup = speedup,
+    ci_low = exp(-hi), ci_high = exp(-lo), -- the interval of the speedup
+    p = p_better, level = 1 - 2 * alpha,
+    n_candidate = #candidate, n_baseline = #baseline,
+  }
+end
+
+--- The sample sizes at which the sequential design looks: from `first` to
+--- `max_runs`, growing by about half each time.
+---@param first integer
+---@param max_runs integer
+---@return integer[]
+function M.looks(first, max_runs)
+  local out = { first }
+  while out[#out] < max_runs do
+    out[#out + 1] = min(max_runs, max(out[#out] + 1, floor(out[#out] * 1.5 + 0.5)))
+  end
+  return out
+end
+
+-- A small seeded generator (xorshift32) so the interleaving order is
+-- reproducible from the seed alone and does not disturb math.random.
+local function rng(seed)
+  local s = floor(seed or 1) % 4294967296
+  if s == 0 then s = 2463534242 end
+  local bit = require "bit"
+  local bxor, lshift, rshift, tobit = bit.bxor, bit.lshift, bit.rshift, bit.tobit
+  s = tobit(s)
+  return function(n)
+    s = bxor(s, lshift(s, 13))
+    s = bxor(s, rshift(s, 17))
+    s = bxor(s, lshift(s, 5))
+    return (s % 4294967296) % n + 1
+  end
+end
+M.rng = rng
+
+local function shuffle(list, next_int)
+  for i = #list, 2, -1 do
+    local j = next_int(i)
+    list[i], list[j] = list[j], list[i]
+  end
+  return list
+end
+
+--- The sequential, interleaved comparison of several candidates with one
+--- baseline. `run(arm)` times one run of arm 0 (the baseline) or arm i (the
+--- i-th candidate) and returns the measurement, or nil and an error.
+---
+--- Each round runs every arm still undecided, and the baseline, once, in a
+--- seeded shuffled order (after `warmup` untimed rounds), so drift and
+--- periodic noise fall on all arms alike. At each look (M.looks) Holm's
+--- procedure at alpha / looks picks the candidates that are better; a
+--- candidate clearly worse, or whose interval at the `futility` level
+--- rules out min_effect, stops; the rest go on, up to `max_runs` runs.
+---
+--- Returns { candidates = { [i] = result of compare_samples + runs, stopped },
+--- baseline = samples, order = { arm, ... } (every timed run in order),
+--- rounds = n } or nil, message, code when a run fails.
+---@param n_candidates integer
+---@param run fun(arm: integer): number|nil, string?
+---@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean, warmup?: integer, first?: integer, max_runs?: integer, futility?: number, seed?: integer, on_round?: fun(round: integer, active: integer) }
+function M.sequential(n_candidates, run, opts)
+  opts = opts or {}
+  local alpha, min_effect = check_opts(opts)
+  if type(n_candidates) ~= "number" or n_candidates < 1 or n_candidates % 1 ~= 0 then
+    error("po.validate.decide.sequential: n_candidates must be a positive integer", 2)
+  end
+  if type(run) ~= "function" then
+    error("po.validate.decide.sequential: run must be a function(arm) -> number", 2)
+  end
+  local warmup = opts.warmup or 1
+  local first = opts.first or 6
+  local max_runs = max(opts.max_runs or 30, first)
+  local futility = opts.futility or 0.2
+  local looks = M.looks(first, max_runs)
+  local per_look = alpha / #looks
+  local next_int = rng(opts.seed or 1)
+  local hib = opts.higher_is_better
+
+  local samples = {}
+  for arm = 0, n_candidates do
+    samples[arm] = {}
+  end
+  local active, results = {}, {}
+  for i = 1, n_candidates do
+    active[i] = true
+  end
+  local order = {}
+
+  local function round(timed)
+    local arms = { 0 }
+    for i = 1, n_candidates do
+      if active[i] then
+        arms[#arms + 1] = i
+      end
+    end
+    shuffle(arms, next_int)
+    for _, arm in ipairs(arms) do
+      local v, err, code = run(arm)
+      if v == nil then
+        return nil, err or "run failed", code or "EFAILED"
+      end
+      if timed then
+        local s = samples[arm]
+        s[#s + 1] = v
+        order[#order + 1] = arm
+      end
+    end
+    return true
+  end
+
+  for _ = 1, warmup do
+    local ok, err, code = round(false)
+    if not ok then
+      return nil, err, code
+    end
+  end
+
+  local rounds, look_i = 0, 1
+  while look_i <= #looks do
+    local any = false
+    for i = 1, n_candidates do
+      any = any or active[i]
+    end
+    if not any then
+      break
+    end
+    local ok, err, code = round(true)
+    if not ok then
+      return nil, err, code
+    end
+    rounds = rounds + 1
+    if opts.on_round then
+      opts.on_round(rounds, #order)
+    end
+    if rounds >= looks[look_i] then
+      local last = look_i == #looks
+      -- Holm across the candidates still active at this look.
+      local pending = {}
+      for i = 1, n_candidates do
+        if active[i] then
+          local r = M.compare_samples(samples[i], samples[0], { alpha = per_look, min_effect = min_effect, higher_is_better = hib })
+          r.runs = #samples[i]
+          pending[#pending + 1] = { i = i, r = r }
+        end
+      end
+      sort(pending, function(a, b) return a.r.p < b.r.p end)
+      local k = #pending
+      local holm_open = true
+      for rank, e in ipairs(pending) do
+        local r = e.r
+        local threshold = per_look / (k - rank + 1)
+        local passes = holm_open and r.p < threshold
+        holm_open = passes
+        if passes and r.speedup >= 1 + min_effect then
+          r.verdict = "faster"
+        elseif r.verdict == "faster" then
+          r.verdict = "same" -- significant alone, not once the family is counted
+        end
+        local stop = r.verdict ~= "same" or last
+        if not stop then
+          -- Futility: the speedup's upper bound at the looser level cannot
+          -- reach min_effect, so more runs would not make it "faster".
+          local x, y = logs(samples[e.i]), logs(samples[0])
+          if hib then
+            for a = 1, #x do x[a] = -x[a] end
+            for b = 1, #y do y[b] = -y[b] end
+          end
+          local _, lo = M.shift(x, y, 1 - 2 * futility)
+          if exp(-lo) < 1 + min_effect then
+            stop = true
+          end
+        end
+        if stop then
+          r.stopped = last and "cap" or (r.verdict ~= "same" and "clear" or "futile")
+          results[e.i] = r
+          active[e.i] = false
+        end
+      end
+      look_i = look_i + 1
+    end
+  end
+  return { candidates = results, baseline = samples[0], order = order, rounds = rounds, looks = looks }
+end
+
+return M

@@ -1,0 +1,258 @@
+-- Calibration of the optimizer's decision rule (poengine.validate.decide):
+-- its false-accept rate when nothing changed (A/A), its power when the
+-- candidate is 3%, 5% or 10% faster (A/B), and the timing seconds it spends,
+-- beside two rules people already trust, applied to the same measurements:
+--   benchstat  10 runs each, two-sided Mann-Whitney U, p < 0.05, "faster"
+--              when significant and the candidate's median is lower;
+--   hyperfine  10 runs each, "faster" when mean + sd of the candidate lies
+--              below mean - sd of the baseline (its summary's intervals do
+--              not overlap).
+--
+-- The subject is tests/bench/spin.c (`bench_spin N`: N rounds of fixed
+-- work), timed as a child process while a second process compiles in a
+-- loop, as on a machine where other work goes on. A cycle has a baseline and
+-- four candidates: in A/A all five are the same command; in A/B candidate 1
+-- does 3%, 5% or 10% less work.
+--
+-- Method: for each scenario a stream of interleaved rounds is recorded once
+-- (each round runs the five arms in a seeded shuffled order; every run's
+-- wall time is kept). Each trial replays a window of that stream through
+-- each rule: the fixed rules read their 10 rounds, the sequential rule
+-- reads rounds until it decides (arms it has decided stop being counted).
+-- All rules see the same real timings, drift and outliers included, and a
+-- rule's "timing seconds" are the summed wall times of the runs it read.
+-- Windows start every STEP rounds and overlap, so trials are not fully
+-- independent: the rates are estimates over that many windows.
+local po = require "poengine"
+local lib = require "tests.bench.lib"
+local decide = require "poengine.validate.decide"
+
+local bindir = (arg[-1] or "build/poengine"):match("^(.*)/[^/]*$") or "."
+local SPIN = bindir .. "/tests/bench_spin"
+local WORK = tonumber(os.getenv("CALIB_WORK") or "") or 3000 -- rounds of bench_spin for "A" (about 7 ms)
+local ROUNDS = tonumber(os.getenv("CALIB_ROUNDS") or "") or 500
+local STEP = tonumber(os.getenv("CALIB_STEP") or "") or 3
+local CANDIDATES = 4
+local OPTS = { alpha = 0.05, min_effect = 0.01, warmup = 1, first = 6, max_runs = 30 }
+
+local function run_time(work)
+  local r = po.run_sync { argv = { SPIN, tostring(work) } }
+  assert(r.status == "ok", "bench_spin failed: " .. tostring(r.error or r.stderr))
+  return r.duration
+end
+
+-- The background load: a compiler in a loop, in its own process group so
+-- one kill stops it and its children.
+local load_pid
+local function start_load()
+  local src = debug.getinfo(1, "S").source:sub(2):gsub("calibration_bench%.lua$", "spin.c")
+  local p = assert(io.popen("setsid sh -c 'while :; do cc -O2 -c " .. src
+    .. " -o /dev/null 2>/dev/null; done' >/dev/null 2>&1 & echo $!"))
+  load_pid = tonumber(p:read("*l"))
+  p:close()
+end
+local function stop_load()
+  if load_pid then
+    os.execute("kill -TERM -" .. load_pid .. " 2>/dev/null; kill -TERM " .. load_pid .. " 2>/dev/null")
+    load_pid = nil
+  end
+end
+
+-- Records `rounds` rounds; works[arm] is the work of arm 0 (baseline) .. 4.
+local function record(works, rounds, seed)
+  local next_int = decide.rng(seed)
+  local stream = {}
+  for r = 1, rounds do
+    local arms = {}
+    for arm = 0, CANDIDATES do
+      arms[#arms + 1] = arm
+    end
+    for i = #arms, 2, -1 do
+      local j = next_int(i)
+      arms[i], arms[j] = arms[j], arms[i]
+    end
+    local row = {}
+    for _, arm in ipairs(arms) do
+      row[arm] = run_time(works[arm])
+    end
+    stream[r] = row
+  end
+  return stream
+end
+
+local function median(xs)
+  return lib.median(xs)
+end
+
+local function mean_sd(xs)
+  local s = 0
+  for _, x in ipairs(xs) do s = s + x end
+  local m = s / #xs
+  local v = 0
+  for _, x in ipairs(xs) do v = v + (x - m) ^ 2 end
+  return m, math.sqrt(v / (#xs - 1))
+end
+
+-- The fixed rules over rounds [s+1 (warm-up), s+2 .. s+11].
+local function fixed_rules(stream, s)
+  local cols = {}
+  for arm = 0, CANDIDATES do
+    cols[arm] = {}
+    for k = 1, 10 do
+      cols[arm][k] = stream[s + 1 + k][arm]
+    end
+  end
+  local seconds = 0
+  for k = 0, 10 do
+    for arm = 0, CANDIDATES do
+      seconds = seconds + stream[s + 1 + k][arm]
+    end
+  end
+  local bs, hf = {}, {}
+  local bm, bsd = mean_sd(cols[0])
+  for i = 1, CANDIDATES do
+    local p_two = 2 * math.min(decide.p_smaller(cols[i], cols[0]), decide.p_smaller(cols[0], cols[i]))
+    bs[i] = p_two < 0.05 and median(cols[i]) < median(cols[0])
+    local cm, csd = mean_sd(cols[i])
+    hf[i] = cm + csd < bm - bsd
+  end
+  return bs, hf, seconds
+end
+
+local function sequential_rule(stream, s)
+  local used = {}
+  local seconds = 0
+  local res = assert(decide.sequential(CANDIDATES, function(arm)
+    used[arm] = (used[arm] or 0) + 1
+    local v = stream[s + used[arm]][arm]
+    seconds = seconds + v
+    return v
+  end, { alpha = OPTS.alpha, min_effect = OPTS.min_effect, warmup = OPTS.warmup, first = OPTS.first,
+         max_runs = OPTS.max_runs, seed = s }))
+  local faster = {}
+  for i = 1, CANDIDATES do
+    faster[i] = res.candidates[i].verdict == "faster"
+  end
+  return faster, seconds
+end
+
+local rules = { "poengine", "benchstat", "hyperfine" }
+
+local function evaluate(stream, b_arm)
+  local out = {}
+  for _, rule in ipairs(rules) do
+    out[rule] = { comparisons = 0, false_accepts = 0, cycles = 0, cycles_fa = 0, hits = 0, trials = 0, seconds = 0 }
+  end
+  local s = 0
+  while s + 1 + OPTS.max_runs <= #stream do
+    local bs, hf, fixed_seconds = fixed_rules(stream, s)
+    local ours, our_seconds = sequential_rule(stream, s)
+    local by_rule = { poengine = ours, benchstat = bs, hyperfine = hf }
+    for _, rule in ipairs(rules) do
+      local o, d = out[rule], by_rule[rule]
+      o.trials = o.trials + 1
+      o.seconds = o.seconds + (rule == "poengine" and our_seconds or fixed_seconds)
+      local any_fa = false
+      for i = 1, CANDIDATES do
+        if i == b_arm then
+          o.hits = o.hits + (d[i] and 1 or 0)
+        else
+          o.comparisons = o.comparisons + 1
+          if d[i] then
+            o.false_accepts = o.false_accepts + 1
+            any_fa = true
+          end
+        end
+      end
+      o.cycles = o.cycles + 1
+      o.cycles_fa = o.cycles_fa + (any_fa and 1 or 0)
+    end
+    s = s + STEP
+  end
+  return out
+end
+
+local ok, err = pcall(function()
+  if not io.open(SPIN) then
+    error("calibration: " .. SPIN .. " is missing (it is built beside poengine)")
+  end
+  start_load()
+  run_time(WORK) -- the first start pays for the page cache
+  local scenarios = {
+    { name = "A/A", effect = 0 },
+    { name = "A/B 3%", effect = 0.03 },
+    { name = "A/B 5%", effect = 0.05 },
+    { name = "A/B 10%", effect = 0.10 },
+  }
+  local totals = {}
+  for _, rule in ipairs(rules) do
+    totals[rule] = { comparisons = 0, false_accepts = 0, cycles = 0, cycles_fa = 0, seconds = 0 }
+  end
+  local power = {}
+  for si, sc in ipairs(scenarios) do
+    local works = {}
+    for arm = 0, CANDIDATES do
+      works[arm] = WORK
+    end
+    local b_arm = sc.effect > 0 and 1 or nil
+    if b_arm then
+      -- "10% faster" is a speedup of 1.10: the work is divided by it.
+      works[b_arm] = math.floor(WORK / (1 + sc.effect) + 0.5)
+    end
+    io.stderr:write(string.format("calibration: recording %s (%d rounds of 5 runs)\n", sc.name, ROUNDS))
+    local stream = record(works, ROUNDS, 1000 + si)
+    local res = evaluate(stream, b_arm)
+    power[sc.name] = {}
+    for _, rule in ipairs(rules) do
+      local o, t = res[rule], totals[rule]
+      for _, k in ipairs { "comparisons", "false_accepts", "cycles", "cycles_fa", "seconds" } do
+        t[k] = t[k] + o[k]
+      end
+      if b_arm then
+        power[sc.name][rule] = 100 * o.hits / o.trials
+      else
+        t.aa_cycles, t.aa_cycles_fa = o.cycles, o.cycles_fa
+      end
+      io.stderr:write(string.format("  %-10s trials %d, false accepts %d of %d, hits %d, %.1f timing s\n",
+        rule, o.trials, o.false_accepts, o.comparisons, o.hits, o.seconds))
+    end
+  end
+  stop_load()
+
+  local function pct(n, d) return d > 0 and 100 * n / d or 0 end
+  for _, ref in ipairs { "benchstat", "hyperfine" } do
+    local label = ref == "benchstat" and "benchstat rule: 10 runs, U test p<0.05" or "hyperfine rule: 10 runs, mean±sd apart"
+    lib.record {
+      name = "decision rule", case = "false accepts per comparison, all candidates that are A (" .. ref .. ")",
+      subject = { label = "sequential HL/U, Holm", value = pct(totals.poengine.false_accepts, totals.poengine.comparisons) },
+      baseline = { label = label, value = pct(totals[ref].false_accepts, totals[ref].comparisons) },
+      unit = "%", goal = { max = 1 },
+    }
+    lib.record {
+      name = "decision rule", case = "A/A cycles (4 candidates) with any false accept (" .. ref .. ")",
+      subject = { label = "sequential HL/U, Holm", value = pct(totals.poengine.aa_cycles_fa, totals.poengine.aa_cycles) },
+      baseline = { label = label, value = pct(totals[ref].aa_cycles_fa, totals[ref].aa_cycles) },
+      unit = "%", goal = { max = 5 },
+    }
+    for _, sc in ipairs(scenarios) do
+      if sc.effect > 0 then
+        lib.record {
+          name = "decision rule", case = "power: " .. sc.name .. " faster candidate accepted (" .. ref .. ")",
+          subject = { label = "sequential HL/U, Holm", value = power[sc.name].poengine },
+          baseline = { label = label, value = power[sc.name][ref] },
+          unit = "%", goal = sc.effect == 0.05 and { min = 90 } or nil,
+        }
+      end
+    end
+    lib.record {
+      name = "decision rule", case = "timing seconds per cycle, all scenarios (" .. ref .. ")",
+      subject = { label = "sequential HL/U, Holm", value = totals.poengine.seconds / totals.poengine.cycles },
+      baseline = { label = label, value = totals[ref].seconds / totals[ref].cycles },
+      unit = "s", goal = ref == "benchstat" and { max_ratio = 1 } or nil,
+    }
+  end
+end)
+stop_load()
+if not ok then
+  error(err, 0)
+end

@@ -1,0 +1,153 @@
+-- poengine.validate.decide: the statistics against hand-computed values,
+-- and the sequential rule on real child processes (tests/bench/spin.c)
+-- where the answer is certain.
+local decide = require "poengine.validate.decide"
+
+describe("decide statistics", function()
+  it("upper_tail and z_for are inverse and match the normal table", function()
+    assert.is_true(math.abs(decide.upper_tail(1.959964) - 0.025) < 1e-6)
+    assert.is_true(math.abs(decide.upper_tail(0) - 0.5) < 1e-7)
+    assert.is_true(math.abs(decide.upper_tail(-1) - 0.8413447) < 1e-6)
+    assert.is_true(math.abs(decide.z_for(0.05) - 1.6448536) < 1e-5)
+    assert.is_true(math.abs(decide.z_for(0.001) - 3.0902323) < 1e-5)
+  end)
+
+  it("p_smaller follows the Mann-Whitney normal approximation", function()
+    -- x all below y: U = 9, mean 4.5, var 3*3*7/12 = 5.25, z = (9-4.5-0.5)/sqrt(5.25)
+    local p = decide.p_smaller({ 1, 2, 3 }, { 4, 5, 6 })
+    assert.is_true(math.abs(p - decide.upper_tail(4 / math.sqrt(5.25))) < 1e-12)
+    assert.is_true(math.abs(p - 0.04040) < 1e-4)
+    -- The other way round: U = 0, z = (0-4.5-0.5)/sqrt(5.25), p near 1.
+    local q = decide.p_smaller({ 4, 5, 6 }, { 1, 2, 3 })
+    assert.is_true(math.abs(q - decide.upper_tail(-5 / math.sqrt(5.25))) < 1e-12)
+    assert.is_true(q > 0.98)
+    -- All values tied: no evidence either way.
+    assert.are.equal(1, decide.p_smaller({ 2, 2, 2 }, { 2, 2, 2 }))
+  end)
+
+  it("shift is the Hodges-Lehmann median of pairwise differences", function()
+    -- differences of {1,2,3} - {1,2,3}: -2,-1,-1,0,0,0,1,1,2 -> median 0
+    local est = decide.shift({ 1, 2, 3 }, { 1, 2, 3 }, 0.5)
+    assert.are.equal(0, est)
+    local est2, lo, hi = decide.shift({ 11, 12, 13, 14, 15, 16 }, { 1, 2, 3, 4, 5, 6 }, 0.9)
+    assert.are.equal(10, est2)
+    assert.is_true(lo < 10 and hi > 10 and lo >= 5 and hi <= 15)
+    -- Too few samples for the level: an unbounded interval, never a made-up one.
+    local _, l3, h3 = decide.shift({ 1, 2 }, { 3, 4 }, 0.999)
+    assert.are.equal(-math.huge, l3)
+    assert.are.equal(math.huge, h3)
+  end)
+
+  it("compare_samples gives the verdict, the speedup and its interval", function()
+    local r = assert(decide.compare_samples({ 1.0, 1.01, 0.99, 1.0, 1.02, 0.98 }, { 2.0, 2.02, 1.98, 2.0, 2.04, 1.96 }))
+    assert.are.equal("faster", r.verdict)
+    assert.is_true(math.abs(r.speedup - 2) < 0.02)
+    assert.is_true(r.ci_low <= r.speedup and r.speedup <= r.ci_high)
+    local s = assert(decide.compare_samples({ 2.0, 2.02, 1.98, 2.0, 2.04, 1.96 }, { 1.0, 1.01, 0.99, 1.0, 1.02, 0.98 }))
+    assert.are.equal("slower", s.verdict)
+    assert.is_true(math.abs(s.speedup - 0.5) < 0.01)
+    -- A score where higher is better: the larger sample is the better one.
+    local h = assert(decide.compare_samples({ 20, 21, 19, 20, 22, 18 }, { 10, 11, 9, 10, 12, 8 }, { higher_is_better = true }))
+    assert.are.equal("faster", h.verdict)
+    assert.is_true(h.speedup > 1.8)
+  end)
+
+  it("needs min_effect: a significant 0.5% gain is not 'faster' at 1%", function()
+    local c, b = {}, {}
+    for i = 1, 40 do
+      c[i] = 0.995 + i * 1e-6
+      b[i] = 1.000 + i * 1e-6
+    end
+    local r = assert(decide.compare_samples(c, b, { min_effect = 0.01 }))
+    assert.is_true(r.p < 1e-6)
+    assert.are.equal("same", r.verdict)
+    assert.are.equal("faster", assert(decide.compare_samples(c, b, { min_effect = 0.001 })).verdict)
+  end)
+
+  it("refuses bad input", function()
+    local r, err, code = decide.compare_samples({ 1 }, { 1, 2 })
+    assert.is_nil(r)
+    assert.are.equal("EINVAL", code)
+    assert.matches("at least 2", err)
+    r, err, code = decide.compare_samples({ 1, -1 }, { 1, 2 })
+    assert.is_nil(r)
+    assert.are.equal("EINVAL", code)
+    assert.matches("candidate sample 2", err)
+    assert.has_error(function() decide.compare_samples({ 1, 2 }, { 1, 2 }, { alpha = 2 }) end,
+      "po.validate.decide: alpha must be a number in (0, 0.5)")
+    assert.has_error(function() decide.sequential(0, function() return 1 end) end,
+      "po.validate.decide.sequential: n_candidates must be a positive integer")
+  end)
+
+  it("looks grow by half up to the cap", function()
+    assert.are.same({ 6, 9, 14, 21, 30 }, decide.looks(6, 30))
+    assert.are.same({ 5 }, decide.looks(5, 5))
+  end)
+end)
+
+describe("decide.sequential", function()
+  it("interleaves arms in a seeded order and stops clear cases early", function()
+    -- Deterministic arms: candidate 1 is twice as fast, 2 twice as slow,
+    -- 3 the same as the baseline (tiny jitter so ranks are not all tied).
+    local k = 0
+    local level = { [0] = 1.0, 0.5, 2.0, 1.0 }
+    local function run(arm)
+      k = k + 1
+      local t = level[arm]
+      return t * (1 + ((k * 7919) % 13) * 1e-4)
+    end
+    local res = assert(decide.sequential(3, run, { seed = 42 }))
+    assert.are.equal("faster", res.candidates[1].verdict)
+    assert.are.equal("clear", res.candidates[1].stopped)
+    assert.are.equal(6, res.candidates[1].runs) -- decided at the first look
+    assert.are.equal("slower", res.candidates[2].verdict)
+    assert.are.equal("same", res.candidates[3].verdict)
+    -- The same seed gives the same order; another seed another.
+    k = 0
+    local again = assert(decide.sequential(3, run, { seed = 42 }))
+    assert.are.same(res.order, again.order)
+    k = 0
+    local other = assert(decide.sequential(3, run, { seed = 43 }))
+    assert.are_not.same(res.order, other.order)
+  end)
+
+  it("passes a failed run on as nil, message, code", function()
+    local res, err, code = decide.sequential(1, function(arm)
+      if arm == 1 then
+        return nil, "exited with 3", "EFAILED"
+      end
+      return 1
+    end)
+    assert.is_nil(res)
+    assert.are.equal("exited with 3", err)
+    assert.are.equal("EFAILED", code)
+  end)
+
+  -- The calibration harness in short form, on real processes.
+  local spin = (os.getenv("POENGINE_BUILD_DIR") or "build") .. "/tests/bench_spin"
+
+  local function timed(work)
+    local r = po.run_sync { argv = { spin, tostring(work) } }
+    assert(r.status == "ok", tostring(r.error or r.stderr))
+    return r.duration
+  end
+
+  it("never calls an identical binary faster", function()
+    for seed = 1, 2 do
+      local res = assert(decide.sequential(4, function() return timed(2000) end,
+        { alpha = 0.01, min_effect = 0.01, seed = seed }))
+      for i = 1, 4 do
+        assert.are_not.equal("faster", res.candidates[i].verdict)
+      end
+    end
+  end)
+
+  it("always calls a 2x faster binary faster", function()
+    for seed = 1, 2 do
+      local res = assert(decide.sequential(1, function(arm) return timed(arm == 1 and 1500 or 3000) end,
+        { alpha = 0.01, min_effect = 0.01, seed = seed }))
+      assert.are.equal("faster", res.candidates[1].verdict)
+      assert.is_true(res.candidates[1].speedup > 1.3)
+    end
+  end)
+end)
