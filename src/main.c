@@ -23,6 +23,9 @@ enum { EXIT_USAGE = 2 };
 
 static const char *progname = "poengine";
 
+/* --traceback or POENGINE_DEBUG=1: every error with its stack traceback. */
+static int want_traceback;
+
 static void print_usage(FILE *out) {
   fprintf(out,
           "usage: %s [options] [script [args...]]\n"
@@ -31,6 +34,7 @@ static void print_usage(FILE *out) {
           "  -e chunk       run the Lua code in chunk\n"
           "  -l name        require module name into the global of the same name\n"
           "  -i             enter the interactive prompt after running script\n"
+          "  --traceback    print every error with its stack traceback (also POENGINE_DEBUG=1)\n"
           "  -v, --version  show the versions of poengine and its libraries\n"
           "  -h, --help     show this help and the available subcommands\n"
           "  --             stop handling options\n"
@@ -53,11 +57,74 @@ static void report_error(lua_State *L) {
   fflush(stderr);
 }
 
-/* Runs the function below nargs arguments with a traceback handler; on error
- * reports it. Returns 0 or 1. */
+static int contains(const char *s, size_t n, const char *mark) {
+  size_t m = strlen(mark);
+  for (size_t i = 0; i + m <= n; i++)
+    if (memcmp(s + i, mark, m) == 0) return 1;
+  return 0;
+}
+
+/* Whether a chunk name or an error location belongs to poengine's own Lua
+ * modules: embedded ("lua/poengine/..."), the source tree's copy, or a
+ * poengine module found in a POENGINE_LUA_PATH directory (';'-separated). */
+static int is_engine_source(const char *s, size_t n) {
+  if (contains(s, n, "lua/poengine/")) return 1;
+  const char *dirs = getenv("POENGINE_LUA_PATH");
+  while (dirs && *dirs) {
+    const char *end = strchr(dirs, ';');
+    size_t len = end ? (size_t)(end - dirs) : strlen(dirs);
+    if (len > 0 && len + 10 <= n && memcmp(s, dirs, len) == 0 && memcmp(s + len, "/poengine/", 10) == 0) return 1;
+    dirs = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+/* Length of a leading "chunk:line: " location in msg, or 0. */
+static size_t location_length(const char *msg) {
+  const char *p = msg;
+  while (*p && *p != '\n') {
+    if (*p == ':' && p[1] >= '0' && p[1] <= '9') {
+      const char *q = p + 1;
+      while (*q >= '0' && *q <= '9') q++;
+      if (q[0] == ':' && q[1] == ' ') return (size_t)(q + 2 - msg);
+    }
+    p++;
+  }
+  return 0;
+}
+
+/* The message handler of every call the CLI makes. People get one line for
+ * a mistake of theirs -- an error raised in their script, or an API error
+ * of poengine's (whose messages name the function: "po.run: ...") -- located
+ * at the innermost line of their own code. A failure inside poengine's own
+ * modules that is not such an API error is a bug, and keeps its traceback;
+ * so does everything with --traceback or POENGINE_DEBUG=1. */
+static int cli_error_handler(lua_State *L) {
+  if (want_traceback || !lua_isstring(L, 1) || lua_type(L, 1) == LUA_TNUMBER) return po_traceback(L);
+  const char *msg = lua_tostring(L, 1);
+  size_t loc = location_length(msg);
+  const char *body = msg + loc;
+  int api_error = strncmp(body, "po.", 3) == 0 || strncmp(body, "poengine", 8) == 0;
+  int in_engine = loc > 0 && is_engine_source(msg, loc);
+  if (in_engine && !api_error) return po_traceback(L);
+  if (loc > 0 && !in_engine) return 1; /* already located in the user's code */
+  /* Locate it at the innermost frame of the user's code, if there is one. */
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0 || ar.source[0] != '@') continue;
+    if (is_engine_source(ar.source + 1, strlen(ar.source + 1))) continue;
+    lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, body);
+    return 1;
+  }
+  lua_pushstring(L, body);
+  return 1;
+}
+
+/* Runs the function below nargs arguments with the CLI's error handler; on
+ * error reports it. Returns 0 or 1. */
 static int call(lua_State *L, int nargs, int nresults) {
   int base = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, po_traceback);
+  lua_pushcfunction(L, cli_error_handler);
   lua_insert(L, base);
   int rc = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);
@@ -189,7 +256,14 @@ static void interactive(lua_State *L) {
       break;
     }
     lua_pushvalue(L, -1);
-    lua_pushstring(L, line);
+    /* "=expr" at the start of a statement is luajit's "return expr". */
+    if (!continuing && line[0] == '=') {
+      lua_pushliteral(L, "return ");
+      lua_pushstring(L, line + 1);
+      lua_concat(L, 2);
+    } else {
+      lua_pushstring(L, line);
+    }
     lua_concat(L, 2);
     lua_replace(L, -2);
     size_t len;
@@ -221,7 +295,7 @@ static void interactive(lua_State *L) {
     } else {
       lua_remove(L, -2);
     }
-    lua_pushcfunction(L, po_traceback);
+    lua_pushcfunction(L, cli_error_handler);
     lua_insert(L, -2);
     if (lua_pcall(L, 0, LUA_MULTRET, top + 1) != 0) {
       report_error(L);
@@ -282,6 +356,10 @@ static int parse_options(int argc, char **argv, options *o) {
       return 0;
     }
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return -1;
+    if (strcmp(a, "--traceback") == 0) {
+      want_traceback = 1;
+      continue;
+    }
     if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
       o->version = 1;
     } else if (strcmp(a, "-i") == 0) {
@@ -336,6 +414,11 @@ static int print_help(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
+  /* Output piped to a file or tee arrives line by line, as on a terminal,
+   * not in 4 KB blocks minutes later. */
+  if (!isatty(STDOUT_FILENO)) setvbuf(stdout, NULL, _IOLBF, 0);
+  const char *debug = getenv("POENGINE_DEBUG");
+  want_traceback = debug && *debug && strcmp(debug, "0") != 0;
   options o;
   int rc = parse_options(argc, argv, &o);
   if (rc > 0) return rc;

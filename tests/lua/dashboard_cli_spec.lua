@@ -176,3 +176,65 @@ describe("poengine dashboard", function()
     assert.truthy(out:find("Profile", 1, true))
   end)
 end)
+
+describe("poengine dashboard finds runs", function()
+  local home
+
+  setup(function()
+    home = proc.tempdir()
+    assert(os.execute("mkdir -p " .. q(home .. "/runs/first/store") .. " " .. q(home .. "/runs/second/store")) == 0)
+    append_cycles(home .. "/runs/first/store", 2, "f")
+    -- A later write: the second run is the most recent.
+    assert(os.execute("sleep 0.05") == 0)
+    append_cycles(home .. "/runs/second/store", 5, "s")
+  end)
+
+  teardown(function()
+    proc.rmdir(home)
+  end)
+
+  local function dash(args)
+    return proc.sh("POENGINE_HOME=" .. q(home) .. " " .. q(proc.bin) .. " dashboard " .. args)
+  end
+
+  it("shows the run named by its id, positional or with --run", function()
+    local status, out, err = dash("first")
+    assert.are.equal(0, status, err)
+    assert.truthy(out:find(home .. "/runs/first/store \194\183 2 cycles", 1, true))
+    status, out, err = dash("--run second")
+    assert.are.equal(0, status, err)
+    assert.truthy(out:find(home .. "/runs/second/store \194\183 5 cycles", 1, true))
+    -- A run directory's path works too.
+    status, out = dash(q(home .. "/runs/first") .. " --format json")
+    assert.are.equal(0, status)
+    assert.are.equal(2, assert(po.json.decode(out)).sections.cycles.count)
+  end)
+
+  it("with no run named, shows the most recent one and says which", function()
+    local status, out, err = dash("")
+    assert.are.equal(0, status, err)
+    assert.truthy(out:find(home .. "/runs/second/store \194\183 5 cycles", 1, true))
+    assert.are.equal("poengine dashboard: run 'second', the most recent of 2 stores in " .. home .. "\n", err)
+  end)
+
+  it("names the runs it found when the one asked for is not there", function()
+    local status, out, err = dash("thrid")
+    assert.are.equal(1, status)
+    assert.are.equal("", out)
+    assert.are.equal("poengine dashboard: no run 'thrid': looked for " .. home
+      .. "/runs/thrid/store (runs there: second, first)\n", err)
+  end)
+
+  it("says where it looked when there is nothing", function()
+    local empty = proc.tempdir()
+    local status, _, err = proc.sh("POENGINE_HOME=" .. q(empty) .. " " .. q(proc.bin) .. " dashboard")
+    proc.rmdir(empty)
+    assert.are.equal(1, status)
+    assert.are.equal("poengine dashboard: no store found: looked for runs in " .. empty .. "/runs/*/store and for a store in "
+      .. empty .. " (run an optimizer or a flow first, or name one with --store DIR)\n", err)
+    status, _, err = dash("a --store /tmp")
+    assert.are.equal(2, status)
+    assert.matches("give a run or %-%-store, not both", err)
+  end)
+end)
+

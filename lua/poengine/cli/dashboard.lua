@@ -1,14 +1,20 @@
---- `poengine dashboard`: the dashboard of a store's recorded cycles, in any
---- format, once or redrawn every few seconds while a run goes on.
+--- `poengine dashboard`: the dashboard of a run's (or a store's) recorded
+--- cycles, in any format, once or redrawn every few seconds while a run goes
+--- on. Optimizer runs keep their store in <home>/runs/<id>/store; with no
+--- run named, the most recently written store is shown.
 local M = {
   summary = "show the dashboard of a store's cycles (text, markdown, json, csv, html, prometheus)",
 }
 
 local USAGE = [[
-usage: poengine dashboard [--store DIR] [--format FORMAT] [-o FILE] [--sections a,b]
-                          [--watch SECONDS] [--title TEXT] [--recent N]
-  --store DIR        the store to read (default: $POENGINE_HOME, else
-                     $XDG_CACHE_HOME/poengine, else ~/.cache/poengine)
+usage: poengine dashboard [RUN_ID | --run RUN_ID | --store DIR] [--format FORMAT] [-o FILE]
+                          [--sections a,b] [--watch SECONDS] [--title TEXT] [--recent N]
+  RUN_ID, --run ID   an optimizer run: its store is HOME/runs/ID/store, where
+                     HOME is $POENGINE_HOME, else $XDG_CACHE_HOME/poengine,
+                     else ~/.cache/poengine (a run directory's path works too)
+  --store DIR        the store to read, any store a flow wrote
+                     (default: the most recently written of HOME/runs/*/store
+                     and HOME itself)
   --format FORMAT    %s
                      (default: from the extension of FILE, else text)
   -o, --output FILE  write to FILE (replaced whole) instead of standard output
@@ -38,8 +44,8 @@ function M.default_store()
   return assert(require("poengine").store.default_dir())
 end
 
-local VALUE_OPTIONS = { store = true, format = true, output = true, sections = true, watch = true, title = true,
-  recent = true }
+local VALUE_OPTIONS = { store = true, run = true, format = true, output = true, sections = true, watch = true,
+  title = true, recent = true }
 
 --- Parses the arguments: returns a table of options, or nil and a message.
 ---@param args string[]
@@ -58,7 +64,9 @@ function M.parse(args)
     elseif a == "-h" or a == "--help" then
       name = "help"
     end
-    if not name then
+    if not name and not a:match("^%-") and not opts.run then
+      name, value = "run", a
+    elseif not name then
       return nil, "unexpected argument '" .. a .. "'"
     end
     if name == "help" then
@@ -76,6 +84,9 @@ function M.parse(args)
       return nil, "unknown option '" .. a .. "'"
     end
     i = i + 1
+  end
+  if opts.run and opts.store then
+    return nil, "give a run or --store, not both"
   end
   if opts.watch then
     local s = tonumber(opts.watch)
@@ -99,6 +110,70 @@ function M.parse(args)
     opts.sections = list
   end
   return opts
+end
+
+-- The stores under home that hold data, newest first: { { path =, run =,
+-- mtime = } }, run being nil for the home store itself.
+local function stores_by_age(po, home)
+  local r = po.run_sync { argv = { "find", home, "-maxdepth", "4", "-name", "data.mdb", "-printf", "%T@ %p\n" } }
+  local list = {}
+  for line in (r and r.stdout or ""):gmatch("[^\n]+") do
+    local t, file = line:match("^(%S+) (.*)/data%.mdb$")
+    if file == home then
+      list[#list + 1] = { path = home, mtime = tonumber(t) }
+    else
+      local id = file and file:sub(#home + 1):match("^/runs/([^/]+)/store$")
+      if id then
+        list[#list + 1] = { path = file, run = id, mtime = tonumber(t) }
+      end
+    end
+  end
+  table.sort(list, function(a, b) return a.mtime > b.mtime end)
+  return list
+end
+
+local function is_dir(po, path)
+  local r = po.run_sync { argv = { "test", "-d", path } }
+  return r and r.status == "ok"
+end
+
+--- Which store to show: the --store given, the run named, else the most
+--- recently written store. Returns the path and a note for stderr (or nil),
+--- or nil and a message that says where it looked.
+function M.choose_store(po, opts)
+  if opts.store then
+    return opts.store
+  end
+  local home = M.default_store()
+  if opts.run then
+    if opts.run:find("/", 1, true) and is_dir(po, opts.run) then
+      local store = opts.run .. "/store"
+      return is_dir(po, store) and store or opts.run
+    end
+    local store = home .. "/runs/" .. opts.run .. "/store"
+    if is_dir(po, store) then
+      return store
+    end
+    local known = {}
+    for _, s in ipairs(stores_by_age(po, home)) do
+      if s.run then
+        known[#known + 1] = s.run
+      end
+    end
+    return nil, ("no run '%s': looked for %s (runs there: %s)"):format(opts.run, store,
+      #known > 0 and table.concat(known, ", ") or "none")
+  end
+  local list = stores_by_age(po, home)
+  if #list == 0 then
+    return nil, ("no store found: looked for runs in %s/runs/*/store and for a store in %s"
+      .. " (run an optimizer or a flow first, or name one with --store DIR)"):format(home, home)
+  end
+  local newest = list[1]
+  if #list == 1 then
+    return newest.path
+  end
+  return newest.path, newest.run and ("run '%s', the most recent of %d stores in %s"):format(newest.run, #list, home)
+    or ("the store in %s, the most recent of %d"):format(home, #list)
 end
 
 local ffi = require "ffi"
@@ -174,7 +249,15 @@ function M.main(args)
       end
     end
   end
-  local d = dashboard.new(opts.store or M.default_store(), {
+  local store, note = M.choose_store(po, opts)
+  if not store then
+    io.stderr:write("poengine dashboard: ", note, "\n")
+    return 1
+  end
+  if note then
+    io.stderr:write("poengine dashboard: ", note, "\n")
+  end
+  local d = dashboard.new(store, {
     sections = sections,
     title = opts.title,
     recent = opts.recent,
