@@ -54,7 +54,7 @@ local files = { { path = "original/join.lua", content = original } }
 for n, reply in ipairs(replies) do
   files[#files + 1] = { path = "p" .. n .. "/join.lua", content = reply.text }
 end
-for _, r in ipairs(po.batch.write(files, { root = root })) do
+for _, r in ipairs(po.files.write(files, { root = root })) do
   assert(r.ok, r.err)
 end
 col:record_file_operation("custom-1", #files)
@@ -81,7 +81,7 @@ local t0 = os.clock()
 for _ = 1, 3 do join(words) end
 print(os.clock() - t0)]]
 local bench_file = root .. "/bench.lua"
-assert(po.batch.write({ { path = "bench.lua", content = bench_script } }, { root = root })[1].ok)
+assert(po.files.write({ { path = "bench.lua", content = bench_script } }, { root = root })[1].ok)
 local exe = po.executable()
 local function seconds(r) return tonumber(r.stdout) end
 

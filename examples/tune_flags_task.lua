@@ -32,7 +32,7 @@ return {
   baseline_params = { opt = "-O0", unroll = "", march = "", inline = "" },
   apply_params = function(params, dir)
     local flags = table.concat({ params.opt, params.unroll, params.march, params.inline }, " ")
-    local r = po.batch.write({ { path = "flags.txt", content = flags .. "\n" } }, { root = dir })
+    local r = po.files.write({ { path = "flags.txt", content = flags .. "\n" } }, { root = dir })
     assert(r[1].ok, r[1].err)
   end,
   validators = {

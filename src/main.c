@@ -6,6 +6,7 @@
  * Exit status: 0 on success, 1 on an uncaught error, 2 on a usage error or a
  * script that cannot be opened; os.exit(n) is honoured. */
 #include "bind.h"
+#include "bind_loop.h"
 #include "runtime.h"
 
 #include <lauxlib.h>
@@ -164,20 +165,9 @@ static void set_arg_table(lua_State *L, char **argv, int argc, int script) {
   lua_setglobal(L, "arg");
 }
 
-/* Runs pending po.async tasks to completion once the script has returned,
- * if the script ever loaded the scheduler. */
+/* Runs pending po.async tasks to completion once the script has returned. */
 static int drain_tasks(lua_State *L) {
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "loaded");
-  lua_getfield(L, -1, "poengine.future");
-  int loaded = lua_istable(L, -1);
-  if (!loaded) {
-    lua_pop(L, 3);
-    return 0;
-  }
-  lua_getfield(L, -1, "drain");
-  lua_replace(L, -4);
-  lua_pop(L, 2);
+  lua_pushcfunction(L, po_lua_drain_tasks);
   return call(L, 0, 0);
 }
 

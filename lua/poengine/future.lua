@@ -157,7 +157,12 @@ end
 ---------------------------------------------------------------------------
 -- Tasks
 
-local tasks = setmetatable({}, { __mode = "k" }) -- coroutine -> task
+-- coroutine -> task, only to find the running task. Weak keys alone would
+-- keep every task forever (the task refers to its coroutine, and LuaJIT has
+-- no ephemerons), so values are weak too: a task lives as long as something
+-- that can still resume it (its future's cancel hook, a waiter, a timer,
+-- the ready queue) does, and a finished one leaves the table at once.
+local tasks = setmetatable({}, { __mode = "kv" })
 local live_tasks = 0
 local unobserved = {} -- failed task futures nobody has looked at yet
 
@@ -185,7 +190,9 @@ local function resume_task(task, ...)
   if co_status(task.co) == "dead" then
     task.finished = true
     retire(task)
+    tasks[task.co] = nil
     local fut = task.future
+    fut.on_cancel = nil
     if res[1] then
       fut:_settle("done", pack(unpack(res, 2, res.n)))
     else
@@ -289,8 +296,11 @@ function Future:_settle(state, a, b)
   return true
 end
 
--- Calls fn(self) once the future settles (at once if it already has).
-function Future:_on_settle(fn)
+--- Calls fn(fut) once the future settles (at once if it already has), on
+--- the scheduler's thread: fn must not wait. Marks the future as observed
+--- (a failed task's error is then not reported at exit).
+---@param fn fun(fut: poengine.Future)
+function Future:on_settle(fn)
   self.observed = true
   if self.state ~= "pending" then
     fn(self)
@@ -316,7 +326,13 @@ function Future:_drop_waiter(fn)
   end
 end
 
-function Future:_outcome()
+--- The results of a settled future, as fut:wait() returns them: its
+--- results, or nil, message, code. Does not wait: on a pending future it
+--- raises.
+function Future:outcome()
+  if self.state == "pending" then
+    error("fut:outcome: the future is still pending", 2)
+  end
   self.observed = true
   if self.state == "done" then
     local r = self.results
@@ -348,7 +364,7 @@ function Future:wait(timeout)
   check_timeout("fut:wait", timeout)
   self.observed = true
   if self.state ~= "pending" then
-    return self:_outcome()
+    return self:outcome()
   end
   local task = tasks[co_running() or 0]
   if task then
@@ -362,7 +378,7 @@ function Future:wait(timeout)
         ready_push(task)
       end
     end
-    self:_on_settle(wake)
+    self:on_settle(wake)
     if timeout then
       timer = start_timer(timeout, wake)
     end
@@ -371,7 +387,7 @@ function Future:wait(timeout)
       self:_drop_waiter(wake)
       return timed_out(timeout)
     end
-    return self:_outcome()
+    return self:outcome()
   end
   -- Not in a task: run the scheduler here until the future settles.
   local deadline = timeout and now() + timeout
@@ -387,7 +403,7 @@ function Future:wait(timeout)
       return nil, "fut:wait: the future can never settle: nothing it could wait for is pending", "EDEADLK"
     end
   end
-  return self:_outcome()
+  return self:outcome()
 end
 
 --- True once the future has settled (done, failed or canceled).
@@ -403,10 +419,10 @@ function Future:cancel()
   if self.state ~= "pending" then
     return false
   end
-  local hook = self.on_cancel
-  self.on_cancel = nil
+  local hook, arg = self.on_cancel, self.cancel_arg
+  self.on_cancel, self.cancel_arg = nil, nil
   if hook then
-    hook(self)
+    hook(self, arg)
   end
   self:_settle("failed", "canceled", "ECANCELED")
   return true
@@ -427,6 +443,10 @@ end
 function Future:__tostring()
   return "poengine.future (" .. self.state .. ")"
 end
+
+-- The names validate.lua still uses; to go once it calls the public ones.
+Future._on_settle = Future.on_settle
+Future._outcome = Future.outcome
 
 ---------------------------------------------------------------------------
 -- Public functions
@@ -517,7 +537,7 @@ function M.all(futures, timeout)
   local results = { n = n }
   local left = n
   for i = 1, n do
-    futures[i]:_on_settle(function(f)
+    futures[i]:on_settle(function(f)
       if f.state == "done" then
         results[i] = f.results[1]
         left = left - 1
@@ -548,7 +568,7 @@ function M.any(futures, timeout)
   end
   local combined = new_future()
   for i = 1, #futures do
-    futures[i]:_on_settle(function(f)
+    futures[i]:on_settle(function(f)
       if f.state == "done" then
         combined:_settle("done", pack(i, unpack(f.results, 1, f.results.n)))
       else
@@ -581,6 +601,30 @@ function M.drain()
     io.stderr:write("poengine: ", live_tasks, " po.async task(s) still waiting at exit on futures that can never settle\n")
   end
 end
+
+---------------------------------------------------------------------------
+-- Futures that C operations settle (child processes, HTTP transfers, pool
+-- jobs): C makes, settles and detaches them only through these functions,
+-- registered once per Lua state when this module loads, and never touches a
+-- future's fields. C also runs M.drain through this registration.
+
+-- A pending future whose cancel calls hook(fut, arg); arg is C's handle.
+local function new_c_future(hook, arg)
+  return setmetatable({ state = "pending", on_cancel = hook, cancel_arg = arg }, Future)
+end
+
+-- Forgets the C handle of a future that C gave up on (its operation failed
+-- to start, or its owner closed): the future stays pending.
+local function detach_c_future(fut)
+  fut.on_cancel, fut.cancel_arg = nil, nil
+end
+
+core.register_future {
+  new = new_c_future,
+  settle = Future._settle, -- (fut, "done", {n = k, ...}) or (fut, "failed", message, code)
+  detach = detach_c_future,
+  drain = M.drain,
+}
 
 --- Internal, for tests and diagnostics: counts of live tasks and timers.
 function M._counts()

@@ -3,7 +3,8 @@
 --- N worker threads (default: one per online CPU), each with its own Lua
 --- state with `po` loaded. Only plain values cross between states, copied:
 --- nil, booleans, numbers, strings and tables of these. The mechanism is C
---- (src/core/pool.c, src/bind/bind_pool.c); see docs/scripting.md.
+--- (src/core/pool.c, src/bind/bind_pool.c, src/bind/bind_worker.c); see
+--- docs/scripting.md.
 local core = require "poengine_core"
 
 local pool = core.pool

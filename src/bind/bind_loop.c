@@ -84,20 +84,20 @@ void po_lua_loop_on_close(lua_State *L, po_lua_close_fn on_close, void *ud) {
 
 /* ---- futures settled from C ----
  *
- * A future made here is the same Lua table po.future() makes, built in C
- * (one table, its metatable, no call into Lua): pool jobs make one each, so
- * this is on the hot path. Its cancel hook is one C function shared by all
- * of them, which finds the handle through the future's `_handle` field. */
+ * lua/poengine/future.lua owns futures: when it loads it registers (through
+ * register_future) the functions that make a future for C, settle it and
+ * detach it, and its scheduler's drain. C calls only those and never reads
+ * or writes a future's fields. Each future made here carries a cancel hook,
+ * one C function shared by all of them, and the handle as its argument. */
 
-static const char future_mt_key = 0;
-static const char cancel_fn_key = 0;
-static const char settle_fn_key = 0;
+static const char new_fn_key = 0, settle_fn_key = 0, detach_fn_key = 0, drain_fn_key = 0;
+static const char cancel_fn_key = 0, settle_call_key = 0, new_call_key = 0;
 
 static int cancel_hook(lua_State *L) {
-  /* hook(fut): called by fut:cancel() only while the future is pending, and
-   * a future settled from C is no longer pending, so the handle is alive. */
-  lua_getfield(L, 1, "_handle");
-  po_lua_future *f = lua_touserdata(L, -1);
+  /* hook(fut, handle): called by fut:cancel() only while the future is
+   * pending, and a future settled or detached from C no longer has it, so
+   * the handle is alive. */
+  po_lua_future *f = lua_touserdata(L, 2);
   if (f && !f->canceled && f->on_cancel) {
     f->canceled = 1;
     f->on_cancel(f->ud);
@@ -105,60 +105,82 @@ static int cancel_hook(lua_State *L) {
   return 0;
 }
 
-/* Pushes the value cached in the registry under key, computing it first
- * with make(L) (which pushes it) when missing. */
-static void push_cached(lua_State *L, const void *key, void (*make)(lua_State *L)) {
-  lua_pushlightuserdata(L, (void *)key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  if (!lua_isnil(L, -1)) return;
-  lua_pop(L, 1);
-  make(L);
-  lua_pushlightuserdata(L, (void *)key);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, LUA_REGISTRYINDEX);
+/* register_future{ new = f, settle = f, detach = f, drain = f } */
+static int l_register_future(lua_State *L) {
+  static const char *const fields[] = {"new", "settle", "detach", "drain", NULL};
+  static const void *const keys[] = {&new_fn_key, &settle_fn_key, &detach_fn_key, &drain_fn_key};
+  luaL_checktype(L, 1, LUA_TTABLE);
+  po_check_options(L, 1, "register_future", fields);
+  for (int i = 0; fields[i]; i++) {
+    lua_getfield(L, 1, fields[i]);
+    if (!lua_isfunction(L, -1)) return luaL_error(L, "register_future: %s must be a function", fields[i]);
+    lua_pushlightuserdata(L, (void *)keys[i]);
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+  return 0;
 }
 
-/* The metatable of futures (lua/poengine/future.lua's Future). */
-static void make_future_mt(lua_State *L) {
+/* Pushes the function future.lua registered under key, loading the module
+ * first if it has not been (raises if it registers nothing). */
+static void push_registered(lua_State *L, const void *key) {
+  lua_pushlightuserdata(L, (void *)key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isfunction(L, -1)) return;
+  lua_pop(L, 1);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "poengine.future");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "future");
-  lua_call(L, 0, 1);
-  lua_getmetatable(L, -1);
-  lua_replace(L, -3);
-  lua_pop(L, 1);
-  if (!lua_istable(L, -1)) luaL_error(L, "poengine: futures have no metatable");
+  lua_call(L, 1, 0);
+  lua_pushlightuserdata(L, (void *)key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (!lua_isfunction(L, -1)) luaL_error(L, "poengine: poengine.future registered no futures for C");
+}
+
+/* new(hook, handle) -> future, protected so that the caller can free the
+ * handle if it raises. */
+static int new_protected(lua_State *L) {
+  po_lua_future *f = lua_touserdata(L, 1);
+  push_registered(L, &new_fn_key);
+  if (f->on_cancel)
+    po_push_cfunction(L, &cancel_fn_key, cancel_hook);
+  else
+    lua_pushnil(L);
+  lua_pushlightuserdata(L, f);
+  lua_call(L, 2, 1);
+  return 1;
 }
 
 po_lua_future *po_lua_future_new(lua_State *L, po_lua_cancel_fn on_cancel, void *ud) {
   loop_box *box = state_loop(L);
-  /* Every Lua object first (they may raise), then the handle. */
-  lua_createtable(L, 0, 8); /* room for what settling and waiting add: no rehash */
-  lua_pushliteral(L, "pending");
-  lua_setfield(L, -2, "state");
-  if (on_cancel) {
-    po_push_cfunction(L, &cancel_fn_key, cancel_hook);
-    lua_setfield(L, -2, "on_cancel");
-    lua_pushboolean(L, 0); /* the slot, so that setting the handle cannot raise */
-    lua_setfield(L, -2, "_handle");
-  }
-  push_cached(L, &future_mt_key, make_future_mt);
-  lua_setmetatable(L, -2);
-  lua_pushvalue(L, -1);
-  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   po_lua_future *f = malloc(sizeof *f);
   if (!f) {
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);
     luaL_error(L, "poengine: out of memory");
     return NULL;
   }
-  *f = (po_lua_future){.box = box, .future_ref = ref, .on_cancel = on_cancel, .ud = ud};
-  if (on_cancel) {
-    lua_pushlightuserdata(L, f);
-    lua_setfield(L, -2, "_handle");
+  *f = (po_lua_future){.box = box, .future_ref = LUA_NOREF, .on_cancel = on_cancel, .ud = ud};
+  po_push_cfunction(L, &new_call_key, new_protected);
+  lua_pushlightuserdata(L, f);
+  if (lua_pcall(L, 1, 1, 0) != 0) {
+    free(f);
+    lua_error(L);
+    return NULL;
+  }
+  lua_pushvalue(L, -1);
+  f->future_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (f->future_ref == LUA_REFNIL) { /* new returned nil: nothing to settle */
+    free(f);
+    luaL_error(L, "poengine: poengine.future's new made no future");
+    return NULL;
   }
   return f;
+}
+
+int po_lua_drain_tasks(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&drain_fn_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (!lua_isfunction(L, -1)) return 0; /* the scheduler never loaded: no task can exist */
+  lua_call(L, 0, 0);
+  return 0;
 }
 
 typedef struct settle_args {
@@ -168,12 +190,11 @@ typedef struct settle_args {
   const char *message, *code;
 } settle_args;
 
-/* fut:_settle("done", { n = k, ... }) or fut:_settle("failed", message, code). */
+/* settle(fut, "done", { n = k, ... }) or settle(fut, "failed", message, code). */
 static int settle_protected(lua_State *L) {
   settle_args *a = lua_touserdata(L, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, a->f->future_ref); /* 2 */
-  lua_getfield(L, 2, "_settle");
-  lua_pushvalue(L, 2);
+  push_registered(L, &settle_fn_key);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->f->future_ref);
   if (a->push) {
     lua_pushliteral(L, "done");
     int base = lua_gettop(L);
@@ -211,7 +232,7 @@ static void settle(settle_args *a) {
   po_lua_future *f = a->f;
   loop_box *box = f->box;
   lua_State *L = box->current;
-  call_on_loop(box, &settle_fn_key, settle_protected, a);
+  call_on_loop(box, &settle_call_key, settle_protected, a);
   luaL_unref(L, LUA_REGISTRYINDEX, f->future_ref);
   f->canceled = 1;
   free(f);
@@ -229,21 +250,27 @@ void po_lua_future_reject(po_lua_future *f, const char *message, const char *cod
 
 lua_State *po_lua_future_state(po_lua_future *f) { return f->box->current; }
 
+static int detach_protected(lua_State *L) {
+  po_lua_future *f = lua_touserdata(L, 1);
+  push_registered(L, &detach_fn_key);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, f->future_ref);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
 void po_lua_future_drop(lua_State *L, po_lua_future *f) {
   if (!f) return;
-  /* The future stays pending: drop its cancel hook and the handle. */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, f->future_ref);
-  if (lua_istable(L, -1)) {
-    lua_pushliteral(L, "on_cancel");
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_pushliteral(L, "_handle");
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-  }
-  lua_pop(L, 1);
+  /* The future stays pending, without its cancel hook and the handle. */
+  static const char key = 0;
+  po_push_cfunction(L, &key, detach_protected);
+  lua_pushlightuserdata(L, f);
+  int rc = lua_pcall(L, 1, 0, 0);
   luaL_unref(L, LUA_REGISTRYINDEX, f->future_ref);
   f->canceled = 1;
+  if (rc != 0) {
+    lua_pop(L, 1);
+    return; /* out of memory: the future still holds f, now inert */
+  }
   free(f);
 }
 
@@ -339,6 +366,7 @@ static int l_alive(lua_State *L) {
 
 void po_open_loop(lua_State *L) {
   static const luaL_Reg fns[] = {
-      {"now", l_now}, {"time", l_time}, {"step", l_step}, {"loop_alive", l_alive}, {NULL, NULL}};
+      {"now", l_now},           {"time", l_time}, {"step", l_step}, {"loop_alive", l_alive},
+      {"register_future", l_register_future}, {NULL, NULL}};
   po_set_funcs(L, fns);
 }

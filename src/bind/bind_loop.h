@@ -2,7 +2,8 @@
  *
  * An operation that completes through the loop (a child process, an HTTP
  * transfer, a worker-pool job) creates a po_lua_future when it starts, which
- * pushes an ordinary Lua future (the kind po.future() makes) for the caller
+ * pushes an ordinary Lua future (made by lua/poengine/future.lua through the
+ * functions it registers with C when it loads) for the caller
  * to return, and settles it exactly once from a loop callback on the state's
  * own thread with po_lua_future_resolve or po_lua_future_reject. */
 #ifndef PO_BIND_LOOP_H
@@ -47,10 +48,16 @@ void po_lua_future_reject(po_lua_future *f, const char *message, const char *cod
  * the loop that settles f. */
 lua_State *po_lua_future_state(po_lua_future *f);
 
-/* Frees a handle without settling its future: for an operation that failed
- * to start after its future was made, and for an owner finalized while its
- * state closes (no Lua code may run for it any more). */
+/* Frees a handle without settling its future, which stays pending and
+ * forgets its cancel hook: for an operation that failed to start after its
+ * future was made, and for an owner finalized while its state closes
+ * (nobody can wait any more). Runs only future.lua's own detach. */
 void po_lua_future_drop(lua_State *L, po_lua_future *f);
+
+/* A lua_CFunction: runs the po.async tasks still pending to completion
+ * (future.lua's drain), or does nothing when the scheduler never loaded in
+ * L's state. Raises what drain raises: call it protected. */
+int po_lua_drain_tasks(lua_State *L);
 
 /* Runs on_close(L, ud) when L's state closes, before its loop is freed, so
  * that operations still in flight stop using the loop and release what they

@@ -1,5 +1,5 @@
 /* The worker pool as other bindings use it: work in C that needs no Lua
- * state (batch file I/O), with its result settled as a Lua future. */
+ * state (po.files), with its result settled as a Lua future. */
 #ifndef PO_BIND_POOL_H
 #define PO_BIND_POOL_H
 

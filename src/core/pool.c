@@ -142,3 +142,162 @@ void po_pool_free(po_pool *pool) {
   free(pool->threads);
   free(pool);
 }
+
+/* ---- the client ---- */
+
+struct po_pool_client {
+  po_loop *loop;
+  po_pool *pool; /* NULL until the first submit, and after shutdown */
+  int workers;
+  po_pool_local_free_fn local_free;
+  po_pool_deliver_fn deliver;
+  void *ud;
+  int in_flight; /* submitted or staged, not yet delivered */
+  pthread_mutex_t lock;
+  po_pool_job *done_head, *done_tail; /* finished, not yet delivered (lock) */
+  int delivery_posted;                /* (lock) */
+  po_pool_job *staged_head, *staged_tail;
+  int staged;
+  int flush_posted;
+};
+
+int po_pool_client_new(po_loop *loop, po_pool_local_free_fn local_free, po_pool_deliver_fn deliver, void *ud,
+                       po_pool_client **out) {
+  po_pool_client *c = calloc(1, sizeof *c);
+  if (!c) return PO_ENOMEM;
+  c->loop = loop;
+  c->local_free = local_free;
+  c->deliver = deliver;
+  c->ud = ud;
+  pthread_mutex_init(&c->lock, NULL);
+  *out = c;
+  return 0;
+}
+
+int po_pool_client_set_workers(po_pool_client *c, int workers) {
+  if (workers < 0) workers = 0;
+  if (workers != c->workers && c->pool) {
+    if (c->in_flight > 0) return PO_EINVAL;
+    po_pool_free(c->pool);
+    c->pool = NULL;
+  }
+  c->workers = workers;
+  return 0;
+}
+
+int po_pool_client_workers(const po_pool_client *c) { return c->workers; }
+
+po_pool *po_pool_client_pool(po_pool_client *c) { return c->pool; }
+
+int po_pool_client_in_flight(const po_pool_client *c) { return c->in_flight; }
+
+static int client_start(po_pool_client *c) {
+  return c->pool ? 0 : po_pool_new(c->workers, c->local_free, &c->pool);
+}
+
+int po_pool_client_submit(po_pool_client *c, po_pool_job *job) {
+  int rc = client_start(c);
+  if (rc != 0) return rc;
+  po_loop_hold(c->loop);
+  c->in_flight++;
+  po_pool_submit(c->pool, job); /* cannot fail: only po_pool_free stops it, on this thread */
+  return 0;
+}
+
+static void flush_post(po_loop *loop, void *ud) {
+  (void)loop;
+  po_pool_client *c = ud;
+  c->flush_posted = 0;
+  po_pool_client_flush(c); /* on failure they wait for the next flush */
+}
+
+int po_pool_client_stage(po_pool_client *c, po_pool_job *job) {
+  if (!c->flush_posted) {
+    if (po_loop_post(c->loop, flush_post, c) != 0) return PO_ENOMEM;
+    c->flush_posted = 1;
+  }
+  job->next = NULL;
+  if (c->staged_tail)
+    c->staged_tail->next = job;
+  else
+    c->staged_head = job;
+  c->staged_tail = job;
+  c->staged++;
+  po_loop_hold(c->loop);
+  c->in_flight++;
+  /* A long burst goes over in chunks, so the workers start while the rest
+   * is being staged. */
+  if (c->staged >= PO_POOL_STAGE_CHUNK) po_pool_client_flush(c); /* on failure, the next flush retries */
+  return 0;
+}
+
+int po_pool_client_flush(po_pool_client *c) {
+  if (!c->staged) return 0;
+  int rc = client_start(c);
+  if (rc != 0) return rc;
+  po_pool_job *first = c->staged_head;
+  int count = c->staged;
+  c->staged_head = c->staged_tail = NULL;
+  c->staged = 0;
+  po_pool_submit_many(c->pool, first, count); /* cannot fail: only po_pool_free stops it, on this thread */
+  return 0;
+}
+
+static void deliver_post(po_loop *loop, void *ud) {
+  po_pool_client *c = ud;
+  pthread_mutex_lock(&c->lock);
+  po_pool_job *list = c->done_head;
+  c->done_head = c->done_tail = NULL;
+  c->delivery_posted = 0;
+  pthread_mutex_unlock(&c->lock);
+  while (list) {
+    po_pool_job *job = list;
+    list = job->next;
+    po_loop_release(loop);
+    c->in_flight--;
+    c->deliver(c->ud, job);
+  }
+}
+
+void po_pool_client_finish(po_pool_client *c, po_pool_job *job) {
+  pthread_mutex_lock(&c->lock);
+  job->next = NULL;
+  if (c->done_tail)
+    c->done_tail->next = job;
+  else
+    c->done_head = job;
+  c->done_tail = job;
+  int post = !c->delivery_posted;
+  c->delivery_posted = 1;
+  pthread_mutex_unlock(&c->lock);
+  /* On ENOMEM the job waits in the list for the next successful post. */
+  if (post && po_loop_post(c->loop, deliver_post, c) != 0) {
+    pthread_mutex_lock(&c->lock);
+    c->delivery_posted = 0;
+    pthread_mutex_unlock(&c->lock);
+  }
+}
+
+void po_pool_client_shutdown(po_pool_client *c) {
+  po_pool_free(c->pool);
+  c->pool = NULL;
+}
+
+void po_pool_client_free(po_pool_client *c, po_pool_deliver_fn discard) {
+  if (!c) return;
+  po_pool_free(c->pool); /* joins the workers; queued jobs are dropped into the done list */
+  po_pool_job *list = c->done_head;
+  c->done_head = c->done_tail = NULL;
+  if (c->staged_tail) { /* jobs never handed over go too */
+    c->staged_tail->next = list;
+    list = c->staged_head;
+  }
+  while (list) {
+    po_pool_job *job = list;
+    list = job->next;
+    po_loop_release(c->loop);
+    discard(c->ud, job);
+  }
+  pthread_mutex_destroy(&c->lock);
+  free(c);
+}

@@ -9,6 +9,8 @@
 #ifndef PO_POOL_H
 #define PO_POOL_H
 
+#include "loop.h"
+
 typedef struct po_pool po_pool;
 
 /* Runs on a worker thread. local is that worker's slot. */
@@ -55,5 +57,74 @@ void po_pool_free(po_pool *pool);
 
 /* The number of online CPUs (at least 1). */
 int po_cpu_count(void);
+
+/* ---- A client: the pool as one event loop's thread uses it ----
+ *
+ * A client starts its pool on first use, counts the jobs in flight (holding
+ * the loop once per job, so that the loop knows something is pending), and
+ * brings finished jobs back to the loop's thread: a worker hands a finished
+ * job to po_pool_client_finish, which appends it to a locked list and posts
+ * one delivery for the whole list, so a burst of results costs one loop
+ * wake-up, not one per job. Jobs may also be staged and handed to the pool
+ * together (po_pool_submit_many), at the latest when the loop next runs.
+ * Every function but po_pool_client_finish runs on the loop's thread. */
+
+typedef struct po_pool_client po_pool_client;
+
+/* Called on the loop's thread, once per finished job (in the order they
+ * finished), from the delivery post; the job is the callee's from then on. */
+typedef void (*po_pool_deliver_fn)(void *ud, po_pool_job *job);
+
+/* Staged jobs handed over at once, without waiting for a flush. */
+#define PO_POOL_STAGE_CHUNK 64
+
+/* A client of loop in *out, its pool not started yet (local_free is the
+ * pool's, see po_pool_new). Returns 0 or PO_ENOMEM. */
+int po_pool_client_new(po_loop *loop, po_pool_local_free_fn local_free, po_pool_deliver_fn deliver, void *ud,
+                       po_pool_client **out);
+
+/* Sets the number of workers (<= 0: one per online CPU) of the pool the
+ * client starts. A pool already running with another size is stopped (to be
+ * restarted at the next submit) when no job is in flight; otherwise returns
+ * PO_EINVAL and nothing changes. Returns 0 on success. */
+int po_pool_client_set_workers(po_pool_client *c, int workers);
+
+/* The configured number of workers (0: one per online CPU). */
+int po_pool_client_workers(const po_pool_client *c);
+
+/* The running pool, or NULL before the first submit and after shutdown. */
+po_pool *po_pool_client_pool(po_pool_client *c);
+
+/* Jobs submitted or staged and not yet delivered. */
+int po_pool_client_in_flight(const po_pool_client *c);
+
+/* Queues job on the pool, starting the pool if needed. Returns 0, or the
+ * code of po_pool_new (the job is then still the caller's). */
+int po_pool_client_submit(po_pool_client *c, po_pool_job *job);
+
+/* Stages job: it goes to the pool with the other staged jobs at the next
+ * po_pool_client_flush, when PO_POOL_STAGE_CHUNK are staged, or when the
+ * loop next runs, whichever comes first. Returns 0, or PO_ENOMEM (the job is
+ * still the caller's). */
+int po_pool_client_stage(po_pool_client *c, po_pool_job *job);
+
+/* Hands the staged jobs to the pool now, starting it if needed. Returns 0,
+ * or the code of po_pool_new (the jobs stay staged for the next flush). */
+int po_pool_client_flush(po_pool_client *c);
+
+/* From any thread: hands a finished job back to the client's loop, where
+ * deliver gets it. The job's `next` is the client's from here. */
+void po_pool_client_finish(po_pool_client *c, po_pool_job *job);
+
+/* Stops the pool (po_pool_free: queued jobs are dropped, their drop called
+ * here); the next submit starts a new one. Staged jobs stay staged. */
+void po_pool_client_shutdown(po_pool_client *c);
+
+/* Stops the pool, then hands every job not delivered (finished, dropped or
+ * staged) to discard(ud, job) instead of deliver, and frees the client.
+ * Deliveries and flushes it posted are left queued: call it only when the
+ * loop will not run again (it is being freed) or has run them. NULL is
+ * ignored. */
+void po_pool_client_free(po_pool_client *c, po_pool_deliver_fn discard);
 
 #endif

@@ -9,7 +9,7 @@ local lib = require "tests.bench.lib"
 local work = os.tmpname()
 os.remove(work)
 assert(po.run_sync { argv = { "mkdir", "-p", work } }.status == "ok")
-assert(po.batch.write({ { path = "value.txt", content = "x\n" } }, { root = work })[1].ok)
+assert(po.files.write({ { path = "value.txt", content = "x\n" } }, { root = work })[1].ok)
 local out = work .. "-runs"
 
 local function cycle(parallel)

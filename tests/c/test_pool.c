@@ -1,6 +1,8 @@
 /* Tests for src/core/pool.c: jobs on real threads, per-worker slots,
- * dropping queued jobs when the pool stops. */
+ * dropping queued jobs when the pool stops; the client: results back on the
+ * loop's thread in bursts, staging, stopping with jobs in flight. */
 #include "error.h"
+#include "loop.h"
 #include "pool.h"
 
 #include "harness.h"
@@ -153,11 +155,232 @@ static void default_size_is_the_cpu_count(void) {
   po_pool_free(NULL);
 }
 
+
+/* ---- the client ---- */
+
+typedef struct client_job {
+  po_pool_job node;
+  po_pool_client *client;
+  int dropped;
+  int ran_on_worker; /* set by the worker, read after delivery */
+} client_job;
+
+typedef struct client_log {
+  pthread_t loop_thread;
+  int delivered, on_loop_thread, dropped, discarded;
+} client_log;
+
+static int client_runs; /* atomic */
+
+static void client_run(void **local, void *p) {
+  (void)local;
+  client_job *j = p;
+  j->ran_on_worker = 1;
+  __atomic_add_fetch(&client_runs, 1, __ATOMIC_SEQ_CST);
+  po_pool_client_finish(j->client, &j->node);
+}
+
+static void client_drop(void *p) {
+  client_job *j = p;
+  j->dropped = 1;
+  po_pool_client_finish(j->client, &j->node);
+}
+
+static void on_delivered(void *ud, po_pool_job *node) {
+  client_log *log = ud;
+  client_job *j = (client_job *)node;
+  log->delivered++;
+  log->dropped += j->dropped;
+  log->on_loop_thread += pthread_equal(pthread_self(), log->loop_thread) != 0;
+}
+
+static void on_discarded(void *ud, po_pool_job *node) {
+  (void)node;
+  ((client_log *)ud)->discarded++;
+}
+
+static client_job *client_jobs(po_pool_client *c, int n) {
+  client_job *jobs = calloc((size_t)n, sizeof *jobs);
+  for (int i = 0; i < n; i++) jobs[i] = (client_job){.node = {.run = client_run, .drop = client_drop}, .client = c};
+  return jobs;
+}
+
+/* Runs the loop until `count` jobs have been delivered (or a bounded number
+ * of turns has passed); returns the number of callbacks the loop ran. */
+static int run_until_delivered(po_loop *loop, client_log *log, int count) {
+  int callbacks = 0;
+  for (int i = 0; i < 5000 && log->delivered < count; i++) {
+    int ran = 0;
+    po_loop_run_once(loop, 0.01, &ran);
+    callbacks += ran;
+  }
+  return callbacks;
+}
+
+static void wait_idle(po_pool *pool) {
+  int queued = 1, running = 1;
+  for (int i = 0; i < 5000 && (queued || running); i++) {
+    po_pool_counts(pool, &queued, &running);
+    if (queued || running) usleep(1000);
+  }
+}
+
+static void client_delivers_a_burst_on_the_loop_thread_in_one_callback(void) {
+  po_loop *loop;
+  REQUIRE(po_loop_new(&loop) == 0);
+  client_log log = {.loop_thread = pthread_self()};
+  po_pool_client *c;
+  REQUIRE(po_pool_client_new(loop, NULL, on_delivered, &log, &c) == 0);
+  CHECK(po_pool_client_pool(c) == NULL); /* started on first use */
+  CHECK(!po_loop_alive(loop));
+  enum { N = 200 };
+  client_job *jobs = client_jobs(c, N);
+  for (int i = 0; i < N; i++) REQUIRE(po_pool_client_submit(c, &jobs[i].node) == 0);
+  REQUIRE(po_pool_client_pool(c) != NULL);
+  CHECK_EQ_INT(po_pool_client_in_flight(c), N);
+  CHECK(po_loop_alive(loop)); /* the jobs hold the loop */
+  wait_idle(po_pool_client_pool(c));
+  CHECK_EQ_INT(log.delivered, 0); /* nothing is delivered off the loop */
+  int ran = 0;
+  REQUIRE(po_loop_run_once(loop, 1, &ran) == 0);
+  CHECK_EQ_INT(ran, 1); /* every finished job in one post */
+  CHECK_EQ_INT(log.delivered, N);
+  CHECK_EQ_INT(log.on_loop_thread, N);
+  CHECK_EQ_INT(po_pool_client_in_flight(c), 0);
+  CHECK(!po_loop_alive(loop));
+  po_pool_client_free(c, on_discarded);
+  CHECK_EQ_INT(log.discarded, 0);
+  po_loop_free(loop);
+  free(jobs);
+}
+
+static void client_stages_until_a_flush_the_loop_or_a_full_chunk(void) {
+  po_loop *loop;
+  REQUIRE(po_loop_new(&loop) == 0);
+  client_log log = {.loop_thread = pthread_self()};
+  po_pool_client *c;
+  REQUIRE(po_pool_client_new(loop, NULL, on_delivered, &log, &c) == 0);
+  enum { N = 11 + PO_POOL_STAGE_CHUNK };
+  client_job *jobs = client_jobs(c, N);
+  int runs_before = __atomic_load_n(&client_runs, __ATOMIC_SEQ_CST);
+
+  /* A few staged jobs wait: no pool is even started. */
+  for (int i = 0; i < 10; i++) REQUIRE(po_pool_client_stage(c, &jobs[i].node) == 0);
+  CHECK(po_pool_client_pool(c) == NULL);
+  CHECK_EQ_INT(po_pool_client_in_flight(c), 10);
+  CHECK(po_loop_alive(loop));
+  /* The loop's next turn hands them over. */
+  run_until_delivered(loop, &log, 10);
+  CHECK_EQ_INT(log.delivered, 10);
+  CHECK_EQ_INT(__atomic_load_n(&client_runs, __ATOMIC_SEQ_CST) - runs_before, 10);
+
+  /* A flush hands them over at once. */
+  REQUIRE(po_pool_client_stage(c, &jobs[10].node) == 0);
+  REQUIRE(po_pool_client_flush(c) == 0);
+  wait_idle(po_pool_client_pool(c));
+  CHECK_EQ_INT(__atomic_load_n(&client_runs, __ATOMIC_SEQ_CST) - runs_before, 11);
+  run_until_delivered(loop, &log, 11);
+
+  /* A full chunk goes without waiting for either. */
+  po_pool_client_shutdown(c);
+  CHECK(po_pool_client_pool(c) == NULL);
+  for (int i = 11; i < 11 + PO_POOL_STAGE_CHUNK - 1; i++) REQUIRE(po_pool_client_stage(c, &jobs[i].node) == 0);
+  CHECK(po_pool_client_pool(c) == NULL);
+  REQUIRE(po_pool_client_stage(c, &jobs[11 + PO_POOL_STAGE_CHUNK - 1].node) == 0);
+  REQUIRE(po_pool_client_pool(c) != NULL);
+  wait_idle(po_pool_client_pool(c));
+  CHECK_EQ_INT(__atomic_load_n(&client_runs, __ATOMIC_SEQ_CST) - runs_before, 11 + PO_POOL_STAGE_CHUNK);
+  run_until_delivered(loop, &log, 11 + PO_POOL_STAGE_CHUNK);
+  CHECK_EQ_INT(log.delivered, 11 + PO_POOL_STAGE_CHUNK);
+  CHECK_EQ_INT(log.dropped, 0);
+  CHECK(!po_loop_alive(loop));
+  po_pool_client_free(c, on_discarded);
+  po_loop_free(loop);
+  free(jobs);
+}
+
+static void client_resizes_only_when_idle(void) {
+  po_loop *loop;
+  REQUIRE(po_loop_new(&loop) == 0);
+  client_log log = {.loop_thread = pthread_self()};
+  po_pool_client *c;
+  REQUIRE(po_pool_client_new(loop, NULL, on_delivered, &log, &c) == 0);
+  REQUIRE(po_pool_client_set_workers(c, 2) == 0);
+  client_job *jobs = client_jobs(c, 2);
+  REQUIRE(po_pool_client_submit(c, &jobs[0].node) == 0);
+  CHECK_EQ_INT(po_pool_size(po_pool_client_pool(c)), 2);
+  CHECK_EQ_INT(po_pool_client_set_workers(c, 3), PO_EINVAL); /* a job is in flight */
+  CHECK_EQ_INT(po_pool_client_workers(c), 2);
+  run_until_delivered(loop, &log, 1);
+  REQUIRE(po_pool_client_set_workers(c, 3) == 0);
+  CHECK(po_pool_client_pool(c) == NULL); /* restarted at the next submit, with 3 */
+  REQUIRE(po_pool_client_submit(c, &jobs[1].node) == 0);
+  CHECK_EQ_INT(po_pool_size(po_pool_client_pool(c)), 3);
+  run_until_delivered(loop, &log, 2);
+  po_pool_client_free(c, on_discarded);
+  po_loop_free(loop);
+  free(jobs);
+}
+
+/* Freed with jobs queued, finished and staged: each is discarded once, none
+ * delivered, and the loop is no longer held. */
+static void client_free_discards_every_job_not_delivered(void) {
+  po_loop *loop;
+  REQUIRE(po_loop_new(&loop) == 0);
+  client_log log = {.loop_thread = pthread_self()};
+  po_pool_client *c;
+  REQUIRE(po_pool_client_new(loop, NULL, on_delivered, &log, &c) == 0);
+  REQUIRE(po_pool_client_set_workers(c, 1) == 0);
+  enum { N = 500, STAGED = 5 };
+  client_job *jobs = client_jobs(c, N + STAGED);
+  for (int i = 0; i < N; i++) REQUIRE(po_pool_client_submit(c, &jobs[i].node) == 0);
+  for (int i = N; i < N + STAGED; i++) REQUIRE(po_pool_client_stage(c, &jobs[i].node) == 0);
+  po_pool_client_free(c, on_discarded);
+  CHECK_EQ_INT(log.delivered, 0);
+  CHECK_EQ_INT(log.discarded, N + STAGED);
+  po_loop_free(loop);
+  free(jobs);
+}
+
+/* Shutting down drops the queued jobs; they still come back, marked. */
+static void client_shutdown_delivers_dropped_jobs(void) {
+  po_loop *loop;
+  REQUIRE(po_loop_new(&loop) == 0);
+  client_log log = {.loop_thread = pthread_self()};
+  po_pool_client *c;
+  REQUIRE(po_pool_client_new(loop, NULL, on_delivered, &log, &c) == 0);
+  REQUIRE(po_pool_client_set_workers(c, 1) == 0);
+  enum { N = 300 };
+  client_job *jobs = client_jobs(c, N);
+  for (int i = 0; i < N; i++) REQUIRE(po_pool_client_submit(c, &jobs[i].node) == 0);
+  po_pool_client_shutdown(c);
+  CHECK(po_pool_client_pool(c) == NULL);
+  run_until_delivered(loop, &log, N);
+  CHECK_EQ_INT(log.delivered, N);
+  int ran = 0, dropped = 0;
+  for (int i = 0; i < N; i++) {
+    ran += jobs[i].ran_on_worker;
+    dropped += jobs[i].dropped;
+  }
+  CHECK_EQ_INT(ran + dropped, N);
+  CHECK_EQ_INT(log.dropped, dropped);
+  CHECK(!po_loop_alive(loop));
+  po_pool_client_free(c, on_discarded);
+  CHECK_EQ_INT(log.discarded, 0);
+  po_loop_free(loop);
+  free(jobs);
+}
+
 int main(void) {
   RUN(runs_every_job);
   RUN(free_drops_queued_jobs_and_waits_for_running_ones);
   RUN(submit_many_queues_a_list_in_order);
   RUN(wakes_a_sleeping_worker_for_a_lone_job);
   RUN(default_size_is_the_cpu_count);
+  RUN(client_delivers_a_burst_on_the_loop_thread_in_one_callback);
+  RUN(client_stages_until_a_flush_the_loop_or_a_full_chunk);
+  RUN(client_resizes_only_when_idle);
+  RUN(client_free_discards_every_job_not_delivered);
+  RUN(client_shutdown_delivers_dropped_jobs);
   return TEST_SUMMARY();
 }

@@ -195,7 +195,7 @@ describe("po.optimizer", function()
 
   it("resumes a run SIGKILLed mid-cycle without repeating finished cycles", function()
     local work = proc.tempdir()
-    assert(po.batch.write({ { path = "value.txt", content = "x\n" } }, { root = work })[1].ok)
+    assert(po.files.write({ { path = "value.txt", content = "x\n" } }, { root = work })[1].ok)
     local flow = source .. "/tests/fixtures/optimizer/resume_flow.lua"
     local first = po.run { argv = { po.executable(), flow, out, work } }
     -- Wait until two cycles are on record, then kill it inside the third.

@@ -1,7 +1,7 @@
-/* Batch file I/O on the worker pool: core.batch_read(paths [, root]) and
- * core.batch_write(files [, root [, sync]]) return futures of per-file result
+/* File I/O on the worker pool: core.read_files(paths [, root]) and
+ * core.write_files(files [, root [, sync]]) return futures of per-file result
  * lists. The reads and writes themselves are src/core/fileio.c; the Lua
- * module lua/poengine/batch.lua splits large batches and puts them back in
+ * module lua/poengine/files.lua splits long lists and puts them back in
  * order. */
 #include "bind.h"
 #include "bind_pool.h"
@@ -17,23 +17,23 @@
 
 typedef struct item {
   char *path;
-  const char *content; /* write: points into the batch's own copy */
+  const char *content; /* write: points into the fileset's own copy */
   size_t content_len;
   int rc, sys_errno;
   po_strbuf data; /* read: the content */
 } item;
 
-typedef struct batch {
+typedef struct fileset {
   int writing, sync;
   char *root; /* NULL: not confined */
   int root_rc, root_errno;
   int n;
   item *items;
   char *contents; /* write: all contents, one block */
-} batch;
+} fileset;
 
-static void batch_release(void *p) {
-  batch *b = p;
+static void fileset_release(void *p) {
+  fileset *b = p;
   for (int i = 0; i < b->n; i++) {
     free(b->items[i].path);
     po_strbuf_free(&b->items[i].data);
@@ -44,8 +44,8 @@ static void batch_release(void *p) {
   free(b);
 }
 
-static void batch_work(void *p) {
-  batch *b = p;
+static void fileset_work(void *p) {
+  fileset *b = p;
   po_root *root = NULL;
   if (b->root) {
     b->root_rc = po_root_open(b->root, b->writing, &root, &b->root_errno);
@@ -77,8 +77,8 @@ static void push_error(lua_State *L, const char *code, const char *fmt, ...) {
   lua_setfield(L, -2, "code");
 }
 
-static int push_batch(lua_State *L, void *p) {
-  batch *b = p;
+static int push_fileset(lua_State *L, void *p) {
+  fileset *b = p;
   const char *verb = b->writing ? "write" : "read";
   lua_createtable(L, b->n, 0);
   for (int i = 0; i < b->n; i++) {
@@ -119,9 +119,9 @@ static char *dup_lstr(const char *s, size_t n) {
   return d;
 }
 
-/* Builds the batch from the list at index 1 (paths, or { path =, content = }
+/* Builds the fileset from the list at index 1 (paths, or { path =, content = }
  * tables) and the root at index 2; raises on a bad argument. */
-static batch *batch_new(lua_State *L, const char *fname, int writing) {
+static fileset *fileset_new(lua_State *L, const char *fname, int writing) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int n = (int)lua_objlen(L, 1);
   size_t total = 0;
@@ -142,7 +142,7 @@ static batch *batch_new(lua_State *L, const char *fname, int writing) {
   }
   if (!lua_isnil(L, 2) && lua_type(L, 2) != LUA_TSTRING)
     luaL_error(L, "%s: root must be a string, got %s", fname, luaL_typename(L, 2));
-  batch *b = calloc(1, sizeof *b);
+  fileset *b = calloc(1, sizeof *b);
   if (!b) luaL_error(L, "%s: out of memory", fname);
   b->writing = writing;
   b->sync = lua_toboolean(L, 3);
@@ -163,7 +163,7 @@ static batch *batch_new(lua_State *L, const char *fname, int writing) {
     ok = it->path != NULL && strlen(it->path) == len;
     if (!ok && it->path) {
       lua_pop(L, writing ? 2 : 1);
-      batch_release(b);
+      fileset_release(b);
       luaL_error(L, "%s: paths must not contain zero bytes", fname);
     }
     if (writing) {
@@ -179,27 +179,27 @@ static batch *batch_new(lua_State *L, const char *fname, int writing) {
     b->n = i + 1;
   }
   if (!ok) {
-    batch_release(b);
+    fileset_release(b);
     luaL_error(L, "%s: out of memory", fname);
   }
   return b;
 }
 
-static int l_batch_read(lua_State *L) {
+static int l_read_files(lua_State *L) {
   lua_settop(L, 2);
-  batch *b = batch_new(L, "po.batch.read", 0);
-  po_lua_pool_run(L, "po.batch.read", batch_work, push_batch, batch_release, b);
+  fileset *b = fileset_new(L, "po.files.read", 0);
+  po_lua_pool_run(L, "po.files.read", fileset_work, push_fileset, fileset_release, b);
   return 1;
 }
 
-static int l_batch_write(lua_State *L) {
+static int l_write_files(lua_State *L) {
   lua_settop(L, 3);
-  batch *b = batch_new(L, "po.batch.write", 1);
-  po_lua_pool_run(L, "po.batch.write", batch_work, push_batch, batch_release, b);
+  fileset *b = fileset_new(L, "po.files.write", 1);
+  po_lua_pool_run(L, "po.files.write", fileset_work, push_fileset, fileset_release, b);
   return 1;
 }
 
 void po_open_batch(lua_State *L) {
-  static const luaL_Reg fns[] = {{"batch_read", l_batch_read}, {"batch_write", l_batch_write}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"read_files", l_read_files}, {"write_files", l_write_files}, {NULL, NULL}};
   po_set_funcs(L, fns);
 }

@@ -1,4 +1,5 @@
--- Batch file I/O on the pool: po.batch.read and po.batch.write.
+-- File I/O on the pool: po.files.read and po.files.write, and po.batch, its
+-- deprecated old name.
 local po = require "poengine"
 
 local function tempdir()
@@ -25,7 +26,7 @@ local function listing(dir)
   return s
 end
 
-describe("po.batch", function()
+describe("po.files", function()
   local d
   before_each(function() d = tempdir() end)
   after_each(function() os.execute("rm -rf " .. d) end)
@@ -35,7 +36,7 @@ describe("po.batch", function()
     for i = 1, 300 do
       files[i] = { path = "dir" .. (i % 7) .. "/sub/f" .. i .. ".txt", content = ("x"):rep(i) .. "\0" .. i }
     end
-    local w = po.batch.write(files, { root = d .. "/root", sync = true, batch_size = 16 })
+    local w = po.files.write(files, { root = d .. "/root", sync = true, batch_size = 16 })
     assert.are.equal(300, #w)
     for i = 1, 300 do
       assert.are.same({ ok = true }, w[i])
@@ -44,7 +45,7 @@ describe("po.batch", function()
     for i = 300, 1, -1 do
       paths[#paths + 1] = files[i].path
     end
-    local r = po.batch.read(paths, { root = d .. "/root" })
+    local r = po.files.read(paths, { root = d .. "/root" })
     for k = 1, 300 do
       local i = 301 - k
       assert.are.equal(files[i].content, r[k].content)
@@ -53,10 +54,10 @@ describe("po.batch", function()
   end)
 
   it("reports a failure per file and goes on with the others", function()
-    local r = po.batch.read({ d .. "/missing", d .. "/root" })
+    local r = po.files.read({ d .. "/missing", d .. "/root" })
     assert.are.same({ err = "cannot read '" .. d .. "/missing': No such file or directory", code = "ENOENT" }, r[1])
     assert.are.equal("EISDIR", r[2].code)
-    local w = po.batch.write({ { path = d .. "/root/ok", content = "1" }, { path = d .. "/root/", content = "2" } })
+    local w = po.files.write({ { path = d .. "/root/ok", content = "1" }, { path = d .. "/root/", content = "2" } })
     assert.is_true(w[1].ok)
     assert.are.same({ err = "cannot write '" .. d .. "/root/': not a file name", code = "EINVAL" }, w[2])
   end)
@@ -79,7 +80,7 @@ describe("po.batch", function()
       files[i] = { path = p, content = "nope" }
     end
     files[#files + 1] = { path = root .. "/in/inside.txt", content = "fine" } -- absolute, inside
-    local w = po.batch.write(files, { root = root })
+    local w = po.files.write(files, { root = root })
     for i = 1, #escapes do
       assert.are.equal("EOUTSIDE", w[i].code, escapes[i])
       assert.are.equal("cannot write '" .. escapes[i] .. "': the path leads outside the root '" .. root .. "'", w[i].err)
@@ -89,7 +90,7 @@ describe("po.batch", function()
     assert.are.equal(".\n./s\n", listing(out))
     assert.is_nil(slurp("/etc/po-batch-test"))
 
-    local r = po.batch.read({ "../outside/s", "up/s", "s", "etc/hostname", out .. "/s", "in/inside.txt" }, { root = root })
+    local r = po.files.read({ "../outside/s", "up/s", "s", "etc/hostname", out .. "/s", "in/inside.txt" }, { root = root })
     for i = 1, 5 do
       assert.are.equal("EOUTSIDE", r[i].code)
     end
@@ -99,15 +100,15 @@ describe("po.batch", function()
   it("follows links that stay inside the root", function()
     local root = d .. "/root"
     assert(os.execute("mkdir " .. root .. "/real && ln -s real " .. root .. "/alias") == 0)
-    assert.is_true(po.batch.write({ { path = "alias/f", content = "via alias" } }, { root = root })[1].ok)
-    assert.are.equal("via alias", po.batch.read({ "real/f" }, { root = root })[1].content)
+    assert.is_true(po.files.write({ { path = "alias/f", content = "via alias" } }, { root = root })[1].ok)
+    assert.are.equal("via alias", po.files.read({ "real/f" }, { root = root })[1].content)
   end)
 
   it("fails every file when the root cannot be opened, and creates a missing root for writes", function()
-    local r = po.batch.read({ "a", "b" }, { root = d .. "/nope" })
+    local r = po.files.read({ "a", "b" }, { root = d .. "/nope" })
     assert.are.equal("ENOENT", r[1].code)
     assert.matches("cannot open the root", r[2].err)
-    local w = po.batch.write({ { path = "a", content = "1" } }, { root = d .. "/made/root" })
+    local w = po.files.write({ { path = "a", content = "1" } }, { root = d .. "/made/root" })
     assert.is_true(w[1].ok)
     assert.are.equal("1", slurp(d .. "/made/root/a"))
   end)
@@ -116,20 +117,27 @@ describe("po.batch", function()
     local futs = {}
     for i = 1, 4 do
       futs[i] = po.async(function()
-        return po.batch.write({ { path = "t" .. i, content = tostring(i) } }, { root = d .. "/root" })[1].ok
+        return po.files.write({ { path = "t" .. i, content = tostring(i) } }, { root = d .. "/root" })[1].ok
       end)
     end
     assert.are.same({ true, true, true, true, n = 4 }, po.all(futs))
   end)
 
   it("checks its arguments", function()
-    assert.has_error(function() po.batch.read("x") end, "po.batch.read: paths must be a table of strings, got string")
-    assert.has_error(function() po.batch.read({ 1 }) end, "po.batch.read: paths[1] must be a string, got number")
-    assert.has_error(function() po.batch.read({}, { rot = "x" }) end, "po.batch.read: unknown option 'rot'")
-    assert.has_error(function() po.batch.read({}, { batch_size = 0 }) end,
-      "po.batch.read: batch_size must be a whole number of at least 1")
-    assert.has_error(function() po.batch.write({ { path = "x" } }) end,
-      "po.batch.write: files[1] must be { path = string, content = string }")
-    assert.are.same({}, po.batch.read({}))
+    assert.has_error(function() po.files.read("x") end, "po.files.read: paths must be a table of strings, got string")
+    assert.has_error(function() po.files.read({ 1 }) end, "po.files.read: paths[1] must be a string, got number")
+    assert.has_error(function() po.files.read({}, { rot = "x" }) end, "po.files.read: unknown option 'rot'")
+    assert.has_error(function() po.files.read({}, { batch_size = 0 }) end,
+      "po.files.read: batch_size must be a whole number of at least 1")
+    assert.has_error(function() po.files.write({ { path = "x" } }) end,
+      "po.files.write: files[1] must be { path = string, content = string }")
+    assert.are.same({}, po.files.read({}))
+  end)
+end)
+
+describe("po.batch", function()
+  it("is a deprecated alias of po.files: the same table", function()
+    assert.are.equal(po.files, po.batch)
+    assert.are.equal(po.files.read, po.batch.read)
   end)
 end)

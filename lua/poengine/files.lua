@@ -1,4 +1,5 @@
---- Batch file I/O on the worker pool: po.batch.read and po.batch.write.
+--- File I/O on the worker pool: po.files.read and po.files.write (po.batch,
+--- its old name, is a deprecated alias of this module).
 ---
 --- Each call splits its list into batches, runs every batch as one job on
 --- the pool (in C: src/core/fileio.c, no Lua state involved) and returns the
@@ -75,17 +76,17 @@ end
 ---@return ({ content: string }|{ err: string, code: string })[]
 function M.read(paths, opts)
   if type(paths) ~= "table" then
-    error("po.batch.read: paths must be a table of strings, got " .. type(paths), 2)
+    error("po.files.read: paths must be a table of strings, got " .. type(paths), 2)
   end
-  opts = check_options("po.batch.read", opts, READ_OPTIONS)
+  opts = check_options("po.files.read", opts, READ_OPTIONS)
   for i = 1, #paths do
     if type(paths[i]) ~= "string" then
-      error("po.batch.read: paths[" .. i .. "] must be a string, got " .. type(paths[i]), 2)
+      error("po.files.read: paths[" .. i .. "] must be a string, got " .. type(paths[i]), 2)
     end
   end
   local root = opts.root
   return run_batches(paths, batch_size(opts, #paths), function(part)
-    return core.batch_read(part, root)
+    return core.read_files(part, root)
   end)
 end
 
@@ -97,18 +98,18 @@ end
 ---@return ({ ok: true }|{ err: string, code: string })[]
 function M.write(files, opts)
   if type(files) ~= "table" then
-    error("po.batch.write: files must be a table of { path =, content = }, got " .. type(files), 2)
+    error("po.files.write: files must be a table of { path =, content = }, got " .. type(files), 2)
   end
-  opts = check_options("po.batch.write", opts, WRITE_OPTIONS)
+  opts = check_options("po.files.write", opts, WRITE_OPTIONS)
   for i = 1, #files do
     local f = files[i]
     if type(f) ~= "table" or type(f.path) ~= "string" or type(f.content) ~= "string" then
-      error("po.batch.write: files[" .. i .. "] must be { path = string, content = string }", 2)
+      error("po.files.write: files[" .. i .. "] must be { path = string, content = string }", 2)
     end
   end
   local root, sync = opts.root, opts.sync and true or false
   return run_batches(files, batch_size(opts, #files), function(part)
-    return core.batch_write(part, root, sync)
+    return core.write_files(part, root, sync)
   end)
 end
 
