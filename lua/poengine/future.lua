@@ -340,8 +340,6 @@ function Future:outcome()
   end
   return nil, self.err, self.code
 end
-Future.on_settle = Future._on_settle
-Future.outcome = Future._outcome
 
 local function check_timeout(fname, timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
@@ -443,10 +441,6 @@ end
 function Future:__tostring()
   return "poengine.future (" .. self.state .. ")"
 end
-
--- The names validate.lua still uses; to go once it calls the public ones.
-Future._on_settle = Future.on_settle
-Future._outcome = Future.outcome
 
 ---------------------------------------------------------------------------
 -- Public functions

@@ -256,12 +256,6 @@ describe("fut:on_settle and fut:outcome", function()
   it("outcome raises on a pending future", function()
     assert.has_error(function() po.future():outcome() end, "fut:outcome: the future is still pending")
   end)
-
-  it("keep the underscore names as aliases for now", function()
-    local f = po.future()
-    assert.are.equal(f.on_settle, f._on_settle)
-    assert.are.equal(f.outcome, f._outcome)
-  end)
 end)
 
 describe("po.future", function()

@@ -5,7 +5,7 @@
 --- file exactly (a hunk may sit at an offset from where its header says, as
 --- with patch(1), but never "fuzzily"). Paths are checked before anything
 --- is applied: absolute paths, `..` and paths outside the allowed set are
---- refused. Writing the result goes through po.batch.write with a root, which
+--- refused. Writing the result goes through po.files.write with a root, which
 --- also refuses symlinks that lead out of the sandbox.
 local M = {}
 

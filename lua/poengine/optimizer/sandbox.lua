@@ -19,7 +19,7 @@ end
 --- Reads the files at `paths` under root into { [path] = content }; a
 --- missing file is left out. Returns nil, message, code on another failure.
 function M.read_files(root, paths)
-  local results = po.batch.read(paths, { root = root })
+  local results = po.files.read(paths, { root = root })
   local files = {}
   for i, r in ipairs(results) do
     if r.err then
@@ -41,7 +41,7 @@ function M.write_files(root, files, sync)
     list[#list + 1] = { path = path, content = content }
   end
   table.sort(list, function(a, b) return a.path < b.path end)
-  for i, r in ipairs(po.batch.write(list, { root = root, sync = sync })) do
+  for i, r in ipairs(po.files.write(list, { root = root, sync = sync })) do
     if r.err then
       return nil, list[i].path .. ": " .. r.err, r.code
     end

@@ -67,7 +67,7 @@ function M.check(task)
     -- By default a point of the space reaches the validators as params.json
     -- in the sandbox (function validators also get candidate.params).
     t.apply_params = function(params, dir)
-      local r = po.batch.write({ { path = "params.json", content = po.json.encode(params, { sort_keys = true }) } },
+      local r = po.files.write({ { path = "params.json", content = po.json.encode(params, { sort_keys = true }) } },
         { root = dir })
       assert(r[1].ok, r[1].err)
     end
