@@ -125,6 +125,46 @@ function M.scrub(text, key)
   return text
 end
 
+-- What the adapters read from a server is checked before it is used: a value
+-- of the wrong type is the server's fault, returned as EPROTO, never raised.
+
+local null = po.json.null
+local huge, floor = math.huge, math.floor
+
+local function type_name(v)
+  if v == null then
+    return "null"
+  end
+  return type(v)
+end
+
+--- Reads an optional field of a server's reply: returns the value (nil when
+--- absent or JSON null) and true when it is of type want, else nil, false.
+---@param v any
+---@param want string a Lua type name
+function M.want(v, want)
+  if v == nil or v == null then
+    return nil, true
+  end
+  if type(v) == want then
+    return v, true
+  end
+  return nil, false
+end
+
+--- The EPROTO pair for a field of the wrong type: message, "EPROTO".
+---@param where string the field, as the wire format names it
+---@param want string what it should have been
+---@param v any what it was
+function M.bad_shape(where, want, v)
+  return "bad reply: " .. where .. " is " .. type_name(v) .. ", not " .. want, "EPROTO"
+end
+
+--- True for a token count: a finite, non-negative integer.
+function M.is_count(v)
+  return type(v) == "number" and v >= 0 and v < huge and v == floor(v)
+end
+
 --- A deep copy of plain data (tables of strings, numbers, booleans).
 function M.copy(v)
   if type(v) ~= "table" then
