@@ -204,6 +204,23 @@ describe("util.scrub", function()
   it("removes the given key and anything shaped like a vendor key", function()
     local s = util.scrub("bad key my-own-key-123 and sk-proj-abc_DEF-123 and sk-abc***xyz", "my-own-key-123")
     assert.are.equal("bad key [redacted] and sk-[redacted] and sk-[redacted]", s)
+    assert.are.equal("Bearer sk-[redacted]. Also sk-[redacted], sk-[redacted]",
+      util.scrub("Bearer sk-0123456789abcdefXYZ. Also sk-ant-api03-Zx_9, sk-proj-q"))
+  end)
+
+  it("leaves words that merely contain sk- as they are", function()
+    local text = "run task-1 on disk-2, then desk-3000, risk-averse-2024, sk-learn and sk-something-long"
+    assert.are.equal(text, util.scrub(text))
+    assert.are.equal(text, util.scrub(text, { "abc", nil }))
+  end)
+
+  it("lists a provider's key and its credential headers, by name", function()
+    local p = { key = function() return "the-key" end,
+      extra_headers = { ["X-Api-Key"] = "hdr-secret", Authorization = "Bearer tok-secret", ["HTTP-Referer"] = "site" } }
+    local s = util.secrets(p)
+    table.sort(s)
+    assert.are.same({ "Bearer tok-secret", "hdr-secret", "the-key", "tok-secret" }, s)
+    assert.are.equal("site [redacted] [redacted] [redacted]", util.scrub("site the-key hdr-secret tok-secret", s))
   end)
 end)
 

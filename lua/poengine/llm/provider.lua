@@ -178,9 +178,10 @@ local function finish_response(self, parts, model, t0, ttft, raw)
   }
 end
 
--- The error triple, scrubbed of the key, with info for the router.
+-- The error triple, scrubbed of the key and credential headers, with info
+-- for the router.
 local function fail(self, message, code, info)
-  return nil, util.scrub(message, self.key()), code, info or {}
+  return nil, util.scrub(message, util.secrets(self)), code, info or {}
 end
 
 local function http_failure(self, res, body_text, model)
