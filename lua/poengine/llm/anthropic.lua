@@ -148,10 +148,11 @@ function A.stream_event(st, ev, emit)
   end
   local kind = want(data.type, "string") or ev.event
   local delta = want(data.delta, "table") or {}
-  if kind == "message_start" and data.message then
-    local usage, ok = want(data.message.usage, "table")
+  local message = want(data.message, "table")
+  if kind == "message_start" and message then
+    local usage, ok = want(message.usage, "table")
     if not ok then
-      return bad_shape("message.usage", "an object", data.message.usage)
+      return bad_shape("message.usage", "an object", message.usage)
     end
     st.usage = usage_of(usage, st.usage)
   elseif kind == "content_block_delta" then

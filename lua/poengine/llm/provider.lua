@@ -126,11 +126,14 @@ end
 
 local USAGE_FIELDS = { "input", "output", "cached_read", "cache_write", "reasoning" }
 
--- Checks what an adapter (or a lua provider's fn) made of a reply before it
--- is used: message, "EPROTO" when a field has the wrong type or a token
--- count is not a finite non-negative integer (a 400-digit count decodes as
--- inf), nil when all is well.
-local function check_parts(parts)
+--- Checks what an adapter (or a lua provider's fn) made of a reply before it
+--- is used: returns message, "EPROTO" when a field has the wrong type or a
+--- token count is not a finite non-negative integer (a 400-digit count
+--- decodes as inf), nothing when all is well. For adapters of your own.
+---@param parts table
+---@return string? message
+---@return string? code
+function M.check_parts(parts)
   local checks = { { "text", "string", "a string" }, { "finish_reason", "string", "a string" },
     { "tool_calls", "table", "a list" }, { "usage", "table", "an object" } }
   for _, c in ipairs(checks) do
@@ -227,7 +230,7 @@ local function lua_complete(self, req, model, on_token)
   if req.stream and not emitted and res.text and res.text ~= "" then
     emit(res.text)
   end
-  local bad, bcode = check_parts(res)
+  local bad, bcode = M.check_parts(res)
   if bad then
     return fail(self, self.name .. ": fn's response: " .. bad, bcode)
   end
@@ -369,7 +372,7 @@ function Provider:complete(request, opts)
     end
     parts.raw = decoded
   end
-  local bad, bcode = check_parts(parts)
+  local bad, bcode = M.check_parts(parts)
   if bad then
     return fail(self, self.name .. " " .. model .. ": " .. bad, bcode, { status = res.status })
   end
