@@ -53,8 +53,7 @@ Reader.__index = Reader
 ---@param cr_ends_line boolean
 ---@param on_line fun(line: string): string?
 function M.reader(label, max_line, option, cr_ends_line, on_line)
-  return setmetatable({ label = label, max_line = max_line, option = option, eol = cr_ends_line and "[\r\n]" or "\n",
-    cr_ends_line = cr_ends_line, on_line = on_line, pending = {}, plen = 0, cr = false, head = "" }, Reader)
+  return setmetatable({ label = label, max_line = max_line, option = option, cr_ends_line = cr_ends_line, on_line = on_line, pending = {}, plen = 0, cr = false, head = "" }, Reader)
 end
 
 local function fail(self, message)
@@ -104,10 +103,20 @@ function Reader:feed(chunk)
       pos = 2 -- the "\n" of a "\r\n" split across chunks
     end
   end
-  local pending, eol, cr_ends_line = self.pending, self.eol, self.cr_ends_line
+  local pending, cr_ends_line = self.pending, self.cr_ends_line
+  -- The next "\n" and "\r" at or after pos (n + 1: none), each searched for
+  -- with a plain find (a character class is many times slower) and only
+  -- again once pos has passed it, so the chunk is scanned once.
+  local next_lf, next_cr = 0, cr_ends_line and 0 or n + 1
   while true do
-    local s = find(chunk, eol, pos)
-    if not s then
+    if next_lf < pos then
+      next_lf = find(chunk, "\n", pos, true) or n + 1
+    end
+    if next_cr < pos then
+      next_cr = find(chunk, "\r", pos, true) or n + 1
+    end
+    local s = next_lf < next_cr and next_lf or next_cr
+    if s > n then
       if pos <= n then
         self.plen = self.plen + (n - pos + 1)
         if self.plen > self.max_line then

@@ -43,7 +43,7 @@ end
 function Parser:_dispatch()
   local data = self.data
   if #data > 0 then
-    local ev = { event = self.event or "message", data = concat(data, "\n"), id = self.id }
+    local ev = { event = self.event or "message", data = #data == 1 and data[1] or concat(data, "\n"), id = self.id }
     self.data, self.size, self.event = {}, 0, nil
     self.on_event(ev)
   else
@@ -62,10 +62,8 @@ function Parser:_line(line)
   local field, value
   if colon then
     field = sub(line, 1, colon - 1)
-    value = sub(line, colon + 1)
-    if sub(value, 1, 1) == " " then
-      value = sub(value, 2)
-    end
+    -- One copy of the value, however long: a space after the colon is skipped.
+    value = sub(line, sub(line, colon + 1, colon + 1) == " " and colon + 2 or colon + 1)
   else
     field, value = line, ""
   end
