@@ -165,6 +165,18 @@ describe("the lua provider", function()
     assert.are.equal("ERUNTIME", code2)
     assert.matches("oops", err2)
   end)
+
+  it("returns EPROTO for a response of the wrong shape, before streaming any of it", function()
+    for _, res in ipairs { { text = 5 }, { text = "t", finish_reason = {} }, { text = "t", usage = { output = 1 / 0 } },
+      { text = "t", usage = { input = -1 } }, { text = "t", usage = { input = 1.5 } }, { text = "t", usage = 3 } } do
+      local tokens = {}
+      local p = po.llm.provider("lua", { model = "x", fn = function() return res end })
+      local out, err, code = p:complete({ prompt = "q", stream = true }, { on_token = function(t) tokens[#tokens + 1] = t end })
+      assert.is_nil(out)
+      assert.are.equal("EPROTO", code, err)
+      assert.are.same({}, tokens)
+    end
+  end)
 end)
 
 describe("po.llm.provider", function()

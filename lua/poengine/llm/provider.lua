@@ -227,12 +227,12 @@ local function lua_complete(self, req, model, on_token)
   if type(res) ~= "table" then
     return fail(self, self.name .. ": fn must return a response table or a string, got " .. type(res), "EPROTO")
   end
-  if req.stream and not emitted and res.text and res.text ~= "" then
-    emit(res.text)
-  end
   local bad, bcode = M.check_parts(res)
   if bad then
     return fail(self, self.name .. ": fn's response: " .. bad, bcode)
+  end
+  if req.stream and not emitted and res.text and res.text ~= "" then
+    emit(res.text)
   end
   local out = finish_response(self, res, res.model or model, t0, ttft, res.raw)
   if res.cost then
