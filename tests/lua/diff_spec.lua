@@ -177,7 +177,8 @@ describe("diff.unified", function()
     assert.are.equal("", diff.unified("x", original, original))
   end)
 
-  it("round-trips random edits, final newlines included", function()
+  for _, opts in ipairs { {}, { max_cells = 0 } } do
+  it("round-trips random edits, final newlines included" .. (opts.max_cells and ", without the LCS table" or ""), function()
     local seed = 12345
     local function rand(n)
       seed = (seed * 1103515245 + 12345) % 2147483648
@@ -202,7 +203,7 @@ describe("diff.unified", function()
       end
       local at = table.concat(a, "\n") .. (rand(2) == 1 and #a > 0 and "\n" or "")
       local bt = table.concat(b, "\n") .. (rand(2) == 1 and #b > 0 and "\n" or "")
-      local text = diff.unified("f", at, bt, rand(4) - 1)
+      local text = diff.unified("f", at, bt, rand(4) - 1, opts)
       if at == bt then
         assert.are.equal("", text)
       else
@@ -211,5 +212,27 @@ describe("diff.unified", function()
         assert.are.equal(bt, out, "diff:\n" .. text)
       end
     end
+  end)
+  end
+
+  it("writes a changed middle past max_cells as one removal and one addition", function()
+    local a = "keep\none\ntwo\nthree\nkeep\n"
+    local b = "keep\nthree\ntwo\none\nkeep\n"
+    local text = diff.unified("f", a, b, 1, { max_cells = 8 })
+    assert.are.equal("--- a/f\n+++ b/f\n@@ -1,5 +1,5 @@\n keep\n-one\n-two\n-three\n+three\n+two\n+one\n keep\n", text)
+    assert.are.equal(b, diff.apply(a, assert(diff.parse(text))[1]))
+    assert.has_error(function() diff.unified("f", a, b, 1, { max_cell = 1 }) end, "diff.unified: unknown option 'max_cell'")
+  end)
+end)
+
+describe("diff limits", function()
+  it("refuses a diff longer than max_bytes with ETOOBIG", function()
+    local p, err, code = diff.parse(model_diff, { max_bytes = 100 })
+    assert.is_nil(p)
+    assert.are.equal("ETOOBIG", code)
+    assert.are.equal("the diff is " .. #model_diff .. " bytes, more than max_bytes (100)", err)
+    assert(diff.parse(model_diff, { max_bytes = #model_diff }))
+    assert.has_error(function() diff.parse(model_diff, { max_bytes = "1" }) end,
+      "diff.parse: max_bytes must be a non-negative number, got 1")
   end)
 end)

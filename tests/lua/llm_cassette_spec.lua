@@ -114,6 +114,31 @@ describe("po.llm.cassette", function()
     assert.not_matches("SECRET", read(path))
   end)
 
+  it("keeps words that contain sk- so that their prompts replay, and scrubs real-looking keys", function()
+    local p = po.llm.provider("lua", { model = "m", fn = function(req)
+      return req.messages[1].content .. "; a key: sk-ant-api03-AbC_123-xyz and sk-0123456789abcdefABCDEF"
+    end })
+    local rec = assert(po.llm.cassette { path = path, mode = "record", wrap = p })
+    local prompt = "finish task-1 on disk-2 before desk-30"
+    assert(rec:complete { prompt = prompt })
+    rec:close()
+    local text = read(path)
+    assert.not_matches("AbC_123", text)
+    assert.not_matches("0123456789abcdef", text)
+    local play = assert(po.llm.cassette { path = path, mode = "replay" })
+    local res = assert(play:complete { prompt = prompt })
+    assert.are.equal(prompt .. "; a key: sk-[redacted] and sk-[redacted]", res.text)
+  end)
+
+  it("scrubs the values of credential headers, found by their names", function()
+    local p = po.llm.provider("lua", { model = "m", headers = { ["X-Custom-Token"] = "hdr-SECRET-value" },
+      fn = function() return "echoing hdr-SECRET-value" end })
+    local rec = assert(po.llm.cassette { path = path, mode = "record", wrap = p })
+    assert(rec:complete { prompt = "x" })
+    rec:close()
+    assert.not_matches("SECRET", read(path))
+  end)
+
   it("raises on programmer errors and reports unreadable files", function()
     assert.has_error(function() po.llm.cassette { path = path, mode = "tape" } end,
       "po.llm.cassette: mode must be \"record\", \"replay\" or \"auto\", got \"tape\"")

@@ -165,6 +165,18 @@ describe("the lua provider", function()
     assert.are.equal("ERUNTIME", code2)
     assert.matches("oops", err2)
   end)
+
+  it("returns EPROTO for a response of the wrong shape, before streaming any of it", function()
+    for _, res in ipairs { { text = 5 }, { text = "t", finish_reason = {} }, { text = "t", usage = { output = 1 / 0 } },
+      { text = "t", usage = { input = -1 } }, { text = "t", usage = { input = 1.5 } }, { text = "t", usage = 3 } } do
+      local tokens = {}
+      local p = po.llm.provider("lua", { model = "x", fn = function() return res end })
+      local out, err, code = p:complete({ prompt = "q", stream = true }, { on_token = function(t) tokens[#tokens + 1] = t end })
+      assert.is_nil(out)
+      assert.are.equal("EPROTO", code, err)
+      assert.are.same({}, tokens)
+    end
+  end)
 end)
 
 describe("po.llm.provider", function()
@@ -196,5 +208,80 @@ describe("po.llm.provider", function()
       "po.llm.provider: unknown option 'base_ulr'")
     assert.has_error(function() po.llm.provider("lua", {}) end,
       "po.llm.provider: the lua provider needs fn = function(request, on_token)")
+  end)
+end)
+
+-- Replies that are JSON but not the shape a format documents (each a file
+-- of tests/fixtures/streams/, sent as it is): the adapters return EPROTO,
+-- never raise, so a router moves on.
+describe("a reply of the wrong shape", function()
+  local function fixtures()
+    local names = {}
+    local dir = (os.getenv("POENGINE_SOURCE_DIR") or ".") .. "/tests/fixtures/streams"
+    local p = assert(io.popen("ls '" .. dir .. "'"))
+    for name in p:lines() do
+      if name:match("^%a+_") and not name:match("^openai_bom") then
+        names[#names + 1] = name
+      end
+    end
+    p:close()
+    return names
+  end
+
+  for _, name in ipairs(fixtures()) do
+    local kind = name:match("^(%a+)_")
+    local stream = not name:match("%.json$")
+    it("is EPROTO from " .. kind .. ": " .. name, function()
+      local res, err, code = provider(kind):complete { model = "m#fault=replay;file=" .. name, prompt = "hi",
+        stream = stream }
+      assert.is_nil(res)
+      assert.are.equal("EPROTO", code, err)
+      assert.matches("bad reply", err)
+    end)
+  end
+
+  it("moves a router on to the next deployment", function()
+    local r = po.llm.router {
+      deployments = {
+        { provider = "openai", base_url = server.url .. "/v1", model = "m#fault=replay;file=openai_event_null.sse" },
+        { provider = "ollama", base_url = server.url, model = "m" },
+      },
+      retries = 0,
+    }
+    local res = assert(r:complete { prompt = "hi", stream = true })
+    assert.are.equal("ollama", res.provider)
+    assert.are.equal("echo: hi", res.text)
+  end)
+
+  it("keeps every event of a stream that opens with a byte-order mark", function()
+    local res = assert(provider("openai"):complete { model = "m#fault=replay;file=openai_bom.sse", prompt = "hi",
+      stream = true })
+    assert.are.equal("hello", res.text)
+    assert.are.equal("stop", res.finish_reason)
+  end)
+end)
+
+describe("a reply past a limit", function()
+  it("is ETOOBIG when the body outgrows max_body, streamed or not", function()
+    for _, kind in ipairs(FORMATS) do
+      for _, stream in ipairs { false, true } do
+        local res, err, code = provider(kind, { max_body = 300 }):complete {
+          model = "m#text=" .. ("word "):rep(200), prompt = "hi", stream = stream }
+        assert.is_nil(res)
+        assert.are.equal("ETOOBIG", code, err)
+        assert.matches("max_body", err)
+      end
+    end
+  end)
+
+  it("is ETOOBIG when one event of a stream outgrows max_event", function()
+    for _, kind in ipairs(FORMATS) do
+      local res, err, code = provider(kind, { max_event = 1000 }):complete {
+        model = "m#text=" .. ("x"):rep(1200), prompt = "hi", stream = true }
+      assert.is_nil(res)
+      assert.are.equal("ETOOBIG", code, err)
+      assert.matches("max_event", err)
+      assert(provider(kind, { max_event = 1000 }):complete { model = "m", prompt = "hi", stream = true })
+    end
   end)
 end)

@@ -54,6 +54,10 @@ header wins over the model name). The model name is echoed back without them.
                      stream after two events, a plain reply after its headers
       wrong_type     200 with Content-Type text/html and an HTML page
       context        400 with the provider's context-window error shape
+      replay         200 with the bytes of tests/fixtures/streams/<file=NAME>
+                     as the body, as they are: streamed (the format's stream
+                     type, in one chunk) when the request streams, else as
+                     application/json
 """
 
 import argparse
@@ -67,6 +71,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "streams")
 LOCK = threading.Lock()
 STATS = {}
 FAULT_COUNTS = {}
@@ -247,6 +252,9 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "context":
             self.send_json(400, context_error(fmt))
             return
+        if fault == "replay":
+            self.replay(fmt, req, opts.get("file", ""))
+            return
         if fault == "wrong_type":
             page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
             self.send_response(200)
@@ -279,6 +287,21 @@ class Handler(BaseHTTPRequestHandler):
             self.stream_reply(fmt, req, model, pieces, usage, opts, fault)
         else:
             self.plain_reply(fmt, model, text, usage, opts, fault)
+
+    def replay(self, fmt, req, name):
+        path = os.path.join(FIXTURES, os.path.basename(name))
+        with open(path, "rb") as f:
+            body = f.read()
+        if req.get("stream", fmt == "ollama"):
+            self.start_stream("application/x-ndjson" if fmt == "ollama" else "text/event-stream")
+            self.chunk(body)
+            self.end_stream()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def plain_reply(self, fmt, model, text, usage, opts, fault):
         obj = full_response(fmt, model, text, usage)

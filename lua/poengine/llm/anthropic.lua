@@ -1,6 +1,9 @@
 --- The Anthropic Messages wire format (`POST {base_url}/v1/messages`).
 --- base_url is the host, as in Anthropic's SDKs: "https://api.anthropic.com".
 local po = require "poengine"
+local util = require "poengine.llm.util"
+
+local want, bad_shape = util.want, util.bad_shape
 
 local A = {
   name = "anthropic",
@@ -55,8 +58,10 @@ function A.request(cfg, req, model)
   return cfg.base_url .. "/v1/messages", headers, body
 end
 
+-- usage merged into `into` (a stream sends it in parts); the counts
+-- themselves are checked by the provider.
 local function usage_of(u, into)
-  if type(u) ~= "table" then
+  if u == nil then
     return into
   end
   into = into or {}
@@ -68,29 +73,50 @@ local function usage_of(u, into)
   return into
 end
 
+-- The stop reason, normalized; nil, false when it is not a string.
+local function finish_of(v)
+  local reason, ok = want(v, "string")
+  return FINISH[reason] or reason, ok
+end
+
 function A.parse(body)
   if type(body.content) ~= "table" then
-    return nil, "no content in the reply"
+    return nil, "no content in the reply", "EPROTO"
   end
   local parts, tools = {}, {}
-  for _, block in ipairs(body.content) do
-    if type(block) == "table" and block.type == "text" then
+  for i, block in ipairs(body.content) do
+    if type(block) ~= "table" then
+      return nil, bad_shape("content[" .. i .. "]", "an object", block)
+    end
+    if block.type == "text" then
+      if type(block.text) ~= "string" then
+        return nil, bad_shape("content[" .. i .. "].text", "a string", block.text)
+      end
       parts[#parts + 1] = block.text
-    elseif type(block) == "table" and block.type == "tool_use" then
+    elseif block.type == "tool_use" then
       tools[#tools + 1] = block
     end
   end
+  local finish, ok = finish_of(body.stop_reason)
+  if not ok then
+    return nil, bad_shape("stop_reason", "a string", body.stop_reason)
+  end
+  local usage
+  usage, ok = want(body.usage, "table")
+  if not ok then
+    return nil, bad_shape("usage", "an object", body.usage)
+  end
   return {
     text = table.concat(parts),
-    finish_reason = FINISH[body.stop_reason] or body.stop_reason,
+    finish_reason = finish,
     tool_calls = #tools > 0 and tools or nil,
-    usage = usage_of(body.usage),
+    usage = usage_of(usage),
   }
 end
 
 function A.error_message(body)
   if type(body) == "table" and type(body.error) == "table" then
-    return body.error.message, body.error.type
+    return (want(body.error.message, "string")), (want(body.error.type, "string"))
   end
 end
 
@@ -102,31 +128,55 @@ function A.stream_start()
   return { parts = {}, done = false, events = {} }
 end
 
+-- The event's fields this adapter reads, each of its documented type.
+local EVENT_FIELDS = { type = "string", message = "table", delta = "table", usage = "table", error = "table" }
+
 function A.stream_event(st, ev, emit)
   local data, err = po.json.decode(ev.data)
-  if not data then
+  if data == nil then
     return "malformed stream event: " .. err, "EJSON"
   end
+  if type(data) ~= "table" then
+    return bad_shape("a stream event", "an object", data)
+  end
   st.events[#st.events + 1] = data
-  local kind = data.type or ev.event
-  if kind == "message_start" and type(data.message) == "table" then
-    st.usage = usage_of(data.message.usage, st.usage)
-  elseif kind == "content_block_delta" and type(data.delta) == "table" then
-    if data.delta.type == "text_delta" and type(data.delta.text) == "string" then
-      st.parts[#st.parts + 1] = data.delta.text
-      emit(data.delta.text)
+  for field, t in pairs(EVENT_FIELDS) do
+    local _, ok = want(data[field], t)
+    if not ok then
+      return bad_shape(field, "a " .. t, data[field])
+    end
+  end
+  local kind = want(data.type, "string") or ev.event
+  local delta = want(data.delta, "table") or {}
+  local message = want(data.message, "table")
+  if kind == "message_start" and message then
+    local usage, ok = want(message.usage, "table")
+    if not ok then
+      return bad_shape("message.usage", "an object", message.usage)
+    end
+    st.usage = usage_of(usage, st.usage)
+  elseif kind == "content_block_delta" then
+    local text, ok = want(delta.text, "string")
+    if not ok then
+      return bad_shape("delta.text", "a string", delta.text)
+    end
+    if delta.type == "text_delta" and text then
+      st.parts[#st.parts + 1] = text
+      emit(text)
     end
   elseif kind == "message_delta" then
-    if type(data.delta) == "table" and data.delta.stop_reason ~= po.json.null then
-      st.finish_reason = FINISH[data.delta.stop_reason] or data.delta.stop_reason
+    local finish, ok = finish_of(delta.stop_reason)
+    if not ok then
+      return bad_shape("delta.stop_reason", "a string", delta.stop_reason)
     end
-    st.usage = usage_of(data.usage, st.usage)
+    st.finish_reason = finish or st.finish_reason
+    st.usage = usage_of(want(data.usage, "table"), st.usage)
   elseif kind == "message_stop" then
     st.done = true
   elseif kind == "error" then
-    local e = type(data.error) == "table" and data.error or {}
+    local e = want(data.error, "table") or {}
     -- overloaded_error mid-stream: the same condition as a 529 status.
-    return tostring(e.message or "stream error"), "EHTTP", { status = e.type == "overloaded_error" and 529 or 500 }
+    return want(e.message, "string") or "stream error", "EHTTP", { status = e.type == "overloaded_error" and 529 or 500 }
   end
 end
 

@@ -98,8 +98,10 @@ function M.new(opts)
   return self
 end
 
--- Secrets never reach the file: a key-shaped string anywhere is scrubbed,
--- and so is the wrapped provider's own key when it can be known.
+-- Secrets never reach the file: the wrapped providers' keys and credential
+-- headers (by name) are scrubbed wherever they appear, and so is anything
+-- shaped like a vendor key; ordinary words that merely contain "sk-" stay,
+-- so a recorded prompt replays.
 function Cassette:_write(req, res)
   local out = {}
   for _, k in ipairs(RESPONSE_FIELDS) do
@@ -110,9 +112,13 @@ function Cassette:_write(req, res)
   for _, d in ipairs(self.wrap.deployments or {}) do
     providers[#providers + 1] = d.provider
   end
+  local secrets = {}
   for _, p in ipairs(providers) do
-    line = util.scrub(line, type(p.key) == "function" and p.key() or nil)
+    for _, secret in ipairs(util.secrets(p)) do
+      secrets[#secrets + 1] = secret
+    end
   end
+  line = util.scrub(line, secrets)
   self.file:write(line, "\n")
   self.file:flush()
   self.counts.recorded = self.counts.recorded + 1

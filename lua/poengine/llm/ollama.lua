@@ -1,6 +1,9 @@
 --- The Ollama chat wire format (`POST {base_url}/api/chat`). base_url is the
 --- host: OLLAMA_HOST, else "http://localhost:11434". Streams are NDJSON.
 local po = require "poengine"
+local util = require "poengine.llm.util"
+
+local want, bad_shape = util.want, util.bad_shape
 
 local A = {
   name = "ollama",
@@ -56,20 +59,48 @@ function A.request(cfg, req, model)
   return cfg.base_url .. "/api/chat", headers, body
 end
 
+-- The counts are checked by the provider.
 local function usage_of(b)
   return { input = b.prompt_eval_count, output = b.eval_count, cached_read = 0, cache_write = 0, reasoning = 0 }
 end
 
+-- message.content, message.tool_calls and done_reason of a reply or a stream
+-- line, each of its documented type; nil, message, "EPROTO" otherwise.
+local function fields_of(body)
+  local msg, ok = want(body.message, "table")
+  if not ok then
+    return nil, bad_shape("message", "an object", body.message)
+  end
+  msg = msg or {}
+  local out = {}
+  out.text, ok = want(msg.content, "string")
+  if not ok then
+    return nil, bad_shape("message.content", "a string", msg.content)
+  end
+  out.tool_calls, ok = want(msg.tool_calls, "table")
+  if not ok then
+    return nil, bad_shape("message.tool_calls", "a list", msg.tool_calls)
+  end
+  local reason
+  reason, ok = want(body.done_reason, "string")
+  if not ok then
+    return nil, bad_shape("done_reason", "a string", body.done_reason)
+  end
+  out.finish_reason = FINISH[reason] or reason
+  return out
+end
+
 function A.parse(body)
   if type(body.message) ~= "table" then
-    return nil, "no message in the reply"
+    return nil, "no message in the reply", "EPROTO"
   end
-  return {
-    text = type(body.message.content) == "string" and body.message.content or "",
-    finish_reason = FINISH[body.done_reason] or body.done_reason,
-    tool_calls = type(body.message.tool_calls) == "table" and body.message.tool_calls or nil,
-    usage = usage_of(body),
-  }
+  local parts, err, code = fields_of(body)
+  if not parts then
+    return nil, err, code
+  end
+  parts.text = parts.text or ""
+  parts.usage = usage_of(body)
+  return parts
 end
 
 function A.error_message(body)
@@ -89,24 +120,28 @@ end
 --- ev is one NDJSON line (text).
 function A.stream_event(st, line, emit)
   local data, err = po.json.decode(line)
+  if data == nil then
+    return "malformed stream line: " .. err, "EJSON"
+  end
   if type(data) ~= "table" then
-    return "malformed stream line: " .. tostring(err or "not an object"), "EJSON"
+    return bad_shape("a stream line", "an object", data)
   end
   st.events[#st.events + 1] = data
-  if type(data.error) == "string" then
-    return data.error, "EHTTP"
+  if data.error ~= nil and data.error ~= po.json.null then
+    return want(data.error, "string") or "stream error", "EHTTP"
   end
-  local msg = type(data.message) == "table" and data.message or {}
-  if type(msg.content) == "string" and msg.content ~= "" then
-    st.parts[#st.parts + 1] = msg.content
-    emit(msg.content)
+  local parts, perr, code = fields_of(data)
+  if not parts then
+    return perr, code
   end
-  if type(msg.tool_calls) == "table" then
-    st.tools = msg.tool_calls
+  if parts.text and parts.text ~= "" then
+    st.parts[#st.parts + 1] = parts.text
+    emit(parts.text)
   end
+  st.tools = parts.tool_calls or st.tools
   if data.done == true then
     st.done = true
-    st.finish_reason = FINISH[data.done_reason] or data.done_reason
+    st.finish_reason = parts.finish_reason
     st.usage = usage_of(data)
   end
 end

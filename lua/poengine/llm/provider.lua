@@ -12,7 +12,7 @@ local prices = require "poengine.llm.prices"
 local M = {}
 
 local now = po.now
-local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall
+local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
 local concat = table.concat
 
 --- Adapters by provider kind (a script may add its own with the same fields).
@@ -29,15 +29,22 @@ Provider.__name = "poengine.llm.provider"
 local OPTIONS = {
   base_url = "string", api_key = "string", api_key_env = "string", model = "string", timeout = "number",
   ttft_timeout = "number", idle_timeout = "number", connect_timeout = "number", headers = "table", name = "string",
-  fn = "function", input_includes_cached = "boolean",
+  fn = "function", input_includes_cached = "boolean", max_body = "number", max_event = "number",
 }
+
+--- The default limits on what a server sends, in bytes: a whole reply
+--- (streamed or not) and one event of a stream.
+M.MAX_BODY = 64 * 1024 * 1024
+M.MAX_EVENT = 8 * 1024 * 1024
 
 --- Creates a provider. kind: "openai" | "anthropic" | "ollama" | "lua".
 --- opts: base_url, api_key (or api_key_env, default the vendor's variable),
 --- model (what it is sent, overriding the request's), timeout (default 120 s),
 --- ttft_timeout (until the first response byte, default 30 s), idle_timeout
 --- (longest silence in a stream, default ttft_timeout), connect_timeout
---- (default 10 s), headers (extra), name (label in stats; default kind);
+--- (default 10 s), headers (extra), name (label in stats; default kind),
+--- max_body (the largest reply, default 64 MiB), max_event (the largest
+--- event or line of a stream, default 8 MiB);
 --- for "lua": fn(request, on_token) returning a response table or nil, message, code.
 ---@param kind string
 ---@param opts? table
@@ -50,6 +57,11 @@ function M.new(kind, opts)
     error("po.llm.provider: options must be a table, got " .. type(opts), 2)
   end
   require("poengine.util.options").check("po.llm.provider", opts, OPTIONS, 2)
+  for _, k in ipairs { "max_body", "max_event" } do
+    if opts[k] and not (opts[k] >= 1) then
+      error("po.llm.provider: " .. k .. " must be a positive number of bytes, got " .. tostring(opts[k]), 2)
+    end
+  end
   local adapter = M.adapters[kind]
   if kind == "lua" then
     if not opts.fn then
@@ -82,6 +94,8 @@ function M.new(kind, opts)
     extra_headers = opts.headers,
     fn = opts.fn,
     input_includes_cached = opts.input_includes_cached,
+    max_body = opts.max_body or M.MAX_BODY,
+    max_event = opts.max_event or M.MAX_EVENT,
   }, Provider)
   self.idle_timeout = opts.idle_timeout or self.ttft_timeout
   -- The key lives in a closure, not a field: dumping the provider (a log, a
@@ -101,6 +115,33 @@ local function null_to_nil(v)
     return nil
   end
   return v
+end
+
+local USAGE_FIELDS = { "input", "output", "cached_read", "cache_write", "reasoning" }
+
+--- Checks what an adapter (or a lua provider's fn) made of a reply before it
+--- is used: returns message, "EPROTO" when a field has the wrong type or a
+--- token count is not a finite non-negative integer (a 400-digit count
+--- decodes as inf), nothing when all is well. For adapters of your own.
+---@param parts table
+---@return string? message
+---@return string? code
+function M.check_parts(parts)
+  local checks = { { "text", "string", "a string" }, { "finish_reason", "string", "a string" },
+    { "tool_calls", "table", "a list" }, { "usage", "table", "an object" } }
+  for _, c in ipairs(checks) do
+    local _, ok = util.want(parts[c[1]], c[2])
+    if not ok then
+      return util.bad_shape(c[1], c[3], parts[c[1]])
+    end
+  end
+  local u = parts.usage or {}
+  for _, k in ipairs(USAGE_FIELDS) do
+    local v = null_to_nil(u[k])
+    if v ~= nil and not util.is_count(v) then
+      return "bad reply: usage." .. k .. " is not a token count (" .. tostring(v) .. ")", "EPROTO"
+    end
+  end
 end
 
 -- Fills in the normalized response from the adapter's parts.
@@ -133,9 +174,10 @@ local function finish_response(self, parts, model, t0, ttft, raw)
   }
 end
 
--- The error triple, scrubbed of the key, with info for the router.
+-- The error triple, scrubbed of the key and credential headers, with info
+-- for the router.
 local function fail(self, message, code, info)
-  return nil, util.scrub(message, self.key()), code, info or {}
+  return nil, util.scrub(message, util.secrets(self)), code, info or {}
 end
 
 local function http_failure(self, res, body_text, model)
@@ -177,6 +219,10 @@ local function lua_complete(self, req, model, on_token)
   end
   if type(res) ~= "table" then
     return fail(self, self.name .. ": fn must return a response table or a string, got " .. type(res), "EPROTO")
+  end
+  local bad, bcode = M.check_parts(res)
+  if bad then
+    return fail(self, self.name .. ": fn's response: " .. bad, bcode)
   end
   if req.stream and not emitted and res.text and res.text ~= "" then
     emit(res.text)
@@ -222,20 +268,39 @@ function Provider:complete(request, opts)
       on_token(text)
     end
   end
+  local function stop(msg, code, info)
+    stream_err = { msg, code, info }
+    error(stream_err) -- stops the transfer
+  end
   local function on_event(ev)
     if stream_err then
       return
     end
     local msg, code, info = adapter.stream_event(st, ev, emit)
     if msg then
-      stream_err = { msg, code, info }
-      error(stream_err) -- stops the transfer
+      stop(msg, code, info)
     end
   end
   local parser
   if stream then
     local kind = adapter.stream_format == "ndjson" and "poengine.llm.ndjson" or "poengine.llm.sse"
-    parser = require(kind).new(on_event)
+    parser = require(kind).new(on_event, { max_event = self.max_event })
+  end
+  -- The body arrives through on_chunk, streamed or not, so that one longer
+  -- than max_body is stopped as it grows instead of being held whole.
+  local received, max_body = 0, self.max_body
+  local function on_chunk(chunk, status)
+    received = received + #chunk
+    if received > max_body then
+      stop("the reply is longer than max_body (" .. max_body .. " bytes)", "ETOOBIG")
+    end
+    chunks[#chunks + 1] = chunk
+    if parser and status >= 200 and status < 300 then
+      local ok, msg, code = parser:feed(chunk)
+      if not ok then
+        stop(msg, code)
+      end
+    end
   end
   local fut, err, code = po.http.request {
     method = "POST",
@@ -246,12 +311,7 @@ function Provider:complete(request, opts)
     connect_timeout = self.connect_timeout,
     ttfb_timeout = self.ttft_timeout,
     idle_timeout = stream and self.idle_timeout or nil,
-    on_chunk = stream and function(chunk, status)
-      chunks[#chunks + 1] = chunk
-      if status >= 200 and status < 300 then
-        parser:feed(chunk)
-      end
-    end or nil,
+    on_chunk = on_chunk,
   }
   if not fut then
     return fail(self, err, code)
@@ -269,14 +329,18 @@ function Provider:complete(request, opts)
     end
     return fail(self, err, code, info)
   end
-  local text = stream and concat(chunks) or res.body
+  local text = concat(chunks)
   if res.status < 200 or res.status >= 300 then
     return http_failure(self, res, text, model)
   end
   local ctype = (res.headers["content-type"] or ""):lower()
   local parts, perr
-  if stream and ctype:find(adapter.stream_type, 1, true) then
-    parser:finish()
+  local one_piece = not stream or not ctype:find(adapter.stream_type, 1, true)
+  if not one_piece then
+    local _, ferr, fcode = parser:finish()
+    if fcode then
+      return fail(self, self.name .. " " .. model .. ": " .. ferr, fcode, {})
+    end
     parts, perr, code = adapter.stream_finish(st)
     if not parts then
       return fail(self, self.name .. " " .. model .. ": " .. perr, code, {})
@@ -288,18 +352,25 @@ function Provider:complete(request, opts)
     end
     local decoded
     decoded, perr = po.json.decode(text)
-    if type(decoded) ~= "table" then
-      return fail(self, self.name .. " " .. model .. ": malformed JSON reply: " .. tostring(perr or "not an object"),
-        "EJSON", { status = res.status })
+    if decoded == nil then
+      return fail(self, self.name .. " " .. model .. ": malformed JSON reply: " .. perr, "EJSON", { status = res.status })
     end
-    parts, perr = adapter.parse(decoded)
+    if type(decoded) ~= "table" then
+      return fail(self, self.name .. " " .. model .. ": " .. util.bad_shape("the reply", "an object", decoded), "EPROTO",
+        { status = res.status })
+    end
+    parts, perr, code = adapter.parse(decoded)
     if not parts then
-      return fail(self, self.name .. " " .. model .. ": " .. perr, "EPROTO", { status = res.status })
+      return fail(self, self.name .. " " .. model .. ": " .. perr, code or "EPROTO", { status = res.status })
     end
     parts.raw = decoded
-    if stream and parts.text ~= "" then
-      emit(parts.text) -- a server that answered a stream request in one piece
-    end
+  end
+  local bad, bcode = M.check_parts(parts)
+  if bad then
+    return fail(self, self.name .. " " .. model .. ": " .. bad, bcode, { status = res.status })
+  end
+  if stream and one_piece and parts.text and parts.text ~= "" then
+    emit(parts.text) -- a server that answered a stream request in one piece
   end
   return finish_response(self, parts, model, t0, ttft)
 end

@@ -114,15 +114,119 @@ local function escape_pattern(s)
   return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
 end
 
---- Removes secrets from a message: the given key wherever it appears, and
---- anything shaped like a vendor key (sk-..., masked forms included).
-function M.scrub(text, key)
-  text = tostring(text)
-  if type(key) == "string" and #key >= 4 then
-    text = text:gsub(escape_pattern(key), "[redacted]")
+-- Vendor key prefixes after "sk-": with one of these, any length is a key.
+local KEY_PREFIXES = { "ant-", "proj-", "svcacct-", "admin-", "or-" }
+
+-- Whether the characters after "sk-" look like a key rather than a word:
+-- a known vendor prefix, or at least 8 key characters with a digit or a
+-- mask "*" among them ("sk-proj-…", "sk-abc***xyz", not "sk-learn").
+local function key_like(body)
+  for _, prefix in ipairs(KEY_PREFIXES) do
+    if body:sub(1, #prefix) == prefix and #body > #prefix then
+      return true
+    end
   end
-  text = text:gsub("sk%-[%w%-_%*%.]+", "sk-[redacted]")
+  return #body >= 8 and body:find("[%d%*]") ~= nil
+end
+
+--- Removes secrets from a message: each given key (a string, or a list of
+--- them; those under 4 bytes are ignored) wherever it appears, and anything
+--- shaped like a vendor key: "sk-" at the start of a word followed by key
+--- characters (masked forms included). "task-1" and "disk-2" are words, not
+--- keys, and stay as they are.
+---@param text any
+---@param keys? string|string[]
+function M.scrub(text, keys)
+  text = tostring(text)
+  if type(keys) ~= "table" then
+    keys = { keys }
+  end
+  for _, key in pairs(keys) do
+    if type(key) == "string" and #key >= 4 then
+      text = text:gsub(escape_pattern(key), "[redacted]")
+    end
+  end
+  text = text:gsub("%f[%w]sk%-([%w%-_%*%.]+)", function(body)
+    local tail = body:match("[%.%-]*$") -- a sentence's full stop is not part of the key
+    body = body:sub(1, #body - #tail)
+    if key_like(body) then
+      return "sk-[redacted]" .. tail
+    end
+  end)
   return text
+end
+
+-- Header names whose values are credentials (matched case-insensitively,
+-- anywhere in the name: "X-Api-Key", "Authorization", "X-Auth-Token").
+local SECRET_HEADER_WORDS = { "authorization", "key", "token", "secret", "cookie", "password", "signature" }
+
+--- The secrets a provider holds: its key, and the values of its extra
+--- headers whose names say they are credentials (with the token of an
+--- "Bearer <token>" value on its own too). For scrub.
+---@param p table a provider (anything else gives {})
+---@return string[]
+function M.secrets(p)
+  local out = {}
+  if type(p) ~= "table" then
+    return out
+  end
+  local key = type(p.key) == "function" and p.key() or nil
+  if type(key) == "string" then
+    out[#out + 1] = key
+  end
+  local headers = type(p.extra_headers) == "table" and p.extra_headers or {}
+  for name, value in pairs(headers) do
+    local lname = tostring(name):lower()
+    for _, word in ipairs(SECRET_HEADER_WORDS) do
+      if lname:find(word, 1, true) then
+        value = tostring(value)
+        out[#out + 1] = value
+        out[#out + 1] = value:match("^%a+%s+(%S+)%s*$")
+        break
+      end
+    end
+  end
+  return out
+end
+
+-- What the adapters read from a server is checked before it is used: a value
+-- of the wrong type is the server's fault, returned as EPROTO, never raised.
+
+local null = po.json.null
+local huge, floor = math.huge, math.floor
+
+local function type_name(v)
+  if v == null then
+    return "null"
+  end
+  return type(v)
+end
+
+--- Reads an optional field of a server's reply: returns the value (nil when
+--- absent or JSON null) and true when it is of type want, else nil, false.
+---@param v any
+---@param want string a Lua type name
+function M.want(v, want)
+  if v == nil or v == null then
+    return nil, true
+  end
+  if type(v) == want then
+    return v, true
+  end
+  return nil, false
+end
+
+--- The EPROTO pair for a field of the wrong type: message, "EPROTO".
+---@param where string the field, as the wire format names it
+---@param want string what it should have been
+---@param v any what it was
+function M.bad_shape(where, want, v)
+  return "bad reply: " .. where .. " is " .. type_name(v) .. ", not " .. want, "EPROTO"
+end
+
+--- True for a token count: a finite, non-negative integer.
+function M.is_count(v)
+  return type(v) == "number" and v >= 0 and v < huge and v == floor(v)
 end
 
 --- A deep copy of plain data (tables of strings, numbers, booleans).

@@ -11,6 +11,32 @@ local M = {}
 
 local tonumber, concat, insert = tonumber, table.concat, table.insert
 
+--- The limits: the largest diff parse reads (bytes), and the most cells of
+--- the longest-common-subsequence table unified fills (the changed middle's
+--- old lines times its new lines); past that, unified writes the middle as
+--- one removal and one addition, still exact, only less minimal.
+M.MAX_BYTES = 8 * 1024 * 1024
+M.MAX_CELLS = 4 * 1000 * 1000
+
+local function limit_option(fname, opts, name, default)
+  if opts == nil then
+    return default
+  end
+  if type(opts) ~= "table" then
+    error(fname .. ": options must be a table, got " .. type(opts), 3)
+  end
+  for k in pairs(opts) do
+    if k ~= name then
+      error(fname .. ": unknown option '" .. tostring(k) .. "'", 3)
+    end
+  end
+  local v = opts[name]
+  if v ~= nil and (type(v) ~= "number" or not (v >= 0)) then
+    error(fname .. ": " .. name .. " must be a non-negative number, got " .. tostring(v), 3)
+  end
+  return v or default
+end
+
 --- Splits text into lines (without their "\n"); also returns whether the
 --- text ended with a newline.
 ---@param text string
@@ -56,11 +82,17 @@ end
 --- `{ old_path =, new_path =, path =, hunks = { { old_start, old_count, new_start, new_count, lines = { { op, text } } } } }`
 --- (`path` is the file it changes, with git's a/ and b/ prefixes removed;
 --- `old_path` or `new_path` is "/dev/null" for a created or deleted file),
---- or nil, message when the diff is malformed.
+--- or nil, message when the diff is malformed, or nil, message, "ETOOBIG"
+--- when it is longer than opts.max_bytes (default M.MAX_BYTES).
 ---@param text string
-function M.parse(text)
+---@param opts? { max_bytes?: integer }
+function M.parse(text, opts)
   if type(text) ~= "string" then
     error("diff.parse: text must be a string, got " .. type(text), 2)
+  end
+  local max_bytes = limit_option("diff.parse", opts, "max_bytes", M.MAX_BYTES)
+  if #text > max_bytes then
+    return nil, "the diff is " .. #text .. " bytes, more than max_bytes (" .. max_bytes .. ")", "ETOOBIG"
   end
   local lines = M.split_lines(text)
   local patches = {}
@@ -303,8 +335,10 @@ end
 ---@param a string old text
 ---@param b string new text
 ---@param context? integer
-function M.unified(path, a, b, context)
+---@param opts? { max_cells?: integer } see M.MAX_CELLS
+function M.unified(path, a, b, context, opts)
   context = context or 3
+  local max_cells = limit_option("diff.unified", opts, "max_cells", M.MAX_CELLS)
   local x, xnl = M.split_lines(a)
   local y, ynl = M.split_lines(b)
   local n, m = #x, #y
@@ -333,8 +367,12 @@ function M.unified(path, a, b, context)
   while tail < n - head and tail < m - head and xk[n - tail] == yk[m - tail] do
     tail = tail + 1
   end
-  local lcs = {}
+  -- Without the table (too big), the middle is removed and added whole.
+  local lcs = (n - head - tail) * (m - head - tail) <= max_cells and {} or nil
   for i = n - tail + 1, head + 1, -1 do
+    if not lcs then
+      break
+    end
     lcs[i] = {}
     for j = m - tail + 1, head + 1, -1 do
       if i > n - tail or j > m - tail then
@@ -353,10 +391,10 @@ function M.unified(path, a, b, context)
   end
   local i, j = head + 1, head + 1
   while i <= n - tail or j <= m - tail do
-    if i <= n - tail and j <= m - tail and xk[i] == yk[j] then
+    if lcs and i <= n - tail and j <= m - tail and xk[i] == yk[j] then
       ops[#ops + 1] = { " ", x[i], i, j }
       i, j = i + 1, j + 1
-    elseif i <= n - tail and (j > m - tail or lcs[i + 1][j] >= lcs[i][j + 1]) then
+    elseif i <= n - tail and (j > m - tail or not lcs or lcs[i + 1][j] >= lcs[i][j + 1]) then
       -- Removals before additions on a tie, as diff(1) writes them.
       ops[#ops + 1] = { "-", x[i], i, j }
       i = i + 1
