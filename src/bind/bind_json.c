@@ -19,7 +19,6 @@
 
 #define ENCODER_TYPE "poengine.json.encoder"
 #define TREE_TYPE "poengine.json.tree"
-#define ENCODER_STATE "poengine.json.encoder_state" /* registry key of the shared encoder */
 
 /* Output buffer memory kept between encode calls; more is released. */
 #define ENCODE_KEEP_BYTES ((size_t)1 << 20)
@@ -389,7 +388,6 @@ static void encode_object_sorted(lua_State *L, encoder *e, int t) {
     int type = lua_type(L, -1);
     if (type == LUA_TSTRING) {
       k->s = lua_tolstring(L, -1, &k->len);
-      if (e->skip && skipped(e, k->s, k->len)) continue;
     } else if (type == LUA_TNUMBER) {
       k->s = NULL;
       k->num = lua_tonumber(L, -1);
@@ -566,19 +564,6 @@ static int l_encode(lua_State *L) {
   lua_pushlstring(L, e->out.data ? e->out.data : "", e->out.len);
   po_strbuf_reset(&e->out, ENCODE_KEEP_BYTES);
   return 1;
-}
-
-const char *po_json_encode_canonical(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len) {
-  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-  lua_getfield(L, LUA_REGISTRYINDEX, ENCODER_STATE);
-  encoder *e = start(L, lua_touserdata(L, -1), fn, -1, 1, skip);
-  lua_pushvalue(L, idx);
-  encode_value(L, e);
-  e->busy = 0;
-  lua_pop(L, 1);
-  if (e != lua_touserdata(L, -1)) lua_remove(L, -2); /* keep only the state that holds the bytes */
-  *len = e->out.len;
-  return e->out.data ? e->out.data : "";
 }
 
 /* ---- the canonical key (binary) ---------------------------------------------- */
@@ -983,8 +968,6 @@ void po_open_json(lua_State *L) {
   encoder *e = encoder_new(L);
   e->amark = lua_topointer(L, amark);
   e->omark = lua_topointer(L, omark);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, ENCODER_STATE); /* for po_json_encode_canonical */
   lua_pushlightuserdata(L, &encoder_key);
   lua_pushvalue(L, -2);
   lua_rawset(L, LUA_REGISTRYINDEX); /* for po_json_canonical_key */
