@@ -57,16 +57,23 @@ typedef int (*po_json_skip_fn)(const char *key, size_t len, const char *parent, 
  * meanwhile. */
 const char *po_json_canonical_key(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len);
 
-/* Each po_open_x(L) adds concept x's functions to the table on top of the stack. */
-void po_open_loop(lua_State *L);
-void po_open_json(lua_State *L);
-void po_open_metrics(lua_State *L);
-void po_open_store(lua_State *L);
-void po_open_cache(lua_State *L);
-void po_open_semantic(lua_State *L);
-void po_open_proc(lua_State *L);
-void po_open_pool(lua_State *L);
-void po_open_batch(lua_State *L);
-void po_open_http(lua_State *L);
+/* The binding openers, in the order luaopen_poengine_core calls them (the
+ * one list: it declares them here and calls them in bind_core.c). Each
+ * po_open_x(L) adds concept x's functions to the table on top of the stack. */
+#define PO_BINDINGS(X) \
+  X(loop) \
+  X(json) \
+  X(metrics) \
+  X(store) \
+  X(cache) \
+  X(semantic) \
+  X(proc) \
+  X(pool) \
+  X(batch) \
+  X(http)
+
+#define PO_DECLARE_OPENER(x) void po_open_##x(lua_State *L);
+PO_BINDINGS(PO_DECLARE_OPENER)
+#undef PO_DECLARE_OPENER
 
 #endif
