@@ -214,7 +214,7 @@ static void key_table(lua_State *L, keyer *e, int t) {
     st->kind = PO_WALK_INDEX;
     po_walk_down(&e->walk);
     /* Keys 1..max in order with every value kept: the values are on the stack already. */
-    int direct = in_order && max == count && e->names[nb + count - 1].ref != 0;
+    int direct = count > 0 && in_order && max == count && e->names[nb + count - 1].ref != 0;
     for (size_t i = 1; i <= max; i++) {
       st->index = i;
       if (direct) {
