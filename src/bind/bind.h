@@ -42,19 +42,10 @@ void po_register_type(lua_State *L, const char *name, const luaL_Reg *methods, c
 /* Sets the functions of fns as fields of the table at the top of the stack. */
 void po_set_funcs(lua_State *L, const luaL_Reg *fns);
 
-/* Decides whether the canonical encoder leaves an object key out: key is the
+/* Decides whether po_json_canonical_key leaves an object key out: key is the
  * key, parent the key under which the object itself sits (NULL at the top
  * or inside an array). */
 typedef int (*po_json_skip_fn)(const char *key, size_t len, const char *parent, size_t parent_len);
-
-/* Encodes the value at idx the way po.json.encode(v, {sort_keys = true})
- * does (compact, keys sorted), leaving out the object keys (and their values)
- * for which skip (may be NULL) returns non-zero. Raises "<fn>: <what> at
- * <path>" for a value JSON cannot hold. Returns the bytes and their number in
- * *len, and pushes one value that owns them: they stay valid until the
- * caller pops it, provided no Lua code runs meanwhile (a finalizer that
- * encodes would reuse the buffer). */
-const char *po_json_encode_canonical(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len);
 
 /* Writes the canonical binary key of the value at idx (the form of
  * src/core/cache_key.h) under the sorted encoder's rules: the same arrays and
@@ -66,16 +57,23 @@ const char *po_json_encode_canonical(lua_State *L, int idx, const char *fn, po_j
  * meanwhile. */
 const char *po_json_canonical_key(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len);
 
-/* Each po_open_x(L) adds concept x's functions to the table on top of the stack. */
-void po_open_loop(lua_State *L);
-void po_open_json(lua_State *L);
-void po_open_metrics(lua_State *L);
-void po_open_store(lua_State *L);
-void po_open_cache(lua_State *L);
-void po_open_semantic(lua_State *L);
-void po_open_proc(lua_State *L);
-void po_open_pool(lua_State *L);
-void po_open_batch(lua_State *L);
-void po_open_http(lua_State *L);
+/* The binding openers, in the order luaopen_poengine_core calls them (the
+ * one list: it declares them here and calls them in bind_core.c). Each
+ * po_open_x(L) adds concept x's functions to the table on top of the stack. */
+#define PO_BINDINGS(X) \
+  X(loop) \
+  X(json) \
+  X(metrics) \
+  X(store) \
+  X(cache) \
+  X(semantic) \
+  X(proc) \
+  X(pool) \
+  X(batch) \
+  X(http)
+
+#define PO_DECLARE_OPENER(x) void po_open_##x(lua_State *L);
+PO_BINDINGS(PO_DECLARE_OPENER)
+#undef PO_DECLARE_OPENER
 
 #endif

@@ -1,6 +1,7 @@
 #include "bind_copy.h"
 
 #include "bind.h"
+#include "bind_walk.h"
 
 #include "error.h"
 
@@ -10,60 +11,24 @@
 
 enum { T_NIL = 'n', T_FALSE = 'f', T_TRUE = 't', T_NUMBER = 'd', T_STRING = 's', T_TABLE = '{', T_END = '}' };
 
-typedef struct step {
-  int kind; /* 1 string key, 2 number key, 3 boolean key (path[0] is the root) */
-  const char *key;
-  size_t keylen;
-  lua_Number num;
-} step;
-
 typedef struct encoder {
   lua_State *L;
   po_strbuf *b;
-  int seen;      /* stack slot of the table of tables on the current path, 0 until needed */
-  int seen_slot; /* where it goes */
   const char *root;
   int position; /* of the value being encoded, 1-based */
-  step path[PO_COPY_MAX_DEPTH + 2];
-  int depth;
+  po_walk walk;
   char *err;
   size_t errlen;
 } encoder;
 
-static int is_identifier(const char *s, size_t n) {
-  if (n == 0 || (s[0] >= '0' && s[0] <= '9')) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return 0;
-  }
-  return 1;
-}
-
 static int fail(encoder *e, const char *what) {
-  int n0 = snprintf(e->err, e->errlen, "%s at ", what);
-  size_t used = n0 > 0 ? (size_t)n0 : 0;
-  if (used < e->errlen) {
+  char root[160], path[1200];
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    int n1 = snprintf(e->err + used, e->errlen - used, e->root, e->position);
+  snprintf(root, sizeof root, e->root, e->position);
 #pragma GCC diagnostic pop
-    used += n1 > 0 ? (size_t)n1 : 0;
-  }
-  for (int i = 1; i < e->depth && used < e->errlen; i++) {
-    const step *s = &e->path[i];
-    char *at = e->err + used;
-    size_t left = e->errlen - used;
-    int n;
-    if (s->kind == 1 && is_identifier(s->key, s->keylen))
-      n = snprintf(at, left, ".%.*s", (int)s->keylen, s->key);
-    else if (s->kind == 1)
-      n = snprintf(at, left, "[\"%.*s\"]", (int)s->keylen, s->key);
-    else if (s->kind == 3)
-      n = snprintf(at, left, "[%s]", s->num != 0 ? "true" : "false");
-    else
-      n = snprintf(at, left, "[%.14g]", s->num);
-    used += n > 0 ? (size_t)n : 0;
-  }
+  po_walk_where(&e->walk, root, path, sizeof path);
+  snprintf(e->err, e->errlen, "%s at %s", what, path);
   return PO_EINVAL;
 }
 
@@ -73,47 +38,29 @@ static int encode_value(encoder *e, int idx);
 
 static int encode_table(encoder *e, int idx) {
   lua_State *L = e->L;
-  if (e->depth > PO_COPY_MAX_DEPTH) return fail(e, "tables nested too deep to copy");
-  if (!lua_checkstack(L, 6)) return PO_ENOMEM;
-  if (!e->seen) { /* created on the first table: plain values need none */
-    lua_newtable(L);
-    lua_replace(L, e->seen_slot);
-    e->seen = e->seen_slot;
+  int rc = po_walk_enter(&e->walk, lua_topointer(L, idx));
+  if (rc == PO_WALK_CYCLE) return fail(e, "cannot copy a table that contains itself (a cycle)");
+  if (rc == PO_WALK_TOO_DEEP) return fail(e, "tables nested too deep to copy");
+  if (!lua_checkstack(L, 6)) {
+    po_walk_leave(&e->walk);
+    return PO_ENOMEM;
   }
-  lua_pushvalue(L, idx);
-  lua_rawget(L, e->seen);
-  int cycle = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  if (cycle) return fail(e, "cannot copy a table that contains itself (a cycle)");
-  lua_pushvalue(L, idx);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, e->seen);
   char tag = T_TABLE;
-  int rc = put(e, &tag, 1);
+  rc = put(e, &tag, 1);
   lua_pushnil(L);
   while (rc == 0 && lua_next(L, idx)) {
-    step *s = &e->path[e->depth];
-    int kt = lua_type(L, -2);
-    if (kt == LUA_TSTRING) {
-      s->kind = 1;
-      s->key = lua_tolstring(L, -2, &s->keylen);
-    } else if (kt == LUA_TNUMBER) {
-      s->kind = 2;
-      s->num = lua_tonumber(L, -2);
-    } else if (kt == LUA_TBOOLEAN) {
-      s->kind = 3;
-      s->num = lua_toboolean(L, -2);
-    } else {
+    int kt = po_walk_set_key(L, -2, po_walk_slot(&e->walk));
+    if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN) {
       char what[64];
       snprintf(what, sizeof what, "cannot copy a %s key", lua_typename(L, kt));
-      rc = fail(e, what);
+      rc = fail(e, what); /* at the table's path */
       lua_pop(L, 2);
       break;
     }
-    e->depth++;
+    po_walk_down(&e->walk);
     rc = encode_value(e, lua_gettop(L) - 1);
     if (rc == 0) rc = encode_value(e, lua_gettop(L));
-    e->depth--;
+    po_walk_up(&e->walk);
     lua_pop(L, 1);
     if (rc != 0) lua_pop(L, 1);
   }
@@ -121,9 +68,7 @@ static int encode_table(encoder *e, int idx) {
     tag = T_END;
     rc = put(e, &tag, 1);
   }
-  lua_pushvalue(L, idx);
-  lua_pushnil(L);
-  lua_rawset(L, e->seen);
+  po_walk_leave(&e->walk);
   return rc;
 }
 
@@ -163,29 +108,24 @@ static int encode_value(encoder *e, int idx) {
 }
 
 int po_copy_encode(lua_State *L, int first, int n, const char *root, po_strbuf *b, char *err, size_t errlen) {
-  /* Not `encoder e = {...}`: that would zero the whole path (some 6 KB) for
-   * every value copied, and only the steps above the current depth are read. */
+  /* Left uninitialized (some 10 KB): only the slots below the current depth are read. */
+  const void *open[PO_COPY_MAX_DEPTH];
+  po_walk_step path[PO_COPY_MAX_DEPTH];
   encoder e;
   e.L = L;
   e.b = b;
-  e.seen = 0;
   e.root = root;
   e.position = 0;
-  e.depth = 0;
   e.err = err;
   e.errlen = errlen;
   if (errlen) err[0] = '\0';
   uint32_t count = (uint32_t)n;
   int rc = po_strbuf_append(b, &count, sizeof count);
-  if (rc != 0) return rc;
-  lua_pushnil(L);
-  e.seen_slot = lua_gettop(L);
   for (int i = 0; i < n && rc == 0; i++) {
     e.position = i + 1;
-    e.depth = 1; /* path[0] stands for the root */
+    po_walk_init(&e.walk, open, path, PO_COPY_MAX_DEPTH);
     rc = encode_value(&e, first + i);
   }
-  lua_pop(L, 1);
   if (rc == PO_ENOMEM && errlen) snprintf(err, errlen, "out of memory");
   return rc;
 }

@@ -75,15 +75,8 @@ int luaopen_poengine_core(lua_State *L) {
   lua_pushstring(L, POENGINE_VERSION);
   lua_setfield(L, -2, "version");
   po_set_funcs(L, fns);
-  po_open_loop(L);
-  po_open_json(L);
-  po_open_metrics(L);
-  po_open_store(L);
-  po_open_cache(L);
-  po_open_semantic(L);
-  po_open_proc(L);
-  po_open_pool(L);
-  po_open_batch(L);
-  po_open_http(L);
+#define PO_CALL_OPENER(x) po_open_##x(L);
+  PO_BINDINGS(PO_CALL_OPENER)
+#undef PO_CALL_OPENER
   return 1;
 }

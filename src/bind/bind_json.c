@@ -1,41 +1,29 @@
-/* po.json: encode Lua values to JSON text and decode JSON text to Lua values.
+/* po.json: encode Lua values to JSON text; the marks po.json.array and
+ * po.json.object; the opener of the whole table (decoding is in
+ * bind_json_decode.c, the binary cache key in bind_cache_key.c).
  *
- * Decoding validates the text strictly first (src/core/json_check.c), then
- * lets cJSON build the tree and converts it; the validator's string lengths
- * keep strings with \u0000 exact. Encoding writes straight into a po_strbuf
- * kept between calls (no tree, no per-value allocation). */
+ * Encoding writes straight into a po_strbuf kept between calls (no tree, no
+ * per-value allocation); bind_walk.h keeps the path, the cycle check, the
+ * depth limit and the array rule. */
 #include "bind.h"
+#include "bind_json.h"
+#include "bind_walk.h"
 
-#include "cache_key.h"
-#include "error.h"
 #include "json_check.h"
 #include "strbuf.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ENCODER_TYPE "poengine.json.encoder"
-#define TREE_TYPE "poengine.json.tree"
-#define ENCODER_STATE "poengine.json.encoder_state" /* registry key of the shared encoder */
 
 /* Output buffer memory kept between encode calls; more is released. */
 #define ENCODE_KEEP_BYTES ((size_t)1 << 20)
 #define MAX_INDENT 16
 
 /* ---- encoder state ------------------------------------------------------ */
-
-enum { STEP_INDEX, STEP_KEY, STEP_NUMKEY };
-
-typedef struct step { /* how the value at one depth was reached */
-  int kind;
-  size_t index;    /* STEP_INDEX: 1-based Lua index */
-  const char *key; /* STEP_KEY: anchored by the table being encoded */
-  size_t keylen;
-  lua_Number num; /* STEP_NUMKEY */
-} step;
 
 typedef struct sort_key {
   const char *s; /* string key (anchored by its table), or NULL for a number key */
@@ -53,13 +41,9 @@ typedef struct encoder {
   int busy;   /* set while a call uses this state (a __gc may re-enter) */
   const void *amark, *omark; /* the array and object marks (metatables), by identity */
   const char *fn;            /* the function named in error messages */
-  po_json_skip_fn skip;      /* sorted mode: object keys to leave out, or NULL */
-  po_cache_key_name *names;  /* a stack of per-object name segments (the binary key) */
-  size_t names_len, names_cap;
-  int depth;  /* tables open */
-  const void *open[PO_JSON_MAX_DEPTH + 1]; /* the tables open, outermost first */
-  step path[PO_JSON_MAX_DEPTH + 1];
-  int plen;
+  po_walk walk;
+  const void *open[PO_JSON_MAX_DEPTH];
+  po_walk_step path[PO_JSON_MAX_DEPTH];
 } encoder;
 
 static void encoder_release(encoder *e) {
@@ -67,9 +51,6 @@ static void encoder_release(encoder *e) {
   free(e->keys);
   e->keys = NULL;
   e->keys_len = e->keys_cap = 0;
-  free(e->names);
-  e->names = NULL;
-  e->names_len = e->names_cap = 0;
 }
 
 static int encoder_gc(lua_State *L) {
@@ -86,93 +67,21 @@ static encoder *encoder_new(lua_State *L) {
   return e;
 }
 
-/* ---- error messages with a path ------------------------------------------ */
-
-static int is_ident(const char *s, size_t n) {
-  if (n == 0 || n > 64) return 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    int ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return 0;
-  }
-  return 1;
-}
-
-static void format_step(char *buf, size_t cap, const step *st);
-static size_t format_number(lua_Number d, char *buf);
-
-/* "$.steps[2].run": Lua indices (1-based); long paths keep both ends. */
-static void format_path(const encoder *e, char *buf, size_t cap) {
-  size_t n = 0;
-  buf[n++] = '$';
-  buf[n] = '\0';
-  for (int i = 0; i < e->plen; i++) {
-    char one[80];
-    if (e->plen > 16 && i == 6) {
-      snprintf(one, sizeof one, "...(%d more)...", e->plen - 12);
-      i = e->plen - 7;
-    } else {
-      format_step(one, sizeof one, &e->path[i]);
-    }
-    size_t m = strlen(one);
-    if (n + m + 1 > cap) break;
-    memcpy(buf + n, one, m + 1);
-    n += m;
-  }
-}
-
-static void format_step(char *buf, size_t cap, const step *st) {
-  if (st->kind == STEP_INDEX) {
-    snprintf(buf, cap, "[%zu]", st->index);
-  } else if (st->kind == STEP_NUMKEY) {
-    char t[PO_JSON_NUMBER_BUF];
-    format_number(st->num, t);
-    snprintf(buf, cap, "[%s]", t);
-  } else if (is_ident(st->key, st->keylen)) {
-    snprintf(buf, cap, ".%.*s", (int)st->keylen, st->key);
-  } else {
-    /* ["..."], with quotes, backslashes and control bytes escaped, cut at 40 bytes */
-    size_t n = 0;
-    buf[n++] = '[';
-    buf[n++] = '"';
-    for (size_t i = 0; i < st->keylen && n + 12 < cap; i++) {
-      unsigned char c = (unsigned char)st->key[i];
-      if (i == 40) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-        break;
-      }
-      if (c == '"' || c == '\\') {
-        buf[n++] = '\\';
-        buf[n++] = (char)c;
-      } else if (c < 0x20) {
-        n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", c);
-      } else {
-        buf[n++] = (char)c;
-      }
-    }
-    buf[n++] = '"';
-    buf[n++] = ']';
-    buf[n] = '\0';
-  }
-}
-
-/* Raises "<fn>: <what> at <path>" after making the state reusable. */
-static void enc_raise(lua_State *L, encoder *e, const char *what) {
-  char path[1200];
-  format_path(e, path, sizeof path);
+/* Makes the state reusable after a call that raises, keeping up to keep
+ * bytes of buffer. */
+static void enc_abandon(encoder *e, size_t keep) {
   e->busy = 0;
-  po_strbuf_reset(&e->out, ENCODE_KEEP_BYTES);
+  po_strbuf_reset(&e->out, keep);
   e->keys_len = 0;
-  e->names_len = 0;
-  luaL_error(L, "%s: %s at %s", e->fn, what, path);
+}
+
+static void enc_raise(lua_State *L, encoder *e, const char *what) {
+  enc_abandon(e, ENCODE_KEEP_BYTES);
+  po_walk_raise(L, &e->walk, e->fn, what);
 }
 
 static void enc_nomem(lua_State *L, encoder *e) {
-  e->busy = 0;
-  po_strbuf_reset(&e->out, 0);
-  e->keys_len = 0;
-  e->names_len = 0;
+  enc_abandon(e, 0);
   luaL_error(L, "%s: out of memory", e->fn);
 }
 
@@ -220,48 +129,31 @@ static void put_newline(lua_State *L, encoder *e, int level) {
 
 static void encode_value(lua_State *L, encoder *e);
 
-/* A positive integer usable as an array index, or 0. */
-static size_t array_index(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TNUMBER) return 0;
-  lua_Number k = lua_tonumber(L, idx);
-  if (k >= 1 && k <= 9007199254740992.0 && k == floor(k)) return (size_t)k;
-  return 0;
-}
-
-/* Decides array or object for the table at t (mark: 1 array, 2 object, 0
- * none). Returns 1 with *n (the highest index) for an array. An unmarked
- * table is an array when its keys are the integers 1..n with at most n/2
- * holes and at least one key; a marked one must satisfy the same rule. */
+/* Whether the table at t (with that mark) is an array, with *n its highest
+ * index; raises for a marked array that breaks the rule (po_walk_shape). One
+ * lua_next pass, which stops at the first key that is not an index unless
+ * the table is marked an array. */
 static int classify(lua_State *L, encoder *e, int t, int mark, size_t *n) {
-  if (mark == 2) return 0;
+  if (mark == PO_WALK_OBJECT) return 0;
   size_t count = 0, max = 0;
+  int bad_type = LUA_TNONE;
   lua_pushnil(L);
   while (lua_next(L, t)) {
     lua_pop(L, 1);
-    size_t k = array_index(L, -1);
+    size_t k = lua_type(L, -1) == LUA_TNUMBER ? po_walk_index_of(lua_tonumber(L, -1)) : 0;
     if (!k) {
-      if (mark == 1) {
-        char what[96];
-        snprintf(what, sizeof what, "array (po.json.array) has a %s key that is not a positive integer",
-                 luaL_typename(L, -1));
-        enc_raise(L, e, what);
-      }
+      bad_type = lua_type(L, -1);
       lua_pop(L, 1);
-      return 0;
+      break;
     }
     count++;
     if (k > max) max = k;
   }
-  if (count == 0) {
-    *n = 0;
-    return mark == 1; /* an unmarked empty table is {} */
-  }
-  if (max > 2 * count) {
-    if (mark == 1) enc_raise(L, e, "array (po.json.array) is too sparse (more holes than values)");
-    return 0;
-  }
+  char what[96];
+  int array = po_walk_shape(L, mark, count, max, bad_type, what, sizeof what);
+  if (array < 0) enc_raise(L, e, what);
   *n = max;
-  return 1;
+  return array;
 }
 
 static void encode_array(lua_State *L, encoder *e, int t, size_t n) {
@@ -270,36 +162,33 @@ static void encode_array(lua_State *L, encoder *e, int t, size_t n) {
     return;
   }
   PUTC(e, L, '[');
-  int plen = e->plen++;
-  e->path[plen].kind = STEP_INDEX;
+  po_walk_step *st = po_walk_slot(&e->walk);
+  st->kind = PO_WALK_INDEX;
+  po_walk_down(&e->walk);
   for (size_t i = 1; i <= n; i++) {
     if (i > 1) PUTC(e, L, ',');
-    put_newline(L, e, e->depth);
-    e->path[plen].index = i;
+    put_newline(L, e, e->walk.depth);
+    st->index = i;
     lua_rawgeti(L, t, (int)i);
     encode_value(L, e);
     lua_pop(L, 1);
   }
-  e->plen = plen;
-  put_newline(L, e, e->depth - 1);
+  po_walk_up(&e->walk);
+  put_newline(L, e, e->walk.depth - 1);
   PUTC(e, L, ']');
 }
 
 /* Writes the key at idx (a string or a number) and records it in the path. */
-static void put_key(lua_State *L, encoder *e, int idx, step *st) {
+static void put_key(lua_State *L, encoder *e, int idx) {
+  po_walk_step *st = po_walk_slot(&e->walk);
   int type = lua_type(L, idx);
   if (type == LUA_TSTRING) {
-    size_t len;
-    const char *s = lua_tolstring(L, idx, &len);
-    st->kind = STEP_KEY;
-    st->key = s;
-    st->keylen = len;
-    put_string(L, e, s, len);
+    po_walk_set_key(L, idx, st);
+    put_string(L, e, st->key, st->keylen);
   } else if (type == LUA_TNUMBER) {
     lua_Number d = lua_tonumber(L, idx);
     if (isinf(d)) enc_raise(L, e, "cannot encode an infinite number as a key");
-    st->kind = STEP_NUMKEY;
-    st->num = d;
+    po_walk_set_key(L, idx, st);
     char buf[PO_JSON_NUMBER_BUF];
     size_t n = format_number(d, buf);
     PUTC(e, L, '"');
@@ -308,7 +197,7 @@ static void put_key(lua_State *L, encoder *e, int idx, step *st) {
   } else {
     char what[64];
     snprintf(what, sizeof what, "cannot encode a %s key", lua_typename(L, type));
-    enc_raise(L, e, what);
+    enc_raise(L, e, what); /* at the table's path */
   }
 }
 
@@ -320,7 +209,7 @@ static void put_colon(lua_State *L, encoder *e) {
 }
 
 static void encode_object_unsorted(lua_State *L, encoder *e, int t) {
-  int first = 1, plen = e->plen;
+  int first = 1;
   lua_pushnil(L);
   while (lua_next(L, t)) {
     if (first) {
@@ -329,19 +218,19 @@ static void encode_object_unsorted(lua_State *L, encoder *e, int t) {
     } else {
       PUTC(e, L, ',');
     }
-    put_newline(L, e, e->depth);
-    put_key(L, e, -2, &e->path[plen]); /* a bad key is reported at the table's path */
+    put_newline(L, e, e->walk.depth);
+    put_key(L, e, -2);
     put_colon(L, e);
-    e->plen = plen + 1;
+    po_walk_down(&e->walk);
     encode_value(L, e);
-    e->plen = plen;
+    po_walk_up(&e->walk);
     lua_pop(L, 1);
   }
   if (first) {
     PUTS(e, L, "{}");
     return;
   }
-  put_newline(L, e, e->depth - 1);
+  put_newline(L, e, e->walk.depth - 1);
   PUTC(e, L, '}');
 }
 
@@ -366,13 +255,6 @@ static int cmp_keys(const void *pa, const void *pb) {
   return (a->s == NULL) - (b->s == NULL);
 }
 
-/* Whether skip drops key from the object being encoded (its parent key is
- * the last step of the path, when that is a string key). */
-static int skipped(const encoder *e, const char *key, size_t len) {
-  const step *parent = e->plen > 0 && e->path[e->plen - 1].kind == STEP_KEY ? &e->path[e->plen - 1] : NULL;
-  return e->skip(key, len, parent ? parent->key : NULL, parent ? parent->keylen : 0);
-}
-
 static void encode_object_sorted(lua_State *L, encoder *e, int t) {
   size_t base = e->keys_len;
   lua_pushnil(L);
@@ -389,7 +271,6 @@ static void encode_object_sorted(lua_State *L, encoder *e, int t) {
     int type = lua_type(L, -1);
     if (type == LUA_TSTRING) {
       k->s = lua_tolstring(L, -1, &k->len);
-      if (e->skip && skipped(e, k->s, k->len)) continue;
     } else if (type == LUA_TNUMBER) {
       k->s = NULL;
       k->num = lua_tonumber(L, -1);
@@ -409,20 +290,20 @@ static void encode_object_sorted(lua_State *L, encoder *e, int t) {
   }
   qsort(e->keys + base, n, sizeof *e->keys, cmp_keys);
   PUTC(e, L, '{');
-  int plen = e->plen++;
+  po_walk_step *st = po_walk_slot(&e->walk);
+  po_walk_down(&e->walk);
   for (size_t i = 0; i < n; i++) {
     if (i) PUTC(e, L, ',');
-    put_newline(L, e, e->depth);
+    put_newline(L, e, e->walk.depth);
     sort_key *k = &e->keys[base + i]; /* re-read: nested tables may move e->keys */
-    step *st = &e->path[plen];
     if (k->s) {
-      st->kind = STEP_KEY;
+      st->kind = PO_WALK_KEY;
       st->key = k->s;
       st->keylen = k->len;
       put_string(L, e, k->s, k->len);
       lua_pushlstring(L, k->s, k->len);
     } else {
-      st->kind = STEP_NUMKEY;
+      st->kind = PO_WALK_NUMKEY;
       st->num = k->num;
       PUTC(e, L, '"');
       PUT(e, L, k->text, strlen(k->text));
@@ -434,31 +315,20 @@ static void encode_object_sorted(lua_State *L, encoder *e, int t) {
     encode_value(L, e);
     lua_pop(L, 1);
   }
-  e->plen = plen;
+  po_walk_up(&e->walk);
   e->keys_len = base;
-  put_newline(L, e, e->depth - 1);
+  put_newline(L, e, e->walk.depth - 1);
   PUTC(e, L, '}');
 }
 
 static void encode_table(lua_State *L, encoder *e) {
   int t = lua_gettop(L);
-  const void *p = lua_topointer(L, t);
-  for (int i = 0; i < e->depth; i++)
-    if (e->open[i] == p) enc_raise(L, e, "cycle");
-  if (e->depth >= PO_JSON_MAX_DEPTH) enc_raise(L, e, "nesting deeper than 1000");
+  int rc = po_walk_enter(&e->walk, lua_topointer(L, t));
+  if (rc == PO_WALK_CYCLE) enc_raise(L, e, "cycle");
+  if (rc == PO_WALK_TOO_DEEP) enc_raise(L, e, "nesting deeper than 1000");
   luaL_checkstack(L, 6, "po.json.encode: nesting too deep");
 
-  int mark = 0;
-  if (lua_getmetatable(L, t)) {
-    const void *m = lua_topointer(L, -1);
-    if (m == e->amark)
-      mark = 1;
-    else if (m == e->omark)
-      mark = 2;
-    lua_pop(L, 1);
-  }
-
-  e->open[e->depth++] = p;
+  int mark = po_walk_mark(L, t, e->amark, e->omark);
   size_t n = 0;
   if (classify(L, e, t, mark, &n))
     encode_array(L, e, t, n);
@@ -466,7 +336,7 @@ static void encode_table(lua_State *L, encoder *e) {
     encode_object_sorted(L, e, t);
   else
     encode_object_unsorted(L, e, t);
-  e->depth--;
+  po_walk_leave(&e->walk);
 }
 
 /* Encodes the value at the top of the stack (and leaves it there). */
@@ -511,7 +381,7 @@ static void encode_value(lua_State *L, encoder *e) {
 /* Readies the shared encoder state main for a call (or, if a call is using
  * it already, as when a finalizer encodes, a private state pushed on the
  * stack). */
-static encoder *start(lua_State *L, encoder *main, const char *fn, int indent, int sort, po_json_skip_fn skip) {
+static encoder *start(lua_State *L, encoder *main, int indent, int sort) {
   encoder *e = main;
   if (e->busy) {
     e = encoder_new(L);
@@ -519,14 +389,11 @@ static encoder *start(lua_State *L, encoder *main, const char *fn, int indent, i
     e->omark = main->omark;
   }
   e->busy = 1;
-  e->fn = fn;
-  e->skip = skip;
+  e->fn = "po.json.encode";
   e->indent = indent;
   e->sort = sort;
-  e->depth = 0;
-  e->plen = 0;
+  po_walk_init(&e->walk, e->open, e->path, PO_JSON_MAX_DEPTH);
   e->keys_len = 0;
-  e->names_len = 0;
   e->out.len = 0;
   return e;
 }
@@ -559,380 +426,12 @@ static int l_encode(lua_State *L) {
     lua_pop(L, 2);
   }
 
-  encoder *e = start(L, lua_touserdata(L, lua_upvalueindex(1)), "po.json.encode", indent, sort, NULL);
+  encoder *e = start(L, lua_touserdata(L, lua_upvalueindex(1)), indent, sort);
   lua_pushvalue(L, 1);
   encode_value(L, e);
   e->busy = 0;
   lua_pushlstring(L, e->out.data ? e->out.data : "", e->out.len);
   po_strbuf_reset(&e->out, ENCODE_KEEP_BYTES);
-  return 1;
-}
-
-const char *po_json_encode_canonical(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len) {
-  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-  lua_getfield(L, LUA_REGISTRYINDEX, ENCODER_STATE);
-  encoder *e = start(L, lua_touserdata(L, -1), fn, -1, 1, skip);
-  lua_pushvalue(L, idx);
-  encode_value(L, e);
-  e->busy = 0;
-  lua_pop(L, 1);
-  if (e != lua_touserdata(L, -1)) lua_remove(L, -2); /* keep only the state that holds the bytes */
-  *len = e->out.len;
-  return e->out.data ? e->out.data : "";
-}
-
-/* ---- the canonical key (binary) ---------------------------------------------- */
-
-/* The cache key of a request table: the form of src/core/cache_key.h,
- * written straight from the Lua values into the encoder's buffer. The rules
- * are the sorted encoder's (arrays and objects decided by classify's rule,
- * the marks, skip, the same errors at the same paths); what differs is the
- * output (tags and lengths instead of text: nothing to escape or format) and
- * how values are reached: an object's pairs stay on the Lua stack from the
- * one lua_next pass that classifies the table, so no value is looked up
- * again and no string is made. */
-
-static void key_value(lua_State *L, encoder *e, int idx);
-
-#define KPUT(e, L, call)              \
-  do {                                \
-    if ((call) != 0) enc_nomem(L, e); \
-  } while (0)
-
-/* Makes e->names hold at least n names. */
-static void names_room(lua_State *L, encoder *e, size_t n) {
-  if (e->names_cap >= n) return;
-  size_t cap = e->names_cap ? e->names_cap : 64;
-  while (cap < n) cap *= 2;
-  po_cache_key_name *p = realloc(e->names, cap * sizeof *p);
-  if (!p) enc_nomem(L, e);
-  e->names = p;
-  e->names_cap = cap;
-}
-
-enum { PAIRS_STEP = 32 }; /* pairs a table makes room for at a time */
-
-/* Writes the object whose names are e->names[nb .. nb + count) (a name's
- * len is its Lua key type when it is not a string; ref the stack slot of its
- * value, or 0 to read it again from t). */
-static void key_object(lua_State *L, encoder *e, int t, size_t nb, size_t count) {
-  size_t n = 0;
-  for (size_t i = 0; i < count; i++) {
-    po_cache_key_name *name = &e->names[nb + i];
-    if (name->s) {
-      if (e->skip && skipped(e, name->s, name->len)) continue;
-    } else if (name->len != LUA_TNUMBER) {
-      char what[64];
-      snprintf(what, sizeof what, "cannot encode a %s key", lua_typename(L, (int)name->len));
-      enc_raise(L, e, what);
-    } else if (isinf(name->num)) {
-      enc_raise(L, e, "cannot encode an infinite number as a key");
-    }
-    e->names[nb + n++] = *name;
-  }
-  po_cache_key_sort_names(e->names + nb, n);
-  KPUT(e, L, po_cache_key_put_container(&e->out, PO_CACHE_KEY_OBJECT, n));
-  int plen = e->plen++;
-  for (size_t i = 0; i < n; i++) {
-    po_cache_key_name *name = &e->names[nb + i]; /* re-read: nested objects may move e->names */
-    step *st = &e->path[plen];
-    if (name->s) {
-      st->kind = STEP_KEY;
-      st->key = name->s;
-      st->keylen = name->len;
-    } else {
-      st->kind = STEP_NUMKEY;
-      st->num = name->num;
-    }
-    KPUT(e, L, po_cache_key_put_name(&e->out, name));
-    if (name->ref) {
-      key_value(L, e, name->ref);
-    } else {
-      if (name->s)
-        lua_pushlstring(L, name->s, name->len);
-      else
-        lua_pushnumber(L, name->num);
-      lua_rawget(L, t);
-      key_value(L, e, lua_gettop(L));
-      lua_pop(L, 1);
-    }
-  }
-  e->plen = plen;
-}
-
-static void key_table(lua_State *L, encoder *e, int t) {
-  const void *p = lua_topointer(L, t);
-  for (int i = 0; i < e->depth; i++)
-    if (e->open[i] == p) enc_raise(L, e, "cycle");
-  if (e->depth >= PO_JSON_MAX_DEPTH) enc_raise(L, e, "nesting deeper than 1000");
-  if (!lua_checkstack(L, 8)) enc_raise(L, e, "nesting too deep for the Lua stack");
-  int mark = 0;
-  if (lua_getmetatable(L, t)) {
-    const void *m = lua_topointer(L, -1);
-    mark = m == e->amark ? 1 : m == e->omark ? 2 : 0;
-    lua_pop(L, 1);
-  }
-  e->open[e->depth++] = p;
-
-  /* One lua_next pass reads every key into e->names, sees whether the keys
-   * are 1..max (and came in that order), and keeps each pair on the stack
-   * while it has room: a C function gets at most LUAI_MAXCSTACK slots, and
-   * the tables below this one must still find the few each needs (3 a
-   * level) even if none of them keeps its pairs. */
-  int reserve = 8 + 3 * (PO_JSON_MAX_DEPTH - e->depth);
-  int base = lua_gettop(L), on_stack = 1, bad_type = LUA_TNONE, in_order = 1;
-  size_t nb = e->names_len, count = 0, room = 0, max = 0;
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    if (count == room) {
-      room += PAIRS_STEP;
-      names_room(L, e, nb + room);
-      if (on_stack && !lua_checkstack(L, reserve + 2 * PAIRS_STEP)) on_stack = 0;
-    }
-    po_cache_key_name *name = &e->names[nb + count];
-    int kt = lua_type(L, -2);
-    name->s = NULL;
-    name->len = (size_t)kt;
-    if (kt == LUA_TSTRING) {
-      name->s = lua_tolstring(L, -2, &name->len); /* anchored by t */
-    } else if (kt == LUA_TNUMBER) {
-      lua_Number k = lua_tonumber(L, -2);
-      name->num = k;
-      if (k >= 1 && k <= 9007199254740992.0 && k == floor(k)) {
-        if ((size_t)k > max) max = (size_t)k;
-        if ((size_t)k != count + 1) in_order = 0;
-        kt = LUA_TNONE; /* an array index */
-      }
-    }
-    if (kt != LUA_TNONE && bad_type == LUA_TNONE) bad_type = kt;
-    count++;
-    if (on_stack) {
-      name->ref = lua_gettop(L);
-      lua_pushvalue(L, -2);
-    } else {
-      name->ref = 0;
-      lua_pop(L, 1);
-    }
-  }
-  e->names_len = nb + count;
-
-  int array;
-  if (mark == 2)
-    array = 0;
-  else if (count == 0)
-    array = mark == 1; /* an unmarked empty table is {} */
-  else if (bad_type != LUA_TNONE)
-    array = 0;
-  else
-    array = max <= 2 * count;
-  if (mark == 1 && !array) {
-    if (bad_type != LUA_TNONE) {
-      char what[96];
-      snprintf(what, sizeof what, "array (po.json.array) has a %s key that is not a positive integer",
-               lua_typename(L, bad_type));
-      enc_raise(L, e, what);
-    }
-    enc_raise(L, e, "array (po.json.array) is too sparse (more holes than values)");
-  }
-
-  if (array) {
-    KPUT(e, L, po_cache_key_put_container(&e->out, PO_CACHE_KEY_ARRAY, max));
-    int plen = e->plen++;
-    e->path[plen].kind = STEP_INDEX;
-    /* Keys 1..max in order with every value kept: the values are on the stack already. */
-    int direct = in_order && max == count && e->names[nb + count - 1].ref != 0;
-    for (size_t i = 1; i <= max; i++) {
-      e->path[plen].index = i;
-      if (direct) {
-        key_value(L, e, e->names[nb + i - 1].ref);
-      } else {
-        lua_rawgeti(L, t, (int)i);
-        key_value(L, e, lua_gettop(L));
-        lua_pop(L, 1);
-      }
-    }
-    e->plen = plen;
-  } else {
-    key_object(L, e, t, nb, count);
-  }
-  e->names_len = nb;
-  lua_settop(L, base);
-  e->depth--;
-}
-
-/* Writes the value at idx (an absolute index). */
-static void key_value(lua_State *L, encoder *e, int idx) {
-  switch (lua_type(L, idx)) {
-  case LUA_TNIL:
-    KPUT(e, L, po_cache_key_put_tag(&e->out, PO_CACHE_KEY_NULL));
-    break;
-  case LUA_TBOOLEAN:
-    KPUT(e, L, po_cache_key_put_tag(&e->out, lua_toboolean(L, idx) ? PO_CACHE_KEY_TRUE : PO_CACHE_KEY_FALSE));
-    break;
-  case LUA_TNUMBER: {
-    lua_Number d = lua_tonumber(L, idx);
-    if (isnan(d)) enc_raise(L, e, "cannot encode NaN");
-    if (isinf(d)) enc_raise(L, e, d > 0 ? "cannot encode inf" : "cannot encode -inf");
-    KPUT(e, L, po_cache_key_put_number(&e->out, d));
-    break;
-  }
-  case LUA_TSTRING: {
-    size_t len;
-    const char *s = lua_tolstring(L, idx, &len);
-    KPUT(e, L, po_cache_key_put_string(&e->out, s, len));
-    break;
-  }
-  case LUA_TLIGHTUSERDATA:
-    if (lua_touserdata(L, idx) == NULL) {
-      KPUT(e, L, po_cache_key_put_tag(&e->out, PO_CACHE_KEY_NULL));
-      break;
-    }
-    enc_raise(L, e, "cannot encode a light userdata");
-    break;
-  case LUA_TTABLE:
-    key_table(L, e, idx);
-    break;
-  default: {
-    char what[64];
-    snprintf(what, sizeof what, "cannot encode a %s", luaL_typename(L, idx));
-    enc_raise(L, e, what);
-  }
-  }
-}
-
-static char encoder_key; /* its address: the registry key of the shared encoder, for the hot path */
-
-const char *po_json_canonical_key(lua_State *L, int idx, const char *fn, po_json_skip_fn skip, size_t *len) {
-  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-  lua_pushlightuserdata(L, &encoder_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  encoder *main = lua_touserdata(L, -1);
-  encoder *e = start(L, main, fn, -1, 1, skip);
-  if (e != main) lua_replace(L, -2); /* the private state is the anchor */
-  KPUT(e, L, po_cache_key_put_start(&e->out));
-  key_value(L, e, idx);
-  e->busy = 0;
-  *len = e->out.len;
-  return e->out.data;
-}
-
-/* ---- decoding ----------------------------------------------------------- */
-
-typedef struct conv {
-  const size_t *lens; /* decoded string lengths in document order, or NULL */
-  size_t next;
-} conv;
-
-static void push_str(lua_State *L, const char *s, conv *c) {
-  if (c->lens)
-    lua_pushlstring(L, s, c->lens[c->next++]);
-  else
-    lua_pushstring(L, s);
-}
-
-/* Pushes the Lua value of it. Upvalues: 1 array mark, 2 object mark. */
-static void push_item(lua_State *L, const cJSON *it, conv *c) {
-  switch (it->type & 0xFF) {
-  case cJSON_False:
-    lua_pushboolean(L, 0);
-    return;
-  case cJSON_True:
-    lua_pushboolean(L, 1);
-    return;
-  case cJSON_NULL:
-    lua_pushlightuserdata(L, NULL);
-    return;
-  case cJSON_Number:
-    lua_pushnumber(L, it->valuedouble);
-    return;
-  case cJSON_String:
-    push_str(L, it->valuestring, c);
-    return;
-  case cJSON_Array: {
-    int n = 0;
-    for (const cJSON *ch = it->child; ch; ch = ch->next) n++;
-    luaL_checkstack(L, 4, "po.json.decode: nesting too deep");
-    lua_createtable(L, n, 0);
-    int i = 1;
-    for (const cJSON *ch = it->child; ch; ch = ch->next) {
-      push_item(L, ch, c);
-      lua_rawseti(L, -2, i++);
-    }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_setmetatable(L, -2);
-    return;
-  }
-  case cJSON_Object: {
-    int n = 0;
-    for (const cJSON *ch = it->child; ch; ch = ch->next) n++;
-    luaL_checkstack(L, 4, "po.json.decode: nesting too deep");
-    lua_createtable(L, 0, n);
-    for (const cJSON *ch = it->child; ch; ch = ch->next) {
-      push_str(L, ch->string, c);
-      push_item(L, ch, c);
-      lua_rawset(L, -3); /* a repeated key: the last one wins */
-    }
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_setmetatable(L, -2);
-    return;
-  }
-  default:
-    lua_pushnil(L); /* cJSON_Raw/Invalid: never produced by the parser */
-  }
-}
-
-static int tree_gc(lua_State *L) {
-  cJSON **box = luaL_checkudata(L, 1, TREE_TYPE);
-  cJSON_Delete(*box);
-  *box = NULL;
-  return 0;
-}
-
-/* po.json.decode(text) -> value | nil, message, "EJSON".
- * Upvalues: 1 array mark, 2 object mark. */
-static int l_decode(lua_State *L) {
-  if (lua_type(L, 1) != LUA_TSTRING)
-    return luaL_error(L, "po.json.decode: text must be a string, got %s", luaL_typename(L, 1));
-  size_t len;
-  const char *text = lua_tolstring(L, 1, &len);
-
-  po_json_check_result r;
-  int rc = po_json_check(text, len, PO_JSON_MAX_DEPTH, &r);
-  if (rc) {
-    char off[32];
-    snprintf(off, sizeof off, "%zu", r.error_offset);
-    if (rc == PO_ETOODEEP)
-      return po_push_error(L, PO_EJSON, "po.json.decode: nesting deeper than %d at byte %s", PO_JSON_MAX_DEPTH, off);
-    return po_push_error(L, PO_EJSON, "po.json.decode: %s at byte %s", r.error_reason, off);
-  }
-
-  conv c = {NULL, 0};
-  if (r.has_nul_escape) {
-    size_t *lens = lua_newuserdata(L, r.string_count * sizeof *lens);
-    if (po_json_string_lengths(text, len, lens, r.string_count))
-      return luaL_error(L, "po.json.decode: internal error measuring strings");
-    c.lens = lens;
-  }
-
-  cJSON **box = lua_newuserdata(L, sizeof *box);
-  *box = NULL;
-  luaL_getmetatable(L, TREE_TYPE);
-  lua_setmetatable(L, -2);
-
-  /* From here to the parse, no Lua call: tmp cannot leak. */
-  if (r.has_long_number) {
-    po_strbuf tmp;
-    po_strbuf_init(&tmp);
-    if (po_json_shorten_numbers(text, len, &tmp) == 0) *box = cJSON_ParseWithLengthOpts(tmp.data, tmp.len, NULL, 0);
-    po_strbuf_free(&tmp);
-  } else {
-    *box = cJSON_ParseWithLengthOpts(text, len, NULL, 0);
-  }
-  if (!*box) return po_push_error(L, PO_ENOMEM, "po.json.decode: out of memory");
-
-  push_item(L, *box, &c);
-  cJSON_Delete(*box);
-  *box = NULL;
   return 1;
 }
 
@@ -966,12 +465,17 @@ static int l_object(lua_State *L) {
   return mark(L, "po.json.object", 2);
 }
 
+/* Sets json[name] to a closure of fn over the two marks. */
+static void set_marked(lua_State *L, int json, int amark, int omark, const char *name, lua_CFunction fn) {
+  lua_pushvalue(L, amark);
+  lua_pushvalue(L, omark);
+  lua_pushcclosure(L, fn, 2);
+  lua_setfield(L, json, name);
+}
 
 void po_open_json(lua_State *L) {
   static const luaL_Reg encoder_meta[] = {{"__gc", encoder_gc}, {NULL, NULL}};
-  static const luaL_Reg tree_meta[] = {{"__gc", tree_gc}, {NULL, NULL}};
   po_register_type(L, ENCODER_TYPE, NULL, encoder_meta);
-  po_register_type(L, TREE_TYPE, NULL, tree_meta);
 
   lua_createtable(L, 0, 6);
   int json = lua_gettop(L);
@@ -983,30 +487,16 @@ void po_open_json(lua_State *L) {
   encoder *e = encoder_new(L);
   e->amark = lua_topointer(L, amark);
   e->omark = lua_topointer(L, omark);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, ENCODER_STATE); /* for po_json_encode_canonical */
-  lua_pushlightuserdata(L, &encoder_key);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, LUA_REGISTRYINDEX); /* for po_json_canonical_key */
   lua_pushvalue(L, amark);
   lua_pushvalue(L, omark);
   lua_pushcclosure(L, l_encode, 3);
   lua_setfield(L, json, "encode");
 
-  lua_pushvalue(L, amark);
-  lua_pushvalue(L, omark);
-  lua_pushcclosure(L, l_decode, 2);
-  lua_setfield(L, json, "decode");
-
-  lua_pushvalue(L, amark);
-  lua_pushvalue(L, omark);
-  lua_pushcclosure(L, l_array, 2);
-  lua_setfield(L, json, "array");
-
-  lua_pushvalue(L, amark);
-  lua_pushvalue(L, omark);
-  lua_pushcclosure(L, l_object, 2);
-  lua_setfield(L, json, "object");
+  set_marked(L, json, amark, omark, "decode", po_json_decode);
+  set_marked(L, json, amark, omark, "array", l_array);
+  set_marked(L, json, amark, omark, "object", l_object);
+  po_json_open_decode(L);
+  po_json_open_key(L, lua_topointer(L, amark), lua_topointer(L, omark));
 
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, json, "null");

@@ -4,10 +4,12 @@
 #include "cache_semantic.h"
 #include "clock.h"
 #include "error.h"
+#include "heap.h"
 #include "strbuf.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,7 +23,7 @@ enum {
   TOUCH_CAP = 64,        /* hits a shard remembers for the store's recency, between writes */
   INITIAL_BUCKETS = 16,
 };
-#define NO_HEAP UINT32_MAX
+#define NO_HEAP SIZE_MAX
 
 typedef struct entry entry;
 struct entry {
@@ -31,7 +33,7 @@ struct entry {
   double created, expires; /* wall clock; expires 0: never */
   uint64_t gen;            /* the store generation it was read at */
   size_t klen, vlen;
-  uint32_t heap_idx;       /* in the expiry heap, or NO_HEAP */
+  size_t heap_idx;         /* in the expiry heap, or NO_HEAP */
   uint8_t visited;
   unsigned flags;
   char data[];             /* key, then value */
@@ -43,8 +45,7 @@ typedef struct shard {
   size_t mask; /* buckets - 1 */
   size_t count, bytes, max_entries, max_bytes;
   entry *head, *tail, *hand;
-  entry **heap; /* min-heap on expires */
-  size_t heap_len, heap_cap;
+  po_heap expiry; /* the entries with an expiry time, on it */
   uint64_t hits, misses, evictions, expirations;
   po_cache_hash touched[TOUCH_CAP];
   size_t ntouched;
@@ -210,63 +211,6 @@ static int copy_out(po_cache_result *r, const void *p, size_t n) {
   return 0;
 }
 
-/* ---- the expiry heap --------------------------------------------------------- */
-
-static void heap_set(shard *s, size_t i, entry *e) {
-  s->heap[i] = e;
-  e->heap_idx = (uint32_t)i;
-}
-
-static void heap_up(shard *s, size_t i) {
-  entry *e = s->heap[i];
-  while (i > 0) {
-    size_t p = (i - 1) / 2;
-    if (s->heap[p]->expires <= e->expires) break;
-    heap_set(s, i, s->heap[p]);
-    i = p;
-  }
-  heap_set(s, i, e);
-}
-
-static void heap_down(shard *s, size_t i) {
-  entry *e = s->heap[i];
-  for (;;) {
-    size_t c = 2 * i + 1;
-    if (c >= s->heap_len) break;
-    if (c + 1 < s->heap_len && s->heap[c + 1]->expires < s->heap[c]->expires) c++;
-    if (e->expires <= s->heap[c]->expires) break;
-    heap_set(s, i, s->heap[c]);
-    i = c;
-  }
-  heap_set(s, i, e);
-}
-
-/* Makes room for one more entry in the heap. */
-static int heap_reserve(shard *s) {
-  if (s->heap_len < s->heap_cap) return 0;
-  size_t cap = s->heap_cap ? s->heap_cap * 2 : 16;
-  entry **h = realloc(s->heap, cap * sizeof *h);
-  if (!h) return PO_ENOMEM;
-  s->heap = h;
-  s->heap_cap = cap;
-  return 0;
-}
-
-static void heap_push(shard *s, entry *e) {
-  s->heap[s->heap_len++] = e;
-  heap_up(s, s->heap_len - 1);
-}
-
-static void heap_remove(shard *s, entry *e) {
-  size_t i = e->heap_idx;
-  e->heap_idx = NO_HEAP;
-  entry *last = s->heap[--s->heap_len];
-  if (i == s->heap_len) return;
-  heap_set(s, i, last);
-  heap_up(s, i);
-  heap_down(s, last->heap_idx);
-}
-
 /* ---- one shard ------------------------------------------------------------------- */
 
 static int same(const entry *e, po_cache_hash h, const void *key, size_t klen) {
@@ -302,7 +246,7 @@ static void drop(shard *s, entry *e) {
   while (*p != e) p = &(*p)->hnext; /* same hash and key twice cannot happen, but be exact */
   *p = e->hnext;
   list_unlink(s, e);
-  if (e->heap_idx != NO_HEAP) heap_remove(s, e);
+  if (e->heap_idx != NO_HEAP) po_heap_remove(&s->expiry, e->heap_idx);
   s->count--;
   s->bytes -= e->klen + e->vlen;
   free(e);
@@ -341,8 +285,9 @@ static entry *victim(shard *s, po_cache_policy policy) {
 
 /* Drops up to `limit` entries whose time has passed. */
 static void expire_some(shard *s, double now, int count_them, size_t limit) {
-  for (size_t i = 0; i < limit && s->heap_len && s->heap[0]->expires <= now; i++) {
-    drop(s, s->heap[0]);
+  const po_heap_node *first;
+  for (size_t i = 0; i < limit && (first = po_heap_top(&s->expiry)) && first->key <= now; i++) {
+    drop(s, first->item);
     if (count_them) s->expirations++;
   }
 }
@@ -366,7 +311,7 @@ static void hit(shard *s, entry *e, po_cache_policy policy, int remember) {
  * room, and adds the number evicted to *evicted. Returns 0, or PO_ENOMEM
  * (e is then freed and the shard unchanged). */
 static int insert(po_cache *c, shard *s, entry *e, uint64_t *evicted) {
-  if (e->expires > 0 && heap_reserve(s) != 0) {
+  if (e->expires > 0 && po_heap_reserve(&s->expiry) != 0) {
     free(e);
     return PO_ENOMEM;
   }
@@ -380,7 +325,7 @@ static int insert(po_cache *c, shard *s, entry *e, uint64_t *evicted) {
     drop(s, v);
     (*evicted)++;
   }
-  if (e->expires > 0) heap_push(s, e);
+  if (e->expires > 0) po_heap_push(&s->expiry, e->expires, 0, e);
   slot = &s->buckets[e->h.lo & s->mask];
   e->hnext = *slot;
   *slot = e;
@@ -422,7 +367,7 @@ static void free_cache(po_cache *c) {
         free(e);
       }
       free(s->buckets);
-      free(s->heap);
+      po_heap_free(&s->expiry);
       pthread_mutex_destroy(&s->lock);
     }
     free(c->shards);
@@ -455,6 +400,7 @@ static int setup_shards(po_cache *c) {
   for (int i = 0; i < n; i++) {
     shard *s = &c->shards[i];
     pthread_mutex_init(&s->lock, NULL);
+    po_heap_init(&s->expiry, offsetof(entry, heap_idx));
     s->buckets = calloc(INITIAL_BUCKETS, sizeof *s->buckets);
     if (!s->buckets) return PO_ENOMEM;
     s->mask = INITIAL_BUCKETS - 1;

@@ -2,9 +2,11 @@
 
 #include "clock.h"
 #include "error.h"
+#include "heap.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,8 +15,6 @@
 #include <unistd.h>
 
 struct po_timer {
-  double deadline;
-  uint64_t seq; /* start order: breaks ties so equal deadlines run FIFO */
   size_t heap_index;
   po_timer_cb cb;
   void *ud;
@@ -37,9 +37,8 @@ struct po_loop {
   int epfd;
   int wakefd;
 
-  po_timer **heap;
-  size_t heap_len, heap_cap;
-  uint64_t timer_seq;
+  po_heap timers;     /* on the deadline, then the start order (so equal deadlines run FIFO) */
+  uint64_t timer_seq; /* the next start order */
 
   io_watch *watches; /* indexed by fd */
   int watches_cap;
@@ -51,84 +50,30 @@ struct po_loop {
   int holds;      /* atomic */
 };
 
-/* ---- timer heap (min-heap on deadline, then seq) ---- */
-
-static int timer_before(const po_timer *a, const po_timer *b) {
-  if (a->deadline != b->deadline) return a->deadline < b->deadline;
-  return a->seq < b->seq;
-}
-
-static void heap_place(po_loop *loop, size_t i, po_timer *t) {
-  loop->heap[i] = t;
-  t->heap_index = i;
-}
-
-static void heap_sift_up(po_loop *loop, size_t i) {
-  po_timer *t = loop->heap[i];
-  while (i > 0) {
-    size_t parent = (i - 1) / 2;
-    if (!timer_before(t, loop->heap[parent])) break;
-    heap_place(loop, i, loop->heap[parent]);
-    i = parent;
-  }
-  heap_place(loop, i, t);
-}
-
-static void heap_sift_down(po_loop *loop, size_t i) {
-  po_timer *t = loop->heap[i];
-  for (;;) {
-    size_t child = 2 * i + 1;
-    if (child >= loop->heap_len) break;
-    if (child + 1 < loop->heap_len && timer_before(loop->heap[child + 1], loop->heap[child])) child++;
-    if (!timer_before(loop->heap[child], t)) break;
-    heap_place(loop, i, loop->heap[child]);
-    i = child;
-  }
-  heap_place(loop, i, t);
-}
-
-static void heap_remove(po_loop *loop, po_timer *t) {
-  size_t i = t->heap_index;
-  po_timer *last = loop->heap[--loop->heap_len];
-  if (last == t) return;
-  heap_place(loop, i, last);
-  if (i > 0 && timer_before(last, loop->heap[(i - 1) / 2]))
-    heap_sift_up(loop, i);
-  else
-    heap_sift_down(loop, i);
-}
+/* ---- timers ---- */
 
 int po_loop_timer_start(po_loop *loop, double delay, po_timer_cb cb, void *ud, po_timer **out) {
   if (!loop || !cb || isnan(delay)) return PO_EINVAL;
-  if (loop->heap_len == loop->heap_cap) {
-    size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-    po_timer **heap = realloc(loop->heap, cap * sizeof *heap);
-    if (!heap) return PO_ENOMEM;
-    loop->heap = heap;
-    loop->heap_cap = cap;
-  }
+  if (po_heap_reserve(&loop->timers)) return PO_ENOMEM;
   po_timer *t = malloc(sizeof *t);
   if (!t) return PO_ENOMEM;
-  t->deadline = po_monotonic() + (delay > 0 ? delay : 0);
-  t->seq = loop->timer_seq++;
   t->cb = cb;
   t->ud = ud;
-  loop->heap_len++;
-  heap_place(loop, loop->heap_len - 1, t);
-  heap_sift_up(loop, loop->heap_len - 1);
+  po_heap_push(&loop->timers, po_monotonic() + (delay > 0 ? delay : 0), loop->timer_seq++, t);
   if (out) *out = t;
   return 0;
 }
 
 void po_loop_timer_stop(po_loop *loop, po_timer *t) {
   if (!loop || !t) return;
-  heap_remove(loop, t);
+  po_heap_remove(&loop->timers, t->heap_index);
   free(t);
 }
 
 double po_loop_next_timer(po_loop *loop) {
-  if (loop->heap_len == 0) return -1;
-  double left = loop->heap[0]->deadline - po_monotonic();
+  const po_heap_node *first = po_heap_top(&loop->timers);
+  if (!first) return -1;
+  double left = first->key - po_monotonic();
   return left > 0 ? left : 0;
 }
 
@@ -229,7 +174,7 @@ int po_loop_alive(po_loop *loop) {
   pthread_mutex_lock(&loop->post_lock);
   int posts = loop->post_count;
   pthread_mutex_unlock(&loop->post_lock);
-  return loop->heap_len > 0 || loop->watch_count > 0 || posts > 0 ||
+  return loop->timers.len > 0 || loop->watch_count > 0 || posts > 0 ||
          __atomic_load_n(&loop->holds, __ATOMIC_SEQ_CST) > 0;
 }
 
@@ -241,10 +186,11 @@ static int run_due_timers(po_loop *loop) {
    * zero delay, so a callback that restarts itself cannot starve the loop. */
   uint64_t seq_limit = loop->timer_seq;
   int ran = 0;
-  while (loop->heap_len > 0) {
-    po_timer *t = loop->heap[0];
-    if (t->deadline > now || t->seq >= seq_limit) break;
-    heap_remove(loop, t);
+  const po_heap_node *first;
+  while ((first = po_heap_top(&loop->timers))) {
+    if (first->key > now || first->tie >= seq_limit) break;
+    po_timer *t = first->item;
+    po_heap_remove(&loop->timers, 0);
     po_timer_cb cb = t->cb;
     void *ud = t->ud;
     free(t);
@@ -308,6 +254,7 @@ int po_loop_new(po_loop **out) {
     free(loop);
     return PO_EIO;
   }
+  po_heap_init(&loop->timers, offsetof(po_timer, heap_index));
   pthread_mutex_init(&loop->post_lock, NULL);
   *out = loop;
   return 0;
@@ -315,8 +262,8 @@ int po_loop_new(po_loop **out) {
 
 void po_loop_free(po_loop *loop) {
   if (!loop) return;
-  for (size_t i = 0; i < loop->heap_len; i++) free(loop->heap[i]);
-  free(loop->heap);
+  for (size_t i = 0; i < loop->timers.len; i++) free(loop->timers.nodes[i].item);
+  po_heap_free(&loop->timers);
   free(loop->watches);
   for (post_item *item = loop->post_head; item;) {
     post_item *next = item->next;

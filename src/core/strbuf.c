@@ -41,7 +41,7 @@ void po_strbuf_reset(po_strbuf *b, size_t keep) {
 int po_strbuf_append_repeat(po_strbuf *b, char c, size_t n) {
   int rc = po_strbuf_grow(b, n);
   if (rc) return rc;
-  memset(b->data + b->len, c, n);
+  if (n) memset(b->data + b->len, c, n); /* data is still NULL when nothing was ever appended */
   b->len += n;
   return 0;
 }
