@@ -69,7 +69,7 @@ const char *po_json_canonical_key(lua_State *L, int idx, const char *fn, po_json
   X(semantic) \
   X(proc) \
   X(pool) \
-  X(batch) \
+  X(files) \
   X(http)
 
 #define PO_DECLARE_OPENER(x) void po_open_##x(lua_State *L);

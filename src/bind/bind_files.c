@@ -199,7 +199,7 @@ static int l_write_files(lua_State *L) {
   return 1;
 }
 
-void po_open_batch(lua_State *L) {
+void po_open_files(lua_State *L) {
   static const luaL_Reg fns[] = {{"read_files", l_read_files}, {"write_files", l_write_files}, {NULL, NULL}};
   po_set_funcs(L, fns);
 }
