@@ -255,7 +255,7 @@ end
 
 --- A cycle collector (see poengine.metrics.collector).
 function M.collector(opts)
-  return require("poengine.metrics.collector").new(opts)
+  return require("poengine.metrics.collector").new(opts, M)
 end
 
 local global_collector
