@@ -269,6 +269,12 @@ function M.global()
   return global_collector
 end
 
+--- The default collector if global() or set_global() has made one, else
+--- nil: for code that records into it only when a script uses it.
+function M.existing_global()
+  return global_collector
+end
+
 --- Makes col the collector that global() returns.
 function M.set_global(col)
   local collector = require "poengine.metrics.collector"
