@@ -77,5 +77,6 @@ void po_open_proc(lua_State *L);
 void po_open_pool(lua_State *L);
 void po_open_batch(lua_State *L);
 void po_open_http(lua_State *L);
+void po_open_fileio(lua_State *L);
 
 #endif

@@ -85,5 +85,6 @@ int luaopen_poengine_core(lua_State *L) {
   po_open_pool(L);
   po_open_batch(L);
   po_open_http(L);
+  po_open_fileio(L);
   return 1;
 }
