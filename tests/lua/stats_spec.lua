@@ -139,6 +139,20 @@ describe("poengine.metrics.stats", function()
       assert.are.same({ count = 2, time = 6 }, extra.successful)
     end)
 
+    it("gives the same figures folded in batches, decoded on the way, as in one call", function()
+      local list = records()
+      local whole_extra, batch_extra = {}, {}
+      local whole = stats.cycles(list, whole_extra)
+      local pass = stats.pass(batch_extra)
+      local function decode(i)
+        return list[i]
+      end
+      pass:add({ 1, 2, 99 }, 2, decode) -- n bounds the batch: 99 is never decoded
+      pass:add({ 3, 4 }, nil, decode)
+      assert.are.same(whole, pass:result())
+      assert.are.same(whole_extra, batch_extra)
+    end)
+
     it("gives every key, zeros, for no cycles", function()
       local extra = {}
       local s = stats.cycles({}, extra)

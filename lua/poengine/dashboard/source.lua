@@ -184,10 +184,11 @@ local function from_collector(col, kind, label)
   local cycles = collector_cycles(col)
   local src = { kind = kind, label = label, collector = col, cycles = cycles, memo = memo }
   if is_engine_collector(col) then
-    -- One pass over the history instead of two: the engine's collector
-    -- computes its statistics exactly as M.statistics does (a spec checks
-    -- it), and knows its active cycles. What is read from the collector
-    -- is read now (a store's collector is closed after loading).
+    -- One pass over the history instead of two: the engine's collector's
+    -- statistics() is the same pass (poengine.metrics.stats.cycles) over
+    -- the same records, and it knows its active cycles. What is read from
+    -- the collector is read now (a store's collector is closed after
+    -- loading).
     local running = #col:active()
     local providers = kind == "collector" and registry_providers(col.name) or nil
     return lazy_statistics(src, function()

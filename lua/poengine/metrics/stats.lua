@@ -11,7 +11,7 @@ local sort = require("poengine.metrics.sort").numbers
 local M = {}
 
 local ceil, sqrt, abs = math.ceil, math.sqrt, math.abs
-local type = type
+local type, setmetatable = type, setmetatable
 local huge = math.huge
 
 --- The p-th percentile (0–100) of a sorted list, by nearest rank: the
@@ -155,6 +155,126 @@ local function finite(x)
 end
 M.finite = finite
 
+-- The pass over cycle records, in batches: a collector folds in its
+-- history a batch at a time (keeping no record alive), a dashboard its
+-- whole list at once. The running sums live in the pass table.
+local Pass = {}
+Pass.__index = Pass
+
+--- A pass over cycle records (see M.cycles): `p:add(records [, n [, decode]])`
+--- folds in records[1..n] (decode(records[i]) when given: the list holds
+--- them encoded), `p:result()` gives the statistics (and fills extra).
+---@param extra? table
+---@return table
+function M.pass(extra)
+  return setmetatable({ extra = extra, durations = {}, vtimes = {}, total = 0, ok = 0, running = 0, files = 0,
+    calls = 0, hits = 0, misses = 0, tsaved = 0, csaved = 0, vcount = 0, tin = 0, tout = 0, cost = 0, best = nil,
+    last = nil, first_start = nil, last_end = nil, ok_count = 0, ok_time = 0 }, Pass)
+end
+
+-- Folds record r into the figures of M.cycles' extra.
+local function add_extra(self, r)
+  self.tin = self.tin + num(r.tokens_in)
+  self.tout = self.tout + num(r.tokens_out)
+  self.cost = self.cost + num(r.cost)
+  local score = r.score
+  local b = r.best_score
+  if not finite(b) then
+    b = finite(score) and score or nil
+  end
+  if b then
+    local best = self.best
+    if not best or b > best then
+      self.best = b
+    end
+  end
+  if finite(score) then
+    self.last = score
+  end
+  local t = r.start_time
+  if finite(t) then
+    local first = self.first_start
+    if not first or t < first then
+      self.first_start = t
+    end
+  end
+  t = r.end_time
+  if finite(t) then
+    local last_end = self.last_end
+    if not last_end or t > last_end then
+      self.last_end = t
+    end
+  end
+  if r.success and finite(r.duration) then
+    self.ok_count, self.ok_time = self.ok_count + 1, self.ok_time + r.duration
+  end
+end
+
+---@param cycles table[]|string[]
+---@param n? integer   default #cycles
+---@param decode? fun(item: any): table
+function Pass:add(cycles, n, decode)
+  local durations, vtimes = self.durations, self.vtimes
+  local with_extra = self.extra ~= nil
+  -- The sums stay in self, not in locals: with a decoder inlined, a loop
+  -- holding them all in registers is more than LuaJIT can compile whole.
+  for i = 1, n or #cycles do
+    local r = cycles[i]
+    if decode then
+      r = decode(r)
+    end
+    if with_extra then
+      add_extra(self, r)
+    end
+    if r.end_time == nil and r.success == nil then
+      self.running = self.running + 1
+    else
+      self.total = self.total + 1
+      if r.success then
+        self.ok = self.ok + 1
+        durations[#durations + 1] = num(r.duration)
+      end
+      self.calls = self.calls + num(r.llm_calls)
+      self.hits = self.hits + num(r.llm_cache_hits)
+      self.misses = self.misses + num(r.llm_cache_misses)
+      self.tsaved = self.tsaved + num(r.tokens_saved)
+      self.csaved = self.csaved + num(r.cost_saved)
+      self.files = self.files + num(r.file_operations)
+      local vc = num(r.validation_count)
+      if vc > 0 then
+        vtimes[#vtimes + 1] = num(r.validation_time)
+      end
+      self.vcount = self.vcount + vc
+    end
+  end
+end
+
+---@return table
+function Pass:result()
+  local d = M.summary(self.durations)
+  local v = M.summary(self.vtimes)
+  local extra = self.extra
+  if extra then
+    extra.validation_times = v.sorted or {}
+    extra.totals = { tokens_in = self.tin, tokens_out = self.tout, cost = self.cost, best_score = self.best,
+      last_score = self.last, first_start = self.first_start, last_end = self.last_end }
+    extra.successful = { count = self.ok_count, time = self.ok_time }
+  end
+  local calls, hits, total, ok = self.calls, self.hits, self.total, self.ok
+  local rate = calls > 0 and hits / calls or 0
+  return {
+    cycle_stats = { mean = d.mean, median = d.median, min = d.min, max = d.max, stdev = d.stdev, p90 = d.p90,
+      p99 = d.p99 },
+    cache_stats = { total_llm_calls = calls, cache_hits = hits, cache_misses = self.misses, hit_rate = rate,
+      api_reduction = rate * 100, tokens_saved = self.tsaved, cost_saved = self.csaved },
+    validation_stats = { mean_validation_time = v.mean, median_validation_time = v.median,
+      total_validations = self.vcount },
+    overall_stats = { total_cycles = total, successful_cycles = ok, failed_cycles = total - ok,
+      success_rate = total > 0 and ok / total or 0, active_cycles = self.running,
+      total_file_operations = self.files },
+  }
+end
+
 --- The statistics of a list of cycle records (oldest first), with every key
 --- present (zeros for an empty list):
 ---
@@ -180,81 +300,9 @@ M.finite = finite
 ---@param extra? table
 ---@return table
 function M.cycles(cycles, extra)
-  local durations, vtimes = {}, {}
-  local total, ok, running, files = 0, 0, 0, 0
-  local calls, hits, misses, tsaved, csaved, vcount = 0, 0, 0, 0, 0, 0
-  local tin, tout, cost, best, last, first_start, last_end = 0, 0, 0, nil, nil, nil, nil
-  local ok_count, ok_time = 0, 0
-  local with_extra = extra ~= nil
-  for i = 1, #cycles do
-    local r = cycles[i]
-    if with_extra then
-      tin = tin + num(r.tokens_in)
-      tout = tout + num(r.tokens_out)
-      cost = cost + num(r.cost)
-      local score = r.score
-      local b = r.best_score
-      if not finite(b) then
-        b = finite(score) and score or nil
-      end
-      if b and (not best or b > best) then
-        best = b
-      end
-      if finite(score) then
-        last = score
-      end
-      local t = r.start_time
-      if finite(t) and (not first_start or t < first_start) then
-        first_start = t
-      end
-      t = r.end_time
-      if finite(t) and (not last_end or t > last_end) then
-        last_end = t
-      end
-      if r.success and finite(r.duration) then
-        ok_count, ok_time = ok_count + 1, ok_time + r.duration
-      end
-    end
-    if r.end_time == nil and r.success == nil then
-      running = running + 1
-    else
-      total = total + 1
-      if r.success then
-        ok = ok + 1
-        durations[#durations + 1] = num(r.duration)
-      end
-      calls = calls + num(r.llm_calls)
-      hits = hits + num(r.llm_cache_hits)
-      misses = misses + num(r.llm_cache_misses)
-      tsaved = tsaved + num(r.tokens_saved)
-      csaved = csaved + num(r.cost_saved)
-      files = files + num(r.file_operations)
-      local vc = num(r.validation_count)
-      if vc > 0 then
-        vtimes[#vtimes + 1] = num(r.validation_time)
-      end
-      vcount = vcount + vc
-    end
-  end
-  local d = M.summary(durations)
-  local v = M.summary(vtimes)
-  if with_extra then
-    extra.validation_times = v.sorted or {}
-    extra.totals = { tokens_in = tin, tokens_out = tout, cost = cost, best_score = best, last_score = last,
-      first_start = first_start, last_end = last_end }
-    extra.successful = { count = ok_count, time = ok_time }
-  end
-  local rate = calls > 0 and hits / calls or 0
-  return {
-    cycle_stats = { mean = d.mean, median = d.median, min = d.min, max = d.max, stdev = d.stdev, p90 = d.p90,
-      p99 = d.p99 },
-    cache_stats = { total_llm_calls = calls, cache_hits = hits, cache_misses = misses, hit_rate = rate,
-      api_reduction = rate * 100, tokens_saved = tsaved, cost_saved = csaved },
-    validation_stats = { mean_validation_time = v.mean, median_validation_time = v.median,
-      total_validations = vcount },
-    overall_stats = { total_cycles = total, successful_cycles = ok, failed_cycles = total - ok,
-      success_rate = total > 0 and ok / total or 0, active_cycles = running, total_file_operations = files },
-  }
+  local p = M.pass(extra)
+  p:add(cycles)
+  return p:result()
 end
 
 return M
