@@ -13,6 +13,7 @@ local po = {
   isatty = core.isatty,
   store = core.store,
   semantic = core.semantic,
+  write_file = core.write_file,
 }
 
 -- name -> module whose field of the same name it is

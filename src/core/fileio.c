@@ -233,10 +233,10 @@ int po_file_read(const po_root *r, const char *path, po_strbuf *out, int *err) {
 
 /* ---- writing ---- */
 
-/* Opens (creating as needed) the directory dir, confined to the root when
- * there is one. dir is relative to the root or the working directory, or
- * absolute without a root; "" means the start itself. */
-static int open_dir_creating(const po_root *r, const char *dir, int *err) {
+/* Opens the directory dir (with create, creating what is missing), confined
+ * to the root when there is one. dir is relative to the root or the working
+ * directory, or absolute without a root; "" means the start itself. */
+static int open_dir(const po_root *r, const char *dir, int create, int *err) {
   const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
   size_t n = strlen(dir);
   char *prefix = malloc(n + 2);
@@ -260,7 +260,7 @@ static int open_dir_creating(const po_root *r, const char *dir, int *err) {
     memcpy(prefix, dir, upto);
     prefix[upto] = '\0';
     int fd = open_path(r, prefix, flags, err);
-    if (fd == PO_EIO && *err == ENOENT && !(len == 2 && s[0] == '.' && s[1] == '.')) {
+    if (create && fd == PO_EIO && *err == ENOENT && !(len == 2 && s[0] == '.' && s[1] == '.')) {
       char name[NAME_MAX + 1];
       snprintf(name, sizeof name, "%.*s", (int)len, s);
       if (mkdirat(parent, name, 0777) != 0 && errno != EEXIST) {
@@ -295,6 +295,12 @@ static int write_all(int fd, const char *p, size_t len) {
 }
 
 int po_file_write(const po_root *r, const char *path, const void *data, size_t len, int sync, int *err) {
+  return po_file_write_flags(r, path, data, len, PO_FILE_PARENTS | (sync ? PO_FILE_SYNC : 0u), err);
+}
+
+int po_file_write_flags(const po_root *r, const char *path, const void *data, size_t len, unsigned flags,
+                        int *err) {
+  const int sync = (flags & PO_FILE_SYNC) != 0;
   const char *rel;
   *err = 0;
   int rc = confine(r, path, &rel);
@@ -308,7 +314,7 @@ int po_file_write(const po_root *r, const char *path, const void *data, size_t l
   if (!dir) return PO_ENOMEM;
   memcpy(dir, rel, dir_len);
   dir[dir_len] = '\0';
-  int dirfd = open_dir_creating(r, dir, err);
+  int dirfd = open_dir(r, dir, (flags & PO_FILE_PARENTS) != 0, err);
   free(dir);
   if (dirfd < 0) return dirfd;
 

@@ -43,6 +43,15 @@ int po_file_read(const po_root *root, const char *path, po_strbuf *out, int *sys
  * ever created outside root. */
 int po_file_write(const po_root *root, const char *path, const void *data, size_t len, int sync, int *sys_errno);
 
+/* Flags of po_file_write_flags. */
+enum { PO_FILE_SYNC = 1u, PO_FILE_PARENTS = 2u };
+
+/* Like po_file_write, with flags: PO_FILE_SYNC as sync above, and
+ * PO_FILE_PARENTS to create missing parent directories; without it a missing
+ * parent is PO_EIO with *sys_errno ENOENT. */
+int po_file_write_flags(const po_root *root, const char *path, const void *data, size_t len, unsigned flags,
+                        int *sys_errno);
+
 /* For tests: 1 makes confinement use the realpath checks even where the
  * kernel has openat2; 0 restores the default. */
 void po_fileio_force_fallback(int on);

@@ -156,11 +156,36 @@ static void root_open_errors_and_creation(void) {
   teardown();
 }
 
+/* Without PO_FILE_PARENTS a missing directory is an error and nothing is
+ * created; an existing one is written to as usual. */
+static void write_without_parents(void) {
+  setup();
+  int err;
+  char path[256];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/missing/dir/f", base);
+  CHECK_EQ_INT(po_file_write_flags(NULL, path, "x", 1, PO_FILE_SYNC, &err), PO_EIO);
+  CHECK_EQ_INT(err, ENOENT);
+  snprintf(path, sizeof path, "%s/missing", base);
+  CHECK(stat(path, &st) != 0);
+  po_root *r;
+  REQUIRE(po_root_open(rootdir, 0, &r, &err) == 0);
+  CHECK_EQ_INT(po_file_write_flags(r, "nodir/f", "x", 1, 0, &err), PO_EIO);
+  CHECK_EQ_INT(err, ENOENT);
+  CHECK_EQ_INT(po_file_write_flags(r, "inner/g", "yz", 2, PO_FILE_SYNC, &err), 0);
+  char buf[8];
+  CHECK_EQ_INT(read_str(r, "inner/g", buf, sizeof buf, &err), 0);
+  CHECK_EQ_STR(buf, "yz");
+  po_root_close(r);
+  teardown();
+}
+
 int main(void) {
   RUN(confined_with_openat2);
   RUN(confined_with_realpath_fallback);
   RUN(overwrite_keeps_mode_and_is_atomic);
   RUN(unconfined_paths);
   RUN(root_open_errors_and_creation);
+  RUN(write_without_parents);
   return TEST_SUMMARY();
 }

@@ -430,6 +430,35 @@ print(json.dumps(rows))
       assert.are.equal(2, n)
     end)
 
+    it("lets two processes export to one path at once, each whole, no temporary file left", function()
+      local store = dir .. "/shared-store"
+      local writer = assert(po.metrics.collector { path = store })
+      for i = 1, 20 do
+        cycle(writer, i, { hits = 1 })
+      end
+      writer:close()
+      local path = dir .. "/out/shared.jsonl"
+      assert(os.execute("mkdir " .. q(dir .. "/out")) == 0)
+      local script = proc.tempfile(([[
+        local po = require "poengine"
+        local col = assert(po.metrics.collector { path = %q })
+        for _ = 1, 40 do
+          assert(col:export("jsonl", %q))
+        end
+        col:close()
+      ]]):format(store, path), ".lua")
+      local a = po.run { argv = { proc.bin, script } }
+      local b = po.run { argv = { proc.bin, script } }
+      for _, r in ipairs { a:wait(), b:wait() } do
+        assert.are.equal("ok", r.status, r.stderr)
+      end
+      os.remove(script)
+      assert.are.equal(20, select(2, read(path):gsub("\n", "")))
+      local p = assert(io.popen("ls -A " .. q(dir .. "/out")))
+      assert.are.equal("shared.jsonl\n", p:read("*a"))
+      p:close()
+    end)
+
     it("returns EIO when the file cannot be written", function()
       local ok, err, code = col:export("csv", dir .. "/missing/dir/x.csv")
       assert.is_nil(ok)

@@ -428,6 +428,16 @@ describe("po.llm.router", function()
     assert.has_error(function() r.complete { prompt = "x" } end)
   end)
 
+  it("names the provider kinds, a script's own adapters included, when a provider is neither", function()
+    local adapters = require("poengine.llm.provider").adapters
+    adapters.spec_kind = adapters.openai
+    local ok, err = pcall(po.llm.router, { deployments = { { provider = 42 } } })
+    adapters.spec_kind = nil
+    assert.is_false(ok)
+    assert.matches('provider must be a provider kind %("openai", "anthropic", "ollama", "spec_kind", "lua"%) or a '
+      .. "provider object", err)
+  end)
+
   it("accepts provider objects, lua ones included", function()
     local p = po.llm.provider("lua", { model = "offline", fn = function(req) return { text = "ok " .. req.messages[1].content } end })
     local r = po.llm.router { deployments = { { provider = p, max_concurrency = 1 } } }

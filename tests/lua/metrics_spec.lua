@@ -29,8 +29,8 @@ describe("po.metrics", function()
     local names = {}
     for k in pairs(metrics) do names[#names + 1] = k end
     table.sort(names)
-    assert.are.same({ "collect", "collector", "counter", "expose", "fast_path", "gauge", "global", "histogram",
-      "set_global", "timer" }, names)
+    assert.are.same({ "collect", "collector", "counter", "existing_global", "expose", "fast_path", "gauge", "global",
+      "histogram", "set_global", "timer" }, names)
     assert.are.equal("ffi.C", metrics.fast_path)
   end)
 

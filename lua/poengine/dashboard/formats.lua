@@ -3,6 +3,7 @@
 --- Each is what a script would pass to po.dashboard.format.
 local escape = require "poengine.dashboard.escape"
 local fmt = require "poengine.dashboard.fmt"
+local source = require "poengine.dashboard.source"
 
 local M = {}
 
@@ -19,13 +20,9 @@ local function json()
   return require("poengine").json
 end
 
--- "collector (in memory) · 1,000 cycles"
 local function source_line(data)
-  local src = data.source
-  local n = src.kind == "statistics" and src.statistics.overall_stats.total_cycles or #src.cycles
-  return src.label .. " \194\183 " .. fmt.int(n) .. (n == 1 and " cycle" or " cycles")
+  return source.describe(data.source)
 end
-M.source_line = source_line
 
 add {
   name = "text",
@@ -252,7 +249,7 @@ local function gauges(data)
   gauge("llm_calls", "LLM calls, by cache outcome.", nil, { "cache", "hit" }, n(k.cache_hits))
   gauge("llm_calls", "LLM calls, by cache outcome.", nil, { "cache", "miss" }, n(k.cache_misses))
   gauge("cache_hit_ratio", "Cache hits over LLM calls.", nil, nil, n(k.hit_rate))
-  local t = require("poengine.dashboard.source").totals(src)
+  local t = source.totals(src)
   local has_cycles = src.kind ~= "statistics"
   local tokens_help = "LLM tokens spent (cache misses) and saved (cache hits), by direction."
   if has_cycles then

@@ -5,6 +5,7 @@
 --- escaping: even injected markup could not run a script or fetch anything.
 local escape = require "poengine.dashboard.escape"
 local fmt = require "poengine.dashboard.fmt"
+local source = require "poengine.dashboard.source"
 
 local M = {}
 
@@ -57,7 +58,6 @@ M.csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 
 ---@param data table  what d:data() returned
 ---@return string
 function M.page(d, data)
-  local formats = require "poengine.dashboard.formats"
   local out = {
     "<!DOCTYPE html>",
     '<html lang="en">',
@@ -75,7 +75,7 @@ function M.page(d, data)
   out[#out + 1] = "<style>" .. M.css .. "</style>"
   out[#out + 1] = "</head>"
   out[#out + 1] = "<body>"
-  out[#out + 1] = "<header><h1>" .. h(data.title) .. '</h1><div class="meta">' .. h(formats.source_line(data))
+  out[#out + 1] = "<header><h1>" .. h(data.title) .. '</h1><div class="meta">' .. h(source.describe(data.source))
     .. " \194\183 generated " .. h(fmt.datetime(data.generated_at)) .. "</div></header>"
   out[#out + 1] = "<main>"
   local ctx = { width = data.options.width, source = data.source }

@@ -291,9 +291,9 @@ function Dashboard:render(format)
 end
 
 --- Writes the dashboard to `path` in `format` (default: the one its
---- extension selects). The file is replaced whole (written beside it, then
---- renamed), so a reader never sees half a dashboard. Returns true, or nil,
---- message, code.
+--- extension selects). The file is replaced whole and durably
+--- (po.write_file), so a reader never sees half a dashboard. Returns true,
+--- or nil, message, code.
 ---@param path string
 ---@param format? string
 ---@return true|nil ok, string? err, string? code
@@ -311,19 +311,9 @@ function Dashboard:write(path, format)
   if not text then
     return nil, err, code
   end
-  local tmp = path .. ".tmp" .. tostring(require("poengine_core").now()):gsub("%D", "")
-  local f, ferr = io.open(tmp, "wb")
-  if not f then
-    return nil, "po.dashboard:write: " .. ferr, "EIO"
-  end
-  local ok, werr = f:write(text)
-  f:close()
-  if ok then
-    ok, werr = os.rename(tmp, path)
-  end
+  local ok, werr = require("poengine_core").write_file(path, text)
   if not ok then
-    os.remove(tmp)
-    return nil, "po.dashboard:write: " .. tostring(werr), "EIO"
+    return nil, "po.dashboard:write: " .. werr:gsub("^po%.write_file: ", ""), "EIO"
   end
   return true
 end

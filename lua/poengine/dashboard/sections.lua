@@ -4,10 +4,11 @@
 --- format knows how to draw (see poengine.dashboard.blocks).
 local fmt = require "poengine.dashboard.fmt"
 local source = require "poengine.dashboard.source"
+local stats = require "poengine.metrics.stats"
 
 local M = {}
 
-local num = source.num
+local num = stats.num
 local floor, max = math.floor, math.max
 local type, pairs = type, pairs
 
@@ -316,7 +317,7 @@ add {
       x.mean_duration = ratio(x.duration, x.runs)
     end
     return figures(v, { "total_validations", "mean_validation_time", "median_validation_time" }, {
-      total_time = total, p90 = source.percentile(times, 90), max = times[#times] or 0,
+      total_time = total, p90 = stats.percentile(times, 90), max = times[#times] or 0,
       validators = json_array(validators) })
   end,
   view = function(d, ctx)

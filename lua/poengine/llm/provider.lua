@@ -22,6 +22,30 @@ M.adapters = {
   ollama = require "poengine.llm.ollama",
 }
 
+-- The built-in kinds, in the order messages list them.
+local BUILT_IN = { openai = 1, anthropic = 2, ollama = 3 }
+
+--- The provider kinds M.new accepts: the built-in adapters, then those a
+--- script added to M.adapters (alphabetically), then "lua".
+---@return string[]
+function M.kinds()
+  local list = {}
+  for k in pairs(M.adapters) do
+    list[#list + 1] = k
+  end
+  table.sort(list, function(a, b)
+    local ra, rb = BUILT_IN[a], BUILT_IN[b]
+    if ra and rb then
+      return ra < rb
+    elseif ra or rb then
+      return ra ~= nil
+    end
+    return a < b
+  end)
+  list[#list + 1] = "lua"
+  return list
+end
+
 local Provider = {}
 Provider.__index = Provider
 Provider.__name = "poengine.llm.provider"
@@ -68,7 +92,7 @@ function M.new(kind, opts)
       error("po.llm.provider: the lua provider needs fn = function(request, on_token)", 2)
     end
   elseif not adapter then
-    error("po.llm.provider: unknown provider '" .. kind .. "' (openai, anthropic, ollama, lua)", 2)
+    error("po.llm.provider: unknown provider '" .. kind .. "' (" .. concat(M.kinds(), ", ") .. ")", 2)
   end
   local key = opts.api_key
   local key_env = opts.api_key_env or (adapter and adapter.key_env)

@@ -6,6 +6,8 @@
 local po = require "poengine"
 local util = require "poengine.llm.util"
 local provider_mod = require "poengine.llm.provider"
+local limits = require "poengine.llm.limits"
+local stats = require "poengine.metrics.stats"
 
 local M = {}
 
@@ -64,8 +66,8 @@ local function new_deployment(fname, i, d, opts)
     popts.ttft_timeout = popts.ttft_timeout or opts.ttft_timeout
     p = provider_mod.new(p, popts)
   elseif getmetatable(p) == nil or type(p.complete) ~= "function" then
-    error(fname .. ": deployments[" .. i .. "].provider must be a provider kind (\"openai\", \"anthropic\", "
-      .. "\"ollama\", \"lua\") or a provider object", 3)
+    error(fname .. ": deployments[" .. i .. "].provider must be a provider kind (\""
+      .. table.concat(provider_mod.kinds(), "\", \"") .. "\") or a provider object", 3)
   end
   local where = "deployments[" .. i .. "]"
   positive(fname, where .. ".weight", d.weight)
@@ -197,97 +199,6 @@ function Router:_order()
   return list
 end
 
--- Drops entries older than the window from a list of times or { t, ... }.
-local function trim(list, t, window, key)
-  local cut = 0
-  for i = 1, #list do
-    local v = list[i]
-    if (key and v[key] or v) > t - window then
-      break
-    end
-    cut = i
-  end
-  if cut > 0 then
-    local n = #list
-    for i = 1, n - cut do
-      list[i] = list[i + cut]
-    end
-    for i = n - cut + 1, n do
-      list[i] = nil
-    end
-  end
-end
-
-local function tokens_in_window(d)
-  local sum = 0
-  for _, e in ipairs(d.spent) do
-    sum = sum + e.tokens
-  end
-  return sum
-end
-
--- A rough count of a request's tokens before sending: 4 characters a token
--- for the text, plus what it may generate.
-local function estimate_tokens(req)
-  local chars = #(req.system or "")
-  for _, m in ipairs(req.messages) do
-    if type(m.content) == "string" then
-      chars = chars + #m.content
-    end
-  end
-  return floor(chars / 4) + 1 + (req.max_tokens or 0)
-end
-
--- Waits for a concurrency slot, then for room under rpm and tpm. Returns
--- the tpm reservation (to be corrected with the real count).
-local function acquire(d, estimate, window)
-  if d.max_concurrency and d.inflight >= d.max_concurrency then
-    local slot = po.future()
-    d.waiters[#d.waiters + 1] = slot
-    slot:wait() -- release() hands its slot over: inflight stays counted
-  else
-    d.inflight = d.inflight + 1
-  end
-  while true do
-    local t = now()
-    local wait = 0
-    if d.rpm then
-      trim(d.starts, t, window)
-      if #d.starts >= d.rpm then
-        wait = d.starts[1] + window - t
-      end
-    end
-    if d.tpm and wait <= 0 then
-      trim(d.spent, t, window, "t")
-      if #d.spent > 0 and tokens_in_window(d) + estimate > d.tpm then
-        wait = d.spent[1].t + window - t
-      end
-    end
-    if wait <= 0 then
-      break
-    end
-    sleep(wait)
-  end
-  local t = now()
-  if d.rpm then
-    d.starts[#d.starts + 1] = t
-  end
-  local reservation = { t = t, tokens = estimate }
-  if d.tpm then
-    d.spent[#d.spent + 1] = reservation
-  end
-  return reservation
-end
-
-local function release(d)
-  local nextw = table.remove(d.waiters, 1)
-  if nextw then
-    nextw:resolve(true)
-  else
-    d.inflight = d.inflight - 1
-  end
-end
-
 ---------------------------------------------------------------------------
 -- Failures
 
@@ -358,15 +269,6 @@ local function record_latency(s, latency)
   s.next = s.next % LATENCY_KEEP + 1
 end
 
-local function percentile(sorted, p)
-  local n = #sorted
-  if n == 0 then
-    return 0
-  end
-  local rank = math.ceil(p / 100 * n)
-  return sorted[max(1, min(n, rank))]
-end
-
 --- The router's own counts (never the cache's): total_calls, total_tokens,
 --- total_errors, success_rate, by_provider, cache, cost, tokens_saved,
 --- cost_saved.
@@ -374,13 +276,9 @@ function Router:stats()
   local c = self.counts
   local by = {}
   for name, s in pairs(self.by_provider) do
-    local sorted = {}
-    for i, v in ipairs(s.latencies) do
-      sorted[i] = v
-    end
-    sort(sorted)
+    local sorted = stats.sorted(s.latencies)
     by[name] = { calls = s.calls, tokens = s.tokens, errors = s.errors, cost = s.cost,
-      latency_p50 = percentile(sorted, 50), latency_p99 = percentile(sorted, 99) }
+      latency_p50 = stats.percentile(sorted, 50), latency_p99 = stats.percentile(sorted, 99) }
   end
   local lookups = c.hits + c.misses
   return {
@@ -402,13 +300,12 @@ function Router:stats()
 end
 
 -- Records the call in the global collector's active cycle (opts.cycle, or
--- the only active one), when po.metrics is in use.
+-- the only active one), when the script has a global collector.
 local function record_metrics(opts, call)
-  local metrics = package.loaded["poengine.metrics"]
-  if not metrics then
+  local col = require("poengine.metrics").existing_global()
+  if not col then
     return
   end
-  local col = metrics.global()
   local id = opts.cycle
   if id == nil then
     local active = col:active()
@@ -545,12 +442,12 @@ function Router:complete(request, opts)
         dreq = util.copy(req)
         dreq.model = d.model
       end
-      local reservation = acquire(d, estimate_tokens(req), self._limit_window)
+      local reservation = limits.acquire(d, limits.estimate_tokens(req), self._limit_window)
       local s = provider_stats(self, d.name)
       s.calls = s.calls + 1
       local ok_call, res, err, code, info = pcall(d.provider.complete, d.provider, dreq,
         { on_token = token_cb, normalized = true })
-      release(d)
+      limits.release(d)
       if not ok_call then
         error(res, 0) -- a programmer error inside a provider: raise it as it is
       end

@@ -12,14 +12,16 @@
 --- append to one store; a collector reopened on it sees the history.
 ---
 --- Each collector also feeds the metrics primitives (labelled with its
---- name), so po.metrics.expose() shows its cycles, calls and latencies.
+--- name), so po.metrics.expose() shows its cycles, calls and latencies
+--- (poengine.metrics.instruments).
 local core = require "poengine_core"
-local metrics = require "poengine.metrics"
+local history = require "poengine.metrics.history"
+local instruments = require "poengine.metrics.instruments"
 local record = require "poengine.metrics.record"
-local sort = require("poengine.metrics.sort").numbers
+local stats = require "poengine.metrics.stats"
 
 local type, error, pairs, ipairs, setmetatable, tostring = type, error, pairs, ipairs, setmetatable, tostring
-local floor, sqrt, ceil = math.floor, math.sqrt, math.ceil
+local floor = math.floor
 local now, time = core.now, core.time
 
 local M = {}
@@ -28,109 +30,6 @@ local Collector = {}
 Collector.__index = Collector
 
 local BATCH = 256
-
--- ---- history backends: the same interface in memory and in the store -------
-
-local memory = {}
-memory.__index = memory
-
-local function new_memory()
-  return setmetatable({ items = {}, first = 1, last = 0 }, memory)
-end
-
-function memory:append(bytes, max)
-  local last = self.last + 1
-  self.items[last] = bytes
-  self.last = last
-  while last - self.first + 1 > max do
-    self.items[self.first] = nil
-    self.first = self.first + 1
-  end
-  return true
-end
-
-function memory:count()
-  return self.last - self.first + 1
-end
-
--- Up to limit records after position `after` (0: from the oldest), with the
--- position of the last one.
-function memory:scan(after, limit)
-  local out, from = {}, after + 1
-  if from < self.first then
-    from = self.first
-  end
-  local to = from + limit - 1
-  if to > self.last then
-    to = self.last
-  end
-  for i = from, to do
-    out[#out + 1] = self.items[i]
-  end
-  return out, to
-end
-
-function memory:tail(n)
-  local out = {}
-  local from = self.last - n + 1
-  if from < self.first then
-    from = self.first
-  end
-  for i = from, self.last do
-    out[#out + 1] = self.items[i]
-  end
-  return out
-end
-
-function memory:clear()
-  self.items, self.first, self.last = {}, 1, 0
-  return true
-end
-
-function memory:close() end
-
-local stored = {}
-stored.__index = stored
-
-local function new_stored(path, durability)
-  local log, err, code = core.store.log(path, "cycles", { durability = durability })
-  if not log then
-    return nil, err, code
-  end
-  return setmetatable({ log = log }, stored)
-end
-
-function stored:append(bytes, max)
-  local key, err, code = self.log:append(bytes, max)
-  if not key then
-    return nil, err, code
-  end
-  return true
-end
-
-function stored:count()
-  return self.log:count()
-end
-
-function stored:scan(after, limit)
-  local values, keys = self.log:scan(after, limit)
-  if not values then
-    return nil, keys
-  end
-  return values, keys[#keys] or after
-end
-
-function stored:tail(n)
-  return (self.log:tail(n))
-end
-
-function stored:clear()
-  return self.log:clear()
-end
-
-function stored:close()
-  self.log:close()
-end
 
 -- ---- options ----------------------------------------------------------------
 
@@ -163,83 +62,32 @@ local function check_options(opts)
   return max, opts.path, name, durability
 end
 
--- ---- the primitives each collector feeds -------------------------------------
-
-local function instruments(name)
-  local l = { collector = name }
-  local function with(extra)
-    local t = { collector = name }
-    for k, v in pairs(extra) do
-      t[k] = v
-    end
-    return t
-  end
-  local seconds = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600 }
-  return {
-    cycles_ok = metrics.counter("po_cycles_total", { help = "Optimization cycles ended, by result.",
-      labels = with { result = "success" } }),
-    cycles_failed = metrics.counter("po_cycles_total", { help = "Optimization cycles ended, by result.",
-      labels = with { result = "failure" } }),
-    active = metrics.gauge("po_cycles_active", { help = "Optimization cycles started and not ended.", labels = l }),
-    duration = metrics.histogram("po_cycle_duration_seconds", { help = "Duration of ended optimization cycles.",
-      unit = "seconds", buckets = seconds, labels = l }),
-    tokens_in = metrics.counter("po_llm_tokens_total", { help = "LLM tokens spent (cache misses), by direction.",
-      labels = with { direction = "in" } }),
-    tokens_out = metrics.counter("po_llm_tokens_total", { help = "LLM tokens spent (cache misses), by direction.",
-      labels = with { direction = "out" } }),
-    cost = metrics.counter("po_llm_cost_dollars_total", { help = "US dollars spent on LLM calls (cache misses).",
-      labels = l }),
-    validation = metrics.histogram("po_validation_duration_seconds", {
-      help = "Duration of recorded validation runs.", unit = "seconds", buckets = seconds, labels = l }),
-    file_operations = metrics.counter("po_file_operations_total", { help = "File operations recorded in cycles.",
-      labels = l }),
-    per_provider = {},
-    with = with,
-  }
-end
-
--- Per provider: calls by cache outcome, and latency.
-local function provider_instruments(ins, provider)
-  local p = ins.per_provider[provider]
-  if not p then
-    p = {
-      hit = metrics.counter("po_llm_calls_total", { help = "LLM calls, by provider and cache outcome.",
-        labels = ins.with { provider = provider, cache = "hit" } }),
-      miss = metrics.counter("po_llm_calls_total", { help = "LLM calls, by provider and cache outcome.",
-        labels = ins.with { provider = provider, cache = "miss" } }),
-      latency = metrics.histogram("po_llm_latency_seconds", { help = "LLM call latency, by provider.",
-        unit = "seconds", buckets = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120 },
-        labels = ins.with { provider = provider } }),
-    }
-    ins.per_provider[provider] = p
-  end
-  return p
-end
-
 -- ---- the collector --------------------------------------------------------
 
---- Creates a collector.
+--- Creates a collector (po.metrics.collector, which passes itself as
+--- metrics: the primitives the collector feeds).
 ---@param opts? { max_history?: integer, path?: string, name?: string, durability?: "none"|"batch"|"full" }
+---@param metrics table   poengine.metrics
 ---@return table|nil collector, string? message, string? code
-function M.new(opts)
+function M.new(opts, metrics)
   local max, path, name, durability = check_options(opts)
-  local history, err, code
+  local h, err, code
   if path then
-    history, err, code = new_stored(path, durability)
-    if not history then
+    h, err, code = history.stored(path, durability)
+    if not h then
       return nil, err, code
     end
   else
-    history = new_memory()
+    h = history.memory()
   end
   return setmetatable({
     max_history = max,
     path = path,
     name = name,
-    _history = history,
+    _history = h,
     _active = {},
     _nactive = 0,
-    _ins = instruments(name),
+    _ins = instruments.new(metrics, name),
   }, Collector)
 end
 
@@ -338,7 +186,7 @@ function Collector:record_llm_call(id, call)
     return no_cycle(m, id)
   end
   local rec, ins = a.rec, self._ins
-  local p = provider_instruments(ins, provider)
+  local p = instruments.provider(ins, provider)
   rec.llm_calls = rec.llm_calls + 1
   if call.cache_hit then
     rec.llm_cache_hits = rec.llm_cache_hits + 1
@@ -470,22 +318,33 @@ local function decode(bytes, numbers_only)
   return rec
 end
 
---- Calls fn(rec) for every record, oldest first, reading in batches.
-local function each_record(self, numbers_only, fn)
+--- Calls fn(batch) for every batch of encoded records, oldest first.
+local function each_batch(self, fn)
   local after = 0
   while true do
     local batch, last = self._history:scan(after, BATCH)
     if not batch then
       error("po.metrics.collector: " .. tostring(last), 0)
     end
-    for i = 1, #batch do
-      fn(decode(batch[i], numbers_only))
-    end
+    fn(batch)
     if #batch < BATCH then
       return
     end
     after = last
   end
+end
+
+--- Calls fn(rec) for every record, oldest first, reading in batches.
+local function each_record(self, numbers_only, fn)
+  each_batch(self, function(batch)
+    for i = 1, #batch do
+      fn(decode(batch[i], numbers_only))
+    end
+  end)
+end
+
+local function decode_numbers(bytes)
+  return decode(bytes, true)
 end
 
 --- An iterator over the history's records, oldest first:
@@ -565,116 +424,20 @@ function Collector:close()
   self._history:close()
 end
 
--- ---- statistics ---------------------------------------------------------------
-
-local function mean(xs)
-  local s = 0
-  for i = 1, #xs do
-    s = s + xs[i]
-  end
-  return #xs > 0 and s / #xs or 0
-end
-
--- xs sorted
-local function median(xs)
-  local n = #xs
-  if n == 0 then
-    return 0
-  end
-  if n % 2 == 1 then
-    return xs[(n + 1) / 2]
-  end
-  return (xs[n / 2] + xs[n / 2 + 1]) / 2
-end
-
--- nearest rank, xs sorted
-local function percentile(xs, p)
-  local n = #xs
-  if n == 0 then
-    return 0
-  end
-  local rank = ceil(p * n / 100)
-  if rank < 1 then
-    rank = 1
-  end
-  return xs[rank]
-end
-
--- sample standard deviation (n - 1), 0 below two values
-local function stdev(xs, m)
-  local n = #xs
-  if n < 2 then
-    return 0
-  end
-  local s = 0
-  for i = 1, n do
-    s = s + (xs[i] - m) ^ 2
-  end
-  return sqrt(s / (n - 1))
-end
-
 --- Statistics over the history: cycle_stats (successful cycles' durations),
 --- cache_stats, validation_stats, overall_stats. Every key is present, with
 --- zeros for an empty history.
 ---@return table
 function Collector:statistics()
-  local durations, vtimes = {}, {}
-  local calls, hits, misses, tsaved, csaved, validations, files = 0, 0, 0, 0, 0, 0, 0
-  local total, ok = 0, 0
-  each_record(self, true, function(r)
-    total = total + 1
-    if r.success then
-      ok = ok + 1
-      durations[#durations + 1] = r.duration
-    end
-    calls = calls + r.llm_calls
-    hits = hits + r.llm_cache_hits
-    misses = misses + r.llm_cache_misses
-    tsaved = tsaved + r.tokens_saved
-    csaved = csaved + r.cost_saved
-    if r.validation_count > 0 then
-      vtimes[#vtimes + 1] = r.validation_time
-    end
-    validations = validations + r.validation_count
-    files = files + r.file_operations
+  local pass = stats.pass()
+  each_batch(self, function(batch)
+    -- Decoded inside the pass, each record is read and dropped in one
+    -- step, which lets LuaJIT skip allocating it.
+    pass:add(batch, #batch, decode_numbers)
   end)
-  sort(durations)
-  sort(vtimes)
-  local dmean = mean(durations)
-  local hit_rate = calls > 0 and hits / calls or 0
-  return {
-    cycle_stats = {
-      mean = dmean,
-      median = median(durations),
-      min = durations[1] or 0,
-      max = durations[#durations] or 0,
-      stdev = stdev(durations, dmean),
-      p90 = percentile(durations, 90),
-      p99 = percentile(durations, 99),
-    },
-    cache_stats = {
-      total_llm_calls = calls,
-      cache_hits = hits,
-      cache_misses = misses,
-      hit_rate = hit_rate,
-      api_reduction = hit_rate * 100,
-      tokens_saved = tsaved,
-      cost_saved = csaved,
-    },
-    validation_stats = {
-      mean_validation_time = mean(vtimes),
-      median_validation_time = median(vtimes),
-      total_validations = validations,
-    },
-    overall_stats = {
-      total_cycles = total,
-      successful_cycles = ok,
-      failed_cycles = total - ok,
-      success_rate = total > 0 and ok / total or 0,
-      active_cycles = self._nactive,
-      total_file_operations = files,
-    },
-  }
+  local s = pass:result()
+  s.overall_stats.active_cycles = self._nactive
+  return s
 end
 
 --- Writes the history to path as "json" (one document: exported_at,

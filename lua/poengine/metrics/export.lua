@@ -1,9 +1,9 @@
 --- Exports of a collector's history: a JSON document, JSON lines, or CSV
 --- (RFC 4180: CRLF line ends, fields holding a comma, a double quote, CR or
 --- LF are quoted, quotes doubled). Times of day are RFC 3339 in UTC
---- ("2026-11-26T12:12:00.123Z"); durations stay seconds. The file is written
---- beside path and renamed over it, so a reader never sees half an export.
-local json = require("poengine_core").json
+--- ("2026-11-26T12:12:00.123Z"); durations stay seconds.
+local core = require "poengine_core"
+local json = core.json
 local number = require("poengine.metrics.expose").number
 
 local floor, format, concat, date = math.floor, string.format, table.concat, os.date
@@ -85,31 +85,38 @@ local encode_opts = { sort_keys = true }
 
 local writers = {}
 
-function writers.json(f, col, each_record)
+-- Each writer appends the export's pieces to out, in order.
+
+function writers.json(out, col, each_record)
   local stats = json.encode(col:statistics(), encode_opts)
-  f:write('{"exported_at":', json.encode(M.rfc3339(require("poengine_core").time())), ',"statistics":', stats,
-    ',"cycles":[')
+  out[#out + 1] = '{"exported_at":' .. json.encode(M.rfc3339(core.time())) .. ',"statistics":' .. stats
+    .. ',"cycles":['
   local first = true
   each_record(col, false, function(rec)
-    f:write(first and "\n" or ",\n", json.encode(exported(rec), encode_opts))
+    out[#out + 1] = first and "\n" or ",\n"
+    out[#out + 1] = json.encode(exported(rec), encode_opts)
     first = false
   end)
-  f:write(first and "]}\n" or "\n]}\n")
+  out[#out + 1] = first and "]}\n" or "\n]}\n"
 end
 
-function writers.jsonl(f, col, each_record)
+function writers.jsonl(out, col, each_record)
   each_record(col, false, function(rec)
-    f:write(json.encode(exported(rec), encode_opts), "\n")
+    out[#out + 1] = json.encode(exported(rec), encode_opts) .. "\n"
   end)
 end
 
-function writers.csv(f, col, each_record)
-  f:write(concat(M.columns, ","), "\r\n")
+function writers.csv(out, col, each_record)
+  out[#out + 1] = concat(M.columns, ",") .. "\r\n"
   each_record(col, false, function(rec)
-    f:write(csv_row(rec))
+    out[#out + 1] = csv_row(rec)
   end)
 end
 
+--- Writes col's history to path in format fmt: atomically and durably
+--- (po.write_file), so a reader never sees half an export and two exports
+--- to one path at once leave one of them whole. Returns true, or nil,
+--- message, "EIO".
 function M.write(col, fmt, path, each_record)
   local writer = writers[fmt]
   if not writer then
@@ -118,24 +125,11 @@ function M.write(col, fmt, path, each_record)
   if type(path) ~= "string" or path == "" then
     error("col:export: path must be a file name", 3)
   end
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then
-    return nil, "col:export: " .. err, "EIO"
-  end
-  local ok, werr = pcall(writer, f, col, each_record)
-  local closed, cerr = f:close()
-  if not ok or not closed then
-    os.remove(tmp)
-    if not ok then
-      error(werr, 0) -- a damaged record or a closed collector: not an I/O failure
-    end
-    return nil, "col:export: " .. tostring(cerr), "EIO"
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    return nil, "col:export: " .. tostring(rerr), "EIO"
+  local out = {}
+  writer(out, col, each_record) -- raises for a damaged record or a closed collector: not an I/O failure
+  local ok, err = core.write_file(path, concat(out))
+  if not ok then
+    return nil, "col:export: " .. err:gsub("^po%.write_file: ", ""), "EIO"
   end
   return true
 end

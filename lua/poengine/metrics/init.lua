@@ -255,7 +255,7 @@ end
 
 --- A cycle collector (see poengine.metrics.collector).
 function M.collector(opts)
-  return require("poengine.metrics.collector").new(opts)
+  return require("poengine.metrics.collector").new(opts, M)
 end
 
 local global_collector
@@ -266,6 +266,12 @@ function M.global()
   if not global_collector then
     global_collector = M.collector()
   end
+  return global_collector
+end
+
+--- The default collector if global() or set_global() has made one, else
+--- nil: for code that records into it only when a script uses it.
+function M.existing_global()
   return global_collector
 end
 

@@ -4,6 +4,7 @@
 --- Each constructor is a short function that returns a plain validator
 --- table; read one, copy it, change it.
 local po = require "poengine"
+local stats = require "poengine.metrics.stats"
 
 local type, ipairs, pairs, tostring, tonumber, error = type, ipairs, pairs, tostring, tonumber, error
 local sort = table.sort
@@ -182,33 +183,14 @@ end
 ---------------------------------------------------------------------------
 -- benchmark: statistics and the noise-aware comparison
 
-local function median_of(sorted)
-  local n = #sorted
-  if n == 0 then
-    return 0 / 0
-  end
-  if n % 2 == 1 then
-    return sorted[(n + 1) / 2]
-  end
-  return (sorted[n / 2] + sorted[n / 2 + 1]) / 2
-end
-
---- median, min, max and MAD (median absolute deviation) of samples.
+--- median, min, max and MAD (median absolute deviation) of samples; for
+--- no samples, median and MAD are 0 and min and max nil.
 ---@param samples number[]
 ---@return { median: number, min: number, max: number, mad: number, n: integer, samples: number[] }
 function M.stats(samples)
-  local s = {}
-  for i, x in ipairs(samples) do
-    s[i] = x
-  end
-  sort(s)
-  local med = median_of(s)
-  local dev = {}
-  for i, x in ipairs(s) do
-    dev[i] = math.abs(x - med)
-  end
-  sort(dev)
-  return { median = med, min = s[1], max = s[#s], mad = median_of(dev), n = #s, samples = samples }
+  local s = stats.sorted(samples)
+  local med = stats.median(s)
+  return { median = med, min = s[1], max = s[#s], mad = stats.mad(s, med), n = #s, samples = samples }
 end
 
 --- The noise-aware rule. Each side's band is its median ± noise × spread,
