@@ -130,6 +130,14 @@ describe("router: the fault matrix", function()
     assert.are.equal(1, count(small))
   end)
 
+  it("falls back at once on a reply past the deployment's max_body", function()
+    -- The echo reply is a few hundred bytes: past a 64-byte limit.
+    local capped = "capped"
+    local res = assert(router({ dep(capped, { max_body = 64 }), dep("roomy") }):complete { prompt = "hi" })
+    assert.are.equal("roomy", res.model)
+    assert.are.equal(1, count(capped))
+  end)
+
   it("falls back at once when nothing arrives before ttft_timeout", function()
     local stuck = "a#delay=3"
     local res = assert(router({ dep(stuck), dep("b") }, { ttft_timeout = 0.3 }):complete { prompt = "hi" })

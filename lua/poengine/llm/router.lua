@@ -31,7 +31,7 @@ local ROUTER_OPTIONS = {
 local ROUTING_FIELDS = { provider = true, weight = true, max_concurrency = true, rpm = true, tpm = true }
 local PROVIDER_FIELDS = { model = true, base_url = true, api_key = true, api_key_env = true, timeout = true,
   ttft_timeout = true, idle_timeout = true, connect_timeout = true, headers = true, name = true, fn = true,
-  input_includes_cached = true }
+  input_includes_cached = true, max_body = true, max_event = true }
 
 local check_names = require("poengine.util.options").check
 
@@ -208,7 +208,9 @@ local function classify(code, info)
   if code == "ERUNTIME" or code == "ECANCELED" or code == "EUNAVAIL" then
     return "stop"
   end
-  if code == "ECONTEXT" or info.stage == "ttfb" or code == "ETLS" then
+  -- A reply past the size limits would be as large again from the same
+  -- deployment.
+  if code == "ECONTEXT" or info.stage == "ttfb" or code == "ETLS" or code == "ETOOBIG" then
     return "next"
   end
   if code == "EHTTP" then
