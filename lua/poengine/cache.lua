@@ -2,38 +2,25 @@
 ---
 --- The table, the store and the key hashing are C (src/core/cache.c); this
 --- module is the object scripts hold. `get` and `set` with string keys take
---- a LuaJIT FFI fast path straight into the same C functions; request tables
---- (canonicalized in C) and everything else go through the C API binding.
+--- a LuaJIT FFI fast path straight into the same C functions (declared in
+--- poengine._ffi); request tables (canonicalized in C) and everything else
+--- go through the C API binding (src/bind/bind_cache.c).
 local core = require "poengine_core"
-local ffi = require "ffi"
+local cffi = require "poengine._ffi"
 
 local ccache = core.cache
 local json_encode, json_decode = core.json.encode, core.json.decode
 local type, error, setmetatable, pairs, ipairs, tostring, select = type, error, setmetatable, pairs, ipairs,
   tostring, select
-local ffi_string = ffi.string
 local concat = table.concat
 local unpack = unpack or table.unpack
+local ffi, C = cffi.ffi, cffi.C
+local ffi_string = ffi and ffi.string
+local ENOENT = ccache.ENOENT
 
 local M = {}
 
-pcall(ffi.cdef, [[
-  typedef struct po_cache po_cache;
-  typedef struct po_cache_result {
-    char *value; size_t len; size_t cap; unsigned flags; double age;
-  } po_cache_result;
-  typedef struct po_cache_ffi_api {
-    int (*get)(po_cache *c, const void *key, size_t klen, po_cache_result *r);
-    int (*set)(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen,
-               unsigned flags, double ttl, int sync);
-    int enoent;
-  } po_cache_ffi_api;
-]])
-local api = ffi.cast("const po_cache_ffi_api *", ccache.ffi_api())
-local ENOENT = api.enoent
-
 local JSON = 1 -- flags bit: the value is a table stored as JSON
-local SYNC = { full = 0, batch = 1, none = 2 }
 
 ---@class poengine.Cache
 local Cache = {}
@@ -158,14 +145,14 @@ function M.open(opts)
     return nil, err, code
   end
   local cfg = h:config()
-  local cp, rp = h:pointers()
+  local cp, rp, sync = h:pointers()
   return setmetatable({
     _h = h,
-    _c = ffi.cast("po_cache *", cp),
-    _r = ffi.cast("po_cache_result *", rp),
+    _c = C and ffi.cast("po_cache *", cp) or false, -- false: no FFI; nil: closed
+    _r = C and ffi.cast("po_cache_result *", rp),
     _ttl = cfg.ttl,
     _max_bytes = cfg.max_bytes or math.huge,
-    _sync = SYNC[cfg.sync],
+    _sync = sync,
     _semantic = semantic,
   }, Cache)
 end
@@ -211,9 +198,9 @@ function Cache:get(key)
     closed("cache:get")
   end
   local value, flags, age
-  if type(key) == "string" then
+  if c and type(key) == "string" then
     local r = self._r
-    local rc = api.get(c, key, #key, r)
+    local rc = C.po_cache_get(c, key, #key, r)
     if rc == 0 then
       value, flags, age = ffi_string(r.value, r.len), r.flags, r.age
     elseif rc ~= ENOENT then
@@ -302,8 +289,8 @@ function Cache:set(key, value, opts)
     end
     return self._h:set(key, text, flags, ttl, group, sem.id, stext, vec)
   end
-  if type(key) == "string" and #key + #text <= self._max_bytes then
-    local rc = api.set(c, key, #key, text, #text, flags, ttl, self._sync)
+  if c and type(key) == "string" and #key + #text <= self._max_bytes then
+    local rc = C.po_cache_set(c, key, #key, text, #text, flags, ttl, self._sync)
     if rc == 0 then
       return true
     end

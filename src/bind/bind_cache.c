@@ -378,13 +378,15 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
-/* h:pointers() -> the po_cache and the result buffer, as light userdata, for
- * the FFI fast path (valid until the handle closes). */
+/* h:pointers() -> the po_cache and the result buffer, as light userdata (valid
+ * until the handle closes), and the handle's po_store_durability: what the FFI
+ * fast path passes to po_cache_get and po_cache_set. */
 static int l_pointers(lua_State *L) {
   handle *h = check_open(L, 1, "cache:pointers");
   lua_pushlightuserdata(L, h->c);
   lua_pushlightuserdata(L, &h->r);
-  return 2;
+  lua_pushinteger(L, h->sync);
+  return 3;
 }
 
 /* core.cache.key(key) -> 32 hex digits of the key's hash */
@@ -428,20 +430,6 @@ static int l_error_text(lua_State *L) {
   return 2;
 }
 
-/* The functions the FFI fast path calls (declared in lua/poengine/cache.lua). */
-typedef struct ffi_api {
-  int (*get)(po_cache *c, const void *key, size_t klen, po_cache_result *r);
-  int (*set)(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
-             double ttl, po_store_durability sync);
-  int enoent;
-} ffi_api;
-
-static int l_ffi_api(lua_State *L) {
-  static const ffi_api api = {po_cache_get, po_cache_set, PO_ENOENT};
-  lua_pushlightuserdata(L, (void *)&api);
-  return 1;
-}
-
 void po_open_cache(lua_State *L) {
   static const luaL_Reg methods[] = {{"get", l_get},         {"set", l_set},       {"delete", l_delete},
                                      {"clear", l_clear},     {"stats", l_stats},   {"config", l_config},
@@ -451,11 +439,12 @@ void po_open_cache(lua_State *L) {
   static const luaL_Reg fns[] = {{"open", l_open},
                                  {"key", l_key},
                                  {"canonical", l_canonical},
-                                 {"ffi_api", l_ffi_api},
                                  {"error_text", l_error_text},
                                  {NULL, NULL}};
   po_register_type(L, CACHE_TYPE, methods, meta);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   po_set_funcs(L, fns);
+  lua_pushinteger(L, PO_ENOENT); /* what po_cache_get returns for a miss, to the FFI fast path */
+  lua_setfield(L, -2, "ENOENT");
   lua_setfield(L, -2, "cache");
 }
