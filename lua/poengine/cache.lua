@@ -3,8 +3,8 @@
 --- The table, the store and the key hashing are C (src/core/cache.c); this
 --- module is the object scripts hold. `get` and `set` with string keys take
 --- a LuaJIT FFI fast path straight into the same C functions (declared in
---- poengine._ffi); request tables (canonicalized in C) and everything else
---- go through the C API binding (src/bind/bind_cache.c).
+--- poengine._ffi); request tables (canonicalized in C), the semantic tier and
+--- everything else go through the C API binding (src/bind/bind_cache.c).
 local core = require "poengine_core"
 local cffi = require "poengine._ffi"
 
@@ -31,13 +31,14 @@ local function closed(fn)
   error(fn .. ": the cache is closed", 3)
 end
 
--- The text and group of a key for the semantic tier: a string is its own
--- text (group: strings); a request's text is its message contents (string
--- contents, and the `text` of content parts), the group is the hash of the
--- request without them, so only entries with identical parameters compare.
+-- The text and parameters of a key for the semantic tier: a string is its
+-- own text (parameters: "string"); a request's text is its message contents
+-- (string contents, and the `text` of content parts), its parameters the
+-- request without them, whose key the binding hashes into the group, so
+-- only entries with identical parameters compare.
 local function semantic_parts(key)
-  if type(key) == "string" then
-    return key, "string"
+  if type(key) ~= "table" then
+    return type(key) == "string" and key or "", "string" -- the binding raises on other keys
   end
   local texts, rest = {}, {}
   for k, v in pairs(key) do
@@ -87,7 +88,7 @@ local function semantic_parts(key)
       rest[field] = nil
     end
   end
-  return concat(texts, "\n"), ccache.key(rest)
+  return concat(texts, "\n"), rest
 end
 M._semantic_parts = semantic_parts
 
@@ -173,19 +174,40 @@ local function result(value, flags, age, hit, score)
   return value, { hit = hit, score = score, age = age }
 end
 
--- Embeds text with the cache's embedder: a list of numbers, or nil, message, code.
+-- Embeds text with the cache's function embedder: a list of numbers, or
+-- nil, message, code.
 local function embed(sem, text)
-  if sem.embed == "ngram" then
-    return nil -- the C side embeds
-  end
   local ok, vec = pcall(sem.embed, text)
   if not ok then
-    return false, "cache: the embed function failed: " .. tostring(vec), "EEMBED"
+    return nil, "cache: the embed function failed: " .. tostring(vec), "EEMBED"
   end
   if type(vec) ~= "table" or #vec == 0 then
-    return false, "cache: the embed function must return a non-empty list of numbers, got " .. type(vec), "EEMBED"
+    return nil, "cache: the embed function must return a non-empty list of numbers, got " .. type(vec), "EEMBED"
   end
   return vec
+end
+
+-- A lookup in a cache with a semantic tier: exact, then semantic, in one call
+-- into C; a function embedder (called here, between two calls) runs only
+-- after an exact miss.
+local function semantic_get(self, sem, key)
+  local h = self._h
+  local text, params = semantic_parts(key)
+  local value, flags, age, score = h:semantic_get(key, params, sem.id, text, sem.threshold, sem.k)
+  if value == false then
+    local vec, err, code = embed(sem, text)
+    if not vec then
+      return nil, err, code
+    end
+    value, flags, age, score = h:semantic_get(key, params, sem.id, text, sem.threshold, sem.k, vec)
+  end
+  if value == nil then
+    return nil, flags, age
+  end
+  if score then
+    return result(value, flags, age, "semantic", score)
+  end
+  return result(value, flags, age, "exact", 1)
 end
 
 --- Looks a key up. A hit returns the value (a string, or the table that was
@@ -196,6 +218,10 @@ function Cache:get(key)
   local c = self._c
   if c == nil then
     closed("cache:get")
+  end
+  local sem = self._semantic
+  if sem then
+    return semantic_get(self, sem, key)
   end
   local value, flags, age
   if c and type(key) == "string" then
@@ -215,21 +241,7 @@ function Cache:get(key)
   if value ~= nil then
     return result(value, flags, age, "exact", 1)
   end
-  local sem = self._semantic
-  if not sem then
-    return nil
-  end
-  local text, group = semantic_parts(key)
-  local vec, err, code = embed(sem, text)
-  if vec == false then
-    return nil, err, code
-  end
-  local score
-  value, flags, age, score = self._h:semantic_get(group, sem.id, text, sem.threshold, sem.k, vec)
-  if value == nil then
-    return nil, flags, age
-  end
-  return result(value, flags, age, "semantic", score)
+  return nil
 end
 
 local function encode_value(value)
@@ -282,12 +294,22 @@ function Cache:set(key, value, opts)
   local ttl = set_ttl(self, opts)
   local sem = self._semantic
   if sem then
-    local stext, group = semantic_parts(key)
-    local vec, err, code = embed(sem, stext)
-    if vec == false then
+    -- The vector comes from the memo of the lookup that missed, else from
+    -- the built-in embedder in C, else from the function embedder here.
+    local h = self._h
+    local stext, params = semantic_parts(key)
+    local ok, err, code = h:set(key, text, flags, ttl, params, sem.id, stext)
+    if ok then
+      return ok
+    elseif ok == nil then
       return nil, err, code
     end
-    return self._h:set(key, text, flags, ttl, group, sem.id, stext, vec)
+    local vec
+    vec, err, code = embed(sem, stext)
+    if not vec then
+      return nil, err, code
+    end
+    return h:set(key, text, flags, ttl, params, sem.id, stext, vec)
   end
   if c and type(key) == "string" and #key + #text <= self._max_bytes then
     local rc = C.po_cache_set(c, key, #key, text, #text, flags, ttl, self._sync)
