@@ -31,6 +31,8 @@ local function closed(fn)
   error(fn .. ": the cache is closed", 3)
 end
 
+local TEXT_FIELDS = { "system", "prompt", "input" }
+
 -- The text and parameters of a key for the semantic tier: a string is its
 -- own text (parameters: "string"); a request's text is its message contents
 -- (string contents, and the `text` of content parts), its parameters the
@@ -44,9 +46,6 @@ local function semantic_parts(key)
   for k, v in pairs(key) do
     rest[k] = v
   end
-  local function take(s)
-    texts[#texts + 1] = s
-  end
   if type(key.messages) == "table" then
     local msgs = {}
     for i, m in ipairs(key.messages) do
@@ -56,13 +55,13 @@ local function semantic_parts(key)
           copy[k] = v
         end
         if type(m.content) == "string" then
-          take(m.content)
+          texts[#texts + 1] = m.content
           copy.content = nil
         elseif type(m.content) == "table" then
           local parts = {}
           for j, p in ipairs(m.content) do
             if type(p) == "table" and type(p.text) == "string" then
-              take(p.text)
+              texts[#texts + 1] = p.text
               local q = {}
               for k, v in pairs(p) do
                 q[k] = v
@@ -82,9 +81,9 @@ local function semantic_parts(key)
     end
     rest.messages = msgs
   end
-  for _, field in ipairs { "system", "prompt", "input" } do
+  for _, field in ipairs(TEXT_FIELDS) do
     if type(key[field]) == "string" then
-      take(key[field])
+      texts[#texts + 1] = key[field]
       rest[field] = nil
     end
   end
@@ -187,27 +186,25 @@ local function embed(sem, text)
   return vec
 end
 
--- A lookup in a cache with a semantic tier: exact, then semantic, in one call
--- into C; a function embedder (called here, between two calls) runs only
--- after an exact miss.
+-- After an exact miss, the semantic lookup: one call into C, which hashes
+-- the parameters into the group, embeds the text (unless a function
+-- embedder did here), searches, and keeps the vector of a miss for the set
+-- that follows.
 local function semantic_get(self, sem, key)
-  local h = self._h
   local text, params = semantic_parts(key)
-  local value, flags, age, score = h:semantic_get(key, params, sem.id, text, sem.threshold, sem.k)
-  if value == false then
-    local vec, err, code = embed(sem, text)
+  local vec
+  if sem.embed ~= "ngram" then
+    local err, code
+    vec, err, code = embed(sem, text)
     if not vec then
       return nil, err, code
     end
-    value, flags, age, score = h:semantic_get(key, params, sem.id, text, sem.threshold, sem.k, vec)
   end
+  local value, flags, age, score = self._h:semantic_get(key, params, sem.id, text, sem.threshold, sem.k, vec)
   if value == nil then
     return nil, flags, age
   end
-  if score then
-    return result(value, flags, age, "semantic", score)
-  end
-  return result(value, flags, age, "exact", 1)
+  return result(value, flags, age, "semantic", score)
 end
 
 --- Looks a key up. A hit returns the value (a string, or the table that was
@@ -218,10 +215,6 @@ function Cache:get(key)
   local c = self._c
   if c == nil then
     closed("cache:get")
-  end
-  local sem = self._semantic
-  if sem then
-    return semantic_get(self, sem, key)
   end
   local value, flags, age
   if c and type(key) == "string" then
@@ -241,7 +234,11 @@ function Cache:get(key)
   if value ~= nil then
     return result(value, flags, age, "exact", 1)
   end
-  return nil
+  local sem = self._semantic
+  if not sem then
+    return nil
+  end
+  return semantic_get(self, sem, key)
 end
 
 local function encode_value(value)

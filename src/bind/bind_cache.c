@@ -188,13 +188,12 @@ static int l_get(lua_State *L) {
 }
 
 /* ---- the semantic tier --------------------------------------------------------
- * A lookup crosses from Lua once: h:semantic_get looks the key up exactly and,
- * on a miss, semantically, embedding the text with the built-in embedder here.
- * A function embedder is Lua's to call (it may wait on a future, which a call
- * from C could not), so its lookup crosses twice: the exact miss asks for the
- * vector, and the second call searches with it. Either way the vector of a
- * miss stays in the handle's memo (cache_semantic.h), and the set that follows
- * stores it without embedding the text again. */
+ * After an exact miss, a lookup crosses into C once: h:semantic_get hashes the
+ * group, embeds the text with the built-in embedder (a function embedder is
+ * Lua's to call: it may wait on a future, which a call from C could not) and
+ * searches. The vector of a miss stays in the handle's memo (cache_semantic.h),
+ * and the set of the same key that follows stores it instead of embedding the
+ * text again. */
 
 /* The embedder id at idx: nil is the built-in n-gram embedder's. */
 static const char *embedder_arg(lua_State *L, int idx, size_t *len) {
@@ -323,12 +322,8 @@ static int l_set(lua_State *L) {
 }
 
 /* h:semantic_get(key, group, embedder, text, threshold, k [, vector])
- *   -> value, flags, age      an exact hit
- *   -> value, flags, age, score  a semantic hit
- *   -> nil                    a miss (its vector kept in the memo for the set that follows)
- *   -> false                  an exact miss that needs a function embedder's vector: call again with it
- *   -> nil, message, code
- * With a vector, the exact lookup (the previous call's) is not repeated. */
+ *   -> value, flags, age, score | nil (a miss: its vector kept for the set that follows) | nil, message, code
+ * The lookup after an exact miss. */
 static int l_semantic_get(lua_State *L) {
   const char *fn = "cache:get";
   handle *h = check_open(L, 1, fn);
@@ -338,21 +333,10 @@ static int l_semantic_get(lua_State *L) {
   v.text = luaL_checklstring(L, 5, &v.text_len);
   float threshold = (float)luaL_checknumber(L, 6);
   int k = (int)luaL_checkinteger(L, 7);
-  int exact = lua_isnil(L, 8);
   size_t klen;
   int pushed;
   const char *key = key_arg(L, 2, fn, &klen, &pushed);
   po_cache_hash kh = po_cache_hash_key(key, klen);
-  if (exact) {
-    int rc = po_cache_get_hashed(h->c, kh, key, klen, &h->r);
-    if (rc != PO_ENOENT || !lua_isnil(L, 4)) {
-      lua_pop(L, pushed);
-      if (rc == 0) return push_result(L, h);
-      if (rc != PO_ENOENT) return store_error(L, rc, fn);
-      lua_pushboolean(L, 0);
-      return 1;
-    }
-  }
   key = keep_key(L, h, key, klen, pushed, fn);
   v.group = group_arg(L, 3, fn, v.embedder, v.embedder_len);
   float *vec = vector_arg(L, 8, fn, &v);
