@@ -728,6 +728,28 @@ describe("po.cache", function()
     end)
   end)
 
+  describe("the FFI fast path", function()
+    -- The binary exports the C functions; a stock luajit loads poengine_core.so
+    -- privately, and poengine._ffi finds them in it with ffi.load.
+    it("finds the C functions inside poengine and in poengine_core.so under stock luajit", function()
+      assert.are.equal("ffi.C", require("poengine._ffi").found)
+      local moddir = os.getenv("POENGINE_MODULE_DIR") or "build"
+      local code = [[
+        require "poengine_core"
+        local po = require "poengine"
+        local c = assert(po.cache.open { namespace = "stock" })
+        assert(c:set("k", "v"))
+        local v, info = c:get("k")
+        print(require("poengine._ffi").found, v, info.hit, c:get("absent"), c:stats().hits)
+      ]]
+      local preload = os.getenv("POENGINE_SANITIZER_PRELOAD") or ""
+      if preload ~= "" then preload = "LD_PRELOAD=" .. q(preload) .. " " end
+      local status, out, err = proc.sh(preload .. "LUA_CPATH=" .. q(moddir .. "/?.so;;") .. " luajit -e " .. q(code))
+      assert.are.equal(0, status, err)
+      assert.are.equal("ffi.load\tv\texact\tnil\t1\n", out)
+    end)
+  end)
+
   describe("the store", function()
     local dir
     before_each(function()
