@@ -2,38 +2,25 @@
 ---
 --- The table, the store and the key hashing are C (src/core/cache.c); this
 --- module is the object scripts hold. `get` and `set` with string keys take
---- a LuaJIT FFI fast path straight into the same C functions; request tables
---- (canonicalized in C) and everything else go through the C API binding.
+--- a LuaJIT FFI fast path straight into the same C functions (declared in
+--- poengine._ffi); request tables (canonicalized in C), the semantic tier and
+--- everything else go through the C API binding (src/bind/bind_cache.c).
 local core = require "poengine_core"
-local ffi = require "ffi"
+local cffi = require "poengine._ffi"
 
 local ccache = core.cache
 local json_encode, json_decode = core.json.encode, core.json.decode
 local type, error, setmetatable, pairs, ipairs, tostring, select = type, error, setmetatable, pairs, ipairs,
   tostring, select
-local ffi_string = ffi.string
 local concat = table.concat
 local unpack = unpack or table.unpack
+local ffi, C = cffi.ffi, cffi.C
+local ffi_string = ffi and ffi.string
+local ENOENT = ccache.ENOENT
 
 local M = {}
 
-pcall(ffi.cdef, [[
-  typedef struct po_cache po_cache;
-  typedef struct po_cache_result {
-    char *value; size_t len; size_t cap; unsigned flags; double age;
-  } po_cache_result;
-  typedef struct po_cache_ffi_api {
-    int (*get)(po_cache *c, const void *key, size_t klen, po_cache_result *r);
-    int (*set)(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen,
-               unsigned flags, double ttl, int sync);
-    int enoent;
-  } po_cache_ffi_api;
-]])
-local api = ffi.cast("const po_cache_ffi_api *", ccache.ffi_api())
-local ENOENT = api.enoent
-
 local JSON = 1 -- flags bit: the value is a table stored as JSON
-local SYNC = { full = 0, batch = 1, none = 2 }
 
 ---@class poengine.Cache
 local Cache = {}
@@ -44,20 +31,20 @@ local function closed(fn)
   error(fn .. ": the cache is closed", 3)
 end
 
--- The text and group of a key for the semantic tier: a string is its own
--- text (group: strings); a request's text is its message contents (string
--- contents, and the `text` of content parts), the group is the hash of the
--- request without them, so only entries with identical parameters compare.
+local TEXT_FIELDS = { "system", "prompt", "input" }
+
+-- The text and parameters of a key for the semantic tier: a string is its
+-- own text (parameters: "string"); a request's text is its message contents
+-- (string contents, and the `text` of content parts), its parameters the
+-- request without them, whose key the binding hashes into the group, so
+-- only entries with identical parameters compare.
 local function semantic_parts(key)
-  if type(key) == "string" then
-    return key, "string"
+  if type(key) ~= "table" then
+    return type(key) == "string" and key or "", "string" -- the binding raises on other keys
   end
   local texts, rest = {}, {}
   for k, v in pairs(key) do
     rest[k] = v
-  end
-  local function take(s)
-    texts[#texts + 1] = s
   end
   if type(key.messages) == "table" then
     local msgs = {}
@@ -68,13 +55,13 @@ local function semantic_parts(key)
           copy[k] = v
         end
         if type(m.content) == "string" then
-          take(m.content)
+          texts[#texts + 1] = m.content
           copy.content = nil
         elseif type(m.content) == "table" then
           local parts = {}
           for j, p in ipairs(m.content) do
             if type(p) == "table" and type(p.text) == "string" then
-              take(p.text)
+              texts[#texts + 1] = p.text
               local q = {}
               for k, v in pairs(p) do
                 q[k] = v
@@ -94,13 +81,13 @@ local function semantic_parts(key)
     end
     rest.messages = msgs
   end
-  for _, field in ipairs { "system", "prompt", "input" } do
+  for _, field in ipairs(TEXT_FIELDS) do
     if type(key[field]) == "string" then
-      take(key[field])
+      texts[#texts + 1] = key[field]
       rest[field] = nil
     end
   end
-  return concat(texts, "\n"), ccache.key(rest)
+  return concat(texts, "\n"), rest
 end
 M._semantic_parts = semantic_parts
 
@@ -157,14 +144,14 @@ function M.open(opts)
     return nil, err, code
   end
   local cfg = h:config()
-  local cp, rp = h:pointers()
+  local cp, rp, sync = h:pointers()
   return setmetatable({
     _h = h,
-    _c = ffi.cast("po_cache *", cp),
-    _r = ffi.cast("po_cache_result *", rp),
+    _c = C and ffi.cast("po_cache *", cp) or false, -- false: no FFI; nil: closed
+    _r = C and ffi.cast("po_cache_result *", rp),
     _ttl = cfg.ttl,
     _max_bytes = cfg.max_bytes or math.huge,
-    _sync = SYNC[cfg.sync],
+    _sync = sync,
     _semantic = semantic,
   }, Cache)
 end
@@ -185,19 +172,38 @@ local function result(value, flags, age, hit, score)
   return value, { hit = hit, score = score, age = age }
 end
 
--- Embeds text with the cache's embedder: a list of numbers, or nil, message, code.
+-- Embeds text with the cache's function embedder: a list of numbers, or
+-- nil, message, code.
 local function embed(sem, text)
-  if sem.embed == "ngram" then
-    return nil -- the C side embeds
-  end
   local ok, vec = pcall(sem.embed, text)
   if not ok then
-    return false, "cache: the embed function failed: " .. tostring(vec), "EEMBED"
+    return nil, "cache: the embed function failed: " .. tostring(vec), "EEMBED"
   end
   if type(vec) ~= "table" or #vec == 0 then
-    return false, "cache: the embed function must return a non-empty list of numbers, got " .. type(vec), "EEMBED"
+    return nil, "cache: the embed function must return a non-empty list of numbers, got " .. type(vec), "EEMBED"
   end
   return vec
+end
+
+-- After an exact miss, the semantic lookup: one call into C, which hashes
+-- the parameters into the group, embeds the text (unless a function
+-- embedder did here), searches, and keeps the vector of a miss for the set
+-- that follows.
+local function semantic_get(self, sem, key)
+  local text, params = semantic_parts(key)
+  local vec
+  if sem.embed ~= "ngram" then
+    local err, code
+    vec, err, code = embed(sem, text)
+    if not vec then
+      return nil, err, code
+    end
+  end
+  local value, flags, age, score = self._h:semantic_get(key, params, sem.id, text, sem.threshold, sem.k, vec)
+  if value == nil then
+    return nil, flags, age
+  end
+  return result(value, flags, age, "semantic", score)
 end
 
 --- Looks a key up. A hit returns the value (a string, or the table that was
@@ -210,9 +216,9 @@ function Cache:get(key)
     closed("cache:get")
   end
   local value, flags, age
-  if type(key) == "string" then
+  if c and type(key) == "string" then
     local r = self._r
-    local rc = api.get(c, key, #key, r)
+    local rc = C.po_cache_get(c, key, #key, r)
     if rc == 0 then
       value, flags, age = ffi_string(r.value, r.len), r.flags, r.age
     elseif rc ~= ENOENT then
@@ -231,17 +237,7 @@ function Cache:get(key)
   if not sem then
     return nil
   end
-  local text, group = semantic_parts(key)
-  local vec, err, code = embed(sem, text)
-  if vec == false then
-    return nil, err, code
-  end
-  local score
-  value, flags, age, score = self._h:semantic_get(group, sem.id, text, sem.threshold, sem.k, vec)
-  if value == nil then
-    return nil, flags, age
-  end
-  return result(value, flags, age, "semantic", score)
+  return semantic_get(self, sem, key)
 end
 
 local function encode_value(value)
@@ -292,15 +288,25 @@ function Cache:set(key, value, opts)
   local ttl = set_ttl(self, opts)
   local sem = self._semantic
   if sem then
-    local stext, group = semantic_parts(key)
-    local vec, err, code = embed(sem, stext)
-    if vec == false then
+    -- The vector comes from the memo of the lookup that missed, else from
+    -- the built-in embedder in C, else from the function embedder here.
+    local h = self._h
+    local stext, params = semantic_parts(key)
+    local ok, err, code = h:set(key, text, flags, ttl, params, sem.id, stext)
+    if ok then
+      return ok
+    elseif ok == nil then
       return nil, err, code
     end
-    return self._h:set(key, text, flags, ttl, group, sem.id, stext, vec)
+    local vec
+    vec, err, code = embed(sem, stext)
+    if not vec then
+      return nil, err, code
+    end
+    return h:set(key, text, flags, ttl, params, sem.id, stext, vec)
   end
-  if type(key) == "string" and #key + #text <= self._max_bytes then
-    local rc = api.set(c, key, #key, text, #text, flags, ttl, self._sync)
+  if c and type(key) == "string" and #key + #text <= self._max_bytes then
+    local rc = C.po_cache_set(c, key, #key, text, #text, flags, ttl, self._sync)
     if rc == 0 then
       return true
     end

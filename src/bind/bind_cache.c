@@ -25,6 +25,8 @@ typedef struct handle {
   po_cache_result r;
   double ttl;
   po_store_durability sync;
+  po_cache_memo memo; /* the vectors of this handle's last semantic misses */
+  po_strbuf key;      /* a request key's bytes, kept while a group's are written */
 } handle;
 
 static handle *check_open(lua_State *L, int i, const char *fn) {
@@ -160,6 +162,14 @@ static int l_open(lua_State *L) {
   return 1;
 }
 
+/* Pushes the value, flags and age of the lookup result in h. */
+static int push_result(lua_State *L, handle *h) {
+  lua_pushlstring(L, h->r.value ? h->r.value : "", h->r.len);
+  lua_pushinteger(L, (lua_Integer)h->r.flags);
+  lua_pushnumber(L, h->r.age);
+  return 3;
+}
+
 /* h:get(key) -> value, flags, age | nil (a miss) | nil, message, code */
 static int l_get(lua_State *L) {
   const char *fn = "cache:get";
@@ -174,58 +184,87 @@ static int l_get(lua_State *L) {
     return 1;
   }
   if (rc != 0) return store_error(L, rc, fn);
-  lua_pushlstring(L, h->r.value ? h->r.value : "", h->r.len);
-  lua_pushinteger(L, (lua_Integer)h->r.flags);
-  lua_pushnumber(L, h->r.age);
-  return 3;
+  return push_result(L, h);
 }
 
-/* The semantic side of a key from the arguments at idx: group (the hash text
- * of the request without its texts), embedder id (nil: the built-in n-gram
- * embedder, which then embeds text here), text, and vector (a list of
- * numbers, or nil). Fills v; *owned is a malloc'd vector to free (after the
- * call; nothing here raises once it is allocated). */
-static void vector_args(lua_State *L, int idx, const char *fn, po_cache_vector *v, float **owned) {
-  size_t glen, elen = 0;
-  const char *group = luaL_checklstring(L, idx, &glen);
-  const char *embedder = lua_isnil(L, idx + 1) ? NULL : luaL_checklstring(L, idx + 1, &elen);
-  v->text = luaL_checklstring(L, idx + 2, &v->text_len);
-  int vt = lua_type(L, idx + 3);
-  if (vt != LUA_TNIL && vt != LUA_TTABLE) luaL_error(L, "%s: vector must be a list of numbers", fn);
-  if (vt == LUA_TNIL && embedder) luaL_error(L, "%s: a function embedder must give a vector", fn);
-  int dim = vt == LUA_TNIL ? PO_NGRAM_DIM : (int)lua_objlen(L, idx + 3);
+/* ---- the semantic tier --------------------------------------------------------
+ * After an exact miss, a lookup crosses into C once: h:semantic_get hashes the
+ * group, embeds the text with the built-in embedder (a function embedder is
+ * Lua's to call: it may wait on a future, which a call from C could not) and
+ * searches. The vector of a miss stays in the handle's memo (cache_semantic.h),
+ * and the set of the same key that follows stores it instead of embedding the
+ * text again. */
+
+/* The embedder id at idx: nil is the built-in n-gram embedder's. */
+static const char *embedder_arg(lua_State *L, int idx, size_t *len) {
+  if (!lua_isnil(L, idx)) return luaL_checklstring(L, idx, len);
+  *len = strlen(PO_NGRAM_EMBEDDER_ID);
+  return PO_NGRAM_EMBEDDER_ID;
+}
+
+/* The group of the arguments at idx: the parameter text (a string, as it is;
+ * a request table: the hex hash of its canonical key) and the embedder id. */
+static po_cache_hash group_arg(lua_State *L, int idx, const char *fn, const char *embedder, size_t elen) {
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    size_t plen;
+    const char *params = luaL_checklstring(L, idx, &plen);
+    return po_cache_sem_group(params, plen, embedder, elen);
+  }
+  size_t klen;
+  int pushed;
+  const char *key = key_arg(L, idx, fn, &klen, &pushed);
+  char hex[33];
+  po_cache_hash_hex(po_cache_hash_key(key, klen), hex);
+  lua_pop(L, pushed);
+  return po_cache_sem_group(hex, 32, embedder, elen);
+}
+
+/* The vector of text: the list of numbers at idx (a function embedder's), or,
+ * when that is nil, the built-in embedder's. Sets v->vec and v->dim and
+ * returns the malloc'd vector; raises only before allocating it. */
+static float *vector_arg(lua_State *L, int idx, const char *fn, po_cache_vector *v) {
+  int given = lua_type(L, idx) == LUA_TTABLE;
+  if (!given && !lua_isnil(L, idx)) luaL_error(L, "%s: vector must be a list of numbers", fn);
+  int dim = given ? (int)lua_objlen(L, idx) : PO_NGRAM_DIM;
   if (dim < 1 || dim > PO_CACHE_MAX_DIM)
     luaL_error(L, "%s: the embedding must have 1 to %d numbers, got %d", fn, PO_CACHE_MAX_DIM, dim);
-  if (!embedder) {
-    embedder = PO_NGRAM_EMBEDDER_ID;
-    elen = strlen(embedder);
-  }
-  for (int i = 1; vt == LUA_TTABLE && i <= dim; i++) {
-    lua_rawgeti(L, idx + 3, i);
+  for (int i = 1; given && i <= dim; i++) {
+    lua_rawgeti(L, idx, i);
     if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: the embedding's item %d is not a number", fn, i);
     lua_pop(L, 1);
   }
   float *vec = malloc((size_t)dim * sizeof *vec);
   if (!vec) luaL_error(L, "%s: out of memory", fn);
-  if (vt == LUA_TNIL) {
+  if (!given) {
     po_ngram_embed(v->text, v->text_len, vec);
   } else {
     for (int i = 1; i <= dim; i++) {
-      lua_rawgeti(L, idx + 3, i);
+      lua_rawgeti(L, idx, i);
       vec[i - 1] = (float)lua_tonumber(L, -1);
       lua_pop(L, 1);
     }
   }
-  v->group = po_cache_sem_group(group, glen, embedder, elen);
-  v->embedder = embedder;
-  v->embedder_len = elen;
   v->vec = vec;
   v->dim = dim;
-  *owned = vec;
+  return vec;
 }
 
-/* h:set(key, value, flags [, ttl [, group, embedder, text, vector]]) -> true | nil, message, code
- * (with a group, the entry's vector is stored too: see vector_args). */
+/* The key's bytes from key_arg, made to outlast the canonical key of a group
+ * written after them (key_arg reuses one buffer): copied into the handle when
+ * they are that buffer's. Pops what key_arg pushed. */
+static const char *keep_key(lua_State *L, handle *h, const char *key, size_t klen, int pushed, const char *fn) {
+  if (!pushed) return key;
+  h->key.len = 0;
+  int rc = po_strbuf_append(&h->key, key, klen);
+  lua_pop(L, 1);
+  if (rc != 0) luaL_error(L, "%s: out of memory", fn);
+  return h->key.data;
+}
+
+/* h:set(key, value, flags [, ttl [, group, embedder, text [, vector]]]) -> true | false | nil, message, code
+ * With a group, the entry's vector is stored too: the one its lookup's miss
+ * left in the memo, else vector, else (for the built-in embedder) text's.
+ * false: a function embedder's vector is needed; call again with it. */
 static int l_set(lua_State *L) {
   const char *fn = "cache:set";
   handle *h = check_open(L, 1, fn);
@@ -234,62 +273,84 @@ static int l_set(lua_State *L) {
   const char *value = luaL_checklstring(L, 3, &vlen);
   unsigned flags = (unsigned)luaL_checkinteger(L, 4);
   double ttl = lua_isnoneornil(L, 5) ? h->ttl : check_ttl(L, 5, fn);
+  int semantic = !lua_isnil(L, 6);
+  po_cache_vector v = {0};
+  if (semantic) {
+    v.embedder = embedder_arg(L, 7, &v.embedder_len);
+    v.text = luaL_checklstring(L, 8, &v.text_len);
+  }
   size_t klen;
   int pushed;
   const char *key = key_arg(L, 2, fn, &klen, &pushed);
   po_cache_options o;
   po_cache_config(h->c, &o);
   if (o.max_bytes && klen + vlen > o.max_bytes) {
-    if (pushed) lua_pop(L, 1);
+    lua_pop(L, pushed);
     return po_push_error_named(L, "ETOOBIG", "%s: key and value take %d bytes, more than max_bytes (%d)", fn,
                                (int)(klen + vlen), (int)o.max_bytes);
   }
   int rc;
-  if (lua_isnoneornil(L, 6)) {
+  if (!semantic) {
     rc = po_cache_set(h->c, key, klen, value, vlen, flags, ttl, h->sync);
+    lua_pop(L, pushed);
   } else {
-    po_cache_vector v;
     float *vec;
-    /* The key's bytes stay valid: nothing below runs Lua code. */
-    vector_args(L, 6, fn, &v, &vec);
+    if (po_cache_memo_take(&h->memo, po_cache_hash_key(key, klen), key, klen, &v.group, &vec, &v.dim) == 0) {
+      v.vec = vec;
+      lua_pop(L, pushed);
+    } else if (lua_isnil(L, 9) && !lua_isnil(L, 7)) {
+      lua_pop(L, pushed);
+      lua_pushboolean(L, 0);
+      return 1;
+    } else {
+      key = keep_key(L, h, key, klen, pushed, fn);
+      v.group = group_arg(L, 6, fn, v.embedder, v.embedder_len);
+      vec = vector_arg(L, 9, fn, &v);
+    }
+    /* Nothing below raises or runs Lua code: vec is freed, the key's bytes stay valid. */
     rc = po_cache_set_vector(h->c, key, klen, value, vlen, flags, ttl, h->sync, &v);
     free(vec);
-    if (rc == PO_EINVAL) {
-      if (pushed) lua_pop(L, 1);
+    if (rc == PO_EINVAL)
       return po_push_error_named(L, "EEMBED",
                                  "%s: the embedding is all zeros, or its %d dimensions differ from those of the "
                                  "vectors this embedder stored before",
                                  fn, v.dim);
-    }
   }
-  if (pushed) lua_pop(L, 1);
   if (rc != 0) return store_error(L, rc, fn);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* h:semantic_get(group, embedder, text, threshold, k, vector) -> value, flags, age, score | nil | nil, message, code */
+/* h:semantic_get(key, group, embedder, text, threshold, k [, vector])
+ *   -> value, flags, age, score | nil (a miss: its vector kept for the set that follows) | nil, message, code
+ * The lookup after an exact miss. */
 static int l_semantic_get(lua_State *L) {
   const char *fn = "cache:get";
   handle *h = check_open(L, 1, fn);
-  float threshold = (float)luaL_checknumber(L, 5);
-  int k = (int)luaL_checkinteger(L, 6);
-  lua_pushvalue(L, 7);
-  lua_replace(L, 5); /* vector_args wants group, embedder, text, vector in a row */
-  po_cache_vector v;
-  float *vec;
-  vector_args(L, 2, fn, &v, &vec);
+  lua_settop(L, 8);
+  po_cache_vector v = {0};
+  v.embedder = embedder_arg(L, 4, &v.embedder_len);
+  v.text = luaL_checklstring(L, 5, &v.text_len);
+  float threshold = (float)luaL_checknumber(L, 6);
+  int k = (int)luaL_checkinteger(L, 7);
+  size_t klen;
+  int pushed;
+  const char *key = key_arg(L, 2, fn, &klen, &pushed);
+  po_cache_hash kh = po_cache_hash_key(key, klen);
+  key = keep_key(L, h, key, klen, pushed, fn);
+  v.group = group_arg(L, 3, fn, v.embedder, v.embedder_len);
+  float *vec = vector_arg(L, 8, fn, &v);
+  /* Nothing below raises: vec is freed or kept in the memo. */
   float score = 0;
   int rc = po_cache_semantic_get(h->c, &v, threshold, k, &h->r, &score);
-  free(vec);
   if (rc == PO_ENOENT) {
+    po_cache_memo_put(&h->memo, kh, key, klen, v.group, vec, v.dim); /* on failure, the set embeds again */
     lua_pushnil(L);
     return 1;
   }
+  free(vec);
   if (rc != 0) return store_error(L, rc, fn);
-  lua_pushlstring(L, h->r.value ? h->r.value : "", h->r.len);
-  lua_pushinteger(L, (lua_Integer)h->r.flags);
-  lua_pushnumber(L, h->r.age);
+  push_result(L, h);
   lua_pushnumber(L, score);
   return 4;
 }
@@ -375,16 +436,20 @@ static int l_close(lua_State *L) {
   po_cache_close(h->c);
   h->c = NULL;
   po_cache_result_free(&h->r);
+  po_cache_memo_free(&h->memo);
+  po_strbuf_free(&h->key);
   return 0;
 }
 
-/* h:pointers() -> the po_cache and the result buffer, as light userdata, for
- * the FFI fast path (valid until the handle closes). */
+/* h:pointers() -> the po_cache and the result buffer, as light userdata (valid
+ * until the handle closes), and the handle's po_store_durability: what the FFI
+ * fast path passes to po_cache_get and po_cache_set. */
 static int l_pointers(lua_State *L) {
   handle *h = check_open(L, 1, "cache:pointers");
   lua_pushlightuserdata(L, h->c);
   lua_pushlightuserdata(L, &h->r);
-  return 2;
+  lua_pushinteger(L, h->sync);
+  return 3;
 }
 
 /* core.cache.key(key) -> 32 hex digits of the key's hash */
@@ -428,20 +493,6 @@ static int l_error_text(lua_State *L) {
   return 2;
 }
 
-/* The functions the FFI fast path calls (declared in lua/poengine/cache.lua). */
-typedef struct ffi_api {
-  int (*get)(po_cache *c, const void *key, size_t klen, po_cache_result *r);
-  int (*set)(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
-             double ttl, po_store_durability sync);
-  int enoent;
-} ffi_api;
-
-static int l_ffi_api(lua_State *L) {
-  static const ffi_api api = {po_cache_get, po_cache_set, PO_ENOENT};
-  lua_pushlightuserdata(L, (void *)&api);
-  return 1;
-}
-
 void po_open_cache(lua_State *L) {
   static const luaL_Reg methods[] = {{"get", l_get},         {"set", l_set},       {"delete", l_delete},
                                      {"clear", l_clear},     {"stats", l_stats},   {"config", l_config},
@@ -451,11 +502,12 @@ void po_open_cache(lua_State *L) {
   static const luaL_Reg fns[] = {{"open", l_open},
                                  {"key", l_key},
                                  {"canonical", l_canonical},
-                                 {"ffi_api", l_ffi_api},
                                  {"error_text", l_error_text},
                                  {NULL, NULL}};
   po_register_type(L, CACHE_TYPE, methods, meta);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   po_set_funcs(L, fns);
+  lua_pushinteger(L, PO_ENOENT); /* what po_cache_get returns for a miss, to the FFI fast path */
+  lua_setfield(L, -2, "ENOENT");
   lua_setfield(L, -2, "cache");
 }

@@ -86,7 +86,10 @@ int po_cache_secret_field(const char *key, size_t len, const char *parent, size_
 
 /* What a lookup found. The value is copied into a buffer the result owns and
  * reuses from call to call; po_cache_result_free releases it. A zeroed
- * result is ready to use. */
+ * result is ready to use.
+ * This layout is mirrored in lua/poengine/_ffi.lua (the FFI fast path reads
+ * the fields), as are the prototypes of po_cache_get and po_cache_set: change
+ * both. */
 typedef struct po_cache_result {
   char *value;     /* the value's bytes (not NUL-terminated) */
   size_t len;      /* their number */

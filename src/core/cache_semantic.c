@@ -306,3 +306,54 @@ void po_cache_sem_purge(po_cache_sem *s, int (*keep)(void *ctx, po_cache_hash en
   }
   pthread_mutex_unlock(&s->lock);
 }
+
+/* ---- the vectors of recent misses ------------------------------------------ */
+
+static po_cache_memo_slot *memo_find(po_cache_memo *m, po_cache_hash h, const void *key, size_t klen) {
+  for (int i = 0; i < PO_CACHE_MEMO_SLOTS; i++) {
+    po_cache_memo_slot *sl = &m->slot[i];
+    if (sl->key && sl->h.lo == h.lo && sl->h.hi == h.hi && sl->klen == klen && memcmp(sl->key, key, klen) == 0)
+      return sl;
+  }
+  return NULL;
+}
+
+static void memo_clear(po_cache_memo_slot *sl) {
+  free(sl->key);
+  free(sl->vec);
+  memset(sl, 0, sizeof *sl);
+}
+
+int po_cache_memo_put(po_cache_memo *m, po_cache_hash h, const void *key, size_t klen, po_cache_hash gh, float *vec,
+                      int dim) {
+  po_cache_memo_slot *sl = memo_find(m, h, key, klen);
+  for (int i = 0; !sl && i < PO_CACHE_MEMO_SLOTS; i++)
+    if (!m->slot[i].key) sl = &m->slot[i];
+  if (!sl) sl = &m->slot[m->next++ % PO_CACHE_MEMO_SLOTS];
+  memo_clear(sl);
+  char *copy = malloc(klen ? klen : 1);
+  if (!copy) {
+    free(vec);
+    return PO_ENOMEM;
+  }
+  memcpy(copy, key, klen);
+  *sl = (po_cache_memo_slot){h, copy, klen, gh, vec, dim};
+  return 0;
+}
+
+int po_cache_memo_take(po_cache_memo *m, po_cache_hash h, const void *key, size_t klen, po_cache_hash *gh,
+                       float **vec, int *dim) {
+  po_cache_memo_slot *sl = memo_find(m, h, key, klen);
+  if (!sl) return PO_ENOENT;
+  *gh = sl->group;
+  *vec = sl->vec;
+  *dim = sl->dim;
+  sl->vec = NULL; /* now the caller's */
+  memo_clear(sl);
+  return 0;
+}
+
+void po_cache_memo_free(po_cache_memo *m) {
+  for (int i = 0; i < PO_CACHE_MEMO_SLOTS; i++) memo_clear(&m->slot[i]);
+  m->next = 0;
+}

@@ -61,4 +61,43 @@ int po_cache_sem_search(po_cache_sem *s, po_cache_hash group, const float *q, in
  * returns 0. keep runs with the tier's lock held: it must not call back in. */
 void po_cache_sem_purge(po_cache_sem *s, int (*keep)(void *ctx, po_cache_hash entry), void *ctx);
 
+/* ---- the vectors of recent misses --------------------------------------------
+ * A lookup that misses has embedded its text, and the set that usually follows
+ * (the caller asked the model and stores the answer) needs the same vector. A
+ * memo keeps the vectors of the last few misses, each under its full key, so
+ * that the set stores it instead of embedding the text again: a user's embedder
+ * may be a paid API call. Several slots, because flows running in coroutines
+ * interleave their lookups and sets. One memo serves one caller with one
+ * embedder (a binding's handle): it takes no lock. A zeroed memo is empty. */
+enum { PO_CACHE_MEMO_SLOTS = 4 };
+
+typedef struct po_cache_memo_slot {
+  po_cache_hash h;    /* the key's hash */
+  char *key;          /* the key's bytes (malloc'd); NULL: the slot is free */
+  size_t klen;
+  po_cache_hash group;
+  float *vec; /* dim values (malloc'd) */
+  int dim;
+} po_cache_memo_slot;
+
+typedef struct po_cache_memo {
+  po_cache_memo_slot slot[PO_CACHE_MEMO_SLOTS];
+  unsigned next; /* the slot the next put replaces when none is free */
+} po_cache_memo;
+
+/* Remembers vec (dim values in group) as the vector of key (hashed as h),
+ * replacing key's previous one, else in a free slot, else in each slot in
+ * turn. The memo takes vec, a malloc'd block, in every case (it frees it on
+ * failure). Returns 0 or PO_ENOMEM (nothing remembered). */
+int po_cache_memo_put(po_cache_memo *m, po_cache_hash h, const void *key, size_t klen, po_cache_hash group, float *vec,
+                      int dim);
+
+/* Takes key's vector out of the memo: 0 with *group, *vec (malloc'd, now the
+ * caller's to free) and *dim set, or PO_ENOENT. */
+int po_cache_memo_take(po_cache_memo *m, po_cache_hash h, const void *key, size_t klen, po_cache_hash *group,
+                       float **vec, int *dim);
+
+/* Frees what the memo holds and empties it; safe to call twice. */
+void po_cache_memo_free(po_cache_memo *m);
+
 #endif

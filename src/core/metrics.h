@@ -73,6 +73,9 @@ int po_metrics_register(const po_metric_spec *spec, po_metric **out);
 /* Text of the last registration failure on this thread; never NULL. */
 const char *po_metrics_last_error(void);
 
+/* The four recording functions below are declared again for the LuaJIT FFI
+ * in lua/poengine/_ffi.lua: change both. */
+
 /* Adds n (finite, >= 0) to a counter. Whole increments below 2^64 are exact
  * whatever the concurrency; fractional ones are exact as double additions.
  * PO_EINVAL (nothing added) for a negative, NaN or infinite n, or when m is

@@ -424,15 +424,21 @@ describe("po.cache", function()
       local a = request()
       local b = build { { "max_tokens", 100 }, { "messages", { { role = "system", content = "Other words." },
         { role = "user", content = "Another question?" } } }, { "temperature", 0 }, { "model", "gpt-x" } }
-      local ta, ga = po.cache._semantic_parts(a)
-      local tb, gb = po.cache._semantic_parts(b)
+      -- the group is made of the key of the request without its texts
+      local function parts(r)
+        local text, params = po.cache._semantic_parts(r)
+        return text, key(params)
+      end
+      local ta, ga = parts(a)
+      local tb, gb = parts(b)
       assert.are_not.equal(ta, tb)
       assert.are.equal(ga, gb) -- only message texts differ
       assert.are.equal(ga, key(request { messages = { { role = "system" }, { role = "user" } } }))
-      local _, gc = po.cache._semantic_parts(request { temperature = 0.5 })
+      local _, gc = parts(request { temperature = 0.5 })
       assert.are_not.equal(ga, gc)
-      local _, gd = po.cache._semantic_parts(request { api_key = "sk-x" })
+      local _, gd = parts(request { api_key = "sk-x" })
       assert.are.equal(ga, gd)
+      assert.are.same({ "What is 2 + 2?", "string" }, { po.cache._semantic_parts("What is 2 + 2?") })
     end)
   end)
 
@@ -611,6 +617,67 @@ describe("po.cache", function()
       end
     end)
 
+    it("runs a function embedder once for a miss and the set that follows, and not for an exact hit", function()
+      local calls, texts = 0, {}
+      local function embed(text)
+        calls = calls + 1
+        texts[#texts + 1] = text
+        return po.semantic.embed(text)
+      end
+      local c = assert(po.cache.open { namespace = ns(), semantic = { embed = embed, embed_id = "counted" } })
+      assert.is_nil(c:get(ask(question)))
+      assert.are.equal(1, calls)
+      assert.is_true(c:set(ask(question), "sum"))
+      assert.are.equal(1, calls) -- the miss's vector was stored
+      local v, info = c:get(ask(question))
+      assert.are.equal("sum", v)
+      assert.are.equal("exact", info.hit)
+      assert.are.equal(1, calls)
+      v, info = c:get(ask(question:lower()))
+      assert.are.equal("sum", v) -- the stored vector is the question's
+      assert.are.equal("semantic", info.hit)
+      assert.are.equal(2, calls)
+      -- flows in coroutines interleave: lookups of several requests, then their sets
+      local others = { "Sort a list of words by length.", "Parse an ISO 8601 date.", "Reverse a linked list." }
+      for _, text in ipairs(others) do
+        assert.is_nil(c:get(ask(text)))
+      end
+      for _, text in ipairs(others) do
+        assert.is_true(c:set(ask(text), text))
+      end
+      assert.are.equal(5, calls)
+      -- a set with no lookup before it embeds; so does one whose request changed since
+      assert.is_true(c:set(ask("Count the vowels in a string."), "vowels"))
+      assert.are.equal(6, calls)
+      local r = ask("Merge two sorted arrays.")
+      assert.is_nil(c:get(r))
+      r.messages[2].content = "Merge two sorted arrays in place."
+      assert.is_true(c:set(r, "merge"))
+      assert.are.equal(8, calls)
+      assert.are.equal("Be brief.\nMerge two sorted arrays in place.", texts[8])
+      assert.are.equal("merge", (c:get(ask("merge two sorted arrays in place"))))
+      c:close()
+    end)
+
+    it("embeds once per miss through po.cache.cached, and answers later calls from the cache", function()
+      local embeds, calls = 0, 0
+      local c = assert(po.cache.open { namespace = ns(), semantic = { embed = function(text)
+        embeds = embeds + 1
+        return po.semantic.embed(text)
+      end, embed_id = "counted" } })
+      local answer = po.cache.cached(function(req)
+        calls = calls + 1
+        return "answer " .. calls
+      end, c)
+      assert.are.equal("answer 1", answer(ask(question)))
+      assert.are.equal(1, embeds)
+      assert.are.equal("answer 1", (answer(ask(question))))
+      assert.are.equal("answer 1", (answer(ask(question:upper()))))
+      assert.are.equal(1, calls)
+      assert.are.equal(2, embeds) -- the exact hit embeds nothing; the near duplicate once
+      c:close()
+    end)
+
     it("accepts exactly what po.semantic.match accepts, with the same score", function()
       local stored = "Optimize parse_header in src/http.c; keep the tests passing with -O2."
       local queries = { stored:upper(), (stored:gsub("%-O2", "-O3")), "optimize parse_header in src/http.c, keep tests passing with -O2",
@@ -658,6 +725,28 @@ describe("po.cache", function()
       assert.are.equal("semantic", info.hit)
       c:close()
       rmdir(dir)
+    end)
+  end)
+
+  describe("the FFI fast path", function()
+    -- The binary exports the C functions; a stock luajit loads poengine_core.so
+    -- privately, and poengine._ffi finds them in it with ffi.load.
+    it("finds the C functions inside poengine and in poengine_core.so under stock luajit", function()
+      assert.are.equal("ffi.C", require("poengine._ffi").found)
+      local moddir = os.getenv("POENGINE_MODULE_DIR") or "build"
+      local code = [[
+        require "poengine_core"
+        local po = require "poengine"
+        local c = assert(po.cache.open { namespace = "stock" })
+        assert(c:set("k", "v"))
+        local v, info = c:get("k")
+        print(require("poengine._ffi").found, v, info.hit, c:get("absent"), c:stats().hits)
+      ]]
+      local preload = os.getenv("POENGINE_SANITIZER_PRELOAD") or ""
+      if preload ~= "" then preload = "LD_PRELOAD=" .. q(preload) .. " " end
+      local status, out, err = proc.sh(preload .. "LUA_CPATH=" .. q(moddir .. "/?.so;;") .. " luajit -e " .. q(code))
+      assert.are.equal(0, status, err)
+      assert.are.equal("ffi.load\tv\texact\tnil\t1\n", out)
     end)
   end)
 

@@ -15,44 +15,18 @@ local M = {}
 
 -- ---- the FFI fast path ---------------------------------------------------
 
-local ffi
-do
-  local ok, mod = pcall(require, "ffi")
-  if ok then ffi = mod end
-end
+local cffi = require "poengine._ffi"
+local ffi = cffi.ffi
 
---- Finds the C functions for the FFI: in the process's global symbols (the
---- poengine binary is linked with ENABLE_EXPORTS), else in the shared object
---- holding this code (poengine_core.so loaded by stock luajit with
---- RTLD_LOCAL, so its symbols are not global). Returns the namespace and how
---- it was found, or nil and "c-api".
+--- The C functions for the FFI (poengine._ffi finds them: in the process's
+--- global symbols inside the poengine binary, in poengine_core.so's own when
+--- a stock luajit loads it). Returns the namespace and how it was found, or
+--- nil and "c-api".
 local function find_fast_path()
-  if not ffi or os.getenv("POENGINE_METRICS_FFI") == "off" then
+  if not cffi.C or os.getenv("POENGINE_METRICS_FFI") == "off" then
     return nil, "c-api"
   end
-  pcall(ffi.cdef, [[
-    typedef struct po_metric po_metric;
-    int po_counter_inc(po_metric *m, double n);
-    int po_gauge_set(po_metric *m, double v);
-    int po_gauge_add(po_metric *m, double d);
-    int po_histogram_observe(po_metric *m, double v);
-  ]])
-  local function has(lib)
-    return pcall(function()
-      return lib.po_counter_inc and lib.po_gauge_set and lib.po_gauge_add and lib.po_histogram_observe
-    end)
-  end
-  if has(ffi.C) then
-    return ffi.C, "ffi.C"
-  end
-  local path = cm.object_path()
-  if path then
-    local ok, lib = pcall(ffi.load, path)
-    if ok and has(lib) then
-      return lib, "ffi.load"
-    end
-  end
-  return nil, "c-api"
+  return cffi.C, cffi.found
 end
 
 local C, fast_path = find_fast_path()
