@@ -157,8 +157,11 @@ static const char *const fillers[] = {
     "called", "named", NULL};
 
 static int in_list(const char *const *list, const char *p, size_t len) {
+  if (len == 0) return 0;
+  unsigned char first = fold((unsigned char)p[0]);
+  /* the first letter rules out almost every entry: this runs for every word */
   for (; *list; list++)
-    if (strlen(*list) == len && strncasecmp(*list, p, len) == 0) return 1;
+    if ((unsigned char)(*list)[0] == first && strlen(*list) == len && strncasecmp(*list, p, len) == 0) return 1;
   return 0;
 }
 
