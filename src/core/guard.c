@@ -129,16 +129,19 @@ static int push(tokens *ts, const char *p, size_t len, int type, int code) {
   return 0;
 }
 
+/* 1 when the word ends in "n't" (a straight or a curly apostrophe). */
+static int ends_in_nt(const char *p, size_t len) {
+  if (len < 3 || fold((unsigned char)p[len - 1]) != 't') return 0;
+  if (p[len - 2] == '\'') return fold((unsigned char)p[len - 3]) == 'n';
+  return len >= 5 && memcmp(p + len - 4, "\xE2\x80\x99", 3) == 0 && fold((unsigned char)p[len - 5]) == 'n';
+}
+
 /* A word's canonical form for comparison: "n't" words and "cannot" are "not". */
 static void canonical(const token *t, const char **p, size_t *len) {
   *p = t->p;
   *len = t->len;
   if (t->type != T_WORD) return;
-  if ((t->len >= 3 && fold((unsigned char)t->p[t->len - 1]) == 't' && t->p[t->len - 2] == '\'' &&
-       fold((unsigned char)t->p[t->len - 3]) == 'n') ||
-      (t->len >= 5 && fold((unsigned char)t->p[t->len - 1]) == 't' && memcmp(t->p + t->len - 4, "\xE2\x80\x99", 3) == 0 &&
-       fold((unsigned char)t->p[t->len - 5]) == 'n') ||
-      (t->len == 6 && strncasecmp(t->p, "cannot", 6) == 0)) {
+  if (ends_in_nt(t->p, t->len) || (t->len == 6 && strncasecmp(t->p, "cannot", 6) == 0)) {
     *p = "not";
     *len = 3;
   }
