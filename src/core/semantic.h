@@ -4,8 +4,8 @@
  *
  * A candidate (a stored prompt) may answer a query when the cosine
  * similarity of their embeddings reaches the threshold AND their facts are
- * the same (po_guard_same_facts: numbers, code identifiers, operands,
- * negations). The score alone never suffices: a wrong answer from a cache is
+ * the same (po_guard_same_facts: content words, numbers, code identifiers,
+ * operands, negations). The score alone never suffices: a wrong answer from a cache is
  * worse than a miss. */
 #ifndef PO_SEMANTIC_H
 #define PO_SEMANTIC_H

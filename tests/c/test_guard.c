@@ -1,5 +1,5 @@
 /* Tests for src/core/guard.c: every false hit the guard exists to stop, and
- * the harmless differences (spacing, case, punctuation, reflow, prose edits)
+ * the harmless differences (spacing, case, punctuation, reflow, filler words)
  * that it must let through. */
 #include "guard.h"
 
@@ -24,7 +24,8 @@ static int same(const char *a, const char *b) {
 static void identical_and_empty(void) {
   SAME("", "");
   SAME("return a > b", "return a > b");
-  SAME("just prose here", "");
+  SAME("please, could you?", "");
+  DIFFERENT("just prose here", "");
   DIFFERENT("", "retry 3 times");
   CHECK(po_guard_same_facts(NULL, 0, NULL, 0) == 1);
 }
@@ -114,7 +115,7 @@ static void whitespace_case_and_punctuation_pass(void) {
   SAME("Wow! That is slow!!", "Wow. That is slow.");
 }
 
-static void reflow_and_prose_edits_pass(void) {
+static void reflow_and_filler_pass(void) {
   const char *a =
       "Please optimize the function parse_header in src/http.c so that it\n"
       "avoids copying the buffer. Keep the interface and make sure the\n"
@@ -123,13 +124,73 @@ static void reflow_and_prose_edits_pass(void) {
       "Please optimize the function parse_header in src/http.c so that it avoids copying the buffer.\n"
       "Keep the interface and make sure the tests in tests/http_test.c still pass with -O2.";
   const char *c =
-      "Kindly optimize the function parse_header in src/http.c so that it\n"
-      "avoids copying the buffer. Preserve the interface and ensure the\n"
-      "tests in tests/http_test.c still pass with -O2.";
+      "Could you kindly optimize this function parse_header in src/http.c so it\n"
+      "avoids copying the buffer? Just keep the interface, and make sure that the\n"
+      "tests in tests/http_test.c still pass with -O2. Thanks!";
   SAME(a, b);
   SAME(a, c);
-  SAME("make the parser quicker", "make the parser speedier");
-  SAME("a quick fix", "I want a quick fix");
+  SAME("a quick fix", "Could you please do a quick fix?");
+}
+
+/* Prose words: any change of a content word is refused, synonyms included
+ * (the price of precision: a reworded request misses). */
+static void content_words(void) {
+  const char *base = "Translate the following paragraph into French and keep the formal tone of the original.";
+  DIFFERENT(base, "Translate the following paragraph into German and keep the formal tone of the original.");
+  DIFFERENT("Book a table for Alice in Paris", "Book a table for Bob in Paris");
+  DIFFERENT("Book a table for Alice in Paris", "Book a table for Alice in Lyon");
+  DIFFERENT("report the distance in miles", "report the distance in kilometers");
+  DIFFERENT("increase the timeout", "decrease the timeout");
+  DIFFERENT("copy the files to the server", "copy the files from the server");
+  DIFFERENT("move it up", "move it down");
+  DIFFERENT("keep the comments", "keep all comments");
+  DIFFERENT("fix the parser or the lexer", "fix the parser and the lexer");
+  DIFFERENT("make the parser quicker", "make the parser speedier");
+  DIFFERENT("a quick fix", "I want a quick fix");
+  /* the same words in another order: "Celsius to Fahrenheit" is not its reverse */
+  DIFFERENT("convert 40 degrees from Celsius to Fahrenheit", "convert 40 degrees from Fahrenheit to Celsius");
+  DIFFERENT("Alice owes Bob money", "Bob owes Alice money");
+  /* a word added or dropped */
+  DIFFERENT("sort the names", "sort the names again");
+  DIFFERENT("sort the names again", "sort the names");
+  /* stop words and filler differ freely */
+  SAME("Translate this into French.", "Could you please translate that into French, thanks");
+  SAME("Summarize the report for the board", "summarize a report for this board");
+  SAME("Hi! Can you simply list the errors?", "list errors");
+  /* contractions and possessives spelled out */
+  SAME("don't remove Alice's notes", "do not remove Alice notes");
+  SAME("we won't ship", "we will not ship");
+  SAME("it can't fail", "It cannot fail.");
+  SAME("it isn\xe2\x80\x99t done", "it is not done");
+  SAME("we're late and I'll wait", "we are late and I wait");
+  DIFFERENT("it's done", "it isn't done");
+  /* curly quotes, dashes, ellipses and no-break spaces are punctuation */
+  SAME("\xe2\x80\x9c" "quoted\xe2\x80\x9d" " words \xe2\x80\x94 here\xe2\x80\xa6", "quoted words here");
+  SAME("caf\xc3\xa9\xc2\xa0" "cr\xc3\xa8me", "CAF\xc3\xa9 cr\xc3\xa8me");
+  DIFFERENT("caf\xc3\xa9", "cafe");
+  /* every stop word is skipped, and nothing that resembles one */
+  SAME("a an as at be by do hi in is it of on am the are was can did for you its hey pls that this with were "
+       "been does will just also could would shall these those being thank hello please kindly thanks simply "
+       "really",
+       "");
+  DIFFERENT("no", "");
+  DIFFERENT("or", "");
+  DIFFERENT("to", "");
+  DIFFERENT("all", "");
+  DIFFERENT("ann", "an");
+  DIFFERENT("pleased", "");
+}
+
+static void content_words_alone(void) {
+  /* po_guard_same_words ignores what only the facts see: operators */
+  CHECK(po_guard_same_words("a > b", 5, "a < b", 5) == 1);
+  CHECK(po_guard_same_facts("a > b", 5, "a < b", 5) == 0);
+  CHECK(po_guard_same_words("Paris", 5, "Lyon", 4) == 0);
+  CHECK(po_guard_same_words(NULL, 0, "the", 3) == 1);
+  /* a contraction at the very end of the text, and a lone apostrophe */
+  CHECK(po_guard_same_words("x don't", 7, "x do not", 8) == 1);
+  CHECK(po_guard_same_words("users' data", 11, "users data", 10) == 1);
+  CHECK(po_guard_same_words("o'clock", 7, "oclock", 6) == 0);
 }
 
 static void long_texts_and_bytes(void) {
@@ -160,7 +221,9 @@ int main(void) {
   RUN(changed_identifiers);
   RUN(negation_and_polarity);
   RUN(whitespace_case_and_punctuation_pass);
-  RUN(reflow_and_prose_edits_pass);
+  RUN(reflow_and_filler_pass);
+  RUN(content_words);
+  RUN(content_words_alone);
   RUN(long_texts_and_bytes);
   return TEST_SUMMARY();
 }

@@ -57,7 +57,8 @@ static void accept_needs_score_and_facts(void) {
   CHECK(!accept(0.99, 0.95, q, "Retry the request 5 times when parse_header fails"));
   CHECK(!accept(0.99, 0.95, q, "Retry the request 3 times when parse_footer fails"));
   CHECK(!accept(1.0, 0.95, "return a > b", "return b > a"));
-  CHECK(accept(0.5, 0.4, "make it fast", "make it quick"));
+  CHECK(accept(0.5, 0.4, "make it fast", "Could you please make it fast?"));
+  CHECK(!accept(0.5, 0.4, "make it fast", "make it quick")); /* another content word */
 }
 
 int main(void) {
