@@ -185,8 +185,10 @@ static void search_gives_the_best_first_up_to_k(void) {
   po_cache_hash g = group_of("p");
   po_cache_sem *s;
   REQUIRE(po_cache_sem_new(&s) == 0);
-  const char *texts[] = {"Sort the list of words by their length", "sort the list of words by length",
-                         "Sort the list of all words by their length"};
+  /* rewordings the content-word guard lets through (case, punctuation,
+   * filler), at different n-gram scores */
+  const char *texts[] = {"Sort the list of words by their length", "sort the list of words by their length.",
+                         "Please, sort the LIST of words by their length!"};
   for (int i = 0; i < 3; i++) CHECK_EQ_INT(add_text(s, (uint64_t)i + 10, g, texts[i]), 0);
   po_cache_sem_candidate out[8];
   int n = search_text(s, g, texts[0], 0.5f, 8, out);
