@@ -184,6 +184,11 @@ while po.now() < deadline and #failures < 20 do
   for k, v in pairs(s) do
     samples[k][rounds] = v
   end
+  if rounds % 50 == 0 then
+    io.stdout:write(("soak: round %d, %.1f min: rss %.2fMiB, fds %d, heap %.2fMiB\n"):format(rounds,
+      (po.now() - t0) / 60, s.rss / 2 ^ 20, s.fds, s.heap / 2 ^ 20))
+    io.stdout:flush()
+  end
 end
 local elapsed = po.now() - t0
 server:stop()
