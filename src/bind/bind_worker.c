@@ -145,7 +145,7 @@ static int push_job_function(lua_State *L) {
  * "module\0field". */
 static void set_upvalues(lua_State *L, job *j) {
   int fn = lua_gettop(L);
-  const char *p = j->upvalues.data, *end = p + j->upvalues.len;
+  const char *p = j->upvalues.data, *end = p ? p + j->upvalues.len : p; /* NULL + 0 is undefined */
   for (int i = 1; p && p < end; i++) {
     char tag = *p++;
     if (tag == UP_REF) {

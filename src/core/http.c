@@ -1,4 +1,5 @@
 #include "http.h"
+#include "http_internal.h"
 
 #include "clock.h"
 #include "curl_lib.h"
@@ -631,4 +632,22 @@ void po_http_cancel(po_http_req *r) {
   detach(r);
   r->state = REQ_ENDING;
   if (po_loop_timer_start(r->http->loop, 0, on_end, r, &r->end_timer) != 0) finish(r, PO_ECANCELED, "canceled");
+}
+
+/* ---- the response-header parser alone, for tests and fuzzing (http_internal.h) ---- */
+
+po_http_req *po_http_headers_new(void) { return calloc(1, sizeof(po_http_req)); }
+
+size_t po_http_headers_feed(po_http_req *r, char *data, size_t len) { return on_header(data, 1, len, r); }
+
+void po_http_headers_result(const po_http_req *r, long *status, size_t *n, char *const **names,
+                            char *const **values) {
+  *status = r->status;
+  *n = r->nheaders;
+  *names = r->names;
+  *values = r->values;
+}
+
+void po_http_headers_free(po_http_req *r) {
+  if (r) req_free(r);
 }

@@ -15,6 +15,7 @@
 local ffi = require "ffi"
 
 local byte, concat, type, next = string.byte, table.concat, type, next
+local find, sub = string.find, string.sub
 local tostring, error, ipairs = tostring, error, ipairs
 
 local M = {}
@@ -176,6 +177,9 @@ function read_value(p, at, len, depth)
       return nil, nil, "truncated record"
     end
     ffi.copy(num_buf.b, p + at, 8)
+    if num_buf.b[7] == 255 and num_buf.b[6] >= 248 then
+      return 0 / 0, at + 8 -- see tagged_nan below
+    end
     return num_buf.d, at + 8
   elseif tag == 5 then
     if at + 4 > len then
@@ -260,6 +264,25 @@ do
   header_fields = assert(load(concat(lines, "\n"), "=record header"))(require("bit").band)
 end
 
+-- LuaJIT reads a double whose bits are one of the NaNs it uses as type tags
+-- as a value of another type (nil, or an object at a made-up address): a
+-- damaged record must not hand one out. Such bits start (little-endian,
+-- last two bytes) with 0xFF and 0xF8 or more; the header's doubles that do
+-- are rewritten as the plain NaN before the header is read.
+local tagged_nan = "\255[\248-\255]"
+local function plain_nans(s)
+  local parts, from = {}, 1
+  for at = 9, HEADER - 7, 8 do
+    local b6, b7 = byte(s, at + 6, at + 7)
+    if b7 == 255 and b6 >= 248 then
+      parts[#parts + 1] = sub(s, from, at - 1) .. f64(0 / 0)
+      from = at + 8
+    end
+  end
+  parts[#parts + 1] = sub(s, from)
+  return concat(parts)
+end
+
 --- Decodes a record. With numbers_only, the id, error and metadata are not
 --- read (cheaper, for statistics). Returns the record, or nil and a message
 --- for a record this version cannot read.
@@ -271,6 +294,9 @@ function M.decode(s, numbers_only)
   local version = byte(s, 1)
   if version ~= M.VERSION then
     return nil, ("a record has layout version %d; this poengine reads version %d"):format(version, M.VERSION)
+  end
+  if find(s, tagged_nan) then
+    s = plain_nans(s)
   end
   local rec = header_fields(ffi.cast(header_ptr, s))
   if not numbers_only then
