@@ -181,7 +181,7 @@ function M.tests(opts)
 end
 
 ---------------------------------------------------------------------------
--- benchmark: statistics and the noise-aware comparison
+-- benchmark: statistics, the comparison and one measurement
 
 local function median_of(sorted)
   local n = #sorted
