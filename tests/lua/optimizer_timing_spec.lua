@@ -77,6 +77,9 @@ describe("the optimizer's timing phase", function()
     assert.is_true(cand[1].accepted)
     assert.is_true(cand[1].speedup > 1.5, tostring(cand[1].speedup))
     assert.is_true(cand[1].ci_low <= cand[1].speedup and cand[1].speedup <= cand[1].ci_high)
+    -- Timed a second time in fresh rounds before it was accepted.
+    assert.are.equal("faster", cand[1].confirm.verdict)
+    assert.is_nil(cand[2].confirm)
     assert.are_not.equal("faster", cand[2].verdict)
     assert.is_false(cand[2].accepted)
 
@@ -181,6 +184,6 @@ return {
     assert.matches("best score 2, 2%.00x better than the original's %(baseline 1%)", cycle_lines[1])
     assert.matches("best score 3, 3%.00x better than the original's %(baseline 2%)", cycle_lines[2])
     -- The verbose candidate lines carry the verdict, speedup and interval.
-    assert.matches("^  c1%.1: faster, 2x %[2, 2%], 6 runs$", lines[1])
+    assert.matches("^  c1%.1: faster, 2x %[2, 2%], 6 runs; timed again: faster, 2x %[2, 2%], 6 runs$", lines[1])
   end)
 end)

@@ -302,29 +302,71 @@ function Optimizer:time_phase(cy, candidates)
         r.stats, r.verdict, r.speedup, r.ci_low, r.ci_high, r.runs, r.rule
       c.score = self.task.score and self.task.score(c, c.report) or c.stats.median
     end
-    if self.verbose then
-      self:say("verbose", "  %s: %s", c.id, M.describe_verdict(c))
-    end
+  end
+  if self.task.objective.confirm ~= false then
+    self:confirm_phase(cy, timed)
   end
   for _, c in ipairs(candidates) do
-    if self.verbose and not c.passed then
-      self:say("verbose", "  %s: %s", c.id, c.malformed and "unusable" or ("stopped at " .. tostring(c.stage)))
+    if self.verbose then
+      self:say("verbose", "  %s: %s", c.id, c.malformed and "unusable" or M.describe_verdict(c))
     end
   end
   return res.baseline
 end
 
---- A verdict for people: "faster, 1.93x [1.88, 1.99], 12 runs".
+-- Phase 3b, confirm: the candidates judged "faster", best score first,
+-- each timed once more beside the baseline in fresh rounds (another seed)
+-- until one is "faster" again; it alone can be accepted. A burst of load
+-- that favoured a candidate over the baseline in one set of rounds rarely
+-- recurs in the next, so this turns away most accepts a loaded machine
+-- would otherwise cause; it only ever removes accepts, so the cycle's
+-- false-accept bound still holds. Sets c.confirm on those it timed.
+function Optimizer:confirm_phase(cy, timed)
+  local direction = self.task.objective.direction
+  local faster = {}
+  for _, c in ipairs(timed) do
+    if c.verdict == "faster" then
+      faster[#faster + 1] = c
+    end
+  end
+  table.sort(faster, function(a, b) return better(direction, a.score, b.score) end)
+  for i, c in ipairs(faster) do
+    self:status("cycle %d of %d: confirming %s", cy.k, self.task.budget.cycles, c.id)
+    local res, err, spans = timing.run(self.task.objective,
+      { [0] = { id = "baseline", cand = cy.baseline_cand }, { id = c.id, cand = c.cand } },
+      { seed = (self.task.seed or 1) * 1000 + cy.k + 500 * i })
+    for _, span in ipairs(res and res.spans or spans or {}) do
+      cy.spans.runs[#cy.spans.runs + 1] = span
+    end
+    local r = res and res.results[1]
+    c.confirm = r and not r.failed and { verdict = r.verdict, speedup = r.speedup, ci_low = r.ci_low,
+      ci_high = r.ci_high, runs = r.runs } or { verdict = "failed", error = err or r.failed }
+    if c.confirm.verdict == "faster" then
+      return
+    end
+  end
+end
+
+--- A verdict for people: "faster, 1.93x [1.88, 1.99], 12 runs", and the
+--- confirmation's when there was one.
 function M.describe_verdict(c)
   if not c.verdict then
     return "stopped at " .. tostring(c.stage)
   end
-  local interval = c.ci_low and format(" [%.3g, %.3g]", c.ci_low, c.ci_high) or " (no interval)"
-  return format("%s, %.3gx%s, %d runs", c.verdict, c.speedup or 0, interval, c.runs or 0)
+  local function verdict(v)
+    local interval = v.ci_low and format(" [%.3g, %.3g]", v.ci_low, v.ci_high) or " (no interval)"
+    return format("%s, %.3gx%s, %d runs", v.verdict, v.speedup or 0, interval, v.runs or 0)
+  end
+  local text = verdict(c)
+  if c.confirm then
+    text = text .. "; timed again: " .. (c.confirm.speedup and verdict(c.confirm) or ("failed: " .. tostring(c.confirm.error)))
+  end
+  return text
 end
 
 -- Phase 4, select: the baseline's score; only a candidate "faster" than
--- this cycle's baseline counts, and the best of those becomes the next
+-- this cycle's baseline (and so again when timed a second time, unless
+-- objective.confirm = false) counts, and the best of those becomes the next
 -- baseline. The best score so far is the best in the objective's
 -- direction, whichever cycle measured it. Returns the accepted one, or nil.
 function Optimizer:select_phase(cy, candidates, baseline_stats)
@@ -341,7 +383,8 @@ function Optimizer:select_phase(cy, candidates, baseline_stats)
   local best
   for _, c in ipairs(candidates) do
     c.accepted = false
-    if c.verdict == "faster" and (not best or better(direction, c.score, best.score)) then
+    local confirmed = self.task.objective.confirm == false or (c.confirm ~= nil and c.confirm.verdict == "faster")
+    if c.verdict == "faster" and confirmed and (not best or better(direction, c.score, best.score)) then
       best = c
     end
   end
@@ -366,7 +409,8 @@ function Optimizer:select_phase(cy, candidates, baseline_stats)
     self.best_score = best.score
   end
   self.accepted[#self.accepted + 1] = { cycle = cy.k, id = best.id, score = best.score, diff = best.diff,
-    params = best.params, speedup = best.speedup, ci_low = best.ci_low, ci_high = best.ci_high, runs = best.runs }
+    params = best.params, speedup = best.speedup, ci_low = best.ci_low, ci_high = best.ci_high, runs = best.runs,
+    confirm = best.confirm }
   self.stall = 0
   return best
 end
@@ -410,7 +454,7 @@ function Optimizer:record_phase(cy, candidates, best, baseline_stats)
       kind = "candidate", cycle = k, candidate = c.id, diff = c.diff, params = c.params, malformed = c.malformed,
       stage = c.stage, results = results, score = c.score, median = c.stats and c.stats.median,
       baseline = baseline_stats.median, verdict = c.verdict, speedup = c.speedup, ci_low = c.ci_low,
-      ci_high = c.ci_high, runs = c.runs, rule = c.rule, accepted = c.accepted,
+      ci_high = c.ci_high, runs = c.runs, rule = c.rule, confirm = c.confirm, accepted = c.accepted,
     }
   end
   self:record_spans(cy)

@@ -60,6 +60,9 @@ function M.check(task)
     max_runs = { 2, 10000, "a whole number of at least 2", true, true },
     warmup = { 0, 1000, "a whole number of at least 0", true, true },
   }
+  if o.confirm ~= nil and type(o.confirm) ~= "boolean" then
+    error("po.optimizer: task.objective.confirm must be a boolean", 3)
+  end
   for name, r in pairs(ranges) do
     local x = o[name]
     if x ~= nil then

@@ -42,13 +42,19 @@ local function finite(x)
 end
 
 -- One arm's result from its samples and the decision. The interval
--- reported is the one at the run's own level (1 - 2 alpha, from all its
--- samples), not the stricter per-look one the verdict was decided at,
--- which a few runs leave unbounded; nil when even that is unbounded.
+-- reported is the one at the run's own level (1 - 2 alpha), not the
+-- stricter per-look one the verdict was decided at, which a few runs leave
+-- unbounded; nil when even that is unbounded. It is computed on the
+-- baseline's runs of the same rounds (the arm's first n, as the decision
+-- was), not on those the baseline went on with beside other arms.
 local function arm_result(r, stats, base_samples, o)
   local lo, hi = r.ci_low, r.ci_high
   if base_samples then
-    local nominal = decide.compare_samples(stats.samples, base_samples, o)
+    local same_rounds = {}
+    for k = 1, math.min(stats.n, #base_samples) do
+      same_rounds[k] = base_samples[k]
+    end
+    local nominal = decide.compare_samples(stats.samples, same_rounds, o)
     lo, hi = nominal and nominal.ci_low, nominal and nominal.ci_high
   end
   lo, hi = finite(lo), finite(hi)
@@ -62,6 +68,10 @@ local function sequential(v, arms, o, cpu, seed, on_round, spans)
     local start = po.time()
     local value, err, code = v.measure(arms[arm].cand, { cpu = cpu })
     spans[#spans + 1] = { arm = arms[arm].id, cpu = cpu, start = start, finish = po.time() }
+    if value ~= nil and not (type(value) == "number" and value > 0) then
+      -- The rule compares log values: the arm's benchmark is what failed.
+      return nil, "the metric gave " .. tostring(value) .. ", not a positive number", "EBENCH"
+    end
     return value, err, code
   end
   -- A first untimed run of every arm: the first warm-up, and where a
@@ -98,7 +108,9 @@ local function sequential(v, arms, o, cpu, seed, on_round, spans)
       runs = res
       break
     end
-    if not failed_arm or failed_arm == 0 then
+    if not failed_arm then
+      return nil, tostring(serr)
+    elseif failed_arm == 0 then
       return nil, "the baseline failed its benchmark: " .. tostring(serr)
     end
     -- A candidate failed midway: it is out, and the others start again so
