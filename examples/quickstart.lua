@@ -5,9 +5,10 @@
 -- say what must stay true, and a benchmark. Each cycle asks the LLM for four
 -- rewrites at once, through the router and its cache; every rewrite gets its
 -- own sandbox, runs the cascade (syntax, then the tests) on the worker pool,
--- and the survivors are timed beside the current version, measured again in
--- the same cycle. Only a rewrite that is faster by the benchmark's
--- noise-aware rule is accepted. Every cycle is recorded; at the end the
+-- and once all of that has finished the survivors are timed beside the
+-- current version, interleaved, measured again in the same cycle. Only a
+-- rewrite judged "faster" by the calibrated rule (docs/optimizer.md,
+-- "Timing") is accepted. Every cycle is recorded; at the end the
 -- Markdown and HTML dashboards are written and the best rewrite is saved as
 -- a patch (the project itself is left as it is).
 --
@@ -87,14 +88,18 @@ local task = {
 local result = assert(po.optimizer.run(task, { router = router, progress = print, global_collector = true }))
 
 print()
+if result.warning then
+  print("WARNING: " .. result.warning)
+end
 print(string.format("%d cycles (stopped: %s), %d candidates accepted, %d replies unusable",
   result.cycles, result.stopped, #result.accepted, result.malformed))
 for _, a in ipairs(result.accepted) do
   print(string.format("  cycle %d accepted %s: %.2fx faster than the version before it", a.cycle, a.id, a.speedup or 0))
 end
 if result.final then
-  print(string.format("original %.4f s, best %.4f s: %.1fx faster (%s, measured side by side)",
-    result.final.original, result.final.best, result.final.speedup, result.final.verdict))
+  print(string.format("original %.4f s, best %.4f s: %.1fx faster (%s, measured side by side); "
+    .. "the accepted chain claimed %.1fx", result.final.original, result.final.best, result.final.speedup,
+    result.final.verdict, result.chain_speedup))
 end
 local s = router:stats()
 print(string.format("LLM calls: %d, answered from the cache: %d (%.0f%%), tokens %d, cost $%.4f",

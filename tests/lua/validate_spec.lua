@@ -355,6 +355,47 @@ describe("built-in validators", function()
     assert.are.equal(2, speedup)
   end)
 
+  it("compare with samples on both sides decides by Mann-Whitney and returns the speedup's interval", function()
+    local base = v.stats { 1.00, 1.02, 0.99, 1.01, 1.03, 0.98, 1.00, 1.01 }
+    local half = v.stats { 0.50, 0.51, 0.49, 0.52, 0.50, 0.48, 0.51, 0.50 }
+    local verdict, speedup, info = v.compare(half, base)
+    assert.are.equal("faster", verdict)
+    assert.is_true(speedup > 1.9 and speedup < 2.1, tostring(speedup))
+    assert.are.equal("mann-whitney", info.rule)
+    assert.is_true(info.ci_low > 1.8 and info.ci_low <= speedup and speedup <= info.ci_high and info.ci_high < 2.2)
+    assert.is_true(info.p < 0.01)
+    assert.are.equal(8, info.n_candidate)
+    -- The same samples are "same", with an interval around 1; a throughput
+    -- twice as high is "faster" with higher_is_better.
+    local same, s1, i1 = v.compare(v.stats(base.samples), base)
+    assert.are.equal("same", same)
+    assert.is_true(i1.ci_low <= 1 and s1 == 1 and i1.ci_high >= 1)
+    assert.are.equal("faster", (v.compare(base, half, { higher_is_better = true })))
+    assert.are.equal("slower", (v.compare(base, half)))
+    -- A 5% speedup below min_effect = 0.1 is not "faster", however clear.
+    local five = {}
+    for i, x in ipairs(base.samples) do
+      five[i] = x / 1.05
+    end
+    assert.are.equal("faster", (v.compare(v.stats(five), base, { min_effect = 0.01 })))
+    assert.are.equal("same", (v.compare(v.stats(five), base, { min_effect = 0.1 })))
+    -- Figures without samples fall back to the band rule, with no interval.
+    local _, _, band = v.compare({ median = 0.5, mad = 0.01 }, { median = 1, mad = 0.01 })
+    assert.are.equal("band", band.rule)
+    assert.is_nil(band.ci_low)
+  end)
+
+  it("benchmark's measure takes one measurement, pinned to a CPU when asked", function()
+    local b = v.benchmark { argv = { "echo", "{dir}" }, metric = function(r) return #r.stdout end }
+    assert.are.equal(#"/tmp\n", b.measure({ dir = "/tmp" }))
+    local cpus = po.cpus()
+    assert.are.equal(#"/tmp\n", b.measure({ dir = "/tmp" }, { cpu = cpus[#cpus] }))
+    local value, err, code = v.benchmark({ argv = { "false" } }).measure({ dir = "/tmp" })
+    assert.is_nil(value)
+    assert.matches("exited with 1", err)
+    assert.are.equal("EBENCH", code)
+  end)
+
   it("benchmark measures repeats beside a baseline and judges them", function()
     local report = v.run({
       v.benchmark { name = "quick", argv = { "true" }, repeats = 3, warmup = 1,

@@ -178,18 +178,33 @@ function M.main(args)
   local function fmt(x)
     return po.optimizer.format_score(x)
   end
+  local function interval(lo, hi)
+    return lo and string.format(" [%.3g, %.3g]", lo, hi) or ""
+  end
+  -- A final check that does not confirm the accepted chain heads the
+  -- summary: it is the one thing a reader must not miss.
+  if result.warning then
+    print("WARNING: " .. result.warning)
+  end
   print(string.format("%s: %d cycle%s, stopped: %s", task.id, result.cycles, result.cycles == 1 and "" or "s",
     result.stopped))
   if #result.accepted == 0 then
-    print("no candidate was faster than the baseline by the benchmark's noise-aware rule")
+    print("no candidate was judged better than its baseline (timed side by side, interleaved)")
   end
+  local better = task.objective and task.objective.direction == "max" and "higher" or "faster"
   for _, a in ipairs(result.accepted) do
-    print(string.format("  cycle %d: accepted %s, %.2fx faster than the version before it (score %s)",
-      a.cycle, a.id, a.speedup or 0, fmt(a.score)))
+    print(string.format("  cycle %d: accepted %s, %.3gx%s %s than the version before it (score %s)",
+      a.cycle, a.id, a.speedup or 0, interval(a.ci_low, a.ci_high), better, fmt(a.score)))
+  end
+  if result.chain_speedup then
+    local f = result.final
+    print(string.format("accepted chain: %.3gx (the product of the cycles' speedups); final check: %s",
+      result.chain_speedup, f and string.format("%.3gx%s, %s, %d runs each", f.speedup, interval(f.ci_low, f.ci_high),
+        f.verdict, f.runs or 0) or "not made"))
   end
   if result.final then
-    print(string.format("best: %s against the original's %s, %.2fx (%s, both measured again side by side)",
-      fmt(result.final.best), fmt(result.final.original), result.final.speedup, result.final.verdict))
+    print(string.format("best: %s against the original's %s (medians of the final check, timed side by side)",
+      fmt(result.final.best), fmt(result.final.original)))
   end
   if result.best_params then
     print("best parameters: " .. po.json.encode(result.best_params, { sort_keys = true }))

@@ -18,13 +18,14 @@
 --- Each cycle: the proposer makes N candidates (LLM requests run concurrently
 --- through the router and its cache); each well-formed candidate gets its own
 --- sandbox and runs the task's validators as a cascade on the shared pool,
---- all candidates at once; those that pass are benchmarked one at a time
---- beside the baseline, measured again in the same cycle; a candidate is
---- accepted only when it is faster by the benchmark's noise-aware rule and
---- its score beats the best so far. The best accepted one becomes the next
---- baseline. Every cycle goes through the collector, every candidate into
---- the event log, and a checkpoint after each cycle lets `resume = true`
---- continue.
+--- all candidates and the baseline at once. Only when all of that has
+--- finished are the survivors and the baseline timed (timing.lua):
+--- interleaved, after warm-ups, pinned to one CPU, and decided by
+--- decide.sequential, whose false-accept rate is controlled across the
+--- cycle's candidates. The best candidate judged "faster" becomes the next
+--- baseline. Every cycle goes through the collector, every candidate and
+--- the cycle's validation and timing spans into the event log, and a
+--- checkpoint after each cycle lets `resume = true` continue.
 local po = require "poengine"
 local diff = require "poengine.optimizer.diff"
 local prompts = require "poengine.optimizer.prompts"
@@ -34,6 +35,7 @@ local sandbox = require "poengine.optimizer.sandbox"
 local propose = require "poengine.optimizer.propose"
 local checkpoint = require "poengine.optimizer.checkpoint"
 local result = require "poengine.optimizer.result"
+local timing = require "poengine.optimizer.timing"
 
 local M = {}
 M.diff, M.prompts, M.search = diff, prompts, search
@@ -42,35 +44,7 @@ M.check_task, M.load_task = task_mod.check, task_mod.load
 local format = string.format
 
 ---------------------------------------------------------------------------
--- The lock the benchmarks take turns with; scores; evidence
-
-local Lock = {}
-Lock.__index = Lock
-
--- One benchmark at a time: candidates measured side by side on a shared
--- machine would slow each other down and blur the comparison.
-local function new_lock()
-  return setmetatable({ held = false, queue = {} }, Lock)
-end
-
-function Lock:acquire()
-  if not self.held then
-    self.held = true
-    return
-  end
-  local f = po.future()
-  self.queue[#self.queue + 1] = f
-  f:wait()
-end
-
-function Lock:release()
-  local nxt = table.remove(self.queue, 1)
-  if nxt then
-    nxt:resolve(true)
-  else
-    self.held = false
-  end
-end
+-- Scores and evidence
 
 local better = result.better
 M.better, M.format_score = better, result.format_score
@@ -148,31 +122,22 @@ end
 
 ---------------------------------------------------------------------------
 -- The cycle, phase by phase. Each phase is a method taking the cycle's
--- context cy = { k, id, state, lock, baseline }; the validate phase hands
--- each candidate that passes to the time phase at once (the benchmarks
--- take turns through cy.lock), so timing overlaps the other candidates'
--- validation; moving timing after validation changes validate_phase only.
+-- context cy = { k, id, state, baseline_cand, spans }. Validation (the
+-- baseline and every candidate at once) finishes before timing starts:
+-- timing beside builds and tests would read the baseline slow and make
+-- anything look faster.
 
--- The task's validators as a cascade on a sandbox, counted in the cycle.
-function Optimizer:run_validators(cand)
+-- The task's validators as a cascade on a sandbox, counted in the cycle;
+-- its span (start and end, covering every child it ran) goes into
+-- cy.spans.validations.
+function Optimizer:run_validators(cy, cand)
+  local start = po.time()
   local report = po.validate.run(self.task.validators, cand, { cascade = true })
+  local spans = cy.spans.validations
+  spans[#spans + 1] = { candidate = cand.id, start = start, finish = po.time() }
   self.validation_time = self.validation_time + report.duration
   self.validation_count = self.validation_count + #report.results
   return report
-end
-
--- Times a sandbox with the objective's benchmark validator, one at a time
--- (the lock), and counts it; returns the validator's result and the report.
-function Optimizer:time_objective(cand, lock)
-  lock:acquire()
-  local ok, bench = pcall(po.validate.run, { self.task.objective.validator }, cand)
-  lock:release()
-  if not ok then
-    error(bench, 0)
-  end
-  self.validation_time = self.validation_time + bench.duration
-  self.validation_count = self.validation_count + 1
-  return bench.results[1], bench
 end
 
 -- A sandbox holding `files` over the workdir, with its point of the search
@@ -202,7 +167,7 @@ function Optimizer:begin_cycle()
     files = self.baseline.files, baseline_score = self.baseline.score, evidence = self.evidence,
     best_score = self.best_score,
   }
-  return { k = k, id = id, state = state, lock = new_lock() }
+  return { k = k, id = id, state = state, spans = { validations = {}, runs = {} } }
 end
 
 -- Ends a failed cycle in the collector; removes its sandboxes when asked.
@@ -213,45 +178,26 @@ function Optimizer:fail_cycle(cy, message, remove)
   end
 end
 
--- Phase 1, baseline: a sandbox of the baseline, which goes through the same
--- validators (which may build it), then is timed again in this cycle, all
--- beside the candidates. cy.baseline is a future of its statistics (or
--- nil, why). Returns true, or nil, message when its sandbox cannot be made.
+-- Phase 1, baseline: a sandbox of the baseline, which goes through the
+-- same validators as the candidates (they may build it) and is timed
+-- again in this cycle beside them. Returns true, or nil, message when its
+-- sandbox cannot be made.
 function Optimizer:baseline_phase(cy)
   local dir, err = self:sandbox_of(format("cycle%d-baseline", cy.k), self.baseline.files, self.baseline.params)
   if not dir then
     return nil, err
   end
-  local cand = sandbox.candidate(self.task, dir, "baseline", self.baseline.params)
-  local function measure()
-    if #self.task.validators > 0 then
-      local check = self:run_validators(cand)
-      if not check.passed then
-        return nil, "the baseline fails its own validators: " .. evidence_of(check)
-      end
-    end
-    local r, bench = self:time_objective(cand, cy.lock)
-    if not r.passed or not (r.details and r.details.median) then
-      return nil, "the baseline failed its benchmark: " .. evidence_of(bench)
-    end
-    return r.details
-  end
-  if self.parallel then
-    cy.baseline = po.async(measure)
-  else
-    cy.baseline = po.future()
-    cy.baseline:resolve(measure())
-  end
+  cy.baseline_cand = sandbox.candidate(self.task, dir, "baseline", self.baseline.params)
   return true
 end
 
 -- One candidate through the task's validators; fills c.report, and
 -- c.stage and c.evidence where it stopped. Returns whether it passed.
-function Optimizer:validate_candidate(c, cand)
+function Optimizer:validate_candidate(cy, c, cand)
   if #self.task.validators == 0 then
     return true
   end
-  c.report = self:run_validators(cand)
+  c.report = self:run_validators(cy, cand)
   if c.report.passed then
     return true
   end
@@ -265,35 +211,10 @@ function Optimizer:validate_candidate(c, cand)
   return false
 end
 
--- Phase 3, time (per candidate): its benchmark, compared with this cycle's
--- baseline; fills c.bench, c.stats, c.verdict, c.speedup and c.score (or
--- c.stage and c.evidence when the benchmark fails).
-function Optimizer:time_phase(cy, c, cand)
-  local r, bench = self:time_objective(cand, cy.lock)
-  c.bench = r
-  if not r.passed then
-    c.stage = r.name
-    c.evidence = evidence_of(bench)
-    return
-  end
-  c.stats = r.details
-  if not (c.stats and c.stats.median) then
-    c.stage = r.name
-    c.evidence = "the objective validator reported no median"
-    return
-  end
-  local baseline_stats = cy.baseline:wait()
-  if not baseline_stats then
-    return -- the cycle fails on its baseline
-  end
-  c.verdict, c.speedup = po.validate.compare(c.stats, baseline_stats, {
-    noise = self.task.objective.noise, higher_is_better = self.task.objective.direction == "max" })
-  c.score = self.task.score and self.task.score(c, c.report) or c.stats.median
-end
-
--- Phase 2, validate: each well-formed candidate in a sandbox of its own
--- through the validators, all at once (one after another when not
--- parallel), and on to its timing when it passes. Returns po.all's result.
+-- Phase 2, validate: the baseline and each well-formed candidate, each in
+-- a sandbox of its own, through the validators, all at once (one after
+-- another when not parallel). Marks c.passed on the candidates that pass;
+-- sets cy.baseline_error when the baseline fails. Returns po.all's result.
 function Optimizer:validate_phase(cy, candidates)
   local k, cycles = cy.k, self.task.budget.cycles
   local tasks = {}
@@ -305,8 +226,16 @@ function Optimizer:validate_phase(cy, candidates)
   end
   self:status("cycle %d of %d: validating %d candidates", k, cycles, total)
   local start = self.parallel and po.async or function(fn)
-    fn() -- one candidate after another: for comparisons and debugging
+    fn() -- one after another: for comparisons and debugging
     return po.after(0)
+  end
+  if #self.task.validators > 0 then
+    tasks[1] = start(function()
+      local check = self:run_validators(cy, cy.baseline_cand)
+      if not check.passed then
+        cy.baseline_error = "the baseline fails its own validators: " .. evidence_of(check)
+      end
+    end)
   end
   for i, c in ipairs(candidates) do
     if not c.malformed then
@@ -324,26 +253,124 @@ function Optimizer:validate_phase(cy, candidates)
           return
         end
         c.dir = dir
-        local cand = sandbox.candidate(self.task, dir, c.id, c.params)
-        if self:validate_candidate(c, cand) then
-          self:time_phase(cy, c, cand)
-        end
+        c.cand = sandbox.candidate(self.task, dir, c.id, c.params)
+        c.passed = self:validate_candidate(cy, c, c.cand)
         finished = finished + 1
         self:status("cycle %d of %d: %d of %d candidates validated", k, cycles, finished, total)
-        if self.verbose then
-          self:say("verbose", "  %s: %s", c.id, c.verdict and (c.verdict .. format(" (%.2fx)", c.speedup or 0))
-            or ("stopped at " .. tostring(c.stage)))
-        end
       end)
     end
   end
   return po.all(tasks)
 end
 
--- Phase 4, select: the baseline's score; only a candidate faster than this
--- cycle's baseline by the noise-aware rule counts, and the best of those
--- becomes the next baseline. Returns it, or nil.
+-- Phase 3, time: once validation has finished, the candidates that passed
+-- and the baseline, side by side (timing.lua). Fills each timed
+-- candidate's c.stats, c.verdict, c.speedup, c.ci_low, c.ci_high, c.runs
+-- and c.score (or c.stage and c.evidence when its benchmark fails).
+-- Returns the baseline's statistics, or nil, message.
+function Optimizer:time_phase(cy, candidates)
+  local arms = { [0] = { id = "baseline", cand = cy.baseline_cand } }
+  local timed = {}
+  for _, c in ipairs(candidates) do
+    if c.passed then
+      timed[#timed + 1] = c
+      arms[#arms + 1] = { id = c.id, cand = c.cand }
+    end
+  end
+  local cycles = self.task.budget.cycles
+  local where = timing.cpu()
+  self:status("cycle %d of %d: timing %d candidates and the baseline%s", cy.k, cycles, #timed,
+    where and (" on cpu " .. where) or "")
+  local res, err, spans = timing.run(self.task.objective, arms, {
+    seed = (self.task.seed or 1) * 1000 + cy.k,
+    on_round = function(round, runs)
+      self:status("cycle %d of %d: timing, round %d, %d runs", cy.k, cycles, round, runs)
+    end,
+  })
+  cy.spans.runs = res and res.spans or spans or {}
+  cy.cpu = res and res.cpu
+  if not res then
+    return nil, err
+  end
+  local name = self.task.objective.validator.name
+  for i, c in ipairs(timed) do
+    local r = res.results[i]
+    if r.failed then
+      c.stage, c.evidence = name, r.failed
+    else
+      c.stats, c.verdict, c.speedup, c.ci_low, c.ci_high, c.runs, c.rule =
+        r.stats, r.verdict, r.speedup, r.ci_low, r.ci_high, r.runs, r.rule
+      c.score = self.task.score and self.task.score(c, c.report) or c.stats.median
+    end
+  end
+  if self.task.objective.confirm ~= false then
+    self:confirm_phase(cy, timed)
+  end
+  for _, c in ipairs(candidates) do
+    if self.verbose then
+      self:say("verbose", "  %s: %s", c.id, c.malformed and "unusable" or M.describe_verdict(c))
+    end
+  end
+  return res.baseline
+end
+
+-- Phase 3b, confirm: the candidates judged "faster", best score first,
+-- each timed once more beside the baseline in fresh rounds (another seed)
+-- until one is "faster" again; it alone can be accepted. A burst of load
+-- that favoured a candidate over the baseline in one set of rounds rarely
+-- recurs in the next, so this turns away most accepts a loaded machine
+-- would otherwise cause; it only ever removes accepts, so the cycle's
+-- false-accept bound still holds. Sets c.confirm on those it timed.
+function Optimizer:confirm_phase(cy, timed)
+  local direction = self.task.objective.direction
+  local faster = {}
+  for _, c in ipairs(timed) do
+    if c.verdict == "faster" then
+      faster[#faster + 1] = c
+    end
+  end
+  table.sort(faster, function(a, b) return better(direction, a.score, b.score) end)
+  for i, c in ipairs(faster) do
+    self:status("cycle %d of %d: confirming %s", cy.k, self.task.budget.cycles, c.id)
+    local res, err, spans = timing.run(self.task.objective,
+      { [0] = { id = "baseline", cand = cy.baseline_cand }, { id = c.id, cand = c.cand } },
+      { seed = (self.task.seed or 1) * 1000 + cy.k + 500 * i })
+    for _, span in ipairs(res and res.spans or spans or {}) do
+      cy.spans.runs[#cy.spans.runs + 1] = span
+    end
+    local r = res and res.results[1]
+    c.confirm = r and not r.failed and { verdict = r.verdict, speedup = r.speedup, ci_low = r.ci_low,
+      ci_high = r.ci_high, runs = r.runs } or { verdict = "failed", error = err or r.failed }
+    if c.confirm.verdict == "faster" then
+      return
+    end
+  end
+end
+
+--- A verdict for people: "faster, 1.93x [1.88, 1.99], 12 runs", and the
+--- confirmation's when there was one.
+function M.describe_verdict(c)
+  if not c.verdict then
+    return "stopped at " .. tostring(c.stage)
+  end
+  local function verdict(v)
+    local interval = v.ci_low and format(" [%.3g, %.3g]", v.ci_low, v.ci_high) or " (no interval)"
+    return format("%s, %.3gx%s, %d runs", v.verdict, v.speedup or 0, interval, v.runs or 0)
+  end
+  local text = verdict(c)
+  if c.confirm then
+    text = text .. "; timed again: " .. (c.confirm.speedup and verdict(c.confirm) or ("failed: " .. tostring(c.confirm.error)))
+  end
+  return text
+end
+
+-- Phase 4, select: the baseline's score; only a candidate "faster" than
+-- this cycle's baseline (and so again when timed a second time, unless
+-- objective.confirm = false) counts, and the best of those becomes the next
+-- baseline. The best score so far is the best in the objective's
+-- direction, whichever cycle measured it. Returns the accepted one, or nil.
 function Optimizer:select_phase(cy, candidates, baseline_stats)
+  local direction = self.task.objective.direction
   self.baseline.score = self.task.score and self.task.score({ stats = baseline_stats }, nil) or baseline_stats.median
   if self.best_score == nil then
     self.best_score = self.baseline.score
@@ -356,7 +383,8 @@ function Optimizer:select_phase(cy, candidates, baseline_stats)
   local best
   for _, c in ipairs(candidates) do
     c.accepted = false
-    if c.verdict == "faster" and (not best or better(self.task.objective.direction, c.score, best.score)) then
+    local confirmed = self.task.objective.confirm == false or (c.confirm ~= nil and c.confirm.verdict == "faster")
+    if c.verdict == "faster" and confirmed and (not best or better(direction, c.score, best.score)) then
       best = c
     end
   end
@@ -377,16 +405,26 @@ function Optimizer:select_phase(cy, candidates, baseline_stats)
   for path, text in pairs(best.files or {}) do
     self.baseline.files[path] = text
   end
-  self.best_score = best.score
+  if better(direction, best.score, self.best_score) then
+    self.best_score = best.score
+  end
   self.accepted[#self.accepted + 1] = { cycle = cy.k, id = best.id, score = best.score, diff = best.diff,
-    params = best.params, speedup = best.speedup }
+    params = best.params, speedup = best.speedup, ci_low = best.ci_low, ci_high = best.ci_high, runs = best.runs,
+    confirm = best.confirm }
   self.stall = 0
   return best
 end
 
+-- The cycle's spans in the event log: when each validation and each timed
+-- run started and ended (wall-clock seconds), and on which CPU.
+function Optimizer:record_spans(cy, kind)
+  self:event { kind = kind or "timing", cycle = cy.k, cpu = cy.cpu, validations = cy.spans.validations,
+    runs = cy.spans.runs }
+end
+
 -- Phase 5, record: evidence for the next cycle, a line per candidate in
--- the event log, the cycle in the collector, the summary line and the
--- checkpoint.
+-- the event log, the cycle's spans, the cycle in the collector, the
+-- summary line and the checkpoint.
 function Optimizer:record_phase(cy, candidates, best, baseline_stats)
   local k = cy.k
   local evidence = {}
@@ -399,8 +437,8 @@ function Optimizer:record_phase(cy, candidates, best, baseline_stats)
       evidence[#evidence + 1] = { label = c.id .. ": failed at " .. tostring(c.stage), text = c.evidence }
     elseif c.stats then
       evidence[#evidence + 1] = { label = c.id .. ": benchmark",
-        text = format("median %.3g beside the baseline's %.3g (%s, %.2fx)", c.stats.median,
-          baseline_stats.median, c.verdict, c.speedup or 0) }
+        text = format("median %.3g beside the baseline's %.3g: %s", c.stats.median, baseline_stats.median,
+          M.describe_verdict(c)) }
     end
   end
   self.evidence = evidence
@@ -412,16 +450,14 @@ function Optimizer:record_phase(cy, candidates, best, baseline_stats)
       results[#results + 1] = { name = r.name, status = r.status, passed = r.passed, duration = r.duration,
         errors = r.errors }
     end
-    if c.bench then
-      results[#results + 1] = { name = c.bench.name, status = c.bench.status, passed = c.bench.passed,
-        duration = c.bench.duration, errors = c.bench.errors }
-    end
     self:event {
-      cycle = k, candidate = c.id, diff = c.diff, params = c.params, malformed = c.malformed,
+      kind = "candidate", cycle = k, candidate = c.id, diff = c.diff, params = c.params, malformed = c.malformed,
       stage = c.stage, results = results, score = c.score, median = c.stats and c.stats.median,
-      baseline = baseline_stats.median, verdict = c.verdict, speedup = c.speedup, accepted = c.accepted,
+      baseline = baseline_stats.median, verdict = c.verdict, speedup = c.speedup, ci_low = c.ci_low,
+      ci_high = c.ci_high, runs = c.runs, rule = c.rule, confirm = c.confirm, accepted = c.accepted,
     }
   end
+  self:record_spans(cy)
 
   self:record_cycle(cy.id, candidates, best)
   self.collector:end_cycle(cy.id, true)
@@ -429,11 +465,22 @@ function Optimizer:record_phase(cy, candidates, best, baseline_stats)
     self.sandboxes:remove_all()
   end
   local spent = self:spent()
-  self:say("info", "cycle %d of %d: %d candidates, %d validated, %s; best score %s (baseline %s); spent $%.4f, %d tokens",
+  self:say("info", "cycle %d of %d: %d candidates, %d validated, %s; best score %s%s (baseline %s); spent $%.4f, %d tokens",
     k, self.task.budget.cycles, #candidates, #candidates - malformed,
     best and ("accepted " .. best.id .. format(" (%.2fx)", best.speedup or 0)) or "none accepted",
-    result.format_score(self.best_score), result.format_score(baseline_stats.median), spent.usd, spent.tokens)
+    result.format_score(self.best_score), self:improvement_note(), result.format_score(baseline_stats.median),
+    spent.usd, spent.tokens)
   self:checkpoint()
+end
+
+-- ", 1.93x better than the original" when the best so far beats the
+-- original's first figure in the objective's direction; "" otherwise.
+function Optimizer:improvement_note()
+  local ratio = result.improvement(self.task.objective.direction, self.first_score, self.best_score)
+  if not ratio or ratio == 1 then
+    return ""
+  end
+  return format(", %.2fx better than the original's", ratio)
 end
 
 --- Runs one cycle; returns the accepted candidate or nil (nil, message
@@ -457,8 +504,14 @@ function Optimizer:run_cycle()
     self:fail_cycle(cy, err, true)
     error(err, 0)
   end
-  local baseline_stats, why = cy.baseline:wait()
+  if cy.baseline_error then
+    self:record_spans(cy)
+    self:fail_cycle(cy, cy.baseline_error, true)
+    return nil, cy.baseline_error
+  end
+  local baseline_stats, why = self:time_phase(cy, candidates)
   if not baseline_stats then
+    self:record_spans(cy)
     self:fail_cycle(cy, why, true)
     return nil, why
   end

@@ -1,9 +1,10 @@
---- The end of an optimizer's run: the original and the best measured once
---- more side by side, the patch, applying it, and the result table; and
---- scores written for people.
+--- The end of an optimizer's run: the original and the best timed once
+--- more side by side by the cycles' own rule (the final check), the patch,
+--- applying it, and the result table; and scores written for people.
 local po = require "poengine"
 local diff = require "poengine.optimizer.diff"
 local sandbox = require "poengine.optimizer.sandbox"
+local timing = require "poengine.optimizer.timing"
 
 local M = {}
 
@@ -44,15 +45,34 @@ function M.format_score(score)
   return tostring(score)
 end
 
--- The original and the final best, measured once more side by side, so the
--- improvement reported is a comparison made in one run, not figures from
--- different cycles.
+--- How many times better `best` is than `first` in the objective's
+--- direction (first / best for "min", best / first for "max"); nil for
+--- tuples, a missing figure or a zero.
+function M.improvement(direction, first, best)
+  if type(first) ~= "number" or type(best) ~= "number" or first == 0 or best == 0 then
+    return nil
+  end
+  if direction == "max" then
+    return best / first
+  end
+  return first / best
+end
+
+-- The final check: the original and the final best, validated, then timed
+-- side by side by the rule every cycle used (one candidate, the original
+-- as the baseline), so the improvement reported is a verdict with an
+-- interval from one run, not figures from different cycles. Returns
+-- { original, best, verdict, speedup, ci_low, ci_high, runs, rule, cpu },
+-- or nil, why.
 function M.final_comparison(self)
   local task = self.task
-  local orig_dir = self.sandboxes:make("final-original", self.original.files)
-  local best_dir = orig_dir and self.sandboxes:make("final-best", self.baseline.files)
+  local orig_dir, err = self.sandboxes:make("final-original", self.original.files)
+  local best_dir
+  if orig_dir then
+    best_dir, err = self.sandboxes:make("final-best", self.baseline.files)
+  end
   if not (orig_dir and best_dir) then
-    return nil
+    return nil, err
   end
   if task.apply_params then
     if self.original.params then
@@ -62,24 +82,66 @@ function M.final_comparison(self)
       task.apply_params(self.baseline.params, best_dir)
     end
   end
-  local function measure(dir, id, params)
-    local cand = sandbox.candidate(task, dir, id, params)
-    if #task.validators > 0 and not po.validate.run(task.validators, cand, { cascade = true }).passed then
-      return { passed = false }
+  local arms = {
+    [0] = { id = "original", cand = sandbox.candidate(task, orig_dir, "original", self.original.params) },
+    { id = "best", cand = sandbox.candidate(task, best_dir, "best", self.baseline.params) },
+  }
+  local cy = { k = "final", spans = { validations = {}, runs = {} } }
+  local failed
+  if #task.validators > 0 then
+    local checks = {}
+    for i = 0, 1 do
+      checks[#checks + 1] = po.async(function()
+        local report = self:run_validators(cy, arms[i].cand)
+        if not report.passed then
+          failed = "the " .. arms[i].id .. " fails its validators"
+        end
+      end)
     end
-    return po.validate.run({ task.objective.validator }, cand).results[1]
+    po.all(checks)
   end
-  local a = measure(orig_dir, "original", self.original.params)
-  local b = measure(best_dir, "best", self.baseline.params)
+  local res, terr, spans
+  if not failed then
+    res, terr, spans = timing.run(task.objective, arms, { seed = (task.seed or 1) * 1000 })
+    cy.spans.runs, cy.cpu = res and res.spans or spans or {}, res and res.cpu
+  end
+  self:record_spans(cy, "final")
   if not self.keep_sandboxes then
     self.sandboxes:remove_all()
   end
-  if not (a.passed and b.passed and a.details and b.details and a.details.median and b.details.median) then
+  if failed or not res then
+    return nil, failed or terr
+  end
+  local r = res.results[1]
+  if r.failed then
+    return nil, "the best failed its benchmark: " .. r.failed
+  end
+  return { original = res.baseline.median, best = r.stats.median, verdict = r.verdict, speedup = r.speedup,
+    ci_low = r.ci_low, ci_high = r.ci_high, runs = r.runs, rule = r.rule, cpu = res.cpu }
+end
+
+--- The product of the accepted candidates' per-cycle speedups: what the
+--- path claims, to be read beside the final check.
+function M.chain_speedup(accepted)
+  local product = 1
+  for _, a in ipairs(accepted) do
+    product = product * (a.speedup or 1)
+  end
+  return product
+end
+
+-- The plain sentence that heads a summary when the final check does not
+-- confirm the accepted chain, or nil when it does.
+local function final_warning(final, why, chain)
+  if not final then
+    return "the final side-by-side check could not be made (" .. tostring(why)
+      .. "): the accepted improvement is unconfirmed"
+  end
+  if final.verdict == "faster" then
     return nil
   end
-  local verdict, speedup = po.validate.compare(b.details, a.details, {
-    noise = task.objective.noise, higher_is_better = task.objective.direction == "max" })
-  return { original = a.details.median, best = b.details.median, verdict = verdict, speedup = speedup }
+  return format("the final side-by-side check does not confirm the improvement: the best measured %.3gx the "
+    .. "original (%s) although the accepted chain claimed %.3gx", final.speedup or 0, final.verdict, chain)
 end
 
 --- The run's result (see po.optimizer.run): the patch of the accepted
@@ -93,10 +155,7 @@ function M.finish(self, stopped)
     store = self.out_dir .. "/store", out_dir = self.out_dir, spent = self:spent(), malformed = self.malformed,
     collector = self.collector, router_stats = self.router and self.router.stats and self.router:stats() or nil,
   }
-  if self.first_score and self.best_score and self.best_score ~= 0 then
-    result.improvement = task.objective.direction == "min" and self.first_score / self.best_score
-      or self.best_score / self.first_score
-  end
+  result.improvement = M.improvement(task.objective.direction, self.first_score, self.best_score)
   local parts = {}
   for _, path in ipairs(task.target_files) do
     local a, b = self.original.files[path] or "", self.baseline.files[path] or ""
@@ -127,7 +186,11 @@ function M.finish(self, stopped)
     if self.baseline.params then
       result.best_params = self.baseline.params
     end
-    result.final = self:final_comparison()
+    result.chain_speedup = M.chain_speedup(self.accepted)
+    local why
+    result.final, why = self:final_comparison()
+    result.confirmed = result.final ~= nil and result.final.verdict == "faster"
+    result.warning = final_warning(result.final, why, result.chain_speedup)
   end
   self.events:close()
   return result

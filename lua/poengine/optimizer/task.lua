@@ -54,6 +54,24 @@ function M.check(task)
   if o.direction ~= "min" and o.direction ~= "max" then
     error("po.optimizer: task.objective.direction must be 'min' or 'max'", 3)
   end
+  -- The timing phase's rule (docs/optimizer.md, "Timing").
+  local ranges = {
+    alpha = { 0, 0.5, "a number in (0, 0.5)" }, min_effect = { 0, 1, "a number in [0, 1)", true },
+    max_runs = { 2, 10000, "a whole number of at least 2", true, true },
+    warmup = { 0, 1000, "a whole number of at least 0", true, true },
+  }
+  if o.confirm ~= nil and type(o.confirm) ~= "boolean" then
+    error("po.optimizer: task.objective.confirm must be a boolean", 3)
+  end
+  for name, r in pairs(ranges) do
+    local x = o[name]
+    if x ~= nil then
+      local lo_ok = type(x) == "number" and (x > r[1] or (r[4] and x == r[1]))
+      if not (lo_ok and x < r[2] and (not r[5] or x % 1 == 0)) then
+        error(format("po.optimizer: task.objective.%s must be %s", name, r[3]), 3)
+      end
+    end
+  end
   t.validators = t.validators or {}
   t.method = t.method or "llm-rewrite"
   local m = t.method

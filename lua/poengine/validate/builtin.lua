@@ -5,6 +5,7 @@
 --- table; read one, copy it, change it.
 local po = require "poengine"
 local stats = require "poengine.metrics.stats"
+local decide = require "poengine.validate.decide"
 
 local type, ipairs, pairs, tostring, tonumber, error = type, ipairs, pairs, tostring, tonumber, error
 local sort = table.sort
@@ -181,7 +182,7 @@ function M.tests(opts)
 end
 
 ---------------------------------------------------------------------------
--- benchmark: statistics and the noise-aware comparison
+-- benchmark: statistics, the comparison and one measurement
 
 --- median, min, max and MAD (median absolute deviation) of samples; for
 --- no samples, median and MAD are 0 and min and max nil.
@@ -193,19 +194,12 @@ function M.stats(samples)
   return { median = med, min = s[1], max = s[#s], mad = stats.mad(s, med), n = #s, samples = samples }
 end
 
---- The noise-aware rule. Each side's band is its median ± noise × spread,
---- where spread is its MAD, but at least 1% of its median (so that two
---- suspiciously steady runs still need a real difference). The candidate
---- is "faster" only when its whole band lies below the baseline's,
---- "slower" only when it lies above, and "same" otherwise: a speedup counts
---- only when it stands clear of both runs' spread. With higher_is_better
---- (a throughput) the directions swap.
----@param candidate { median: number, mad: number }
----@param baseline { median: number, mad: number }
----@param opts? { noise?: number, higher_is_better?: boolean }
----@return "faster"|"slower"|"same" verdict, number speedup (baseline/candidate for times)
-function M.compare(candidate, baseline, opts)
-  opts = opts or {}
+-- The band rule, kept for figures that carry no samples (a median and a MAD
+-- from elsewhere): each side's band is its median ± noise × spread, where
+-- spread is its MAD but at least 1% of its median; "faster" only when the
+-- candidate's whole band lies beyond the baseline's. Its error rates were
+-- never measured: nothing calibrates it.
+local function band_verdict(candidate, baseline, opts)
   local k = opts.noise or 2
   local function band(s)
     local spread = math.max(s.mad or 0, 0.01 * math.abs(s.median))
@@ -222,9 +216,45 @@ function M.compare(candidate, baseline, opts)
   return better and "faster" or (worse and "slower" or "same"), speedup
 end
 
--- Runs argv once and returns the metric, or nil and an error message.
-local function measure(argv, metric, cwd, env, timeout)
-  local r = po.run_sync { argv = argv, cwd = cwd, env = env, timeout = timeout }
+local function samples_of(s)
+  local x = type(s) == "table" and s.samples
+  return type(x) == "table" and #x >= 2 and x or nil
+end
+
+--- Compares a candidate's figures with a baseline's. When both carry
+--- `samples` (what po.validate.benchmark keeps), the rule is
+--- decide.compare_samples: a Mann–Whitney test on log times at `alpha`
+--- (default 0.05, one-sided) with a Hodges–Lehmann speedup and its
+--- interval, "faster" only when significant and at least 1 + min_effect
+--- (default 0.01). Figures without samples ({ median =, mad = }) fall back
+--- to the uncalibrated band rule (median ± noise × MAD, noise = 2), which
+--- gives no interval. Returns the verdict, the speedup (> 1 is better, in
+--- either direction) and a table { ci_low, ci_high, p, level, rule =
+--- "mann-whitney" | "band", n_candidate, n_baseline }.
+---@param candidate { median: number, mad?: number, samples?: number[] }
+---@param baseline { median: number, mad?: number, samples?: number[] }
+---@param opts? { alpha?: number, min_effect?: number, noise?: number, higher_is_better?: boolean }
+---@return "faster"|"slower"|"same" verdict, number speedup, table info
+function M.compare(candidate, baseline, opts)
+  opts = opts or {}
+  local cs, bs = samples_of(candidate), samples_of(baseline)
+  if cs and bs then
+    local r = decide.compare_samples(cs, bs, { alpha = opts.alpha, min_effect = opts.min_effect,
+      higher_is_better = opts.higher_is_better })
+    if r then
+      r.rule = "mann-whitney"
+      return r.verdict, r.speedup, r
+    end
+    -- Samples that are not positive numbers: only the band rule can judge.
+  end
+  local verdict, speedup = band_verdict(candidate, baseline, opts)
+  return verdict, speedup, { rule = "band", n_candidate = candidate.n, n_baseline = baseline.n }
+end
+
+-- Runs argv once (pinned to `cpu` when given) and returns the metric, or
+-- nil and an error message.
+local function measure(argv, metric, cwd, env, timeout, cpu)
+  local r = po.run_sync { argv = argv, cwd = cwd, env = env, timeout = timeout, cpu = cpu }
   if r.status ~= "ok" then
     return nil, (r.error or ("exited with " .. tostring(r.code or r.signal or r.status))) .. ": " .. r.stderr:sub(1, 500)
   end
@@ -238,13 +268,25 @@ local function measure(argv, metric, cwd, env, timeout)
   return value
 end
 
+local function expand(argv, candidate)
+  local out = {}
+  for i, a in ipairs(argv) do
+    out[i] = tostring(a):gsub("{dir}", candidate.dir or ""):gsub("{file}", candidate.file or "")
+  end
+  return out
+end
+
 --- Runs a benchmark command `repeats` times after `warmup` runs and reports
---- median, min, max and MAD of the metric (wall seconds, or what
---- metric(result) returns). With baseline = { argv = ... } the baseline is
---- measured in the same run, alternately; baseline = { median =, mad = }
---- compares with earlier figures. Passes unless the candidate is clearly
---- slower (M.compare); with require_speedup, only when clearly faster.
----@param opts { argv: string[], repeats?: integer, warmup?: integer, metric?: "wall"|fun(r: table): number, baseline?: table, noise?: number, higher_is_better?: boolean, require_speedup?: boolean, name?: string, timeout?: number, stage?: integer, cwd?: string, env?: table }
+--- median, min, max, MAD and the samples of the metric (wall seconds, or
+--- what metric(result) returns). With baseline = { argv = ... } the
+--- baseline is measured in the same run, alternately, and compared by
+--- M.compare on the samples; baseline = { median =, mad = } compares with
+--- earlier figures (the band rule). Passes unless the candidate is
+--- "slower"; with require_speedup, only when "faster". The validator also
+--- has `measure(candidate [, { cpu = n }])`: one run, the metric's value or
+--- nil, message, "EBENCH" (the optimizer's timing phase takes its samples
+--- one at a time with it, interleaved and pinned).
+---@param opts { argv: string[], repeats?: integer, warmup?: integer, metric?: "wall"|fun(r: table): number, baseline?: table, noise?: number, alpha?: number, min_effect?: number, higher_is_better?: boolean, require_speedup?: boolean, name?: string, timeout?: number, stage?: integer, cwd?: string, env?: table }
 function M.benchmark(opts)
   check_argv("po.validate.benchmark", opts and opts.argv)
   local repeats, warmup, metric = opts.repeats or 5, opts.warmup or 1, opts.metric or "wall"
@@ -252,19 +294,20 @@ function M.benchmark(opts)
     error("po.validate.benchmark: metric must be \"wall\" or a function(result) -> number", 2)
   end
   local baseline = opts.baseline
+  local per_run = opts.timeout and opts.timeout / (repeats + warmup) or nil
   local v = validator({ name = "benchmark", stage = 3, inline = true }, opts)
-  v.run = function(candidate)
-    local expand = function(argv)
-      local out = {}
-      for i, a in ipairs(argv) do
-        out[i] = tostring(a):gsub("{dir}", candidate.dir or ""):gsub("{file}", candidate.file or "")
-      end
-      return out
+  v.measure = function(candidate, mopts)
+    local cpu = mopts and mopts.cpu
+    local value, err = measure(expand(opts.argv, candidate), metric, opts.cwd or candidate.dir, opts.env, per_run, cpu)
+    if not value then
+      return nil, err, "EBENCH"
     end
+    return value
+  end
+  v.run = function(candidate)
     local cwd = opts.cwd or candidate.dir
-    local argv = expand(opts.argv)
-    local base_argv = type(baseline) == "table" and baseline.argv and expand(baseline.argv)
-    local per_run = opts.timeout and opts.timeout / (repeats + warmup) or nil
+    local argv = expand(opts.argv, candidate)
+    local base_argv = type(baseline) == "table" and baseline.argv and expand(baseline.argv, candidate)
     local samples, base_samples = {}, {}
     for round = 1, warmup + repeats do
       -- alternate which side goes first so a drifting machine favours neither
@@ -288,7 +331,9 @@ function M.benchmark(opts)
       return true, details
     end
     details.baseline = base
-    details.verdict, details.speedup = M.compare(details, base, opts)
+    local info
+    details.verdict, details.speedup, info = M.compare(details, base, opts)
+    details.ci_low, details.ci_high, details.p, details.rule = info.ci_low, info.ci_high, info.p, info.rule
     local passed = details.verdict ~= "slower"
     if opts.require_speedup then
       passed = details.verdict == "faster"

@@ -287,7 +287,7 @@ end
 --- candidate clearly worse, or whose interval at the `futility` level
 --- rules out min_effect, stops; the rest go on, up to `max_runs` runs.
 ---
---- Returns { candidates = { [i] = result of compare_samples + runs, stopped },
+--- Returns { candidates = { [i] = result of compare_samples + runs, samples, stopped },
 --- baseline = samples, order = { arm, ... } (every timed run in order),
 --- rounds = n } or nil, message, code when a run fails.
 ---@param n_candidates integer
@@ -373,8 +373,11 @@ function M.sequential(n_candidates, run, opts)
       local pending = {}
       for i = 1, n_candidates do
         if active[i] then
-          local r = M.compare_samples(samples[i], samples[0], { alpha = per_look, min_effect = min_effect, higher_is_better = hib })
-          r.runs = #samples[i]
+          local r, err, code = M.compare_samples(samples[i], samples[0], { alpha = per_look, min_effect = min_effect, higher_is_better = hib })
+          if not r then
+            return nil, err, code -- a measurement that is not a positive number
+          end
+          r.runs, r.samples = #samples[i], samples[i]
           pending[#pending + 1] = { i = i, r = r }
         end
       end
