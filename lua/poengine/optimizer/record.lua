@@ -1,0 +1,105 @@
+--- The record phase of a cycle (poengine.optimizer): evidence for the next
+--- prompt, a line per candidate and the cycle's validation and timing spans
+--- in the event log, the cycle in the collector, the cycle's summary line,
+--- and the checkpoint. The functions taking self are installed as methods
+--- of the optimizer object (init.lua).
+local result = require "poengine.optimizer.result"
+
+local M = {}
+
+local format = string.format
+--- A verdict for people: "faster, 1.93x [1.88, 1.99], 12 runs", and the
+--- confirmation's when there was one.
+function M.describe_verdict(c)
+  if not c.verdict then
+    return "stopped at " .. tostring(c.stage)
+  end
+  local function verdict(v)
+    local interval = v.ci_low and format(" [%.3g, %.3g]", v.ci_low, v.ci_high) or " (no interval)"
+    return format("%s, %.3gx%s, %d runs", v.verdict, v.speedup or 0, interval, v.runs or 0)
+  end
+  local text = verdict(c)
+  if c.confirm then
+    text = text .. "; timed again: " .. (c.confirm.speedup and verdict(c.confirm) or ("failed: " .. tostring(c.confirm.error)))
+  end
+  return text
+end
+
+function M.record_cycle(self, cycle_id, candidates, accepted_c)
+  local col = self.collector
+  col:record_validation(cycle_id, self.validation_time, self.validation_count)
+  col:record_file_operation(cycle_id, self.file_operations)
+  if self.best_score then
+    col:record_score(cycle_id, accepted_c and accepted_c.score or self.baseline.score, self.best_score)
+  end
+end
+
+-- The cycle's spans in the event log: when each validation and each timed
+-- run started and ended (wall-clock seconds), and on which CPU.
+function M.record_spans(self, cy, kind)
+  self:event { kind = kind or "timing", cycle = cy.k, cpu = cy.cpu, validations = cy.spans.validations,
+    runs = cy.spans.runs }
+end
+
+-- Phase 5, record: evidence for the next cycle, a line per candidate in
+-- the event log, the cycle's spans, the cycle in the collector, the
+-- summary line and the checkpoint.
+function M.record_phase(self, cy, candidates, best, baseline_stats)
+  local k = cy.k
+  local evidence = {}
+  local malformed = 0
+  for _, c in ipairs(candidates) do
+    if c.malformed then
+      malformed = malformed + 1
+      evidence[#evidence + 1] = { label = c.id .. ": the reply could not be used", text = c.malformed }
+    elseif c.evidence then
+      evidence[#evidence + 1] = { label = c.id .. ": failed at " .. tostring(c.stage), text = c.evidence }
+    elseif c.stats then
+      evidence[#evidence + 1] = { label = c.id .. ": benchmark",
+        text = format("median %.3g beside the baseline's %.3g: %s", c.stats.median, baseline_stats.median,
+          M.describe_verdict(c)) }
+    end
+  end
+  self.evidence = evidence
+  self.malformed = self.malformed + malformed
+
+  for _, c in ipairs(candidates) do
+    local results = {}
+    for _, r in ipairs((c.report and c.report.results) or {}) do
+      results[#results + 1] = { name = r.name, status = r.status, passed = r.passed, duration = r.duration,
+        errors = r.errors }
+    end
+    self:event {
+      kind = "candidate", cycle = k, candidate = c.id, diff = c.diff, params = c.params, malformed = c.malformed,
+      stage = c.stage, results = results, score = c.score, median = c.stats and c.stats.median,
+      baseline = baseline_stats.median, verdict = c.verdict, speedup = c.speedup, ci_low = c.ci_low,
+      ci_high = c.ci_high, runs = c.runs, rule = c.rule, confirm = c.confirm, accepted = c.accepted,
+    }
+  end
+  self:record_spans(cy)
+
+  self:record_cycle(cy.id, candidates, best)
+  self.collector:end_cycle(cy.id, true)
+  if not self.keep_sandboxes then
+    self.sandboxes:remove_all()
+  end
+  local spent = self:spent()
+  self:say("info", "cycle %d of %d: %d candidates, %d validated, %s; best score %s%s (baseline %s); spent $%.4f, %d tokens",
+    k, self.task.budget.cycles, #candidates, #candidates - malformed,
+    best and ("accepted " .. best.id .. format(" (%.2fx)", best.speedup or 0)) or "none accepted",
+    result.format_score(self.best_score), self:improvement_note(), result.format_score(baseline_stats.median),
+    spent.usd, spent.tokens)
+  self:checkpoint()
+end
+
+-- ", 1.93x better than the original" when the best so far beats the
+-- original's first figure in the objective's direction; "" otherwise.
+function M.improvement_note(self)
+  local ratio = result.improvement(self.task.objective.direction, self.first_score, self.best_score)
+  if not ratio or ratio == 1 then
+    return ""
+  end
+  return format(", %.2fx better than the original's", ratio)
+end
+
+return M
