@@ -3,7 +3,10 @@
 -- candidate is 3%, 5% or 10% faster (A/B), and the timing seconds it spends,
 -- beside two rules people already trust, applied to the same measurements:
 --   benchstat  10 runs each, two-sided Mann-Whitney U, p < 0.05, "faster"
---              when significant and the candidate's median is lower;
+--              when significant and the candidate's median is lower; and
+--              the same with 20 runs each, a fixed design whose power
+--              comes near the sequential rule's (the fair comparison of
+--              timing seconds is at equal or better error rates);
 --   hyperfine  10 runs each, "faster" when mean + sd of the candidate lies
 --              below mean - sd of the baseline (its summary's intervals do
 --              not overlap).
@@ -33,7 +36,7 @@ local WORK = tonumber(os.getenv("CALIB_WORK") or "") or 3000 -- rounds of bench_
 local ROUNDS = tonumber(os.getenv("CALIB_ROUNDS") or "") or 500
 local STEP = tonumber(os.getenv("CALIB_STEP") or "") or 3
 local CANDIDATES = 4
-local OPTS = { alpha = 0.05, min_effect = 0.01, warmup = 1, first = 6, max_runs = 30 }
+local OPTS = { min_effect = 0.01, warmup = 1, first = 6, max_runs = 30 } -- alpha: decide's default
 
 local function run_time(work)
   local r = po.run_sync { argv = { SPIN, tostring(work) } }
@@ -93,17 +96,18 @@ local function mean_sd(xs)
   return m, math.sqrt(v / (#xs - 1))
 end
 
--- The fixed rules over rounds [s+1 (warm-up), s+2 .. s+11].
-local function fixed_rules(stream, s)
+-- The fixed rules over rounds [s+1 (warm-up), s+2 .. s+n+1]: benchstat's
+-- and hyperfine's verdicts and the timing seconds they read.
+local function fixed_rules(stream, s, n)
   local cols = {}
   for arm = 0, CANDIDATES do
     cols[arm] = {}
-    for k = 1, 10 do
+    for k = 1, n do
       cols[arm][k] = stream[s + 1 + k][arm]
     end
   end
   local seconds = 0
-  for k = 0, 10 do
+  for k = 0, n do
     for arm = 0, CANDIDATES do
       seconds = seconds + stream[s + 1 + k][arm]
     end
@@ -127,7 +131,7 @@ local function sequential_rule(stream, s)
     local v = stream[s + used[arm]][arm]
     seconds = seconds + v
     return v
-  end, { alpha = OPTS.alpha, min_effect = OPTS.min_effect, warmup = OPTS.warmup, first = OPTS.first,
+  end, { min_effect = OPTS.min_effect, warmup = OPTS.warmup, first = OPTS.first,
          max_runs = OPTS.max_runs, seed = s }))
   local faster = {}
   for i = 1, CANDIDATES do
@@ -136,7 +140,7 @@ local function sequential_rule(stream, s)
   return faster, seconds
 end
 
-local rules = { "poengine", "benchstat", "hyperfine" }
+local rules = { "poengine", "benchstat", "benchstat20", "hyperfine" }
 
 local function evaluate(stream, b_arm)
   local out = {}
@@ -145,13 +149,16 @@ local function evaluate(stream, b_arm)
   end
   local s = 0
   while s + 1 + OPTS.max_runs <= #stream do
-    local bs, hf, fixed_seconds = fixed_rules(stream, s)
+    local bs, hf, fixed_seconds = fixed_rules(stream, s, 10)
+    local bs20, _, fixed20_seconds = fixed_rules(stream, s, 20)
     local ours, our_seconds = sequential_rule(stream, s)
-    local by_rule = { poengine = ours, benchstat = bs, hyperfine = hf }
+    local by_rule = { poengine = ours, benchstat = bs, benchstat20 = bs20, hyperfine = hf }
+    local seconds_of = { poengine = our_seconds, benchstat = fixed_seconds, benchstat20 = fixed20_seconds,
+      hyperfine = fixed_seconds }
     for _, rule in ipairs(rules) do
       local o, d = out[rule], by_rule[rule]
       o.trials = o.trials + 1
-      o.seconds = o.seconds + (rule == "poengine" and our_seconds or fixed_seconds)
+      o.seconds = o.seconds + seconds_of[rule]
       local any_fa = false
       for i = 1, CANDIDATES do
         if i == b_arm then
@@ -220,8 +227,10 @@ local ok, err = pcall(function()
   stop_load()
 
   local function pct(n, d) return d > 0 and 100 * n / d or 0 end
-  for _, ref in ipairs { "benchstat", "hyperfine" } do
-    local label = ref == "benchstat" and "benchstat rule: 10 runs, U test p<0.05" or "hyperfine rule: 10 runs, mean±sd apart"
+  local labels = { benchstat = "benchstat rule: 10 runs, U test p<0.05", benchstat20 = "benchstat rule: 20 runs, U test p<0.05",
+    hyperfine = "hyperfine rule: 10 runs, mean±sd apart" }
+  for _, ref in ipairs { "benchstat", "benchstat20", "hyperfine" } do
+    local label = labels[ref]
     lib.record {
       name = "decision rule", case = "false accepts per comparison, all candidates that are A (" .. ref .. ")",
       subject = { label = "sequential HL/U, Holm", value = pct(totals.poengine.false_accepts, totals.poengine.comparisons) },
@@ -248,7 +257,9 @@ local ok, err = pcall(function()
       name = "decision rule", case = "timing seconds per cycle, all scenarios (" .. ref .. ")",
       subject = { label = "sequential HL/U, Holm", value = totals.poengine.seconds / totals.poengine.cycles },
       baseline = { label = label, value = totals[ref].seconds / totals[ref].cycles },
-      unit = "s", goal = ref == "benchstat" and { max_ratio = 1 } or nil,
+      -- The goal is against the fixed design that reaches comparable
+      -- error rates: 20 runs; 10 runs is cheaper and misses more.
+      unit = "s", goal = ref == "benchstat20" and { max_ratio = 1 } or nil,
     }
   end
 end)

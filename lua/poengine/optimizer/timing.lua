@@ -20,7 +20,7 @@ local M = {}
 --- The objective's timing options with their defaults.
 function M.options(objective)
   return {
-    alpha = objective.alpha or 0.05, min_effect = objective.min_effect or 0.01,
+    alpha = objective.alpha or decide.ALPHA, min_effect = objective.min_effect or 0.01,
     max_runs = objective.max_runs or 30, warmup = objective.warmup or 1,
     higher_is_better = objective.direction == "max", noise = objective.noise,
   }
