@@ -329,3 +329,45 @@ describe("Lua modules", function()
     assert.are.equal("true\ttrue\n", out)
   end)
 end)
+
+describe("poengine optimize with a mistake in the task file", function()
+  local function task_file(text)
+    local dir = tempdir()
+    write(dir .. "/task.lua", text)
+    return dir, dir .. "/task.lua"
+  end
+
+  it("names the file, the line and the field in one line, with the closest name", function()
+    local dir, path = task_file([[
+return {
+  id = "t1",
+  workdir = ".",
+  target_files = { "task.lua" },
+  objectve = { validator = po.validate.benchmark { argv = { "true" } } },
+}
+]])
+    local status, out, err = proc.poengine("optimize " .. q(path))
+    os.execute("rm -rf " .. q(dir))
+    assert.are.equal(2, status)
+    assert.are.equal("", out)
+    assert.are.equal(1, select(2, err:gsub("\n", "")))
+    assert.matches("^poengine optimize: " .. path:gsub("%p", "%%%0") .. ":5: unknown field 'task%.objectve' "
+      .. "%(did you mean 'objective'%?%); a task's fields are apply, ", err)
+  end)
+
+  it("points at the line of a nested field with a wrong value", function()
+    local dir, path = task_file([[
+return {
+  id = "t1",
+  workdir = ".",
+  target_files = { "task.lua" },
+  objective = { validator = po.validate.benchmark { argv = { "true" } },
+    direction = "down" },
+}
+]])
+    local status, _, err = proc.poengine("optimize " .. q(path))
+    os.execute("rm -rf " .. q(dir))
+    assert.are.equal(2, status)
+    assert.are.equal("poengine optimize: " .. path .. ":6: task.objective.direction must be 'min' or 'max'\n", err)
+  end)
+end)

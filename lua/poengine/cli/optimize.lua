@@ -120,6 +120,13 @@ function M.main(args)
   if not task then
     return fail(err)
   end
+  -- A mistake in the task file is the user's: one line naming the file,
+  -- the line and what was expected, not a traceback from the optimizer.
+  local checked, cerr = pcall(po.optimizer.check_task, task)
+  if not checked then
+    io.stderr:write("poengine optimize: ", require("poengine.optimizer.task").explain(path, cerr), "\n")
+    return 2
+  end
   task.budget = task.budget or {}
   if opts.cycles then
     task.budget.cycles = opts.cycles

@@ -98,6 +98,68 @@ function M.check(task)
   return t
 end
 
+-- Edit distance of two short names, for "did you mean".
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do
+    prev[j] = j
+  end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- Turns a task check's error into one line for people: the task file and
+--- the line where the field is set, the problem, and for an unknown field
+--- the closest known name and the list of fields. msg is what M.check
+--- raised (with or without a location in front).
+---@param path string the task file
+---@param msg string
+---@return string
+function M.explain(path, msg)
+  local problem = tostring(msg):gsub("^[^\n]-:%d+: ", ""):gsub("^po%.optimizer: ", "")
+  -- The innermost name of the field's path: "task.objective.direction"
+  -- is set on the line that says "direction =".
+  local dotted = problem:match("task%.([%w_%.]+)")
+  local field = dotted and dotted:gsub("%.+$", ""):match("([%w_]+)$")
+  local line
+  if field then
+    local f = io.open(path)
+    if f then
+      local n = 0
+      for text in f:lines() do
+        n = n + 1
+        if text:find("%f[%w_]" .. field .. "%s*=") then
+          line = n
+          break
+        end
+      end
+      f:close()
+    end
+  end
+  local unknown = problem:match("^unknown field 'task%.([%w_]+)'")
+  if unknown then
+    local names, best, best_d = {}, nil, 3
+    for name in pairs(TASK_FIELDS) do
+      names[#names + 1] = name
+      local d = distance(unknown, name)
+      if d < best_d then
+        best, best_d = name, d
+      end
+    end
+    table.sort(names)
+    problem = problem .. (best and (" (did you mean '" .. best .. "'?)") or "")
+      .. "; a task's fields are " .. table.concat(names, ", ")
+  end
+  return (line and (path .. ":" .. line) or path) .. ": " .. problem
+end
+
 --- Loads a task file (a Lua file returning a task table); relative paths in
 --- the task (workdir) are taken from the file's directory.
 ---@param path string
