@@ -17,6 +17,10 @@
 
 local here = (arg and arg[0] or "examples/tune_flags.lua"):match("^(.*)/[^/]*$") or "."
 local task = assert(po.optimizer.load_task(here .. "/tune_flags_task.lua"))
+-- A run id of its own: `poengine optimize examples/tune_flags_task.lua` keeps
+-- its history under "tune-flags", this flow under "tune-flags-flow", and
+-- `poengine dashboard tune-flags-flow` shows this one.
+task.id = "tune-flags-flow"
 task.budget.cycles = tonumber(arg and arg[1]) or task.budget.cycles
 
 local result = assert(po.optimizer.run(task, { output = os.getenv("POENGINE_RUN_DIR"), progress = print }))

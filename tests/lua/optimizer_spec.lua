@@ -286,6 +286,11 @@ describe("the examples", function()
     assert.are.equal(0, status, err)
     assert.matches("stopped after 1 cycles %(cycles%)", out)
     assert.matches("cycle 1 of 1: 4 candidates, 4 validated", out)
+    -- Its own run id, apart from the task file's "tune-flags".
+    local events = io.open(home .. "/runs/tune-flags-flow/events.jsonl")
+    assert.truthy(events)
+    events:close()
+    assert.is_nil(io.open(home .. "/runs/tune-flags/events.jsonl"))
     -- Which flags win, and whether the final side-by-side measurement calls
     -- them "faster" or "same", depends on the machine's noise (a loaded
     -- machine can leave even -O1 inside -O0's spread); the report's shape
