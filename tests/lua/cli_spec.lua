@@ -371,3 +371,41 @@ return {
     assert.are.equal("poengine optimize: " .. path .. ":6: task.objective.direction must be 'min' or 'max'\n", err)
   end)
 end)
+
+describe("poengine optimize on a pipe", function()
+  it("gives a phase that lasts more than a second one plain line, and none after the summary", function()
+    local dir = tempdir()
+    assert(os.execute("mkdir -p " .. q(dir .. "/w")) == 0)
+    write(dir .. "/w/notes.txt", "spin\n")
+    local spin = (os.getenv("POENGINE_BUILD_DIR") or "build") .. "/tests/bench_spin"
+    write(dir .. "/w/task.lua", ([[
+return {
+  id = "plain-status", workdir = ".", target_files = { "notes.txt" },
+  baseline_params = { rounds = 2000 },
+  apply_params = function(params, dir)
+    assert(po.files.write({ { path = "rounds.txt", content = tostring(params.rounds) } }, { root = dir })[1].ok)
+  end,
+  method = function() return { { params = { rounds = 1000 } } } end,
+  validators = { { name = "slow check", run = { "sleep", "3" } } },
+  objective = { direction = "min", validator = po.validate.benchmark { name = "spin",
+    argv = { "sh", "-c", %q .. " $(cat rounds.txt)" }, metric = function(r) return tonumber(r.stdout) end } },
+  budget = { cycles = 1 },
+}
+]]):format(spin))
+    local status, out, err = proc.sh("POENGINE_HOME=" .. q(dir .. "/home") .. " " .. q(proc.bin) .. " optimize "
+      .. q(dir .. "/w/task.lua") .. " | cat")
+    os.execute("rm -rf " .. q(dir))
+    assert.are.equal(0, status, err)
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do
+      lines[#lines + 1] = line
+    end
+    -- The 3-second validation of the cycle, then of the final check, each
+    -- announced once, before what follows them.
+    assert.are.equal("cycle 1 of 1: validating 1 candidates ...", lines[1])
+    assert.matches("^cycle 1 of 1: 1 candidates, 1 validated", lines[2])
+    assert.are.equal("final check: validating the original and the best ...", lines[3])
+    assert.are.equal(1, select(2, out:gsub("validating 1 candidates", "")))
+    assert.not_matches("\27", out) -- no terminal control codes on a pipe
+  end)
+end)

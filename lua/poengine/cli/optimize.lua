@@ -159,6 +159,29 @@ function M.main(args)
 
   local tty = po.isatty(1)
   local live = tty and not opts.quiet
+  -- On a terminal the status is a live line redrawn in place. Elsewhere (a
+  -- pipe, a log file) a phase that lasts more than a second gets one plain
+  -- line, so a long timing phase or the final check is never silent.
+  local plain_status
+  local current, shown -- the phase in progress, and the last one given a line
+  if not tty and not opts.quiet then
+    local function phase(text)
+      return text:match("^(cycle %d+ of %d+: %a+)") or text:match("^([^:,]+: %a+)") or text:match("^([^,]+)")
+    end
+    plain_status = function(text)
+      local key = phase(text)
+      if key ~= current then
+        current = key
+        po.after(1):on_settle(function()
+          if current == key and shown ~= key then
+            shown = key
+            io.stdout:write(text, " ...\n")
+            io.stdout:flush()
+          end
+        end)
+      end
+    end
+  end
   local result, rerr = po.optimizer.run(task, {
     router = router,
     -- The router records its LLM calls in po.metrics.global(): make that the
@@ -171,12 +194,14 @@ function M.main(args)
     status = live and function(text)
       io.stdout:write("\r\27[K", text)
       io.stdout:flush()
-    end or nil,
+    end or plain_status,
     progress = function(text)
+      current = nil -- a progress line ends the phase that was in progress
       io.stdout:write(live and "\r\27[K" or "", text, "\n")
       io.stdout:flush()
     end,
   })
+  current = nil -- the run is over: no phase line may follow its summary
   if not result then -- the run could not start: an error, not a usage error
     io.stderr:write("poengine optimize: ", rerr, "\n")
     return 1

@@ -89,6 +89,7 @@ function M.final_comparison(self)
   local cy = { k = "final", spans = { validations = {}, runs = {} } }
   local failed
   if #task.validators > 0 then
+    self:status("final check: validating the original and the best")
     local checks = {}
     for i = 0, 1 do
       checks[#checks + 1] = po.async(function()
@@ -102,7 +103,11 @@ function M.final_comparison(self)
   end
   local res, terr, spans
   if not failed then
-    res, terr, spans = timing.run(task.objective, arms, { seed = (task.seed or 1) * 1000 })
+    self:status("final check: timing the original beside the best")
+    res, terr, spans = timing.run(task.objective, arms, { seed = (task.seed or 1) * 1000,
+      on_round = function(round, runs)
+        self:status("final check: timing the original beside the best, round %d, %d runs", round, runs)
+      end })
     cy.spans.runs, cy.cpu = res and res.spans or spans or {}, res and res.cpu
   end
   self:record_spans(cy, "final")
