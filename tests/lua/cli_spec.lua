@@ -373,7 +373,7 @@ return {
 end)
 
 describe("poengine optimize on a pipe", function()
-  it("gives a phase that lasts more than a second one plain line, and none after the summary", function()
+  it("gives a phase that lasts more than a second one plain line; --verbose says what each candidate changed", function()
     local dir = tempdir()
     assert(os.execute("mkdir -p " .. q(dir .. "/w")) == 0)
     write(dir .. "/w/notes.txt", "spin\n")
@@ -393,7 +393,7 @@ return {
 }
 ]]):format(spin))
     local status, out, err = proc.sh("POENGINE_HOME=" .. q(dir .. "/home") .. " " .. q(proc.bin) .. " optimize "
-      .. q(dir .. "/w/task.lua") .. " | cat")
+      .. q(dir .. "/w/task.lua") .. " --verbose | cat")
     os.execute("rm -rf " .. q(dir))
     assert.are.equal(0, status, err)
     local lines = {}
@@ -403,8 +403,10 @@ return {
     -- The 3-second validation of the cycle, then of the final check, each
     -- announced once, before what follows them.
     assert.are.equal("cycle 1 of 1: validating 1 candidates ...", lines[1])
-    assert.matches("^cycle 1 of 1: 1 candidates, 1 validated", lines[2])
-    assert.are.equal("final check: validating the original and the best ...", lines[3])
+    -- --verbose: what the candidate changed, beside its verdict.
+    assert.matches("\n  c1%.1 %(rounds=1000%): faster, [%d.]+x %[", out)
+    assert.matches("\ncycle 1 of 1: 1 candidates, 1 validated", out)
+    assert.matches("\nfinal check: validating the original and the best %.%.%.\n", out)
     assert.are.equal(1, select(2, out:gsub("validating 1 candidates", "")))
     assert.not_matches("\27", out) -- no terminal control codes on a pipe
   end)

@@ -235,4 +235,13 @@ describe("diff limits", function()
     assert.has_error(function() diff.parse(model_diff, { max_bytes = "1" }) end,
       "diff.parse: max_bytes must be a non-negative number, got 1")
   end)
+
+  it("summarizes a diff as its files and their line counts", function()
+    local text = diff.unified("a.lua", "one\ntwo\nthree\n", "one\n2\nthree\nfour\n")
+      .. diff.unified("src/b.c", "x\n", "")
+    local summary, files = diff.summary(text)
+    assert.are.equal("a.lua +2 -1, src/b.c +0 -1", summary)
+    assert.are.same({ path = "a.lua", added = 2, removed = 1 }, files[1])
+    assert.are.equal("", (diff.summary("")))
+  end)
 end)

@@ -458,4 +458,35 @@ function M.unified(path, a, b, context, opts)
   return concat(out, "\n") .. "\n"
 end
 
+
+--- What a unified diff changes, for a line a person reads: the files with
+--- their added and removed line counts, "a.lua +12 -5, b.c +1 -0". Returns
+--- the text and the list { { path =, added =, removed = } }.
+---@param text string
+---@return string summary
+---@return table files
+function M.summary(text)
+  local files, current = {}, nil
+  for line in (text or ""):gmatch("[^\n]+") do
+    local path = line:match("^%+%+%+ (.+)$")
+    if path then
+      path = path:gsub("^b/", ""):gsub("\t.*$", "")
+      current = { path = path, added = 0, removed = 0 }
+      files[#files + 1] = current
+    elseif current and not line:match("^%-%-%- ") then
+      local first = line:sub(1, 1)
+      if first == "+" then
+        current.added = current.added + 1
+      elseif first == "-" then
+        current.removed = current.removed + 1
+      end
+    end
+  end
+  local parts = {}
+  for i, f in ipairs(files) do
+    parts[i] = string.format("%s +%d -%d", f.path, f.added, f.removed)
+  end
+  return table.concat(parts, ", "), files
+end
+
 return M

@@ -303,7 +303,9 @@ function Optimizer:time_phase(cy, candidates)
   end
   for _, c in ipairs(candidates) do
     if self.verbose then
-      self:say("verbose", "  %s: %s", c.id, c.malformed and "unusable" or M.describe_verdict(c))
+      local change = record.describe_change(c, self.baseline.params)
+      self:say("verbose", "  %s%s: %s", c.id, change and (" (" .. change .. ")") or "",
+        c.malformed and "unusable" or M.describe_verdict(c))
     end
   end
   return res.baseline

@@ -3,11 +3,39 @@
 --- in the event log, the cycle in the collector, the cycle's summary line,
 --- and the checkpoint. The functions taking self are installed as methods
 --- of the optimizer object (init.lua).
+local po = require "poengine"
 local result = require "poengine.optimizer.result"
 
 local M = {}
 
 local format = string.format
+--- What a candidate changed, for people: the parameters that differ from
+--- `base` ("opt=-O1, unroll=\"\""; all of them without a base), or its
+--- diff's files with their line counts; nil when neither is known.
+function M.describe_change(c, base)
+  if c.params then
+    local keys = {}
+    for k in pairs(c.params) do
+      keys[#keys + 1] = k
+    end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    local parts = {}
+    for _, k in ipairs(keys) do
+      local v = c.params[k]
+      if not base or po.json.encode(base[k]) ~= po.json.encode(v) then
+        local text = type(v) == "string" and v ~= "" and not v:find("[%s,]") and v or po.json.encode(v)
+        parts[#parts + 1] = tostring(k) .. "=" .. text
+      end
+    end
+    return #parts > 0 and table.concat(parts, ", ") or "the same parameters"
+  end
+  if c.diff and c.diff ~= "" then
+    local text = require("poengine.optimizer.diff").summary(c.diff)
+    return text ~= "" and text or nil
+  end
+  return nil
+end
+
 --- A verdict for people: "faster, 1.93x [1.88, 1.99], 12 runs", and the
 --- confirmation's when there was one.
 function M.describe_verdict(c)
