@@ -254,6 +254,30 @@ describe("po.optimizer", function()
   end)
 end)
 
+describe("po.optimizer with its output inside the workdir", function()
+  it("copies the workdir into sandboxes without the run's own directory", function()
+    local work = proc.tempdir()
+    assert(po.files.write({ { path = "notes.txt", content = "spin\n" } }, { root = work })[1].ok)
+    local spin = (os.getenv("POENGINE_BUILD_DIR") or "build") .. "/tests/bench_spin"
+    local result = assert(po.optimizer.run({
+      id = "inside", workdir = work, target_files = { "notes.txt" },
+      baseline_params = { rounds = 2000 },
+      apply_params = function(params, dir)
+        assert(po.files.write({ { path = "rounds.txt", content = tostring(params.rounds) } }, { root = dir })[1].ok)
+      end,
+      method = function() return { { params = { rounds = 1000 } } } end,
+      -- Each sandbox must hold the workdir's files and nothing of the run.
+      validators = { { name = "no run inside", run = { "sh", "-c", "test -f notes.txt && test ! -e runs/inside" } } },
+      objective = { direction = "min", validator = po.validate.benchmark { name = "spin",
+        argv = { "sh", "-c", spin .. " $(cat rounds.txt)" }, metric = function(r) return tonumber(r.stdout) end } },
+      budget = { cycles = 1 },
+    }, { output = work .. "/runs/inside", quiet = true }))
+    proc.rmdir(work)
+    assert.are.equal(1, #result.accepted)
+    assert.are.equal("cycles", result.stopped)
+  end)
+end)
+
 describe("the examples", function()
   local home
   before_each(function()

@@ -90,10 +90,22 @@ function Sandboxes:make(name, files)
       self.made[#self.made + 1] = { dir = dir, git = true }
     end
   else
-    ok, err = run { "cp", "-a", self.task.workdir .. "/.", dir .. "/" }
-    if not ok then
+    local workdir = self.task.workdir
+    local inside = self.root:sub(1, #workdir + 1) == workdir .. "/" and self.root:sub(#workdir + 2)
+    if inside then
+      -- The run's own directory (its store, its sandboxes) lies inside the
+      -- workdir: copying it into each sandbox would copy a directory into
+      -- itself. Everything else is copied.
+      local run_dir = inside:match("^(.*)/[^/]+$") or inside
       po.run_sync { argv = { "mkdir", "-p", dir } }
-      ok, err = run { "cp", "-a", self.task.workdir .. "/.", dir .. "/" }
+      ok, err = run { "bash", "-c", 'set -o pipefail; tar -C "$1" --exclude="./$2" -cf - . | tar -C "$3" -xf -',
+        "sandbox", workdir, run_dir, dir }
+    else
+      ok, err = run { "cp", "-a", workdir .. "/.", dir .. "/" }
+      if not ok then
+        po.run_sync { argv = { "mkdir", "-p", dir } }
+        ok, err = run { "cp", "-a", workdir .. "/.", dir .. "/" }
+      end
     end
     if ok then
       self.made[#self.made + 1] = { dir = dir }
