@@ -480,21 +480,23 @@ local function cancel_task_work(task)
   end
   local hooks = task.hooks
   task.hooks = nil
-  for i = #(hooks or {}), 1, -1 do
-    local ok, err = xpcall(hooks[i], traceback)
+  for i = #(hooks or {}) - 1, 1, -2 do
+    local arg = hooks[i + 1]
+    local ok, err = xpcall(hooks[i], traceback, arg ~= hooks and arg or nil)
     if not ok then
       io.stderr:write("poengine: an on_cancel hook failed: ", tostring(err), "\n")
     end
   end
 end
 
---- Inside a po.async task: runs fn() if the task is canceled, so the work
---- it holds (a slot, a reservation) can be given back; M.off_cancel(fn)
---- forgets it once the work is done. Returns false outside a task, where
---- nothing can cancel the caller.
----@param fn fun()
+--- Inside a po.async task: runs fn(arg) if the task is canceled, so the
+--- work it holds (a slot, a reservation) can be given back;
+--- M.off_cancel(fn, arg) forgets it once the work is done. Returns false
+--- outside a task, where nothing can cancel the caller.
+---@param fn fun(arg: any)
+---@param arg any
 ---@return boolean
-function M.on_cancel(fn)
+function M.on_cancel(fn, arg)
   local task = tasks[co_running() or 0]
   if not task then
     return false
@@ -505,16 +507,22 @@ function M.on_cancel(fn)
     task.hooks = hooks
   end
   hooks[#hooks + 1] = fn
+  hooks[#hooks + 1] = arg == nil and hooks or arg -- (a list cannot hold nil)
   return true
 end
 
 --- Forgets a hook given to M.on_cancel by the running task.
----@param fn fun()
-function M.off_cancel(fn)
+---@param fn fun(arg: any)
+---@param arg any
+function M.off_cancel(fn, arg)
   local task = tasks[co_running() or 0]
   local hooks = task and task.hooks
-  for i = #(hooks or {}), 1, -1 do
-    if hooks[i] == fn then
+  if arg == nil then
+    arg = hooks
+  end
+  for i = #(hooks or {}) - 1, 1, -2 do
+    if hooks[i] == fn and hooks[i + 1] == arg then
+      table.remove(hooks, i + 1)
       table.remove(hooks, i)
       return
     end

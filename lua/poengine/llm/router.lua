@@ -414,6 +414,20 @@ local function partial_cost(call)
   return usd, call.input + output
 end
 
+-- The on_cancel hook of a call: a canceled task never runs again, so what
+-- its attempt holds is given back here.
+local function abandon(st)
+  local self, call = st.router, st.call
+  self.counts.errors = self.counts.errors + 1
+  if not call or call.settled then
+    return -- canceled between attempts: nothing held
+  end
+  call.canceled = true
+  local usd, tokens = partial_cost(call)
+  limits.abandon(self, call, usd, tokens)
+  self:_charge(call.d, usd, tokens)
+end
+
 local STORED = { "text", "finish_reason", "tool_calls", "usage", "cost", "provider", "model", "latency", "chunks" }
 
 function Router:_from_cache(info_opts, on_token, t0, value, info)
@@ -473,64 +487,75 @@ function Router:complete(request, opts)
   end
 
   local order = self:_order()
-  local cache = self.cache
+  local cache, first_key = self.cache, nil
   if cache and lookup then
-    -- Each deployment's own key (one key for all with cache_scope "request").
-    local seen = {}
-    for _, d in ipairs(#order > 0 and order or self.deployments) do
-      local key = self:_cache_key(request, d)
-      local id = self.cache_scope == "model" and (d.kind .. "\0" .. tostring(key.model)) or ""
-      if not seen[id] then
-        seen[id] = true
-        local value, info = cache:get(key)
-        if type(value) == "table" and type(info) == "table" then
-          return self:_from_cache(opts, on_token, t0, value, info)
-        end
-      end
+    local value, info
+    value, info, first_key = self:_lookup(request, #order > 0 and order or self.deployments)
+    if value then
+      return self:_from_cache(opts, on_token, t0, value, info)
     end
     c.misses = c.misses + 1
   end
 
-  local call -- the attempt in flight: what it holds, what has arrived
-  local chunks = store and cache and on_token and {} or nil
+  -- st.call: the attempt in flight, what it holds and what has arrived.
+  local st = { router = self, chunks = store and cache and on_token and {} or nil }
   local token_cb = on_token and function(text)
+    local call = st.call
     if call.canceled then
       return -- (the transfer is gone; nothing more reaches the caller)
     end
     call.arrived = call.arrived + #text
+    local chunks = st.chunks
     if chunks then
       chunks[#chunks + 1] = text
     end
     on_token(text)
   end
-  -- A canceled task never runs again: give back what the attempt holds.
-  local function abandon()
-    c.errors = c.errors + 1
-    if not call or call.settled then
-      return -- canceled between attempts: nothing held
-    end
-    call.canceled = true
-    local usd, tokens = partial_cost(call)
-    limits.abandon(self, call, usd, tokens)
-    self:_charge(call.d, usd, tokens)
-  end
-  local hooked = future.on_cancel(abandon)
-  local res, err, code = self:_attempts(order, req, opts, t0, token_cb, function(d, dreq)
-    call = worst_case(d, dreq)
-    return call
-  end)
+  local hooked = future.on_cancel(abandon, st)
+  local res, err, code = self:_attempts(order, req, opts, t0, token_cb, st)
   if hooked then
-    future.off_cancel(abandon)
+    future.off_cancel(abandon, st)
   end
   if res and cache and store then
     local value = {}
     for _, k in ipairs(STORED) do
       value[k] = res[k]
     end
+    local chunks = st.chunks
     value.chunks = chunks and #chunks > 1 and chunks or nil
-    cache:set(self:_cache_key(request, call.d), value, ttl and { ttl = ttl } or nil)
+    local d = st.call.d
+    local key = (d == order[1] or self.cache_scope == "request") and first_key or self:_cache_key(request, d)
+    cache:set(key, value, ttl and { ttl = ttl } or nil)
   end
   return res, err, code
+end
+
+-- Looks the request up under each deployment's key, in order (one key for
+-- all with cache_scope "request"); returns the first hit's value and info,
+-- or on a miss nil, nil and the first deployment's key (to store under).
+function Router:_lookup(request, list)
+  local cache = self.cache
+  local first = self:_cache_key(request, list[1])
+  if self.cache_scope == "request" or #list == 1 then
+    local value, info = cache:get(first)
+    if type(value) == "table" and type(info) == "table" then
+      return value, info
+    end
+    return nil, nil, first
+  end
+  local seen = {}
+  for i, d in ipairs(list) do
+    local key = i == 1 and first or self:_cache_key(request, d)
+    local id = d.kind .. "\0" .. tostring(key.model)
+    if not seen[id] then
+      seen[id] = true
+      local value, info = cache:get(key)
+      if type(value) == "table" and type(info) == "table" then
+        return value, info
+      end
+    end
+  end
+  return nil, nil, first
 end
 
 -- Adds a call's cost to the router's counts (the budget is limits').
@@ -541,9 +566,9 @@ function Router:_charge(d, usd, tokens)
   self.counts.tokens = self.counts.tokens + tokens
 end
 
--- Tries the deployments in order, with retries, until one answers.
--- new_call(d, dreq) makes the record of an attempt.
-function Router:_attempts(order, req, opts, t0, token_cb, new_call)
+-- Tries the deployments in order, with retries, until one answers; each
+-- attempt's record goes in st.call.
+function Router:_attempts(order, req, opts, t0, token_cb, st)
   local c = self.counts
   local last_err, last_code = "no deployment is available: all are cooling down", "ECOOLDOWN"
   for _, d in ipairs(order) do
@@ -559,7 +584,8 @@ function Router:_attempts(order, req, opts, t0, token_cb, new_call)
         dreq.model = d.model or req.model
         dreq.max_tokens = req.max_tokens or d.max_tokens
       end
-      local call = new_call(d, dreq)
+      local call = worst_case(d, dreq)
+      st.call = call
       local ok, berr, bcode = limits.reserve(self, call)
       if not ok then
         c.errors = c.errors + 1
