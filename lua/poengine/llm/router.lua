@@ -591,7 +591,7 @@ function Router:_attempts(order, req, opts, t0, token_cb, st)
         c.errors = c.errors + 1
         return nil, berr, bcode
       end
-      limits.acquire(d, limits.estimate_tokens(dreq), self._limit_window, call)
+      limits.acquire(d, call.input + (dreq.max_tokens or 0), self._limit_window, call) -- limits.estimate_tokens
       local s = provider_stats(self, d.name)
       s.calls = s.calls + 1
       call.sent = true
