@@ -113,6 +113,20 @@ describe("router: the budget, by reservation", function()
       end)
   end
 
+  it("charges a stream cut short what arrived, and a call that failed before any text nothing", function()
+    local r = router({ dep("m#fault=stall;stall=5", { idle_timeout = 0.3 }) }, { budget = { tokens = 1000 } })
+    local got = {}
+    local res, _, code = r:complete({ prompt = PROMPT, max_tokens = 10 }, { on_token = function(t) got[#got + 1] = t end })
+    assert.is_nil(res)
+    assert.are.equal("ETIMEDOUT", code)
+    assert.are.same({ "echo: " }, got)
+    assert.are.equal(5 + limits.estimate_text("echo: "), r.spent_tokens) -- the input, and the text that came
+    local r2 = router({ dep("m#fault=status;status=500") }, { budget = { tokens = 1000 } })
+    assert.is_nil((r2:complete { prompt = PROMPT, max_tokens = 10 }))
+    assert.are.equal(0, r2.spent_tokens)
+    assert.are.equal(0, r2.reservations)
+  end)
+
   it("does not mark a reply whose server counted its tokens", function()
     local res = assert(router({ dep("m") }):complete { prompt = PROMPT })
     assert.is_nil(res.usage.estimated)
