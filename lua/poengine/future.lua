@@ -48,6 +48,13 @@ local start_timer, stop_timer, next_deadline, run_due_timers = timers.start, tim
 -- the ready queue) does, and a finished one leaves the table at once.
 local tasks = setmetatable({}, { __mode = "kv" })
 local live_tasks = 0
+local task_seq = 0 -- task ids: a future remembers the id of the task that made it
+
+-- The id of the running task, or nil outside tasks.
+local function running_id()
+  local task = tasks[co_running() or 0]
+  return task and task.id
+end
 local unobserved = {} -- failed task futures nobody has looked at yet
 
 local function pack(...)
@@ -156,7 +163,7 @@ end
 -- Futures
 
 local function new_future()
-  return setmetatable({ state = "pending" }, Future)
+  return setmetatable({ state = "pending", owner = running_id() }, Future)
 end
 
 --- Settles the future once; later calls are ignored. Wakes its waiters.
@@ -264,7 +271,9 @@ function Future:wait(timeout)
     if timeout then
       timer = start_timer(timeout, wake)
     end
+    task.waiting = self
     co_yield(SUSPEND)
+    task.waiting = nil
     if self.state == "pending" then
       self:_drop_waiter(wake)
       return timed_out(timeout)
@@ -296,6 +305,9 @@ end
 --- Cancels pending work: the future fails with "ECANCELED", its waiters
 --- wake, and the work stops (a task is never resumed again; a timer is
 --- stopped; child processes and transfers are killed by their own hooks).
+--- A canceled task also cancels the future it was waiting on when the task
+--- itself made that future (its HTTP transfer, its timer, its subtask),
+--- then runs its on_cancel hooks.
 --- Returns true if it was pending, false if it had already settled.
 function Future:cancel()
   if self.state ~= "pending" then
@@ -341,6 +353,66 @@ function M.is_future(v)
   return getmetatable(v) == Future
 end
 
+-- What a canceled task leaves behind: the future it waits on, when it made
+-- it, is canceled first (no more bytes, no more callbacks), then its hooks
+-- run, newest first, each protected.
+local function cancel_task_work(task)
+  local w = task.waiting
+  task.waiting = nil
+  if w and w.owner == task.id then
+    w:cancel()
+  end
+  local hooks = task.hooks
+  task.hooks = nil
+  for i = #(hooks or {}) - 1, 1, -2 do
+    local arg = hooks[i + 1]
+    local ok, err = xpcall(hooks[i], traceback, arg ~= hooks and arg or nil)
+    if not ok then
+      io.stderr:write("poengine: an on_cancel hook failed: ", tostring(err), "\n")
+    end
+  end
+end
+
+--- Inside a po.async task: runs fn(arg) if the task is canceled, so the
+--- work it holds (a slot, a reservation) can be given back;
+--- M.off_cancel(fn, arg) forgets it once the work is done. Returns false
+--- outside a task, where nothing can cancel the caller.
+---@param fn fun(arg: any)
+---@param arg any
+---@return boolean
+function M.on_cancel(fn, arg)
+  local task = tasks[co_running() or 0]
+  if not task then
+    return false
+  end
+  local hooks = task.hooks
+  if not hooks then
+    hooks = {}
+    task.hooks = hooks
+  end
+  hooks[#hooks + 1] = fn
+  hooks[#hooks + 1] = arg == nil and hooks or arg -- (a list cannot hold nil)
+  return true
+end
+
+--- Forgets a hook given to M.on_cancel by the running task.
+---@param fn fun(arg: any)
+---@param arg any
+function M.off_cancel(fn, arg)
+  local task = tasks[co_running() or 0]
+  local hooks = task and task.hooks
+  if arg == nil then
+    arg = hooks
+  end
+  for i = #(hooks or {}) - 1, 1, -2 do
+    if hooks[i] == fn and hooks[i + 1] == arg then
+      table.remove(hooks, i + 1)
+      table.remove(hooks, i)
+      return
+    end
+  end
+end
+
 --- Runs fn(...) as a task and returns a future of its results. The task
 --- starts at once and runs until it first waits; an error inside becomes the
 --- future's error (code "ERUNTIME") with its traceback.
@@ -352,12 +424,14 @@ function M.async(fn, ...)
   end
   local fut = new_future()
   local co = co_create(run_task_body)
-  local task = { co = co, future = fut }
+  task_seq = task_seq + 1
+  local task = { co = co, future = fut, id = task_seq }
   tasks[co] = task
   live_tasks = live_tasks + 1
   fut.on_cancel = function()
     task.canceled = true
     retire(task)
+    cancel_task_work(task)
   end
   resume_task(task, fn, ...)
   return fut
@@ -488,7 +562,7 @@ end
 
 -- A pending future whose cancel calls hook(fut, arg); arg is C's handle.
 local function new_c_future(hook, arg)
-  return setmetatable({ state = "pending", on_cancel = hook, cancel_arg = arg }, Future)
+  return setmetatable({ state = "pending", on_cancel = hook, cancel_arg = arg, owner = running_id() }, Future)
 end
 
 -- Forgets the C handle of a future that C gave up on (its operation failed

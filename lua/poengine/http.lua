@@ -14,4 +14,11 @@ local M = {}
 ---@return poengine.Future|nil, string?, string?
 M.request = core.http_request
 
+--- Counts of this Lua state's transfers: `active` (started, not yet
+--- settled; a canceled one until its future has failed, on the next loop
+--- turn) and `running` (in libcurl's hands; a canceled transfer leaves it
+--- at once).
+---@return { active: integer, running: integer }
+M.stats = core.http_stats
+
 return M

@@ -257,16 +257,34 @@ static int l_http_request(lua_State *L) {
   return 1; /* the future */
 }
 
-/* Transfers in flight (for tests and diagnostics). */
-static int l_http_active(lua_State *L) {
+static po_http *existing_http(lua_State *L) {
   lua_pushlightuserdata(L, (void *)&http_key);
   lua_rawget(L, LUA_REGISTRYINDEX);
   po_http *h = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return h;
+}
+
+/* Transfers in flight (for tests and diagnostics). */
+static int l_http_active(lua_State *L) {
+  po_http *h = existing_http(L);
   lua_pushinteger(L, h ? po_http_active(h) : 0);
   return 1;
 }
 
+/* po.http.stats() -> { active = n, running = n } */
+static int l_http_stats(lua_State *L) {
+  po_http *h = existing_http(L);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, h ? po_http_active(h) : 0);
+  lua_setfield(L, -2, "active");
+  lua_pushinteger(L, h ? po_http_running(h) : 0);
+  lua_setfield(L, -2, "running");
+  return 1;
+}
+
 void po_open_http(lua_State *L) {
-  static const luaL_Reg fns[] = {{"http_request", l_http_request}, {"http_active", l_http_active}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"http_request", l_http_request}, {"http_active", l_http_active},
+                                {"http_stats", l_http_stats}, {NULL, NULL}};
   po_set_funcs(L, fns);
 }

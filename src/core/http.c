@@ -25,6 +25,7 @@ struct po_http {
   po_http_req *all;                     /* every transfer not yet finished */
   po_http_req *dirty_head, *dirty_tail; /* streaming transfers with bytes to hand over */
   int active;
+  int running;    /* transfers in libcurl's multi handle */
   int processing; /* process() is running (a nested loop turn must not re-enter it) */
 };
 
@@ -134,7 +135,10 @@ static void unlink_dirty(po_http_req *r) {
 /* Takes r out of libcurl and stops its timers; it stays in http->all. */
 static void detach(po_http_req *r) {
   po_http *h = r->http;
-  if (r->state == REQ_RUNNING) h->curl->multi_remove_handle(h->multi, r->easy);
+  if (r->state == REQ_RUNNING) {
+    h->curl->multi_remove_handle(h->multi, r->easy);
+    h->running--;
+  }
   if (r->ttfb_timer) po_loop_timer_stop(h->loop, r->ttfb_timer);
   if (r->idle_timer) po_loop_timer_stop(h->loop, r->idle_timer);
   if (r->end_timer) po_loop_timer_stop(h->loop, r->end_timer);
@@ -547,6 +551,8 @@ void po_http_free(po_http *h) {
 
 int po_http_active(const po_http *h) { return h->active; }
 
+int po_http_running(const po_http *h) { return h->running; }
+
 const char *po_http_load_error(void) { return po_curl_load_error(); }
 
 static int valid_header_line(const char *line) { return strpbrk(line, "\r\n") == NULL; }
@@ -618,6 +624,7 @@ int po_http_start(po_http *h, const po_http_opts *o, const po_http_handler *hand
     r->state = REQ_ENDING;
     goto oom;
   }
+  h->running++;
   if (out) *out = r;
   return 0;
 oom:

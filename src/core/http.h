@@ -87,8 +87,13 @@ int po_http_start(po_http *http, const po_http_opts *opts, const po_http_handler
  * scheduled, does nothing. */
 void po_http_cancel(po_http_req *req);
 
-/* Transfers started and not yet finished. */
+/* Transfers started and not yet finished (a canceled one counts until its
+ * on_done has run). */
 int po_http_active(const po_http *http);
+
+/* Transfers in libcurl's hands: started, not finished, not canceled. A
+ * canceled transfer leaves this count at once. */
+int po_http_running(const po_http *http);
 
 /* Copies url to buf (size bytes, NUL-terminated, truncated if need be)
  * without its user-info, query string or fragment, which may carry secrets:

@@ -3,8 +3,10 @@
 --      each: wall time beside the ideal 0.2 s (a 0.2 s sleep), and beside the
 --      Python reference client (baselines/llm_client.py: urllib and a thread
 --      pool) sending the same requests.
---   2. Router overhead per call, the network excluded (a lua provider): a
---      cache miss and a cache hit, beside calling the provider directly.
+--   2. Router overhead per call, the network excluded (a lua provider): no
+--      cache (outside a task, and inside one, where a call registers its
+--      cancel hook), a cache miss and a cache hit, beside calling the
+--      provider directly. Every call reserves its worst case in a budget.
 local po = require "poengine"
 local lib = require "tests.bench.lib"
 local llm_server = require "tests.tools.llm_server"
@@ -78,8 +80,9 @@ local provider = po.llm.provider("lua", {
 })
 local cache = assert(po.cache.open { namespace = "llm-bench" })
 cache:clear()
-local router = po.llm.router { deployments = { { provider = provider } }, cache = cache }
-local plain = po.llm.router { deployments = { { provider = provider } } }
+local budget = { usd = 1e9, tokens = 1e12 } -- never reached: the reservation's cost is what is measured
+local router = po.llm.router { deployments = { { provider = provider } }, cache = cache, budget = budget }
+local plain = po.llm.router { deployments = { { provider = provider } }, budget = budget }
 local CALLS = 20000
 local seq = 0
 
@@ -113,6 +116,23 @@ local function fresh()
 end
 
 router_row("overhead per call, no cache, network excluded (lua provider)", plain, fresh, 3)
+lib.compare {
+  name = "llm router",
+  case = "overhead per call, no cache, inside a po.async task (cancel hook registered)",
+  subject = { label = "router:complete", fn = function()
+    po.async(function()
+      for _ = 1, CALLS do
+        plain:complete { prompt = fresh() }
+      end
+    end):wait()
+  end },
+  baseline = { label = "provider:complete", fn = function()
+    po.async(direct):wait()
+  end },
+  ops = CALLS,
+  unit = "us",
+  goal = { max_ratio = 3 },
+}
 router_row("overhead per call, cache miss (lookup + store), network excluded", router, fresh, 5)
 assert(router:complete { prompt = "the cached one" })
 router_row("overhead per call, cache hit, network excluded", router, function() return "the cached one" end, 3)

@@ -275,7 +275,10 @@ static void ttfb_timeout_and_cancel(void) {
   REQUIRE(po_http_start(f.http, &slow, &handler, &o[0], NULL) == 0);
   REQUIRE(po_http_start(f.http, &forever, &handler, &o[1], &req) == 0);
   po_loop_run_once(f.loop, 0.01, NULL);
+  CHECK_EQ_INT(po_http_running(f.http), 2);
   po_http_cancel(req);
+  CHECK_EQ_INT(po_http_running(f.http), 1); /* out of libcurl at once */
+  CHECK_EQ_INT(po_http_active(f.http), 2);  /* until its on_done has run */
   CHECK_EQ_INT(o[1].done, 0); /* on_done comes later, from the f.loop */
   po_http_cancel(req);        /* a second cancel does nothing */
   run_until_done(f.loop, o, 2);
@@ -283,6 +286,7 @@ static void ttfb_timeout_and_cancel(void) {
   CHECK(strstr(o[0].message, "ttfb_timeout") != NULL);
   CHECK_EQ_INT(o[1].done, 1);
   CHECK_EQ_INT(o[1].rc, PO_ECANCELED);
+  CHECK_EQ_INT(po_http_running(f.http), 0);
   fixture_stop(&f);
 }
 

@@ -156,6 +156,42 @@ describe("po.http.request", function()
     assert.are.equal(0, require("poengine_core").http_active())
   end)
 
+  it("times out a plain reply that stalls after its headers with idle_timeout", function()
+    local res, err, code = post("m#fault=stall;stall=5", { idle_timeout = 0.3 }):wait()
+    assert.is_nil(res)
+    assert.are.equal("ETIMEDOUT", code)
+    assert.matches("idle_timeout", err)
+  end)
+
+  it("takes a transfer out of libcurl at once when the task waiting on it is canceled", function()
+    local chunks = 0
+    local task = po.async(function()
+      return post("m#token_delay=0.05", {
+        stream_body = true,
+        on_chunk = function() chunks = chunks + 1 end,
+      }):wait()
+    end)
+    po.sleep(0.1)
+    assert.are.same({ active = 1, running = 1 }, po.http.stats())
+    assert.is_true(task:cancel())
+    assert.are.equal(0, po.http.stats().running)
+    local seen = chunks
+    po.sleep(0.2)
+    assert.are.equal(seen, chunks) -- on_chunk never runs again
+    assert.are.same({ active = 0, running = 0 }, po.http.stats())
+  end)
+
+  it("leaves alone a transfer that a canceled task waits on but did not start", function()
+    local fut = post("m#delay=0.2")
+    local task = po.async(function()
+      return fut:wait()
+    end)
+    po.sleep(0.05)
+    task:cancel()
+    local res = assert(fut:wait())
+    assert.are.equal(200, res.status)
+  end)
+
   it("runs many transfers at once", function()
     local futs = {}
     local t0 = po.now()

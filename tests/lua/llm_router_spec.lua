@@ -64,6 +64,15 @@ describe("router: the fault matrix", function()
     assert.are.equal(2, count(model))
   end)
 
+  it("a plain reply that stalls after its headers times out with idle_timeout and falls back", function()
+    local stalled = "a#fault=stall;stall=10"
+    local r = router({ dep(stalled, { idle_timeout = 0.3 }), dep("b") }, { retries = 0 })
+    local res = assert(r:complete { prompt = "hi" })
+    assert.are.equal("b", res.model)
+    assert.are.equal(1, count(stalled))
+    assert.are.equal(1, count("b"))
+  end)
+
   it("a stream that stalls after text went to on_token fails: a retry would send the text twice", function()
     local model = "m#fault=stall;stall=5;times=1"
     local tokens = {}
@@ -237,7 +246,8 @@ describe("router: budget", function()
     local r = router({ dep("m") }, { budget = { tokens = 10 } })
     local ok = 0
     for _ = 1, 5 do
-      local res, err, code = r:complete { prompt = "one two" } -- 2 + 3 tokens each
+      -- 2 + 3 tokens each, and each reserves 2 (estimated input) + 3 (max_tokens)
+      local res, err, code = r:complete { prompt = "one two", max_tokens = 3 }
       if res then
         ok = ok + 1
       else
@@ -251,7 +261,7 @@ describe("router: budget", function()
 
   it("stops calls once the dollars are spent", function()
     po.llm.prices.set("pricey", { input = 100000, output = 100000 }) -- $0.1 a token
-    local r = router({ dep("pricey") }, { budget = { usd = 1 } })
+    local r = router({ dep("pricey", { max_tokens = 3 }) }, { budget = { usd = 1 } })
     assert(r:complete { prompt = "one two" }) -- 5 tokens: $0.5
     assert(r:complete { prompt = "one two" }) -- $1 spent: the cap
     local _, _, code = r:complete { prompt = "one two" }
@@ -349,12 +359,49 @@ describe("router: cache", function()
     assert.are.equal(1, server:stats().requests)
   end)
 
-  it("keys on the request as written, so a fallback's answer is found again", function()
+  it("finds a fallback's answer again, under the deployment that gave it", function()
     local r = router({ dep("a#fault=context"), dep("b") }, { cache = cache })
     assert.are.equal("b", assert(r:complete { prompt = "hello" }).model)
     local again = assert(r:complete { prompt = "hello" })
     assert.are.equal("exact", again.cached)
     assert.are.equal(2, server:stats().requests)
+  end)
+
+  it("keys on the provider and the model the deployment calls: no answer crosses models", function()
+    local r1 = router({ dep("m1") }, { cache = cache })
+    local r2 = router({ dep("m2") }, { cache = cache })
+    local r3 = router({ dep("m1", { provider = "anthropic", base_url = server.url }) }, { cache = cache })
+    assert.are.equal("m1", assert(r1:complete { prompt = "hello" }).model)
+    local other = assert(r2:complete { prompt = "hello" })
+    assert.is_false(other.cached)
+    assert.are.equal("m2", other.model)
+    assert.is_false(assert(r3:complete { prompt = "hello" }).cached) -- same model name, another provider
+    assert.are.equal("exact", assert(r1:complete { prompt = "hello" }).cached)
+    assert.are.equal(3, server:stats().requests)
+  end)
+
+  it("shares answers across deployments with cache_scope = \"request\"", function()
+    local r1 = router({ dep("m1") }, { cache = cache, cache_scope = "request" })
+    local r2 = router({ dep("m2") }, { cache = cache, cache_scope = "request" })
+    assert(r1:complete { prompt = "hello" })
+    local shared = assert(r2:complete { prompt = "hello" })
+    assert.are.equal("exact", shared.cached)
+    assert.are.equal("m1", shared.model) -- says who answered
+    assert.are.equal(1, server:stats().requests)
+    assert.has_error(function() router({ dep("m1") }, { cache_scope = "anything" }) end,
+      "po.llm.router: cache_scope must be \"model\" or \"request\", got \"anything\"")
+  end)
+
+  it("replays a stored stream chunk by chunk, in the order it was streamed", function()
+    local r = router({ dep("m") }, { cache = cache, replay_pace = 0.01 })
+    local live, again = {}, {}
+    assert(r:complete({ prompt = "a b c" }, { on_token = function(t) live[#live + 1] = t end }))
+    local res = assert(r:complete({ prompt = "a b c" }, { on_token = function(t) again[#again + 1] = t end }))
+    assert.are.equal("exact", res.cached)
+    assert.are.same({ "echo: ", "a ", "b ", "c" }, live)
+    assert.are.same(live, again)
+    assert.is_nil(res.chunks)
+    assert.are.equal(1, server:stats().requests)
   end)
 
   it("never stores an aborted stream", function()

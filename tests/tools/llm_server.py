@@ -38,6 +38,8 @@ header wins over the model name). The model name is echoed back without them.
     cached=N         report N cached prompt tokens (cache reads)
     cache_write=N    report N cache-creation tokens (Anthropic)
     reasoning=N      report N reasoning tokens (OpenAI)
+    usage=none       send no token counts (OpenAI: no "usage", streamed or
+                     not; Ollama: no eval counts)
     times=N          apply the fault only to the first N requests that carry
                      this exact option string; later ones are answered normally
     fault=F          one of:
@@ -305,6 +307,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def plain_reply(self, fmt, model, text, usage, opts, fault):
         obj = full_response(fmt, model, text, usage)
+        if opts.get("usage") == "none":
+            for k in ("usage", "prompt_eval_count", "eval_count"):
+                obj.pop(k, None)
         body = json.dumps(obj).encode()
         if fault == "malformed":
             body = body[: len(body) // 2] + b"<<not json"
@@ -325,6 +330,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def stream_reply(self, fmt, req, model, pieces, usage, opts, fault):
         token_delay = float(opts.get("token_delay", 0))
+        if opts.get("usage") == "none" and fmt == "openai":
+            req = dict(req, stream_options=None)
         events = stream_events(fmt, req, model, pieces, usage)
         self.start_stream("application/x-ndjson" if fmt == "ollama" else "text/event-stream")
         for i, ev in enumerate(events):

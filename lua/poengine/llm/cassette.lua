@@ -8,7 +8,9 @@
 --- Modes: "record" (start a fresh file; every call goes to `wrap` and is
 --- written), "replay" (answer from the file only; a request it does not hold
 --- fails with "ECASSETTE"; `wrap` is not needed), "auto" (replay what the
---- file holds, call `wrap` and append for the rest).
+--- file holds, call `wrap` and append for the rest). A streamed answer keeps
+--- its chunks, and replays to on_token one at a time (`replay_pace` seconds
+--- apart, default 0).
 local po = require "poengine"
 local util = require "poengine.llm.util"
 
@@ -21,9 +23,9 @@ Cassette.__index = Cassette
 Cassette.__name = "poengine.llm.cassette"
 
 local MODES = { record = true, replay = true, auto = true }
-local OPTIONS = { path = "string", mode = "string", wrap = true }
+local OPTIONS = { path = "string", mode = "string", wrap = true, replay_pace = "number" }
 local RESPONSE_FIELDS = { "text", "finish_reason", "tool_calls", "usage", "cost", "provider", "model", "latency",
-  "ttft" }
+  "ttft", "chunks" }
 
 -- The request as matched and written: normalized, without what does not
 -- change the answer.
@@ -60,7 +62,11 @@ function M.new(opts)
   if mode ~= "replay" and not wrap then
     error(fname .. ": mode \"" .. mode .. "\" needs wrap = a router or a provider", 3)
   end
+  if opts.replay_pace ~= nil and not (opts.replay_pace >= 0) then
+    error(fname .. ": replay_pace must be a non-negative number of seconds, got " .. tostring(opts.replay_pace), 3)
+  end
   local self = setmetatable({ path = opts.path, mode = mode, wrap = wrap, tapes = {}, plays = {},
+    replay_pace = opts.replay_pace or 0,
     counts = { replayed = 0, recorded = 0, missing = 0 } }, Cassette)
   if mode ~= "record" then
     local f = io.open(opts.path, "rb")
@@ -146,9 +152,11 @@ function Cassette:complete(request, opts)
       local res = util.copy(list[math.min(i, #list)])
       res.cached = false
       res.replayed = true
+      local chunks = res.chunks
+      res.chunks = nil
       local on_token = opts and opts.on_token
-      if on_token and res.text and res.text ~= "" then
-        on_token(res.text)
+      if on_token then
+        util.replay_chunks(on_token, res.text, chunks, self.replay_pace)
       end
       self.counts.replayed = self.counts.replayed + 1
       return res
@@ -159,15 +167,33 @@ function Cassette:complete(request, opts)
         .. tostring(req.model) .. ", " .. #req.messages .. " messages)", "ECASSETTE"
     end
   end
-  local res, err, code, info = self.wrap:complete(request, opts)
+  local chunks, wopts = nil, opts
+  if opts and opts.on_token then
+    -- The chunks as the caller saw them, kept for a faithful replay.
+    chunks, wopts = {}, util.copy(opts)
+    local on_token = opts.on_token
+    wopts.on_token = function(text)
+      chunks[#chunks + 1] = text
+      on_token(text)
+    end
+  end
+  local res, err, code, info = self.wrap:complete(request, wopts)
   if not res then
     return nil, err, code, info
+  end
+  if chunks and #chunks > 1 then
+    res = util.copy(res)
+    res.chunks = chunks
   end
   self:_write(req, res)
   local list = self.tapes[key] or {}
   list[#list + 1] = res
   self.tapes[key] = list
   self.plays[key] = #list
+  if res.chunks then
+    res = util.copy(res)
+    res.chunks = nil
+  end
   return res
 end
 

@@ -1,14 +1,16 @@
---- A router deployment's limits: its concurrency slots (calls beyond
+--- A router's limits. Per deployment: its concurrency slots (calls beyond
 --- max_concurrency wait, first come first served) and its rpm and tpm
 --- windows (a call that would exceed them waits until the oldest start or
---- spend leaves the window). The state lives in the deployment's fields:
+--- spend leaves the window); the state lives in the deployment's fields:
 --- inflight, waiters, starts (start times) and spent ({ t, tokens }).
+--- Per router: the budget, kept by reservation (a call reserves its worst
+--- case before it is sent, and settles to its real cost after).
 local po = require "poengine"
 
 local M = {}
 
 local now, sleep = po.now, po.sleep
-local floor = math.floor
+local floor, ceil = math.floor, math.ceil
 local type, ipairs = type, ipairs
 
 -- Drops entries older than the window from a list of times or { t, ... }.
@@ -40,35 +42,70 @@ local function tokens_in_window(d)
   return sum
 end
 
---- A rough count of a request's tokens before sending: 4 characters a token
---- for the text, plus what it may generate.
+--- The output a budget reserves for a call that sets no max_tokens (its
+--- request's or its deployment's): a reply can be longer, and is then
+--- charged what it really cost.
+M.DEFAULT_OUTPUT = 4096
+
+--- A rough count of the tokens of a text: 4 bytes a token (rounded up).
+--- Byte-level tokenizers give at most one token a byte, so the real count
+--- is at most 4 times this one.
+---@param text string
+---@return integer
+function M.estimate_text(text)
+  return M.estimate_bytes(#text)
+end
+
+--- The same estimate from a length in bytes.
+---@param n integer
+---@return integer
+function M.estimate_bytes(n)
+  return ceil(n / 4)
+end
+
+--- A rough count of a request's input tokens before sending: 4 bytes a
+--- token for the system prompt and the message texts, plus one.
 ---@param req table   a normalized request
 ---@return integer
-function M.estimate_tokens(req)
+function M.estimate_input(req)
   local chars = #(req.system or "")
   for _, m in ipairs(req.messages) do
     if type(m.content) == "string" then
       chars = chars + #m.content
     end
   end
-  return floor(chars / 4) + 1 + (req.max_tokens or 0)
+  return floor(chars / 4) + 1
+end
+
+--- A rough count of a request's tokens before sending (the tpm limit's
+--- estimate): its input, plus what it may generate when it says.
+---@param req table   a normalized request
+---@return integer
+function M.estimate_tokens(req)
+  return M.estimate_input(req) + (req.max_tokens or 0)
 end
 
 --- Waits (yields inside po.async) for a concurrency slot of deployment d,
 --- then for room under its rpm and tpm. Returns the tpm reservation
---- { t =, tokens = estimate }, to be corrected with the real count.
+--- { t =, tokens = estimate }, to be corrected with the real count. What it
+--- holds is written into call as it gets it (call.slot_wait: the future of
+--- a queued call, done once it holds a slot; call.slot; call.tpm), so that
+--- M.abandon can give it back when the waiting task is canceled.
 ---@param d table        a router deployment
 ---@param estimate integer
 ---@param window number  seconds of the rpm/tpm windows
+---@param call table
 ---@return table
-function M.acquire(d, estimate, window)
+function M.acquire(d, estimate, window, call)
   if d.max_concurrency and d.inflight >= d.max_concurrency then
     local slot = po.future()
     d.waiters[#d.waiters + 1] = slot
+    call.slot_wait = slot
     slot:wait() -- release() hands its slot over: inflight stays counted
   else
     d.inflight = d.inflight + 1
   end
+  call.slot = true
   while true do
     local t = now()
     local wait = 0
@@ -97,18 +134,113 @@ function M.acquire(d, estimate, window)
   if d.tpm then
     d.spent[#d.spent + 1] = reservation
   end
+  call.tpm = reservation
   return reservation
 end
 
---- Gives d's concurrency slot back: to the oldest waiting call, if any.
+--- Gives d's concurrency slot back: to the oldest call still waiting, if
+--- any (a canceled waiter's future has failed and is passed over).
 ---@param d table
 function M.release(d)
-  local nextw = table.remove(d.waiters, 1)
-  if nextw then
-    nextw:resolve(true)
-  else
-    d.inflight = d.inflight - 1
+  while true do
+    local nextw = table.remove(d.waiters, 1)
+    if not nextw then
+      d.inflight = d.inflight - 1
+      return
+    end
+    if nextw:resolve(true) then
+      return
+    end
   end
+end
+
+--- Whether call holds its deployment's slot: it got one, or it was handed
+--- one while its task had not yet run again.
+local function holds_slot(call)
+  local w = call.slot_wait
+  return call.slot or (w ~= nil and w.state == "done")
+end
+
+---------------------------------------------------------------------------
+-- The budget: r.budget = { usd =, tokens = } caps r.spent_usd and
+-- r.spent_tokens; r.reserved_usd, r.reserved_tokens and r.reservations are
+-- what calls in flight may still spend; r.budget_waiters, the futures of
+-- calls waiting for them to settle.
+
+local function fits(r, usd, tokens)
+  local b = r.budget
+  return (not b.usd or r.spent_usd + r.reserved_usd + usd <= b.usd)
+    and (not b.tokens or r.spent_tokens + r.reserved_tokens + tokens <= b.tokens)
+end
+
+--- Reserves call.usd and call.tokens (the call's worst case) in router r's
+--- budget: at once when they fit, after calls in flight settle when they
+--- fit then, never when they cannot. Returns true, or nil, message,
+--- "EBUDGET" (nothing was sent).
+---@param r table   a router
+---@param call table { usd =, tokens = }
+function M.reserve(r, call)
+  while not fits(r, call.usd, call.tokens) do
+    if r.reservations == 0 then
+      local b = r.budget
+      return nil, string.format("budget: this call may cost up to $%.6f and %d tokens; $%.6f of $%s and %d of %s"
+        .. " tokens are spent; nothing was sent", call.usd, call.tokens, r.spent_usd, tostring(b.usd or "-"),
+        r.spent_tokens, tostring(b.tokens or "-")), "EBUDGET"
+    end
+    local turn = po.future()
+    r.budget_waiters[#r.budget_waiters + 1] = turn
+    turn:wait()
+  end
+  r.reserved_usd = r.reserved_usd + call.usd
+  r.reserved_tokens = r.reserved_tokens + call.tokens
+  r.reservations = r.reservations + 1
+  call.reserved = true
+  return true
+end
+
+--- Replaces call's reservation by what it really cost, and lets the calls
+--- waiting for the budget look again. Does nothing for a call that holds
+--- no reservation (or has settled already).
+---@param r table   a router
+---@param call table
+---@param usd number
+---@param tokens integer
+function M.settle(r, call, usd, tokens)
+  if not call.reserved then
+    return
+  end
+  call.reserved = false
+  r.reserved_usd = r.reserved_usd - call.usd
+  r.reserved_tokens = r.reserved_tokens - call.tokens
+  r.reservations = r.reservations - 1
+  if r.reservations == 0 then
+    r.reserved_usd, r.reserved_tokens = 0, 0 -- no rounding left over
+  end
+  r.spent_usd = r.spent_usd + usd
+  r.spent_tokens = r.spent_tokens + tokens
+  local waiters = r.budget_waiters
+  r.budget_waiters = {}
+  for _, w in ipairs(waiters) do
+    w:resolve(true)
+  end
+end
+
+--- Gives back everything a call holds when its task is canceled: its slot
+--- (to the next waiting call), and its budget and tpm reservations, which
+--- become what it may have cost (usd, tokens: nothing when it was not sent).
+---@param r table   a router
+---@param call table
+---@param usd number
+---@param tokens integer
+function M.abandon(r, call, usd, tokens)
+  if holds_slot(call) then
+    call.slot, call.slot_wait = false, nil
+    M.release(call.d)
+  end
+  if call.tpm then
+    call.tpm.tokens = tokens
+  end
+  M.settle(r, call, usd, tokens)
 end
 
 return M

@@ -33,6 +33,10 @@ M.models = {
   ["claude-3-haiku"] = { input = 0.25, output = 1.25, cached = 0.03, cache_write = 0.30 },
 }
 
+-- Lookups by name, found or not (false), so a call does not scan the
+-- table; set() forgets them.
+local memo = {}
+
 --- Sets (or with nil, removes) the price of a model.
 ---@param model string
 ---@param price? { input: number, output: number, cached?: number, cache_write?: number }
@@ -46,6 +50,7 @@ function M.set(model, price)
     end
   end
   M.models[model] = price
+  memo = {}
 end
 
 --- The price entry for a model, or nil.
@@ -57,12 +62,17 @@ function M.lookup(model)
   if p then
     return p
   end
+  local known = memo[model]
+  if known ~= nil then
+    return known or nil
+  end
   local best, best_len = nil, 0
   for name, price in pairs(M.models) do
     if #name > best_len and model:sub(1, #name) == name then
       best, best_len = price, #name
     end
   end
+  memo[model] = best or false
   return best
 end
 

@@ -8,6 +8,7 @@
 local po = require "poengine"
 local util = require "poengine.llm.util"
 local prices = require "poengine.llm.prices"
+local limits = require "poengine.llm.limits"
 
 local M = {}
 
@@ -168,16 +169,30 @@ function M.check_parts(parts)
   end
 end
 
--- Fills in the normalized response from the adapter's parts.
-local function finish_response(self, parts, model, t0, ttft, raw)
+local function count_of(v)
+  v = tonumber(null_to_nil(v))
+  return v and math.floor(v)
+end
+
+-- Fills in the normalized response from the adapter's parts. A count the
+-- server did not send is estimated (from the request, or the reply's text)
+-- with the tpm limit's estimator, and usage.estimated says so: a budget
+-- then never counts such a reply as free.
+local function finish_response(self, req, parts, model, t0, ttft, raw)
   local u = parts.usage or {}
   local usage = {
-    input = math.floor(tonumber(null_to_nil(u.input)) or 0),
-    output = math.floor(tonumber(null_to_nil(u.output)) or 0),
-    cached_read = math.floor(tonumber(null_to_nil(u.cached_read)) or 0),
-    cache_write = math.floor(tonumber(null_to_nil(u.cache_write)) or 0),
-    reasoning = math.floor(tonumber(null_to_nil(u.reasoning)) or 0),
+    input = count_of(u.input),
+    output = count_of(u.output),
+    cached_read = count_of(u.cached_read) or 0,
+    cache_write = count_of(u.cache_write) or 0,
+    reasoning = count_of(u.reasoning) or 0,
   }
+  if not usage.input then
+    usage.input, usage.estimated = limits.estimate_input(req), true
+  end
+  if not usage.output then
+    usage.output, usage.estimated = limits.estimate_text(parts.text or ""), true
+  end
   local includes = self.input_includes_cached
   if includes == nil then
     includes = self.adapter and self.adapter.input_includes_cached
@@ -251,7 +266,7 @@ local function lua_complete(self, req, model, on_token)
   if req.stream and not emitted and res.text and res.text ~= "" then
     emit(res.text)
   end
-  local out = finish_response(self, res, res.model or model, t0, ttft, res.raw)
+  local out = finish_response(self, req, res, res.model or model, t0, ttft, res.raw)
   if res.cost then
     out.cost = res.cost
   end
@@ -334,7 +349,7 @@ function Provider:complete(request, opts)
     timeout = self.timeout,
     connect_timeout = self.connect_timeout,
     ttfb_timeout = self.ttft_timeout,
-    idle_timeout = stream and self.idle_timeout or nil,
+    idle_timeout = self.idle_timeout, -- a plain reply can stall after its headers too
     on_chunk = on_chunk,
   }
   if not fut then
@@ -396,7 +411,7 @@ function Provider:complete(request, opts)
   if stream and one_piece and parts.text and parts.text ~= "" then
     emit(parts.text) -- a server that answered a stream request in one piece
   end
-  return finish_response(self, parts, model, t0, ttft)
+  return finish_response(self, req, parts, model, t0, ttft)
 end
 
 --- Like complete, as a future (a po.async task).

@@ -7,6 +7,8 @@ local po = require "poengine"
 local util = require "poengine.llm.util"
 local provider_mod = require "poengine.llm.provider"
 local limits = require "poengine.llm.limits"
+local prices = require "poengine.llm.prices"
+local future = require "poengine.future"
 local stats = require "poengine.metrics.stats"
 
 local M = {}
@@ -25,10 +27,12 @@ local STRATEGIES = { ordered = true, weighted = true, latency = true, ["least-bu
 local ROUTER_OPTIONS = {
   deployments = "table", strategy = "string", retries = "number", backoff = "table", timeout = "number",
   ttft_timeout = "number", cooldown = "table", cache = true, budget = "table", name = "string",
+  cache_scope = "string", replay_pace = "number",
 }
 
 -- Deployment fields the router keeps; the rest configure its provider.
-local ROUTING_FIELDS = { provider = true, weight = true, max_concurrency = true, rpm = true, tpm = true }
+local ROUTING_FIELDS = { provider = true, weight = true, max_concurrency = true, rpm = true, tpm = true,
+  max_tokens = true }
 local PROVIDER_FIELDS = { model = true, base_url = true, api_key = true, api_key_env = true, timeout = true,
   ttft_timeout = true, idle_timeout = true, connect_timeout = true, headers = true, name = true, fn = true,
   input_includes_cached = true, max_body = true, max_event = true }
@@ -74,11 +78,18 @@ local function new_deployment(fname, i, d, opts)
   positive(fname, where .. ".max_concurrency", d.max_concurrency)
   positive(fname, where .. ".rpm", d.rpm)
   positive(fname, where .. ".tpm", d.tpm)
+  positive(fname, where .. ".max_tokens", d.max_tokens)
+  local kind = p.kind or p.name or "custom"
+  if kind == "lua" then
+    kind = "lua:" .. tostring(p.name) -- each function answers in its own way
+  end
   return {
     index = i,
     provider = p,
+    kind = kind,
     name = d.name or p.name,
     model = type(p) == "table" and d.provider ~= p and d.model or nil,
+    max_tokens = d.max_tokens and floor(d.max_tokens),
     weight = d.weight or 1,
     max_concurrency = d.max_concurrency,
     rpm = d.rpm,
@@ -119,6 +130,11 @@ function M.new(opts)
       or type(cache.set) ~= "function") then
     error(fname .. ": cache must be a po.cache (po.cache.open{...}) or false", 3)
   end
+  local scope = opts.cache_scope or "model"
+  if scope ~= "model" and scope ~= "request" then
+    error(fname .. ": cache_scope must be \"model\" or \"request\", got \"" .. scope .. "\"", 3)
+  end
+  positive(fname, "replay_pace", opts.replay_pace, true)
   if #opts.deployments == 0 then
     error(fname .. ": deployments must list at least one deployment", 3)
   end
@@ -129,9 +145,15 @@ function M.new(opts)
     cooldown = { fails = cooldown.fails or 3, window = cooldown.window or 60, time = cooldown.time or 30 },
     budget = budget,
     cache = cache or nil,
+    cache_scope = scope,
+    replay_pace = opts.replay_pace or 0,
     deployments = {},
     spent_usd = 0,
     spent_tokens = 0,
+    reserved_usd = 0, -- what the calls in flight may still spend (limits.reserve)
+    reserved_tokens = 0,
+    reservations = 0,
+    budget_waiters = {},
     counts = { calls = 0, errors = 0, tokens = 0, hits = 0, misses = 0, tokens_saved = 0, cost_saved = 0 },
     by_provider = {},
     _limit_window = 60, -- seconds of the rpm/tpm windows (tests shorten it)
@@ -340,27 +362,82 @@ local function cache_mode(fname, mode)
   error(fname .. ": opts.cache must be \"default\", \"no-cache\", \"no-store\" or { ttl = n }", 3)
 end
 
+-- The version of the cache keys below. Keys of older versions (the bare
+-- request) are never looked up again: their entries simply miss.
+local KEY_VERSION = 2
+
 -- The cache key: the request as the caller wrote it, without what does not
--- change the answer (stream, metadata).
-local function cache_key(request)
+-- change the answer (stream, metadata), and with what the deployment
+-- changes in it (its model, its max_tokens) and its provider kind, unless
+-- the router's cache_scope is "request". Flat, so that the cache's semantic
+-- tier still finds the prompt's text; the extra fields are among the
+-- parameters it groups entries by.
+function Router:_cache_key(request, d)
   local key = {}
   for k, v in pairs(request) do
     if k ~= "stream" and k ~= "metadata" then
       key[k] = v
     end
   end
+  key.llm_key = KEY_VERSION
+  if self.cache_scope == "model" then
+    key.provider = d.kind
+    key.model = d.model or d.provider.model or request.model
+    key.max_tokens = request.max_tokens or d.max_tokens
+  end
   return key
 end
 
-local STORED = { "text", "finish_reason", "tool_calls", "usage", "cost", "provider", "model", "latency" }
+-- What a call may cost before it is sent: its estimated input, and its
+-- max_tokens (or the default) as output, priced for the model called.
+local function worst_case(d, dreq)
+  local input = limits.estimate_input(dreq)
+  local output = dreq.max_tokens or limits.DEFAULT_OUTPUT
+  local p = d.provider
+  local includes = p.input_includes_cached
+  if includes == nil then
+    includes = p.adapter and p.adapter.input_includes_cached
+  end
+  local usd = prices.cost(dreq.model or p.model, { input = input, output = output }, includes)
+  return { d = d, input = input, usd = usd, tokens = input + output, model = dreq.model or p.model,
+    includes = includes, arrived = 0 }
+end
 
-function Router:_from_cache(key, info_opts, on_token, t0, value, info)
+-- What a call that stopped early may have cost: nothing when it was not
+-- sent; else its input and the text that arrived.
+local function partial_cost(call)
+  if not call.sent then
+    return 0, 0
+  end
+  local output = limits.estimate_bytes(call.arrived)
+  local usd = prices.cost(call.model, { input = call.input, output = output }, call.includes)
+  return usd, call.input + output
+end
+
+-- The on_cancel hook of a call: a canceled task never runs again, so what
+-- its attempt holds is given back here.
+local function abandon(st)
+  local self, call = st.router, st.call
+  self.counts.errors = self.counts.errors + 1
+  if not call or call.settled then
+    return -- canceled between attempts: nothing held
+  end
+  call.canceled = true
+  local usd, tokens = partial_cost(call)
+  limits.abandon(self, call, usd, tokens)
+  self:_charge(call.d, usd, tokens)
+end
+
+local STORED = { "text", "finish_reason", "tool_calls", "usage", "cost", "provider", "model", "latency", "chunks" }
+
+function Router:_from_cache(info_opts, on_token, t0, value, info)
   local c = self.counts
   c.hits = c.hits + 1
   local res = {}
   for _, k in ipairs(STORED) do
     res[k] = value[k]
   end
+  res.chunks = nil
   res.usage = res.usage or { input = 0, output = 0, cached_read = 0, cache_write = 0, reasoning = 0 }
   local saved_tokens = (res.usage.input or 0) + (res.usage.output or 0)
   local saved_cost = res.cost or 0
@@ -370,8 +447,8 @@ function Router:_from_cache(key, info_opts, on_token, t0, value, info)
   res.cached = info.hit
   res.latency = now() - t0
   res.ttft = res.latency
-  if on_token and res.text and res.text ~= "" then
-    on_token(res.text)
+  if on_token then
+    util.replay_chunks(on_token, res.text, value.chunks, self.replay_pace)
   end
   record_metrics(info_opts, { cache_hit = true, tokens_in = res.usage.input, tokens_out = res.usage.output,
     cost = saved_cost, latency = res.latency, provider = res.provider })
@@ -409,79 +486,149 @@ function Router:complete(request, opts)
       tostring(budget.usd or "-"), self.spent_tokens, tostring(budget.tokens or "-")), "EBUDGET"
   end
 
-  local cache, key = self.cache, nil
-  if cache then
-    key = cache_key(request)
-    if lookup then
-      local value, info = cache:get(key)
-      if type(value) == "table" and type(info) == "table" then
-        return self:_from_cache(key, opts, on_token, t0, value, info)
-      end
-      c.misses = c.misses + 1
+  local order = self:_order()
+  local cache, first_key = self.cache, nil
+  if cache and lookup then
+    local value, info
+    value, info, first_key = self:_lookup(request, #order > 0 and order or self.deployments)
+    if value then
+      return self:_from_cache(opts, on_token, t0, value, info)
     end
+    c.misses = c.misses + 1
   end
 
-  local emitted = false
+  -- st.call: the attempt in flight, what it holds and what has arrived.
+  local st = { router = self, chunks = store and cache and on_token and {} or nil }
   local token_cb = on_token and function(text)
-    emitted = true
+    local call = st.call
+    if call.canceled then
+      return -- (the transfer is gone; nothing more reaches the caller)
+    end
+    call.arrived = call.arrived + #text
+    local chunks = st.chunks
+    if chunks then
+      chunks[#chunks + 1] = text
+    end
     on_token(text)
   end
+  local hooked = future.on_cancel(abandon, st)
+  local res, err, code = self:_attempts(order, req, opts, t0, token_cb, st)
+  if hooked then
+    future.off_cancel(abandon, st)
+  end
+  if res and cache and store then
+    local value = {}
+    for _, k in ipairs(STORED) do
+      value[k] = res[k]
+    end
+    local chunks = st.chunks
+    value.chunks = chunks and #chunks > 1 and chunks or nil
+    local d = st.call.d
+    local key = (d == order[1] or self.cache_scope == "request") and first_key or self:_cache_key(request, d)
+    cache:set(key, value, ttl and { ttl = ttl } or nil)
+  end
+  return res, err, code
+end
+
+-- Looks the request up under each deployment's key, in order (one key for
+-- all with cache_scope "request"); returns the first hit's value and info,
+-- or on a miss nil, nil and the first deployment's key (to store under).
+function Router:_lookup(request, list)
+  local cache = self.cache
+  local first = self:_cache_key(request, list[1])
+  if self.cache_scope == "request" or #list == 1 then
+    local value, info = cache:get(first)
+    if type(value) == "table" and type(info) == "table" then
+      return value, info
+    end
+    return nil, nil, first
+  end
+  local seen = {}
+  for i, d in ipairs(list) do
+    local key = i == 1 and first or self:_cache_key(request, d)
+    local id = d.kind .. "\0" .. tostring(key.model)
+    if not seen[id] then
+      seen[id] = true
+      local value, info = cache:get(key)
+      if type(value) == "table" and type(info) == "table" then
+        return value, info
+      end
+    end
+  end
+  return nil, nil, first
+end
+
+-- Adds a call's cost to the router's counts (the budget is limits').
+function Router:_charge(d, usd, tokens)
+  local s = provider_stats(self, d.name)
+  s.tokens = s.tokens + tokens
+  s.cost = s.cost + usd
+  self.counts.tokens = self.counts.tokens + tokens
+end
+
+-- Tries the deployments in order, with retries, until one answers; each
+-- attempt's record goes in st.call.
+function Router:_attempts(order, req, opts, t0, token_cb, st)
+  local c = self.counts
   local last_err, last_code = "no deployment is available: all are cooling down", "ECOOLDOWN"
-  local order = self:_order()
   for _, d in ipairs(order) do
     local attempt = 0
     while true do
       attempt = attempt + 1
-      if (budget.usd and self.spent_usd >= budget.usd) or (budget.tokens and self.spent_tokens >= budget.tokens) then
-        c.errors = c.errors + 1
-        return nil, "budget spent during retries; nothing more was sent", "EBUDGET"
-      end
       if not available(d, now()) then
         break -- opened its breaker (or was told to wait) meanwhile
       end
       local dreq = req
-      if d.model then
+      if d.model or (d.max_tokens and not req.max_tokens) then
         dreq = util.copy(req)
-        dreq.model = d.model
+        dreq.model = d.model or req.model
+        dreq.max_tokens = req.max_tokens or d.max_tokens
       end
-      local reservation = limits.acquire(d, limits.estimate_tokens(req), self._limit_window)
+      local call = worst_case(d, dreq)
+      st.call = call
+      local ok, berr, bcode = limits.reserve(self, call)
+      if not ok then
+        c.errors = c.errors + 1
+        return nil, berr, bcode
+      end
+      limits.acquire(d, call.input + (dreq.max_tokens or 0), self._limit_window, call) -- limits.estimate_tokens
       local s = provider_stats(self, d.name)
       s.calls = s.calls + 1
+      call.sent = true
       local ok_call, res, err, code, info = pcall(d.provider.complete, d.provider, dreq,
         { on_token = token_cb, normalized = true })
+      call.slot, call.slot_wait, call.settled = false, nil, true
       limits.release(d)
       if not ok_call then
+        limits.settle(self, call, 0, 0)
         error(res, 0) -- a programmer error inside a provider: raise it as it is
       end
       if res then
         local used = res.usage.input + res.usage.output
-        reservation.tokens = used
-        s.tokens = s.tokens + used
-        s.cost = s.cost + res.cost
+        call.tpm.tokens = used
+        limits.settle(self, call, res.cost, used)
+        self:_charge(d, res.cost, used)
         record_latency(s, res.latency)
         d.ewma = d.ewma and (0.7 * d.ewma + 0.3 * res.latency) or res.latency
         d.fails = {}
-        self.spent_usd = self.spent_usd + res.cost
-        self.spent_tokens = self.spent_tokens + used
-        c.tokens = c.tokens + used
-        if cache and store then
-          local value = {}
-          for _, k in ipairs(STORED) do
-            value[k] = res[k]
-          end
-          cache:set(key, value, ttl and { ttl = ttl } or nil)
-        end
         record_metrics(opts, { cache_hit = false, tokens_in = res.usage.input, tokens_out = res.usage.output,
           cost = res.cost, latency = now() - t0, provider = d.name })
         return res
       end
-      reservation.tokens = 0
+      -- A reply cut short is charged what arrived; one that never started, nothing.
+      local usd, tokens = 0, 0
+      if call.arrived > 0 then
+        usd, tokens = partial_cost(call)
+      end
+      call.tpm.tokens = tokens
+      limits.settle(self, call, usd, tokens)
+      self:_charge(d, usd, tokens)
       info = info or {}
       s.errors = s.errors + 1
       last_err, last_code = err, code
       self:_failed(d, code, info)
       local what = classify(code, info)
-      if what == "stop" or emitted then
+      if what == "stop" or call.arrived > 0 then
         -- Text already went to on_token: a retry would send it twice.
         c.errors = c.errors + 1
         record_metrics(opts, { cache_hit = false, latency = now() - t0, provider = d.name })

@@ -229,6 +229,28 @@ function M.is_count(v)
   return type(v) == "number" and v >= 0 and v < huge and v == floor(v)
 end
 
+--- Hands a stored answer to on_token as it was streamed: each chunk in
+--- turn, pace seconds apart (0: no pause); the whole text in one call when
+--- no chunks were kept (an answer that was not streamed).
+---@param on_token fun(text: string)
+---@param text? string
+---@param chunks? string[]
+---@param pace number
+function M.replay_chunks(on_token, text, chunks, pace)
+  if type(chunks) ~= "table" or #chunks == 0 then
+    if text and text ~= "" then
+      on_token(text)
+    end
+    return
+  end
+  for i, chunk in ipairs(chunks) do
+    if i > 1 and pace > 0 then
+      po.sleep(pace)
+    end
+    on_token(chunk)
+  end
+end
+
 --- A deep copy of plain data (tables of strings, numbers, booleans).
 function M.copy(v)
   if type(v) ~= "table" then
