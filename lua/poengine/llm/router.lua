@@ -9,7 +9,8 @@ local provider_mod = require "poengine.llm.provider"
 local limits = require "poengine.llm.limits"
 local prices = require "poengine.llm.prices"
 local future = require "poengine.future"
-local stats = require "poengine.metrics.stats"
+local rstats = require "poengine.llm.router_stats"
+local rcache = require "poengine.llm.router_cache"
 
 local M = {}
 
@@ -21,6 +22,8 @@ local sort = table.sort
 local Router = {}
 Router.__index = Router
 Router.__name = "poengine.llm.router"
+Router.stats = rstats.stats
+Router._cache_key, Router._lookup, Router._from_cache = rcache.key, rcache.lookup, rcache.from_cache
 
 local STRATEGIES = { ordered = true, weighted = true, latency = true, ["least-busy"] = true }
 
@@ -275,118 +278,9 @@ function Router:_backoff(attempt, retry_after)
 end
 
 ---------------------------------------------------------------------------
--- Stats
-
-local LATENCY_KEEP = 10000
-
-local function provider_stats(self, name)
-  local s = self.by_provider[name]
-  if not s then
-    s = { calls = 0, tokens = 0, errors = 0, cost = 0, latencies = {}, next = 1 }
-    self.by_provider[name] = s
-  end
-  return s
-end
-
-local function record_latency(s, latency)
-  s.latencies[s.next] = latency
-  s.next = s.next % LATENCY_KEEP + 1
-end
-
---- The router's own counts (never the cache's): total_calls, total_tokens,
---- total_errors, success_rate, by_provider, cache, cost, tokens_saved,
---- cost_saved.
-function Router:stats()
-  local c = self.counts
-  local by = {}
-  for name, s in pairs(self.by_provider) do
-    local sorted = stats.sorted(s.latencies)
-    by[name] = { calls = s.calls, tokens = s.tokens, errors = s.errors, cost = s.cost,
-      latency_p50 = stats.percentile(sorted, 50), latency_p99 = stats.percentile(sorted, 99) }
-  end
-  local lookups = c.hits + c.misses
-  return {
-    total_calls = c.calls,
-    total_tokens = c.tokens,
-    total_errors = c.errors,
-    success_rate = c.calls > 0 and (c.calls - c.errors) / c.calls or 0,
-    by_provider = by,
-    cache = {
-      hits = c.hits,
-      misses = c.misses,
-      hit_rate = lookups > 0 and c.hits / lookups or 0,
-      api_call_reduction = c.calls > 0 and 100 * c.hits / c.calls or 0, -- percent, as in cache:stats()
-    },
-    cost = self.spent_usd,
-    tokens_saved = c.tokens_saved,
-    cost_saved = c.cost_saved,
-  }
-end
-
--- Records the call in the global collector's active cycle (opts.cycle, or
--- the only active one), when the script has a global collector.
-local function record_metrics(opts, call)
-  local col = require("poengine.metrics").existing_global()
-  if not col then
-    return
-  end
-  local id = opts.cycle
-  if id == nil then
-    local active = col:active()
-    if #active ~= 1 then
-      return
-    end
-    id = active[1]
-  end
-  col:record_llm_call(id, call)
-end
-
----------------------------------------------------------------------------
 -- Calls
 
 local CALL_OPTIONS = { cache = true, on_token = "function", cycle = true }
-
-local function cache_mode(fname, mode)
-  if mode == nil or mode == "default" then
-    return true, true, nil
-  elseif mode == "no-cache" then
-    return false, true, nil -- fetch fresh, store the result
-  elseif mode == "no-store" then
-    return true, false, nil -- may answer from the cache, never stores
-  elseif type(mode) == "table" then
-    if type(mode.ttl) ~= "number" or mode.ttl < 0 then
-      error(fname .. ": opts.cache.ttl must be a non-negative number of seconds", 3)
-    end
-    return true, true, mode.ttl
-  end
-  error(fname .. ": opts.cache must be \"default\", \"no-cache\", \"no-store\" or { ttl = n }", 3)
-end
-
--- The version of the cache keys below. Keys of older versions (the bare
--- request) are never looked up again: their entries simply miss.
-local KEY_VERSION = 2
-
--- The cache key: the request as the caller wrote it, without what does not
--- change the answer (stream, metadata), and with what the deployment
--- changes in it (its model, its max_tokens) and its provider kind, unless
--- the router's cache_scope is "request". Flat, so that the cache's semantic
--- tier still finds the prompt's text; the extra fields are among the
--- parameters it groups entries by.
-function Router:_cache_key(request, d)
-  local key = {}
-  for k, v in pairs(request) do
-    if k ~= "stream" and k ~= "metadata" then
-      key[k] = v
-    end
-  end
-  key.llm_key = KEY_VERSION
-  if self.cache_scope == "model" then
-    key.provider = d.kind
-    key.model = d.model or d.provider.model or request.model
-    key.max_tokens = request.max_tokens or d.max_tokens
-  end
-  return key
-end
 
 -- What a call may cost before it is sent: its estimated input, and its
 -- max_tokens (or the default) as output, priced for the model called.
@@ -428,33 +322,6 @@ local function abandon(st)
   self:_charge(call.d, usd, tokens)
 end
 
-local STORED = { "text", "finish_reason", "tool_calls", "usage", "cost", "provider", "model", "latency", "chunks" }
-
-function Router:_from_cache(info_opts, on_token, t0, value, info)
-  local c = self.counts
-  c.hits = c.hits + 1
-  local res = {}
-  for _, k in ipairs(STORED) do
-    res[k] = value[k]
-  end
-  res.chunks = nil
-  res.usage = res.usage or { input = 0, output = 0, cached_read = 0, cache_write = 0, reasoning = 0 }
-  local saved_tokens = (res.usage.input or 0) + (res.usage.output or 0)
-  local saved_cost = res.cost or 0
-  c.tokens_saved = c.tokens_saved + saved_tokens
-  c.cost_saved = c.cost_saved + saved_cost
-  res.cost = 0
-  res.cached = info.hit
-  res.latency = now() - t0
-  res.ttft = res.latency
-  if on_token then
-    util.replay_chunks(on_token, res.text, value.chunks, self.replay_pace)
-  end
-  record_metrics(info_opts, { cache_hit = true, tokens_in = res.usage.input, tokens_out = res.usage.output,
-    cost = saved_cost, latency = res.latency, provider = res.provider })
-  return res
-end
-
 --- Sends a request through the deployments and returns the response, or
 --- nil, message, code. Waits (yields inside po.async).
 ---@param request table
@@ -469,7 +336,7 @@ function Router:complete(request, opts)
     error(fname .. ": opts must be a table, got " .. type(opts), 2)
   end
   check_table(fname, "opts", opts, CALL_OPTIONS)
-  local lookup, store, ttl = cache_mode(fname, opts.cache)
+  local lookup, store, ttl = rcache.mode(fname, opts.cache)
   local req = util.normalize(fname, request)
   local on_token = opts.on_token
   if on_token then
@@ -518,7 +385,7 @@ function Router:complete(request, opts)
   end
   if res and cache and store then
     local value = {}
-    for _, k in ipairs(STORED) do
+    for _, k in ipairs(rcache.STORED) do
       value[k] = res[k]
     end
     local chunks = st.chunks
@@ -530,37 +397,9 @@ function Router:complete(request, opts)
   return res, err, code
 end
 
--- Looks the request up under each deployment's key, in order (one key for
--- all with cache_scope "request"); returns the first hit's value and info,
--- or on a miss nil, nil and the first deployment's key (to store under).
-function Router:_lookup(request, list)
-  local cache = self.cache
-  local first = self:_cache_key(request, list[1])
-  if self.cache_scope == "request" or #list == 1 then
-    local value, info = cache:get(first)
-    if type(value) == "table" and type(info) == "table" then
-      return value, info
-    end
-    return nil, nil, first
-  end
-  local seen = {}
-  for i, d in ipairs(list) do
-    local key = i == 1 and first or self:_cache_key(request, d)
-    local id = d.kind .. "\0" .. tostring(key.model)
-    if not seen[id] then
-      seen[id] = true
-      local value, info = cache:get(key)
-      if type(value) == "table" and type(info) == "table" then
-        return value, info
-      end
-    end
-  end
-  return nil, nil, first
-end
-
 -- Adds a call's cost to the router's counts (the budget is limits').
 function Router:_charge(d, usd, tokens)
-  local s = provider_stats(self, d.name)
+  local s = rstats.provider(self, d.name)
   s.tokens = s.tokens + tokens
   s.cost = s.cost + usd
   self.counts.tokens = self.counts.tokens + tokens
@@ -592,7 +431,7 @@ function Router:_attempts(order, req, opts, t0, token_cb, st)
         return nil, berr, bcode
       end
       limits.acquire(d, call.input + (dreq.max_tokens or 0), self._limit_window, call) -- limits.estimate_tokens
-      local s = provider_stats(self, d.name)
+      local s = rstats.provider(self, d.name)
       s.calls = s.calls + 1
       call.sent = true
       local ok_call, res, err, code, info = pcall(d.provider.complete, d.provider, dreq,
@@ -608,10 +447,10 @@ function Router:_attempts(order, req, opts, t0, token_cb, st)
         call.tpm.tokens = used
         limits.settle(self, call, res.cost, used)
         self:_charge(d, res.cost, used)
-        record_latency(s, res.latency)
+        rstats.record_latency(s, res.latency)
         d.ewma = d.ewma and (0.7 * d.ewma + 0.3 * res.latency) or res.latency
         d.fails = {}
-        record_metrics(opts, { cache_hit = false, tokens_in = res.usage.input, tokens_out = res.usage.output,
+        rstats.record_call(opts, { cache_hit = false, tokens_in = res.usage.input, tokens_out = res.usage.output,
           cost = res.cost, latency = now() - t0, provider = d.name })
         return res
       end
@@ -631,7 +470,7 @@ function Router:_attempts(order, req, opts, t0, token_cb, st)
       if what == "stop" or call.arrived > 0 then
         -- Text already went to on_token: a retry would send it twice.
         c.errors = c.errors + 1
-        record_metrics(opts, { cache_hit = false, latency = now() - t0, provider = d.name })
+        rstats.record_call(opts, { cache_hit = false, latency = now() - t0, provider = d.name })
         return nil, err, code
       end
       if what == "next" or attempt > self.retries then
@@ -646,7 +485,7 @@ function Router:_attempts(order, req, opts, t0, token_cb, st)
     end
   end
   c.errors = c.errors + 1
-  record_metrics(opts, { cache_hit = false, latency = now() - t0 })
+  rstats.record_call(opts, { cache_hit = false, latency = now() - t0 })
   return nil, last_err, last_code
 end
 
