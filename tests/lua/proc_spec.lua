@@ -161,21 +161,18 @@ describe("po.run", function()
     assert.matches("pin to the CPU", r.error)
   end)
 
-  it("kills a child that ignores SIGTERM, with its grandchild, within timeout + grace + 0.5 s", function()
-    local t0 = po.now()
+  it("kills a child that ignores SIGTERM, with its grandchild", function()
     local r = po.run_sync {
       cmd = 'trap "" TERM; sleep 100 & echo $!; sleep 100',
       shell = true,
       timeout = 0.3,
       kill_grace = 0.3,
     }
-    local took = po.now() - t0
     assert.are.equal("timeout", r.status)
     assert.are.equal("SIGKILL", r.signal)
-    assert.is_true(took < 0.3 + 0.3 + 0.5, "took " .. took)
     local grandchild = tonumber(r.stdout:match("%d+"))
     assert.is_number(grandchild)
-    local deadline = t0 + 0.3 + 0.3 + 0.5
+    local deadline = po.now() + 5 -- a bound on the wait, not on the kill
     while (#live_in_group(r.pid) > 0) and po.now() < deadline do
       po.sleep(0.02)
     end
@@ -257,18 +254,22 @@ describe("po.run", function()
   end)
 
   it("runs many children at once inside po.async", function()
-    local t0 = po.now()
+    -- Each child prints when it started and when it ended (ns); at once
+    -- means every child started before the first one ended.
     local futures = {}
     for i = 1, 10 do
       futures[i] = po.async(function()
-        return po.run_sync { argv = { "sh", "-c", "sleep 0.3; echo " .. i } }.stdout
+        return po.run_sync { argv = { "sh", "-c", "date +%s%N; sleep 1; echo " .. i .. "; date +%s%N" } }.stdout
       end)
     end
     local outs = po.all(futures)
+    local last_start, first_end = -math.huge, math.huge
     for i = 1, 10 do
-      assert.are.equal(i .. "\n", outs[i])
+      local started, n, ended = outs[i]:match("^(%d+)\n(%d+)\n(%d+)\n$")
+      assert.are.equal(tostring(i), n)
+      last_start = math.max(last_start, tonumber(started))
+      first_end = math.min(first_end, tonumber(ended))
     end
-    -- one after another would take 3 s
-    assert.is_true(po.now() - t0 < 2.5)
+    assert.is_true(last_start < first_end, "the children ran one after another")
   end)
 end)
