@@ -247,7 +247,8 @@ describe("a reply of the wrong shape", function()
         stream = stream }
       assert.is_nil(res)
       assert.are.equal("EPROTO", code, err)
-      assert.matches("bad reply", err)
+      -- *_cut.* are well-formed streams that stop before their end marker
+      assert.matches(name:match("_cut%.") and "the stream ended before" or "bad reply", err)
     end)
   end
 
