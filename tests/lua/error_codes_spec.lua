@@ -182,11 +182,17 @@ local produce = {
   EBUDGET = { { "a router whose budget is spent", spec = "llm_router_spec.lua" } },
   ECOOLDOWN = { { "a router whose deployments all cool down", spec = "llm_router_spec.lua" } },
   ECASSETTE = { { "a cassette without the request", spec = "llm_cassette_spec.lua" } },
+  ETASK = { { "a task file that returns no table", function()
+    local path = tempdir() .. "/task.lua"
+    assert(po.write_file(path, "return 42"))
+    return po.optimizer.load_task(path)
+  end } },
 }
 
 -- What the message of a scenario must say, where the cause is ours to know.
 local says = {
   ["a wait past its timeout"] = "^timed out after 0.01 s$",
+  ["a task file that returns no table"] = "must return a table, got number$",
   ["fut:reject's default code"] = "^refused$",
   ["a write whose fsync fails (shim)"] = "Input/output error$",
   ["LMDB commits failing with EIO (shim)"] = "^po%.store%.log: Input/output error$",
