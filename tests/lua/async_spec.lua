@@ -10,7 +10,19 @@ describe("clocks", function()
     assert.is_number(a)
     assert.is_true(b >= a)
     assert.is_true(math.abs(po.time() - os.time()) < 2)
-    assert.are_not.equal(math.floor(po.time()), po.time() + 0.5) -- a float, not whole seconds only
+  end)
+
+  it("po.time has sub-second resolution", function()
+    -- five readings 20 ms apart: whole seconds would give at most two values
+    local seen, distinct, fractional = {}, 0, false
+    for _ = 1, 5 do
+      local t = po.time()
+      if not seen[t] then seen[t], distinct = true, distinct + 1 end
+      if t ~= math.floor(t) then fractional = true end
+      po.sleep(0.02)
+    end
+    assert.is_true(distinct >= 4)
+    assert.is_true(fractional)
   end)
 end)
 

@@ -65,10 +65,27 @@ describe("poengine dashboard", function()
   end)
 
   it("writes every format, to stdout or to a file named by -o", function()
-    for _, f in ipairs { "text", "markdown", "json", "csv", "html", "prometheus" } do
+    -- each format's own way of saying "7 cycles"
+    local says = {
+      text = function(out) assert.truthy(out:find("^poengine dashboard.-Cycles%s+7%s")) end,
+      markdown = function(out) assert.truthy(out:find("^# poengine dashboard\n.-| %*%*Cycles%*%* | 7 |")) end,
+      json = function(out) assert.are.equal(7, assert(po.json.decode(out)).sections.overall.total_cycles) end,
+      csv = function(out)
+        local _, newlines = out:gsub("\n", "")
+        assert.are.equal(8, newlines) -- the header and one row per cycle
+        assert.truthy(out:find("^cycle_id,start_time,"))
+      end,
+      html = function(out) assert.truthy(out:find("^<!DOCTYPE html>.-</html>%s*$")) end,
+      prometheus = function(out)
+        local total = 0
+        for n in out:gmatch('\npo_dashboard_cycles{status="%a+"} (%d+)') do total = total + tonumber(n) end
+        assert.are.equal(7, total) -- successful, failed and active
+      end,
+    }
+    for f, check in pairs(says) do
       local status, out, err = proc.poengine("dashboard --store " .. q(dir) .. " --format " .. f)
       assert.are.equal(0, status, f .. ": " .. err)
-      assert.truthy(#out > 0)
+      check(out)
     end
     local out_dir = proc.tempdir()
     for ext, check in pairs {
@@ -207,7 +224,7 @@ describe("poengine dashboard finds runs", function()
     -- A run directory's path works too.
     status, out = dash(q(home .. "/runs/first") .. " --format json")
     assert.are.equal(0, status)
-    assert.are.equal(2, assert(po.json.decode(out)).sections.cycles.count)
+    assert.are.equal(2, assert(po.json.decode(out)).sections.overall.total_cycles)
   end)
 
   it("with no run named, shows the most recent one and says which", function()

@@ -194,17 +194,15 @@ describe("po.http.request", function()
 
   it("runs many transfers at once", function()
     local futs = {}
-    local t0 = po.now()
     for i = 1, 16 do
       futs[i] = post("m#delay=0.3")
     end
     local all = assert(po.all(futs))
-    local elapsed = po.now() - t0
     for i = 1, 16 do
       assert.are.equal(200, all[i].status)
     end
+    -- the server saw all 16 requests open at the same time
     assert.are.equal(16, server:stats().max_concurrent)
-    assert.is_true(elapsed < 16 * 0.3 / 2, "no overlap: " .. elapsed .. " s") -- generous: serial takes 4.8 s
   end)
 
   it("works inside po.async tasks", function()

@@ -98,15 +98,20 @@ for _, kind in ipairs(FORMATS) do
       assert.are.equal("deployed", server:stats().last_body.model)
     end)
 
-    -- fault -> code (plain, streamed)
+    -- fault -> code (plain, streamed), info check, and what the message must
+    -- say: the server's own error text, the parser's place, or libcurl's reason
     local matrix = {
-      { "fault=429;retry_after=2", "EHTTP", "EHTTP", function(info) assert.are.equal(429, info.status) assert.are.equal(2, info.retry_after) end },
-      { "fault=status;status=503", "EHTTP", "EHTTP", function(info) assert.are.equal(503, info.status) end },
-      { "fault=context", "ECONTEXT", "ECONTEXT", function(info) assert.is_true(info.context_window) end },
-      { "fault=malformed", "EJSON", "EJSON" },
-      { "fault=wrong_type", "EPROTO", "EPROTO" },
-      { "fault=truncated", "ECONN", "ECONN" },
-      { "fault=reset", "ECONN", "ECONN" },
+      { "fault=429;retry_after=2", "EHTTP", "EHTTP", function(info) assert.are.equal(429, info.status) assert.are.equal(2, info.retry_after) end,
+        "HTTP 429: rate limit reached, slow down$" },
+      { "fault=status;status=503", "EHTTP", "EHTTP", function(info) assert.are.equal(503, info.status) end,
+        "HTTP 503: injected failure$" },
+      { "fault=context", "ECONTEXT", "ECONTEXT", function(info) assert.is_true(info.context_window) end,
+        { openai = "HTTP 400: This model's maximum context length is %d+ tokens", anthropic = "HTTP 400: prompt is too long",
+          ollama = "HTTP 400: the input length exceeds the context length" } },
+      { "fault=malformed", "EJSON", "EJSON", nil, "malformed [%a ]+: po%.json%.decode: .+ at byte %d+$" },
+      { "fault=wrong_type", "EPROTO", "EPROTO", nil, "expected a JSON reply, got Content%-Type 'text/html'$" },
+      { "fault=truncated", "ECONN", "ECONN", nil, "^POST http://[^ ]+: transfer closed with" },
+      { "fault=reset", "ECONN", "ECONN", nil, "^POST http://[^ ]+: Recv failure: Connection reset by peer$" },
     }
     for _, case in ipairs(matrix) do
       it("maps " .. case[1] .. " to " .. case[2] .. ", plain and streamed, with the key in no message", function()
@@ -116,6 +121,12 @@ for _, kind in ipairs(FORMATS) do
           assert.are.equal(stream and case[3] or case[2], code)
           assert.is_string(err)
           assert.not_matches("SECRET", err)
+          local says = type(case[5]) == "table" and case[5][kind] or case[5]
+          assert.matches(says, err)
+          if not says:find("^%^POST") then
+            -- a server's answer names the provider and the model asked for
+            assert.are.equal(kind .. " m#" .. case[1] .. ": ", err:sub(1, #kind + #case[1] + 5))
+          end
           if case[4] then
             case[4](info)
           end
@@ -236,7 +247,8 @@ describe("a reply of the wrong shape", function()
         stream = stream }
       assert.is_nil(res)
       assert.are.equal("EPROTO", code, err)
-      assert.matches("bad reply", err)
+      -- *_cut.* are well-formed streams that stop before their end marker
+      assert.matches(name:match("_cut%.") and "the stream ended before" or "bad reply", err)
     end)
   end
 

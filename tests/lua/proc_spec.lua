@@ -1,5 +1,7 @@
 -- Child processes: po.run and po.run_sync, with real processes.
 local po = require "poengine"
+local proc = require "tests.tools.proc"
+local q = proc.quote
 
 local function my_pid()
   local f = assert(io.open("/proc/self/stat"))
@@ -161,21 +163,18 @@ describe("po.run", function()
     assert.matches("pin to the CPU", r.error)
   end)
 
-  it("kills a child that ignores SIGTERM, with its grandchild, within timeout + grace + 0.5 s", function()
-    local t0 = po.now()
+  it("kills a child that ignores SIGTERM, with its grandchild", function()
     local r = po.run_sync {
       cmd = 'trap "" TERM; sleep 100 & echo $!; sleep 100',
       shell = true,
       timeout = 0.3,
       kill_grace = 0.3,
     }
-    local took = po.now() - t0
     assert.are.equal("timeout", r.status)
     assert.are.equal("SIGKILL", r.signal)
-    assert.is_true(took < 0.3 + 0.3 + 0.5, "took " .. took)
     local grandchild = tonumber(r.stdout:match("%d+"))
     assert.is_number(grandchild)
-    local deadline = t0 + 0.3 + 0.3 + 0.5
+    local deadline = po.now() + 5 -- a bound on the wait, not on the kill
     while (#live_in_group(r.pid) > 0) and po.now() < deadline do
       po.sleep(0.02)
     end
@@ -257,18 +256,22 @@ describe("po.run", function()
   end)
 
   it("runs many children at once inside po.async", function()
-    local t0 = po.now()
+    -- A barrier: each child marks that it started, then waits (up to 30 s)
+    -- until all ten have, and prints how many it saw. Ten from every child
+    -- means each was still running when the last one started.
+    local dir = proc.tempdir()
     local futures = {}
     for i = 1, 10 do
       futures[i] = po.async(function()
-        return po.run_sync { argv = { "sh", "-c", "sleep 0.3; echo " .. i } }.stdout
+        local script = "touch " .. q(dir .. "/" .. i) .. "; n=0; while [ $(ls " .. q(dir) .. " | wc -l) -lt 10 ]"
+          .. " && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done; ls " .. q(dir) .. " | wc -l"
+        return po.run_sync { argv = { "sh", "-c", script } }.stdout
       end)
     end
     local outs = po.all(futures)
+    proc.rmdir(dir)
     for i = 1, 10 do
-      assert.are.equal(i .. "\n", outs[i])
+      assert.are.equal("10", outs[i]:match("%d+"), "child " .. i .. " did not see the others running")
     end
-    -- one after another would take 3 s
-    assert.is_true(po.now() - t0 < 2.5)
   end)
 end)

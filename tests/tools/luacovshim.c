@@ -1,0 +1,116 @@
+/* Lua line coverage for scripts/coverage, as an LD_PRELOAD library: no
+ * Debian luacov exists for LuaJIT, and poengine's own Lua states (the main
+ * one, the worker pool's, those of child poengine processes) are all opened
+ * with luaL_openlibs. This shim wraps it: after the real one, it turns the
+ * JIT off for the state (compiled traces call no hooks) and sets a line hook
+ * that records each line run of a chunk whose name contains
+ * POENGINE_LUA_COVERAGE_MATCH (default "lua/poengine/"). At exit each
+ * process appends "chunkname<TAB>line" lines to
+ * $POENGINE_LUA_COVERAGE_DIR/<pid>.lines. Not linked into anything; LuaJIT's
+ * functions are looked up at run time, so processes without Lua load it too. */
+#include <dlfcn.h>
+#include <lua.h>
+#include <luajit.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+  char *name; /* the chunk name */
+  unsigned char *lines; /* lines[n] != 0: line n ran */
+  int cap;
+} file_hits;
+
+static file_hits *files;
+static int nfiles, capfiles;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *match = "lua/poengine/";
+static int registered;
+
+static int (*real_getinfo)(lua_State *, const char *, lua_Debug *);
+
+static void dump(void) {
+  const char *dir = getenv("POENGINE_LUA_COVERAGE_DIR");
+  if (!dir || !nfiles) return;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%ld.lines", dir, (long)getpid());
+  FILE *f = fopen(path, "a");
+  if (!f) return;
+  pthread_mutex_lock(&lock);
+  for (int i = 0; i < nfiles; i++)
+    for (int l = 0; l < files[i].cap; l++)
+      if (files[i].lines[l]) fprintf(f, "%s\t%d\n", files[i].name, l);
+  pthread_mutex_unlock(&lock);
+  fclose(f);
+}
+
+/* The last chunk this thread saw, and its entry in files (-1: not ours):
+ * most lines follow one of the same chunk. */
+static __thread const char *last_source;
+static __thread int last_index = -1;
+
+/* The entry for a chunk name, added if new; -1 when out of memory. Under lock. */
+static int find_file(const char *source) {
+  for (int i = nfiles - 1; i >= 0; i--)
+    if (strcmp(files[i].name, source) == 0) return i;
+  if (nfiles == capfiles) {
+    int cap = capfiles ? capfiles * 2 : 64;
+    file_hits *n = realloc(files, cap * sizeof *n);
+    if (!n) return -1;
+    files = n;
+    capfiles = cap;
+  }
+  file_hits *h = &files[nfiles];
+  memset(h, 0, sizeof *h);
+  h->name = strdup(source);
+  return h->name ? nfiles++ : -1;
+}
+
+static void record(const char *source, int line) {
+  if (line <= 0) return;
+  pthread_mutex_lock(&lock);
+  if (source != last_source) {
+    last_source = source;
+    last_index = strstr(source, match) ? find_file(source) : -1;
+  }
+  if (last_index >= 0) {
+    file_hits *h = &files[last_index];
+    if (line >= h->cap) {
+      int cap = line * 2 + 64;
+      unsigned char *n = realloc(h->lines, cap);
+      if (n) {
+        memset(n + h->cap, 0, cap - h->cap);
+        h->lines = n;
+        h->cap = cap;
+      }
+    }
+    if (line < h->cap) h->lines[line] = 1;
+  }
+  pthread_mutex_unlock(&lock);
+}
+
+static void hook(lua_State *L, lua_Debug *ar) {
+  if (real_getinfo(L, "S", ar)) record(ar->source, ar->currentline);
+}
+
+void luaL_openlibs(lua_State *L) {
+  void (*real)(lua_State *) = (void (*)(lua_State *))dlsym(RTLD_NEXT, "luaL_openlibs");
+  real(L);
+  int (*sethook)(lua_State *, lua_Hook, int, int) = (int (*)(lua_State *, lua_Hook, int, int))dlsym(RTLD_NEXT, "lua_sethook");
+  int (*setmode)(lua_State *, int, int) = (int (*)(lua_State *, int, int))dlsym(RTLD_NEXT, "luaJIT_setmode");
+  real_getinfo = (int (*)(lua_State *, const char *, lua_Debug *))dlsym(RTLD_NEXT, "lua_getinfo");
+  if (!sethook || !setmode || !real_getinfo) return;
+  pthread_mutex_lock(&lock);
+  if (!registered) {
+    registered = 1;
+    const char *m = getenv("POENGINE_LUA_COVERAGE_MATCH");
+    if (m && *m) match = m;
+    atexit(dump);
+  }
+  pthread_mutex_unlock(&lock);
+  setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+  sethook(L, hook, LUA_MASKLINE, 0);
+}
