@@ -421,13 +421,13 @@ add {
     local lower = d.direction == "min"
     return {
       { "kv", items = {
-        { "Best score", fmt.num(d.best_score, 4), lower and "lower is better" or "higher is better" },
-        { "Best cycle", d.best_cycle or fmt.none },
+        { "Best score", fmt.num(d.best_score, 4) }, { "Best cycle", d.best_cycle or fmt.none },
         { "First score", fmt.num(d.first_score, 4) }, { "Last score", fmt.num(d.last_score, 4) },
-        { "Improvement", fmt.num(d.improvement, 4), d.improvement_ratio and (fmt.num(d.improvement_ratio, 3) .. "x")
-          or nil },
+        { "Improvement", fmt.num(d.improvement, 4)
+          .. (d.improvement_ratio and (" (" .. fmt.num(d.improvement_ratio, 3) .. "x)") or "") },
         { "Improvements", fmt.int(d.improvements) },
         { "Scored cycles", fmt.int(d.scored_cycles) },
+        { "Direction", lower and "lower is better" or "higher is better" },
       } },
       { "chart", chart = "line", label = "best score", spark = bests, options = {
         title = "Best score over cycles", x_label = "cycle",
