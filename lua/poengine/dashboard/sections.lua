@@ -375,7 +375,14 @@ add {
   title = "Optimization progress",
   data = function(src)
     local direction = src.run.direction
+    -- The original's score, when the run record has it, is where the run
+    -- started (the first cycle's score is already a candidate's).
+    local original = src.run.original_score
+    local from_original = finite(original)
     local first, last, best, best_id, improvements, scored = nil, nil, nil, nil, 0, 0
+    if from_original then
+      first, best, best_id = original, original, "original"
+    end
     for _, r in ipairs(src.cycles) do
       local s = r.score
       if finite(s) then
@@ -399,6 +406,7 @@ add {
       direction = direction,
       scored_cycles = scored,
       first_score = first,
+      first_is_original = from_original,
       last_score = last,
       best_score = best,
       best_cycle = best_id ~= nil and tostring(best_id) or nil,
@@ -422,7 +430,8 @@ add {
     return {
       { "kv", items = {
         { "Best score", fmt.num(d.best_score, 4) }, { "Best cycle", d.best_cycle or fmt.none },
-        { "First score", fmt.num(d.first_score, 4) }, { "Last score", fmt.num(d.last_score, 4) },
+        { d.first_is_original and "Original score" or "First score", fmt.num(d.first_score, 4) },
+        { "Last score", fmt.num(d.last_score, 4) },
         { "Improvement", fmt.num(d.improvement, 4)
           .. (d.improvement_ratio and (" (" .. fmt.num(d.improvement_ratio, 3) .. "x)") or "") },
         { "Improvements", fmt.int(d.improvements) },
@@ -489,7 +498,8 @@ add {
       local o = meta.outcomes
       if type(o) == "table" then
         local total, stages = failed_text(o.failed)
-        local row = { cycle = r.cycle_id ~= nil and tostring(r.cycle_id) or nil, failed = total,
+        local id = meta.cycle or r.cycle_id
+        local row = { cycle = id ~= nil and tostring(id) or nil, failed = total,
           failed_stages = stages, accepted = type(meta.accepted) == "table" and meta.accepted.id or nil }
         for _, k in ipairs(OUTCOMES) do
           row[k] = num(o[k])

@@ -87,7 +87,8 @@ function M.record_report(self, cycle_id, candidates, accepted_c)
   local col = self.collector
   local direction = self.task.objective.direction == "max" and "max" or "min"
   if not self.run_recorded and col.set_run then
-    col:set_run { direction = direction, task = self.task.id, method = tostring(self.task.method) }
+    col:set_run { direction = direction, task = self.task.id, method = tostring(self.task.method),
+      original_score = type(self.first_score) == "number" and self.first_score or nil }
     self.run_recorded = true
   end
   if not col.annotate then
