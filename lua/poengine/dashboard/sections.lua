@@ -576,11 +576,10 @@ add {
     for i, c in ipairs(d.cycles) do
       crows[i] = { c.cycle or fmt.none, fmt.int(c.proposed), fmt.int(c.unusable),
         c.failed > 0 and (fmt.int(c.failed) .. " (" .. c.failed_stages .. ")") or "0", fmt.int(c.slower),
-        fmt.int(c.same), fmt.int(c.faster), c.accepted or "" }
+        fmt.int(c.same), fmt.int(c.faster) }
     end
     blocks[#blocks + 1] = { "table", title = "Candidates per cycle", empty = "no cycle outcomes in this source",
-      columns = { { "cycle", "left", flex = true }, { "proposed", "right" }, { "unusable", "right" },
-        { "failed", "left" }, { "slower", "right" }, { "same", "right" }, { "faster", "right" }, "accepted" },
+      columns = { "cycle", { "proposed", "right" }, { "unusable", "right" }, { "failed", "left", flex = true }, { "slower", "right" }, { "same", "right" }, { "faster", "right" } },
       rows = crows }
     return blocks
   end,
