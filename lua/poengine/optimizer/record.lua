@@ -48,7 +48,8 @@ function M.change_summary(c)
     end)
     for i, k in ipairs(keys) do
       local v = c.params[k]
-      keys[i] = tostring(k) .. "=" .. (type(v) == "table" and require("poengine").json.encode(v) or tostring(v))
+      local text = type(v) == "string" and v ~= "" and not v:find("[%s,]") and v or require("poengine").json.encode(v)
+      keys[i] = tostring(k) .. "=" .. text
     end
     return table.concat(keys, ", ")
   end
