@@ -74,10 +74,41 @@ describe("the html dashboard in headless Chromium", function()
     assert.are.equal(0, v.imgs)
     assert.are.equal(0, v.bold)
     assert.are.equal(0, v.resources)
-    assert.are.equal(7, v.sections)
+    assert.are.equal(8, v.sections)
     assert.are.equal(EVIL, v.title)
     assert.truthy(v.recent:find(EVIL, 1, true))
     assert.truthy(v.recent:find('"><img src=x onerror=alert(2)>', 1, true))
+  end)
+
+  it("shows the run section: the final check said plainly, the accepted chain, hostile changes as text", function()
+    local cycles = hostile_cycles(6)
+    for i, r in ipairs(cycles) do
+      r.metadata = { cycle = i, direction = "min", outcomes = { proposed = 4, unusable = 1, failed = { [EVIL] = 1 },
+        slower = 1, same = 0, faster = 1 } }
+    end
+    local run = { direction = "min", chain_speedup = 3, final = { verdict = "same", speedup = 1.01, ci_low = 0.97,
+      ci_high = 1.05 }, warning = "the final side-by-side check does not confirm the improvement",
+      accepted = { { cycle = 2, id = "c2.1", change = EVIL, speedup = 3, ci_low = 2.8, ci_high = 3.2,
+        verdict = "faster" } } }
+    local path = page({ cycles = cycles, run = run })
+    local r = browse(path, {
+      run = [[document.querySelector("#section-run").textContent]],
+      tables = [[document.querySelectorAll("#section-run table").length]],
+      rows = [[document.querySelectorAll("#section-run tbody tr").length]],
+      scripts = DOM.scripts,
+    }, true)
+    os.remove(path)
+    assert.are.same({}, r.console)
+    assert.are.same({}, r.exceptions)
+    assert.are.same({}, r.dialogs)
+    local v = r.results
+    assert.are.equal(0, v.scripts)
+    assert.are.equal(2, v.tables)
+    assert.are.equal(1 + 6, v.rows)
+    assert.truthy(v.run:find("NOT CONFIRMED: same", 1, true))
+    assert.truthy(v.run:find("1.01x [0.97, 1.05]", 1, true))
+    assert.truthy(v.run:find("does not confirm the improvement", 1, true))
+    assert.truthy(v.run:find(EVIL, 1, true))
   end)
 
   it("follows prefers-color-scheme: light and dark differ", function()

@@ -101,11 +101,30 @@ add {
   end,
 }
 
---- The CSV columns, in order: the cycle record's fields, then metadata as
---- JSON text.
+--- The CSV columns, in order: the cycle record's fields, metadata as JSON
+--- text, then what an optimizer notes of each cycle (empty otherwise): its
+--- candidates' outcomes, and the accepted one with its speedup.
 M.csv_columns = { "cycle_id", "start_time", "end_time", "duration", "success", "error", "llm_calls",
   "llm_cache_hits", "llm_cache_misses", "tokens_in", "tokens_out", "cost", "validation_time", "validation_count",
-  "file_operations", "score", "best_score", "metadata" }
+  "file_operations", "score", "best_score", "metadata", "proposed", "unusable", "failed", "slower", "same", "faster",
+  "accepted", "speedup" }
+
+-- The outcome columns of a cycle (see M.csv_columns).
+local function outcome_fields(meta, field, exact)
+  local o = type(meta) == "table" and meta.outcomes
+  local a = type(meta) == "table" and meta.accepted
+  if type(o) ~= "table" then
+    return ",,,,,,,"
+  end
+  local failed = 0
+  if type(o.failed) == "table" then
+    for _, n in pairs(o.failed) do
+      failed = failed + (tonumber(n) or 0)
+    end
+  end
+  return concat({ exact(o.proposed), exact(o.unusable), exact(failed), exact(o.slower), exact(o.same),
+    exact(o.faster), type(a) == "table" and field(a.id) or "", type(a) == "table" and exact(a.speedup) or "" }, ",")
+end
 
 local SORTED = { sort_keys = true }
 
@@ -181,6 +200,7 @@ add {
     for i = 1, #cycles do
       local r = cycles[i]
       local meta = r.metadata
+      local outcomes = outcome_fields(meta, field, exact)
       if type(meta) == "table" then
         meta = next(meta) == nil and "" or metadata_field(meta, memo, encode)
       else
@@ -206,6 +226,7 @@ add {
         exact(r.score),
         exact(r.best_score),
         meta,
+        outcomes,
       }, ",")
     end
     -- RFC 4180: CRLF after every record.
@@ -269,6 +290,19 @@ local function gauges(data)
   gauge("file_operations", "File operations recorded in cycles.", nil, nil, n(o.total_file_operations))
   gauge("best_score", "The best score reached.", nil, nil, t.best_score)
   gauge("last_score", "The score of the last scored cycle.", nil, nil, t.last_score)
+  local run = src.run or {}
+  gauge("score_direction", "The objective's direction (1): lower or higher scores are better.", nil,
+    { "direction", run.direction == "min" and "min" or "max" }, 1)
+  local final = type(run.final) == "table" and run.final or nil
+  if final then
+    local help = "The final check: the best's speedup over the original, timed side by side, and its interval."
+    gauge("final_speedup", help, nil, { "bound", "estimate" }, final.speedup)
+    gauge("final_speedup", help, nil, { "bound", "low" }, final.ci_low)
+    gauge("final_speedup", help, nil, { "bound", "high" }, final.ci_high)
+    gauge("final_confirmed", "Whether the final check found the best faster than the original (1) or not (0).",
+      nil, nil, final.verdict == "faster" and 1 or 0)
+  end
+  gauge("chain_speedup", "The product of the accepted candidates' per-cycle speedups.", nil, nil, run.chain_speedup)
   return list
 end
 

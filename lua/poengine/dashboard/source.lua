@@ -8,6 +8,9 @@
 ---     statistics = { overall_stats =, cycle_stats =, cache_stats =, validation_stats = },
 ---                                    -- computed on first read for cycles, collectors and stores
 ---     collector = col | nil,
+---     run = { direction = "min" | "max", ... },  -- the run record (col:run(), or the list's `run`);
+---                                    -- the direction from the record, else the newest cycle's
+---                                    -- metadata.direction, else "max" (a higher score is better)
 ---     memo = {} }                    -- figures derived once per load (M.totals, M.successful,
 ---                                    -- M.validation_times)
 local M = {}
@@ -65,6 +68,31 @@ end
 ---@return number[]
 function M.validation_times(src)
   return memo_of(src).validation_times
+end
+
+-- The run record and the objective's direction of a loaded source.
+local function with_run(src, run)
+  run = type(run) == "table" and run or {}
+  local direction = run.direction
+  if direction ~= "min" and direction ~= "max" then
+    local cycles = src.cycles
+    for i = #cycles, 1, -1 do
+      local meta = cycles[i].metadata
+      local d = type(meta) == "table" and meta.direction
+      if d == "min" or d == "max" then
+        direction = d
+        break
+      end
+    end
+  end
+  local copy = {}
+  for k, v in pairs(run) do
+    copy[k] = v
+  end
+  copy.direction = direction == "min" and "min" or "max"
+  src.run = copy
+  src.memo.direction = copy.direction
+  return src
 end
 
 --- One line that says what a loaded source is and how many cycles it
@@ -183,6 +211,10 @@ local function from_collector(col, kind, label)
   local memo = {}
   local cycles = collector_cycles(col)
   local src = { kind = kind, label = label, collector = col, cycles = cycles, memo = memo }
+  local ok, run = pcall(function()
+    return type(col.run) == "function" and col:run() or nil
+  end)
+  with_run(src, ok and run or nil)
   if is_engine_collector(col) then
     -- One pass over the history instead of two: the engine's collector's
     -- statistics() is the same pass (poengine.metrics.stats.cycles) over
@@ -268,11 +300,13 @@ function M.load(spec, kind)
     src.collector = nil
     return src
   elseif kind == "statistics" then
-    return { kind = "statistics", label = "statistics table", cycles = {}, statistics = complete(spec), memo = {} }
+    return with_run({ kind = "statistics", label = "statistics table", cycles = {}, statistics = complete(spec),
+      memo = {} }, spec.run or { direction = spec.direction })
   end
   local list = spec.cycles or spec
   local memo = {}
   local src = { kind = "cycles", label = "cycle records", cycles = list, memo = memo }
+  with_run(src, list ~= spec and (spec.run or { direction = spec.direction }) or nil)
   if spec.statistics then
     src.statistics = complete(spec.statistics)
     return src

@@ -11,6 +11,11 @@
 --- cost does not depend on how long the history is. Several processes may
 --- append to one store; a collector reopened on it sees the history.
 ---
+--- Besides the cycles, a collector keeps one run record (col:set_run,
+--- col:run): what is known of the run as a whole — the objective's
+--- direction ("max", the default: a higher score is better, or "min"), and
+--- what an optimizer adds at its end (the final check, the accepted chain).
+---
 --- Each collector also feeds the metrics primitives (labelled with its
 --- name), so po.metrics.expose() shows its cycles, calls and latencies
 --- (poengine.metrics.instruments).
@@ -34,7 +39,7 @@ local BATCH = 256
 -- ---- options ----------------------------------------------------------------
 
 local durabilities = { none = true, batch = true, full = true }
-local OPTIONS = { max_history = true, path = true, name = true, durability = true }
+local OPTIONS = { max_history = true, path = true, name = true, durability = true, direction = true }
 local check_names = require("poengine.util.options").check
 
 local function check_options(opts)
@@ -59,18 +64,23 @@ local function check_options(opts)
   if not durabilities[durability] then
     error("po.metrics.collector: durability must be 'none', 'batch' or 'full', got " .. tostring(durability), 3)
   end
-  return max, opts.path, name, durability
+  if opts.direction ~= nil and opts.direction ~= "min" and opts.direction ~= "max" then
+    error("po.metrics.collector: direction must be 'min' or 'max', got " .. tostring(opts.direction), 3)
+  end
+  return max, opts.path, name, durability, opts.direction
 end
 
 -- ---- the collector --------------------------------------------------------
 
 --- Creates a collector (po.metrics.collector, which passes itself as
 --- metrics: the primitives the collector feeds).
----@param opts? { max_history?: integer, path?: string, name?: string, durability?: "none"|"batch"|"full" }
+--- With direction, the run record says it (a store's record keeps the
+--- direction it was given until another is).
+---@param opts? { max_history?: integer, path?: string, name?: string, durability?: "none"|"batch"|"full", direction?: "min"|"max" }
 ---@param metrics table   poengine.metrics
 ---@return table|nil collector, string? message, string? code
 function M.new(opts, metrics)
-  local max, path, name, durability = check_options(opts)
+  local max, path, name, durability, direction = check_options(opts)
   local h, err, code
   if path then
     h, err, code = history.stored(path, durability)
@@ -80,7 +90,7 @@ function M.new(opts, metrics)
   else
     h = history.memory()
   end
-  return setmetatable({
+  local col = setmetatable({
     max_history = max,
     path = path,
     name = name,
@@ -89,6 +99,14 @@ function M.new(opts, metrics)
     _nactive = 0,
     _ins = instruments.new(metrics, name),
   }, Collector)
+  if direction then
+    local ok, serr, scode = col:set_run { direction = direction }
+    if not ok then
+      col:close()
+      return nil, serr, scode
+    end
+  end
+  return col
 end
 
 function M.is_collector(v)
@@ -264,6 +282,37 @@ function Collector:record_score(id, score, best_score)
   return true
 end
 
+--- Merges fields into active cycle id's metadata (made a table if it was
+--- none): what the cycle learned as it ran, such as an optimizer's outcome
+--- counts. Values must be storable (see start_cycle's metadata).
+---@param id string|number
+---@param fields table
+---@return true|nil ok, string? message, string? code
+function Collector:annotate(id, fields)
+  local m = "col:annotate"
+  check_id(m, id)
+  if type(fields) ~= "table" then
+    error(m .. ": fields must be a table, got " .. type(fields), 2)
+  end
+  local ok, err = pcall(record.encode_value, fields, "fields")
+  if not ok then
+    error(m .. ": " .. err, 2)
+  end
+  local a = self._active[id]
+  if not a then
+    return no_cycle(m, id)
+  end
+  local meta = a.rec.metadata
+  if type(meta) ~= "table" then
+    meta = {}
+    a.rec.metadata = meta
+  end
+  for k, v in pairs(fields) do
+    meta[k] = v
+  end
+  return true
+end
+
 --- Ends cycle id: fills end_time, duration, success and error, and appends
 --- the record to the history (one committed write with a path), trimming the
 --- oldest beyond max_history. Returns the record, or nil, message, code
@@ -404,6 +453,44 @@ function Collector:active()
     ids[#ids + 1] = id
   end
   return ids
+end
+
+--- The run record: a table, empty when nothing was said of the run (no
+--- direction then means "max").
+---@return table
+function Collector:run()
+  local bytes = self._history:get_run()
+  local run = bytes and record.decode_value(bytes) or {}
+  return type(run) == "table" and run or {}
+end
+
+--- Merges fields (a table of plain values: strings, numbers, booleans,
+--- tables of those) into the run record and stores it. A direction other
+--- than "min" or "max" raises.
+---@param fields table
+---@return true|nil ok, string? message, string? code
+function Collector:set_run(fields)
+  local m = "col:set_run"
+  if type(fields) ~= "table" then
+    error(m .. ": fields must be a table, got " .. type(fields), 2)
+  end
+  if fields.direction ~= nil and fields.direction ~= "min" and fields.direction ~= "max" then
+    error(m .. ": direction must be 'min' or 'max', got " .. tostring(fields.direction), 2)
+  end
+  local bytes = self._history:get_run()
+  local run = bytes and record.decode_value(bytes) or {}
+  for k, v in pairs(fields) do
+    run[k] = v
+  end
+  local ok, encoded = pcall(record.encode_value, run, "run")
+  if not ok then
+    error(m .. ": " .. encoded, 2)
+  end
+  local stored, err, code = self._history:set_run(encoded)
+  if not stored then
+    return nil, m .. ": " .. tostring(err), code
+  end
+  return true
 end
 
 --- Empties the history (the store's too, for every process using it) and

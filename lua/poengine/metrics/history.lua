@@ -9,6 +9,8 @@
 ---   h:tail(n)              the n newest records, oldest first
 ---   h:clear()              forgets every record (the store's, for every process using it)
 ---   h:close()              releases the store; safe twice
+---   h:set_run(bytes)       keeps the run's record (one encoded table; the last one written wins)
+---   h:get_run()            that record's bytes, or nil
 local core = require "poengine_core"
 
 local setmetatable = setmetatable
@@ -67,11 +69,20 @@ function memory:tail(n)
 end
 
 function memory:clear()
-  self.items, self.first, self.last = {}, 1, 0
+  self.items, self.first, self.last, self.run = {}, 1, 0, nil
   return true
 end
 
 function memory:close() end
+
+function memory:set_run(bytes)
+  self.run = bytes
+  return true
+end
+
+function memory:get_run()
+  return self.run
+end
 
 local stored = {}
 stored.__index = stored
@@ -81,7 +92,27 @@ function M.stored(path, durability)
   if not log then
     return nil, err, code
   end
-  return setmetatable({ log = log }, stored)
+  -- The run's record lives in a log of its own, holding one entry.
+  local run
+  run, err, code = core.store.log(path, "run", { durability = durability })
+  if not run then
+    log:close()
+    return nil, err, code
+  end
+  return setmetatable({ log = log, run = run }, stored)
+end
+
+function stored:set_run(bytes)
+  local key, err, code = self.run:append(bytes, 1)
+  if not key then
+    return nil, err, code
+  end
+  return true
+end
+
+function stored:get_run()
+  local last = self.run:tail(1)
+  return last and last[1]
 end
 
 function stored:append(bytes, max)
@@ -109,11 +140,16 @@ function stored:tail(n)
 end
 
 function stored:clear()
-  return self.log:clear()
+  local ok, err, code = self.log:clear()
+  if not ok then
+    return nil, err, code
+  end
+  return self.run:clear()
 end
 
 function stored:close()
   self.log:close()
+  self.run:close()
 end
 
 return M

@@ -169,7 +169,8 @@ Pass.__index = Pass
 function M.pass(extra)
   return setmetatable({ extra = extra, durations = {}, vtimes = {}, total = 0, ok = 0, running = 0, files = 0,
     calls = 0, hits = 0, misses = 0, tsaved = 0, csaved = 0, vcount = 0, tin = 0, tout = 0, cost = 0, best = nil,
-    last = nil, first_start = nil, last_end = nil, ok_count = 0, ok_time = 0 }, Pass)
+    last = nil, first_start = nil, last_end = nil, ok_count = 0, ok_time = 0,
+    minimise = extra ~= nil and extra.direction == "min" }, Pass)
 end
 
 -- Folds record r into the figures of M.cycles' extra.
@@ -184,7 +185,7 @@ local function add_extra(self, r)
   end
   if b then
     local best = self.best
-    if not best or b > best then
+    if not best or (self.minimise and b < best) or (not self.minimise and b > best) then
       self.best = b
     end
   end
@@ -292,8 +293,9 @@ end
 --- With `extra`, the same pass also fills in (so that a dashboard reads the
 --- cycles once, not once per figure), over every cycle, running ones included:
 ---   extra.validation_times  the validation times above, sorted
----   extra.totals            { tokens_in, tokens_out, cost, best_score (the highest best_score or score;
----                             nil if none), last_score, first_start, last_end (nil if none) }
+---   extra.totals            { tokens_in, tokens_out, cost, best_score (the highest best_score or score,
+---                             the lowest when extra.direction is "min"; nil if none), last_score,
+---                             first_start, last_end (nil if none) }
 ---   extra.successful        { count, time }: the successful cycles with a finite duration, and the
 ---                           sum of their durations
 ---@param cycles table[]

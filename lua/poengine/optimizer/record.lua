@@ -55,11 +55,92 @@ end
 
 function M.record_cycle(self, cycle_id, candidates, accepted_c)
   local col = self.collector
+  M.record_report(self, cycle_id, candidates, accepted_c)
   col:record_validation(cycle_id, self.validation_time, self.validation_count)
   col:record_file_operation(cycle_id, self.file_operations)
   if self.best_score then
     col:record_score(cycle_id, accepted_c and accepted_c.score or self.baseline.score, self.best_score)
   end
+end
+
+--- What changed, in one line: the parameters ("cflags=-O3, lto=true"),
+--- or the diff's files and line counts ("spin.c +3 -1").
+function M.change_summary(c)
+  if type(c.params) == "table" then
+    local keys = {}
+    for k in pairs(c.params) do
+      keys[#keys + 1] = k
+    end
+    table.sort(keys, function(a, b)
+      return tostring(a) < tostring(b)
+    end)
+    for i, k in ipairs(keys) do
+      local v = c.params[k]
+      local text = type(v) == "string" and v ~= "" and not v:find("[%s,]") and v or require("poengine").json.encode(v)
+      keys[i] = tostring(k) .. "=" .. text
+    end
+    return table.concat(keys, ", ")
+  end
+  if type(c.diff) ~= "string" then
+    return ""
+  end
+  local files, order, file = {}, {}, nil
+  for line in c.diff:gmatch("[^\n]+") do
+    local path = line:match("^%+%+%+ (.+)$")
+    if path then
+      file = path:gsub("^b/", ""):gsub("%s.*$", "")
+      if not files[file] then
+        files[file] = { 0, 0 }
+        order[#order + 1] = file
+      end
+    elseif file and not line:match("^%-%-%- ") then
+      local sign = line:sub(1, 1)
+      if sign == "+" then
+        files[file][1] = files[file][1] + 1
+      elseif sign == "-" then
+        files[file][2] = files[file][2] + 1
+      end
+    end
+  end
+  for i, f in ipairs(order) do
+    order[i] = format("%s +%d -%d", f, files[f][1], files[f][2])
+  end
+  return table.concat(order, ", ")
+end
+
+--- What the dashboards read of a cycle (into its metadata): the
+--- objective's direction, how many candidates were proposed, unusable,
+--- failed (by stage), slower, same and faster, and the accepted one's
+--- summary; and, once, the direction in the collector's run record.
+function M.record_report(self, cycle_id, candidates, accepted_c)
+  local col = self.collector
+  local direction = self.task.objective.direction == "max" and "max" or "min"
+  if not self.run_recorded and col.set_run then
+    col:set_run { direction = direction, task = self.task.id, method = tostring(self.task.method),
+      original_score = type(self.first_score) == "number" and self.first_score or nil }
+    self.run_recorded = true
+  end
+  if not col.annotate then
+    return -- a collector of the script's own, without per-cycle notes
+  end
+  local outcomes = { proposed = #candidates, unusable = 0, failed = {}, slower = 0, same = 0, faster = 0 }
+  for _, c in ipairs(candidates) do
+    if c.malformed then
+      outcomes.unusable = outcomes.unusable + 1
+    elseif c.verdict and outcomes[c.verdict] then
+      outcomes[c.verdict] = outcomes[c.verdict] + 1
+    else
+      local stage = tostring(c.stage or "unknown")
+      outcomes.failed[stage] = (outcomes.failed[stage] or 0) + 1
+    end
+  end
+  local accepted
+  if accepted_c then
+    accepted = { id = tostring(accepted_c.id), change = M.change_summary(accepted_c), speedup = accepted_c.speedup,
+      ci_low = accepted_c.ci_low, ci_high = accepted_c.ci_high, verdict = accepted_c.verdict,
+      confirmed = accepted_c.confirm and accepted_c.confirm.verdict or nil }
+  end
+  col:annotate(cycle_id, { direction = direction, outcomes = outcomes, accepted = accepted })
 end
 
 -- The cycle's spans in the event log: when each validation and each timed

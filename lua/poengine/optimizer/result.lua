@@ -149,6 +149,88 @@ local function final_warning(final, why, chain)
     .. "original (%s) although the accepted chain claimed %.3gx", final.speedup or 0, final.verdict, chain)
 end
 
+-- A search task's best point beside the run: best_params.json, and with
+-- task.write_params the patch (best.patch) of the files it writes.
+function M.write_params(self, result)
+  local task = self.task
+  sandbox.write_files(self.out_dir,
+    { ["best_params.json"] = po.json.encode(self.baseline.params, { sort_keys = true }) .. "\n" }, true)
+  result.params_file = self.out_dir .. "/best_params.json"
+  if not task.write_params then
+    return
+  end
+  local patch, err = M.params_patch(task, self.baseline.params)
+  if not patch then
+    result.patch_error = err
+  elseif patch ~= "" and not result.patch then
+    result.patch = self.out_dir .. "/best.patch"
+    sandbox.write_files(self.out_dir, { ["best.patch"] = patch }, true)
+  end
+end
+
+-- The text of path under dir, or "" when there is none.
+local function read_or_empty(dir, path)
+  local f = io.open(dir .. "/" .. path, "rb")
+  if not f then
+    return ""
+  end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+--- A search task's best point as a change: task.write_params(params)
+--- gives { [path] = text } (paths inside the workdir), compared with the
+--- workdir's files. Returns the unified diff ("" when nothing changes), or
+--- nil, message when write_params raises or returns something else.
+function M.params_patch(task, params)
+  local ok, files = pcall(task.write_params, params)
+  if not ok or type(files) ~= "table" then
+    return nil, "task.write_params: " .. (ok and ("must return a table of path = text, got " .. type(files))
+      or tostring(files))
+  end
+  local paths = {}
+  for path, text in pairs(files) do
+    if type(path) ~= "string" or type(text) ~= "string" then
+      return nil, "task.write_params: must return a table of path = text"
+    end
+    paths[#paths + 1] = path
+  end
+  table.sort(paths)
+  local parts = {}
+  for _, path in ipairs(paths) do
+    local a = read_or_empty(task.workdir, path)
+    if a ~= files[path] then
+      parts[#parts + 1] = diff.unified(path, a, files[path])
+    end
+  end
+  return concat(parts)
+end
+
+-- The final check and the accepted chain in the collector's run record,
+-- where the dashboards read them.
+local function record_run(self, result)
+  local col = self.collector
+  if not col.set_run then
+    return
+  end
+  local record = require "poengine.optimizer.record" -- (it requires this module)
+  local accepted = {}
+  for i, a in ipairs(self.accepted) do
+    accepted[i] = { cycle = a.cycle, id = tostring(a.id), change = record.change_summary(a), speedup = a.speedup,
+      ci_low = a.ci_low, ci_high = a.ci_high, verdict = a.verdict or "faster",
+      confirmed = a.confirm and a.confirm.verdict or nil }
+  end
+  local f = result.final
+  col:set_run {
+    direction = self.task.objective.direction == "max" and "max" or "min",
+    final = f and { verdict = f.verdict, speedup = f.speedup, ci_low = f.ci_low, ci_high = f.ci_high, runs = f.runs,
+      original = f.original, best = f.best } or false,
+    chain_speedup = result.chain_speedup or 1, warning = result.warning or false, accepted = accepted,
+    cycles = self.cycle,
+  }
+end
+
 --- The run's result (see po.optimizer.run): the patch of the accepted
 --- changes written beside the run (and into the workdir with task.apply),
 --- the final side-by-side measurement; closes the event log.
@@ -190,6 +272,7 @@ function M.finish(self, stopped)
     end
     if self.baseline.params then
       result.best_params = self.baseline.params
+      M.write_params(self, result)
     end
     result.chain_speedup = M.chain_speedup(self.accepted)
     local why
@@ -197,6 +280,7 @@ function M.finish(self, stopped)
     result.confirmed = result.final ~= nil and result.final.verdict == "faster"
     result.warning = final_warning(result.final, why, result.chain_speedup)
   end
+  record_run(self, result)
   self.events:close()
   return result
 end

@@ -13,7 +13,7 @@ local TASK_FIELDS = {
   id = "string", description = "string", workdir = "string", target_files = "table", objective = "table",
   validators = "table", method = true, candidates_per_cycle = "number", budget = "table", stop = "table",
   apply = "boolean", space = "table", strategy = "string", seed = "number", prompts = "table",
-  model = "string", apply_params = "function", baseline_params = "table", score = "function",
+  model = "string", apply_params = "function", write_params = "function", baseline_params = "table", score = "function",
   keep_sandboxes = "boolean",
   max_tokens = "number", temperature = "number", router = "table",
 }
