@@ -187,7 +187,7 @@ return {
     end
     assert.matches("best score 2, 2%.00x better than the original's %(baseline 1%)", cycle_lines[1])
     assert.matches("best score 3, 3%.00x better than the original's %(baseline 2%)", cycle_lines[2])
-    -- The verbose candidate lines carry the verdict, speedup and interval.
-    assert.matches("^  c1%.1: faster, 2x %[2, 2%], 6 runs; timed again: faster, 2x %[2, 2%], 6 runs$", lines[1])
+    -- The verbose candidate lines carry what changed, the verdict, speedup and interval.
+    assert.matches("^  c1%.1 %(n=2%): faster, 2x %[2, 2%], 6 runs; timed again: faster, 2x %[2, 2%], 6 runs$", lines[1])
   end)
 end)

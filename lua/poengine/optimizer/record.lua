@@ -63,51 +63,6 @@ function M.record_cycle(self, cycle_id, candidates, accepted_c)
   end
 end
 
---- What changed, in one line: the parameters ("cflags=-O3, lto=true"),
---- or the diff's files and line counts ("spin.c +3 -1").
-function M.change_summary(c)
-  if type(c.params) == "table" then
-    local keys = {}
-    for k in pairs(c.params) do
-      keys[#keys + 1] = k
-    end
-    table.sort(keys, function(a, b)
-      return tostring(a) < tostring(b)
-    end)
-    for i, k in ipairs(keys) do
-      local v = c.params[k]
-      local text = type(v) == "string" and v ~= "" and not v:find("[%s,]") and v or require("poengine").json.encode(v)
-      keys[i] = tostring(k) .. "=" .. text
-    end
-    return table.concat(keys, ", ")
-  end
-  if type(c.diff) ~= "string" then
-    return ""
-  end
-  local files, order, file = {}, {}, nil
-  for line in c.diff:gmatch("[^\n]+") do
-    local path = line:match("^%+%+%+ (.+)$")
-    if path then
-      file = path:gsub("^b/", ""):gsub("%s.*$", "")
-      if not files[file] then
-        files[file] = { 0, 0 }
-        order[#order + 1] = file
-      end
-    elseif file and not line:match("^%-%-%- ") then
-      local sign = line:sub(1, 1)
-      if sign == "+" then
-        files[file][1] = files[file][1] + 1
-      elseif sign == "-" then
-        files[file][2] = files[file][2] + 1
-      end
-    end
-  end
-  for i, f in ipairs(order) do
-    order[i] = format("%s +%d -%d", f, files[f][1], files[f][2])
-  end
-  return table.concat(order, ", ")
-end
-
 --- What the dashboards read of a cycle (into its metadata): the
 --- objective's direction, how many candidates were proposed, unusable,
 --- failed (by stage), slower, same and faster, and the accepted one's
@@ -136,7 +91,7 @@ function M.record_report(self, cycle_id, candidates, accepted_c)
   end
   local accepted
   if accepted_c then
-    accepted = { id = tostring(accepted_c.id), change = M.change_summary(accepted_c), speedup = accepted_c.speedup,
+    accepted = { id = tostring(accepted_c.id), change = M.describe_change(accepted_c) or "", speedup = accepted_c.speedup,
       ci_low = accepted_c.ci_low, ci_high = accepted_c.ci_high, verdict = accepted_c.verdict,
       confirmed = accepted_c.confirm and accepted_c.confirm.verdict or nil }
   end

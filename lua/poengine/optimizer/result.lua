@@ -217,7 +217,7 @@ local function record_run(self, result)
   local record = require "poengine.optimizer.record" -- (it requires this module)
   local accepted = {}
   for i, a in ipairs(self.accepted) do
-    accepted[i] = { cycle = a.cycle, id = tostring(a.id), change = record.change_summary(a), speedup = a.speedup,
+    accepted[i] = { cycle = a.cycle, id = tostring(a.id), change = record.describe_change(a) or "", speedup = a.speedup,
       ci_low = a.ci_low, ci_high = a.ci_high, verdict = a.verdict or "faster",
       confirmed = a.confirm and a.confirm.verdict or nil }
   end
