@@ -12,6 +12,7 @@
 ---
 --- Every string in a block is plain text: the renderers escape it.
 local escape = require "poengine.dashboard.escape"
+local stats = require "poengine.metrics.stats"
 local fmt = require "poengine.dashboard.fmt"
 
 local M = {}
@@ -117,9 +118,7 @@ end
 local SPARKS = { "\226\150\129", "\226\150\130", "\226\150\131", "\226\150\132", "\226\150\133", "\226\150\134",
   "\226\150\135", "\226\150\136" }
 
-local function finite(x)
-  return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge
-end
+local finite = stats.finite
 
 --- A sparkline of `values` at most `w` characters wide (each character the
 --- mean of its share of the values); a gap where a share has no number.

@@ -6,6 +6,7 @@
 --- chart looks right on its own and follows the page's light or dark theme
 --- when it sits in a dashboard.
 local escape = require "poengine.dashboard.escape"
+local stats = require "poengine.metrics.stats"
 
 local M = {}
 
@@ -26,9 +27,7 @@ local MUTED = "var(--po-muted, #6b7280)"
 local GRID = "var(--po-grid, #e5e7eb)"
 local CHAR_W = 6.6 -- average width of a 12px sans-serif character, for layout
 
-local function finite(v)
-  return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
-end
+local finite = stats.finite
 
 -- Option checking: a misspelt option raises, naming the function.
 local check_names = require("poengine.util.options").check

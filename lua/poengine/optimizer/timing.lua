@@ -37,7 +37,8 @@ function M.cpu()
   return nil
 end
 
-local function finite(x)
+-- x when it is a positive finite number, else nil.
+local function positive(x)
   return x and x > 0 and x < math.huge and x or nil
 end
 
@@ -57,7 +58,7 @@ local function arm_result(r, stats, base_samples, o)
     local nominal = decide.compare_samples(stats.samples, same_rounds, o)
     lo, hi = nominal and nominal.ci_low, nominal and nominal.ci_high
   end
-  lo, hi = finite(lo), finite(hi)
+  lo, hi = positive(lo), positive(hi)
   return { verdict = r.verdict, speedup = r.speedup, ci_low = hi and lo, ci_high = lo and hi, p = r.p,
     runs = r.runs or stats.n, stopped = r.stopped, stats = stats, rule = r.rule or "mann-whitney" }
 end
