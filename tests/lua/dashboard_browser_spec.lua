@@ -111,6 +111,27 @@ describe("the html dashboard in headless Chromium", function()
     assert.truthy(v.run:find(EVIL, 1, true))
   end)
 
+  it("shows every figure of a tile whole, small scores included", function()
+    -- Scores like a run that times seconds: 0.0024…; as many significant
+    -- digits as the text format gives, and never cut by an ellipsis.
+    local cycles = {}
+    for i = 1, 12 do
+      cycles[i] = { cycle_id = "c" .. i, start_time = 1767225600 + i * 10, end_time = 1767225605 + i * 10,
+        duration = 5, llm_calls = 123456, tokens_in = 987654321, tokens_out = 123456789, cost = 1234.5678,
+        validation_time = 1, validation_count = 2, success = true,
+        score = 0.0024185839 + i * 1e-7, best_score = 0.0024185839 }
+    end
+    local path = page(cycles)
+    local r = browse(path, {
+      clipped = [[JSON.stringify([...document.querySelectorAll(".tile .v, .tile .k, .tile .hint")]
+        .filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent))]],
+      best = [[[...document.querySelectorAll(".tile")].map(t => t.textContent).join("|")]],
+    })
+    os.remove(path)
+    assert.are.equal("[]", r.results.clipped)
+    assert.truthy(r.results.best:find("0.002419", 1, true), r.results.best)
+  end)
+
   it("follows prefers-color-scheme: light and dark differ", function()
     local path = page(hostile_cycles(5))
     local light = browse(path, DOM).results

@@ -27,11 +27,11 @@ section{background:var(--po-card);border:1px solid var(--po-border);border-radiu
 section.full{grid-column:1/-1}
 h2{font-size:14px;font-weight:650;margin:0 0 10px;text-transform:uppercase;letter-spacing:.04em;color:var(--po-muted)}
 h3{font-size:13px;font-weight:600;margin:14px 0 6px;color:var(--po-muted)}
-.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(116px,1fr));gap:10px}
+.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(136px,1fr));gap:10px}
 .tile{border:1px solid var(--po-border);border-radius:8px;padding:8px 10px;min-width:0}
 .tile .k{font-size:12px;color:var(--po-muted)}
-.tile .v{font-size:20px;font-weight:650;font-variant-numeric:tabular-nums;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.tile .hint{font-size:11px;color:var(--po-muted);white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.tile .v{font-size:20px;font-weight:650;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
+.tile .hint{font-size:11px;color:var(--po-muted);overflow-wrap:anywhere}
 dl.kv{display:grid;grid-template-columns:repeat(auto-fill,minmax(105px,1fr));gap:6px 12px;margin:0}
 dt{font-size:12px;color:var(--po-muted)}
 dd{margin:0;font-weight:600;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
