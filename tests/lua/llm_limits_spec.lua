@@ -74,9 +74,14 @@ describe("router: the budget, by reservation", function()
   it("makes a call whose reservation does not fit wait for the calls in flight, then sends it if it fits", function()
     -- Room for two reservations and a half: two go, the third waits for them to settle (they cost 9
     -- each, not 15) and goes, the rest find no room.
-    local r = router({ dep("m#delay=0.2") }, { budget = { tokens = 2.5 * ONE_CALL } })
+    local said = {}
+    local r = router({ dep("m#delay=0.2") }, { budget = { tokens = 2.5 * ONE_CALL },
+      on_wait = function(text) said[#said + 1] = text end })
     local ok, codes = storm(r, 20, { prompt = PROMPT, max_tokens = 10 })
     assert.are.equal(3, ok)
+    -- Each call that waited said so, before it waited.
+    assert.is_true(#said >= 1)
+    assert.are.equal("llm: waiting for 2 calls in flight to settle: the budget has no room for this one yet", said[1])
     assert.are.same({ EBUDGET = 17 }, codes)
     assert.are.equal(3, server:stats().requests)
     assert.are.equal(27, r.spent_tokens)

@@ -229,6 +229,29 @@ describe("router: limits", function()
     assert.are.equal(4, count("m"))
   end)
 
+  it("says what a call waits for through on_wait: the rpm window, a slot, the budget", function()
+    local said = {}
+    local r = router({ dep("m", { rpm = 1 }) }, { on_wait = function(text) said[#said + 1] = text end })
+    r._limit_window = 0.3
+    assert(r:complete { prompt = "hi" })
+    assert.are.same({}, said) -- the first call did not wait
+    assert(r:complete { prompt = "hi" })
+    assert.are.equal(1, #said)
+    assert.matches("^llm: waiting [%d.]+ s for the rpm window of openai$", said[1])
+
+    said = {}
+    local slots = router({ dep("m#delay=0.2", { max_concurrency = 1 }) },
+      { on_wait = function(text) said[#said + 1] = text end })
+    local tasks = {}
+    for i = 1, 2 do
+      tasks[i] = po.async(function() return slots:complete { prompt = "hi " .. i } end)
+    end
+    for i = 1, 2 do
+      assert.is_table((tasks[i]:wait()))
+    end
+    assert.are.same({ "llm: waiting for a free slot of openai (max_concurrency 1)" }, said)
+  end)
+
   it("makes calls over tpm wait for the window", function()
     local r = router({ dep("m", { tpm = 6 }) }) -- each call spends 1 + 3 tokens
     r._limit_window = 0.5

@@ -143,6 +143,7 @@ function M.main(args)
 
   local router = task.router
   task.router = nil
+  local show_status -- set below: the live line or the plain one
   local method = task.method or "llm-rewrite"
   if (method == "llm-rewrite" or method == "llm-diff") and (opts.provider or not router) then
     local provider, perr2 = pick_provider(opts.provider)
@@ -154,7 +155,9 @@ function M.main(args)
     local cache = po.cache.open { path = po.optimizer.home() .. "/cache", namespace = "optimize", ttl = 0,
       max_entries = 100000 }
     router = po.llm.router { deployments = { { provider = provider } }, cache = cache or false,
-      budget = task.budget.usd and { usd = task.budget.usd } or nil }
+      budget = task.budget.usd and { usd = task.budget.usd } or nil,
+      -- Waiting on a rate limit or the budget shows like any other phase.
+      on_wait = function(text) if show_status then show_status(text) end end }
   end
 
   local tty = po.isatty(1)
@@ -182,6 +185,10 @@ function M.main(args)
       end
     end
   end
+  show_status = live and function(text)
+    io.stdout:write("\r\27[K", text)
+    io.stdout:flush()
+  end or plain_status
   local result, rerr = po.optimizer.run(task, {
     router = router,
     -- The router records its LLM calls in po.metrics.global(): make that the
@@ -191,10 +198,7 @@ function M.main(args)
     output = opts.output,
     quiet = opts.quiet,
     verbose = opts.verbose,
-    status = live and function(text)
-      io.stdout:write("\r\27[K", text)
-      io.stdout:flush()
-    end or plain_status,
+    status = show_status,
     progress = function(text)
       current = nil -- a progress line ends the phase that was in progress
       io.stdout:write(live and "\r\27[K" or "", text, "\n")
@@ -202,6 +206,7 @@ function M.main(args)
     end,
   })
   current = nil -- the run is over: no phase line may follow its summary
+  show_status = nil
   if not result then -- the run could not start: an error, not a usage error
     io.stderr:write("poengine optimize: ", rerr, "\n")
     return 1

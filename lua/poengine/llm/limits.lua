@@ -95,9 +95,13 @@ end
 ---@param estimate integer
 ---@param window number  seconds of the rpm/tpm windows
 ---@param call table
+---@param on_wait? fun(text: string) told what the call waits for, before it waits
 ---@return table
-function M.acquire(d, estimate, window, call)
+function M.acquire(d, estimate, window, call, on_wait)
   if d.max_concurrency and d.inflight >= d.max_concurrency then
+    if on_wait then
+      on_wait(("llm: waiting for a free slot of %s (max_concurrency %d)"):format(d.name, d.max_concurrency))
+    end
     local slot = po.future()
     d.waiters[#d.waiters + 1] = slot
     call.slot_wait = slot
@@ -123,6 +127,10 @@ function M.acquire(d, estimate, window, call)
     end
     if wait <= 0 then
       break
+    end
+    if on_wait then
+      on_wait(("llm: waiting %.1f s for the %s window of %s"):format(wait, #d.starts >= (d.rpm or math.huge) and "rpm"
+        or "tpm", d.name))
     end
     sleep(wait)
   end
@@ -179,13 +187,18 @@ end
 --- "EBUDGET" (nothing was sent).
 ---@param r table   a router
 ---@param call table { usd =, tokens = }
-function M.reserve(r, call)
+---@param on_wait? fun(text: string) told when the call waits for calls in flight
+function M.reserve(r, call, on_wait)
   while not fits(r, call.usd, call.tokens) do
     if r.reservations == 0 then
       local b = r.budget
       return nil, string.format("budget: this call may cost up to $%.6f and %d tokens; $%.6f of $%s and %d of %s"
         .. " tokens are spent; nothing was sent", call.usd, call.tokens, r.spent_usd, tostring(b.usd or "-"),
         r.spent_tokens, tostring(b.tokens or "-")), "EBUDGET"
+    end
+    if on_wait then
+      on_wait(("llm: waiting for %d call%s in flight to settle: the budget has no room for this one yet")
+        :format(r.reservations, r.reservations == 1 and "" or "s"))
     end
     local turn = po.future()
     r.budget_waiters[#r.budget_waiters + 1] = turn

@@ -30,7 +30,7 @@ local STRATEGIES = { ordered = true, weighted = true, latency = true, ["least-bu
 local ROUTER_OPTIONS = {
   deployments = "table", strategy = "string", retries = "number", backoff = "table", timeout = "number",
   ttft_timeout = "number", cooldown = "table", cache = true, budget = "table", name = "string",
-  cache_scope = "string", replay_pace = "number",
+  cache_scope = "string", replay_pace = "number", on_wait = "function",
 }
 
 -- Deployment fields the router keeps; the rest configure its provider.
@@ -150,6 +150,7 @@ function M.new(opts)
     cache = cache or nil,
     cache_scope = scope,
     replay_pace = opts.replay_pace or 0,
+    on_wait = opts.on_wait,
     deployments = {},
     spent_usd = 0,
     spent_tokens = 0,
@@ -425,12 +426,12 @@ function Router:_attempts(order, req, opts, t0, token_cb, st)
       end
       local call = worst_case(d, dreq)
       st.call = call
-      local ok, berr, bcode = limits.reserve(self, call)
+      local ok, berr, bcode = limits.reserve(self, call, self.on_wait)
       if not ok then
         c.errors = c.errors + 1
         return nil, berr, bcode
       end
-      limits.acquire(d, call.input + (dreq.max_tokens or 0), self._limit_window, call) -- limits.estimate_tokens
+      limits.acquire(d, call.input + (dreq.max_tokens or 0), self._limit_window, call, self.on_wait)
       local s = rstats.provider(self, d.name)
       s.calls = s.calls + 1
       call.sent = true
