@@ -343,13 +343,7 @@ add {
   end,
 }
 
--- Whether score a is better than b in direction ("min": lower is better).
-local function better(direction, a, b)
-  if direction == "min" then
-    return a < b
-  end
-  return a > b
-end
+local better = stats.better
 
 -- The best score so far after each cycle: a cycle's best_score, else its
 -- score when that beats the best before it, in the objective's direction.

@@ -155,6 +155,18 @@ local function finite(x)
 end
 M.finite = finite
 
+--- Whether score a is better than b in direction ("min": lower is better,
+--- anything else: higher).
+---@param direction string
+---@param a number
+---@param b number
+function M.better(direction, a, b)
+  if direction == "min" then
+    return a < b
+  end
+  return a > b
+end
+
 -- The pass over cycle records, in batches: a collector folds in its
 -- history a batch at a time (keeping no record alive), a dashboard its
 -- whole list at once. The running sums live in the pass table.

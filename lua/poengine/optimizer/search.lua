@@ -251,12 +251,7 @@ function Search:propose(n)
   return out
 end
 
-local function better(direction, a, b)
-  if direction == "min" then
-    return a < b
-  end
-  return a > b
-end
+local better = require("poengine.metrics.stats").better
 
 --- Records a point evaluated elsewhere (the baseline): it is never proposed,
 --- and hill climbing starts from it.
