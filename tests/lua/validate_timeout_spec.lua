@@ -20,7 +20,7 @@ end
 local BACKTRACK = 'return ("a"):rep(1e5):find("(.-)(.-)(.-)b")'
 
 describe("pool function validators past their timeout", function()
-  it("are reported as timeouts, their workers replaced, and the process still exits", function()
+  it("are reported as timeouts or canceled, their workers replaced, and the process still exits", function()
     local res = run_script([[
       po.pool.configure { workers = 2 }
       -- A validator that passes only if its twin runs at the same time.
@@ -54,7 +54,12 @@ describe("pool function validators past their timeout", function()
         { name = "b", run = rendezvous("b", "a") },
       }, { dir = dir })
       os.execute("rm -rf " .. dir)
-      local out = { stats = po.pool.stats() }
+      -- fail_fast cancels a runaway: it is abandoned as well
+      local canceled = po.validate.run({
+        { name = "spins", run = function() while true do end end },
+        { name = "fails", run = function() po.sleep(0.05) return false end },
+      }, {}, { fail_fast = true })
+      local out = { stats = po.pool.stats(), spins = { status = canceled.results[1].status } }
       for _, r in ipairs(report.results) do
         out[r.name] = { status = r.status, error = r.errors[1], details = r.details }
       end
@@ -76,7 +81,8 @@ describe("pool function validators past their timeout", function()
     assert.are.equal("ok", out.a.status)
     assert.are.equal("ok", out.b.status)
     assert.are.equal(2, out.stats.workers)
-    assert.are.equal(3, out.stats.abandoned)
+    assert.are.equal("canceled", out.spins.status)
+    assert.are.equal(4, out.stats.abandoned)
     assert.are.equal(0, out.stats.in_flight)
   end)
 end)

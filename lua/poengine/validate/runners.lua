@@ -223,37 +223,38 @@ local function pooled_result(ctx, i, seconds, a, b)
   ctx.finish(i, r, false)
 end
 
--- Reports pool validator i now with status and message; unless its job
--- was abandoned (it will never be reported), the job is canceled if it has
--- not started, and its result dropped when it comes.
-local function stop_pooled(ctx, i, status, message, abandoned, started)
-  if not abandoned then
+-- Reports pool validator i now with status and message. A job running is
+-- abandoned: its worker is replaced (src/core/pool.c) and the function
+-- runs on in its old thread until it returns, never reported. A job
+-- queued is canceled; one finishing has its result dropped when it comes.
+local function stop_pooled(ctx, i, status, message)
+  local b = ctx.batch
+  local started = b:started(i) or ctx.started[i]
+  if b:abandon(i) then
+    if status == "timeout" then
+      message = message .. " (its worker was replaced; the function runs on in an abandoned thread until it "
+        .. "returns: use isolate = true to stop it)"
+    end
+  else
     ctx.reported[i] = true
-    ctx.batch:cancel(i)
+    b:cancel(i)
   end
   unwatch(ctx, i)
   local r = failed_result(ctx.validators[i], status, message)
-  r.duration = now() - (started or ctx.batch:started(i) or ctx.started[i])
+  r.duration = now() - started
   ctx.finish(i, r, false)
 end
 
 -- A pool validator's deadline counts from when a worker started it: one
 -- still queued (behind runaway functions, say), or started after it was
--- watched, is watched again until start + timeout. At its deadline the
--- worker running it is abandoned and replaced (src/core/pool.c); the
--- function runs on in its thread until it returns.
+-- watched, is watched again until start + timeout.
 expire_pooled = function(ctx, i)
-  local timeout, b = ctx.timeouts[i], ctx.batch
-  local started, t = b:started(i), now()
+  local timeout = ctx.timeouts[i]
+  local started, t = ctx.batch:started(i), now()
   if not started or started + timeout > t then
     return watch(ctx, i, (started or t) + timeout)
   end
-  if b:abandon(i) then
-    stop_pooled(ctx, i, "timeout", "timed out after " .. timeout .. " s (its worker was replaced; the function "
-      .. "runs on in an abandoned thread until it returns: use isolate = true to stop it)", true, started)
-  else -- it is finishing: its result is on the way, and dropped
-    stop_pooled(ctx, i, "timeout", "timed out after " .. timeout .. " s", false, started)
-  end
+  stop_pooled(ctx, i, "timeout", "timed out after " .. timeout .. " s")
 end
 
 local function submit_pooled(ctx, v, i, timeout, candidate, t0)
