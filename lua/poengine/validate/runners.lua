@@ -288,13 +288,17 @@ M.DEFAULT_MEMORY_LIMIT = 2 ^ 30
 
 local CHILD_CHUNK = "require('poengine.validate.child').main { memory_limit = %.17g, path = %q, cpath = %q }"
 
+local function out_of_memory(r, limit)
+  r.errors[1] = "ENOMEM: out of memory (memory_limit = " .. limit .. " bytes): " .. r.errors[1]
+  r.details.code = "ENOMEM"
+end
+
 -- The result of an isolated run that ended without a result of its own.
 local function child_failure(v, res, limit)
   local how = res.signal and ("was killed by " .. res.signal) or ("exited with code " .. tostring(res.code))
   local r = failed_result(v, "error", "the isolated function's process " .. how .. " without a result")
   if res.stderr:find("not enough memory", 1, true) then
-    r.errors[1] = "ENOMEM: out of memory (memory_limit = " .. limit .. " bytes); " .. r.errors[1]
-    r.details.code = "ENOMEM"
+    out_of_memory(r, limit)
   end
   return r
 end
@@ -331,8 +335,7 @@ local function run_isolated(v, candidate, timeout, ctx, i, done)
     else
       r = failed_result(v, "error", tostring(a))
       if b == "ENOMEM" then
-        r.errors[1] = "ENOMEM: out of memory (memory_limit = " .. limit .. " bytes): " .. r.errors[1]
-        r.details.code = "ENOMEM"
+        out_of_memory(r, limit)
       end
     end
     r.duration, r.stderr = res.duration, res.stderr
