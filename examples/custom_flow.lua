@@ -5,7 +5,7 @@
 -- an LLM, so this runs offline) proposes three versions of a string-joining
 -- function; the router asks for all three at once, through a cache. Each
 -- version is written to its own directory, checked for syntax (a child
--- process), tested on the worker pool, and timed beside the original; the
+-- process), tested in an isolated one, and timed beside the original; the
 -- collector records the cycle and the dashboard summarizes it.
 --
 --   scripts/run examples/custom_flow.lua
@@ -59,7 +59,7 @@ for _, r in ipairs(po.files.write(files, { root = root })) do
 end
 col:record_file_operation("custom-1", #files)
 
--- 4. Validators: syntax in a child process, correctness on the pool, speed
+-- 4. Validators: syntax in a child process, correctness in another (isolated), speed
 -- beside the original (measured alternately in the same run).
 local function test_join(candidate)
   local join = dofile(candidate.dir .. "/join.lua")
@@ -89,7 +89,10 @@ for n = 1, #proposals do
   local dir = root .. "/p" .. n
   local report = po.validate.run({
     po.validate.syntax { lang = "lua", stage = 1 },
-    { name = "tests", stage = 2, run = test_join },
+    -- Proposals are code nobody reviewed: test them in a child process that
+    -- is killed at the deadline, with capped memory (an endless loop or a
+    -- runaway allocation then fails the proposal instead of hanging the flow).
+    { name = "tests", stage = 2, run = test_join, isolate = true, timeout = 10, memory_limit = 2 ^ 28 },
     po.validate.benchmark { name = "speed", stage = 3, argv = { exe, bench_file, dir }, metric = seconds,
       repeats = 3, baseline = { argv = { exe, bench_file, root .. "/original" } } },
   }, { dir = dir, file = dir .. "/join.lua" }, { cascade = true })

@@ -35,7 +35,10 @@ M.submit_timed = pool.submit_timed
 --- `on_result(id, nil, message, code)` (an error with its traceback,
 --- ECANCELED), from the event loop. `b:cancel(id)` keeps a job that has
 --- not started from running; `b:in_flight()` counts the jobs not yet
---- reported. The shared values are copied once per batch, not per job.
+--- reported; `b:started(id)` is when job id started (po.now() seconds), or
+--- nil while it is queued; `b:abandon(id)` leaves a running job to its
+--- thread, which a new worker replaces, and the job is never reported
+--- (true; false if it was not running). The shared values are copied once per batch, not per job.
 --- po.validate runs its function validators this way.
 ---@param on_result fun(id: integer, seconds: number|nil, ...)
 ---@return userdata
@@ -51,13 +54,20 @@ M.configure = pool.configure
 --- first. The next submit starts the pool again.
 M.shutdown = pool.shutdown
 
---- `{ workers, started, queued, running, in_flight }`.
+--- `{ workers, started, queued, running, in_flight, abandoned }`
+--- (abandoned: threads left running an abandoned job).
 ---@return table
 M.stats = pool.stats
 
 --- True inside a pool worker's own Lua state.
 ---@return boolean
 M.in_worker = pool.in_worker
+
+--- A job as bytes for another process: `po.pool.pack(fn, ...)` (fn as for
+--- submit; its upvalues and the arguments as a worker gets them), and
+--- `po.pool.unpack(s)` -> fn, ... there. `po.pool.encode(...)` and
+--- `po.pool.decode(s)` carry plain values the same way.
+M.pack, M.unpack, M.encode, M.decode = pool.pack, pool.unpack, pool.encode, pool.decode
 
 --- The number of online CPUs (the default pool size).
 ---@return integer

@@ -229,7 +229,7 @@ static int batch_submit(lua_State *L) {
   j->id = id;
   if (b->shared) {
     j->shared = b->shared;
-    b->shared->refs++;
+    __atomic_add_fetch(&b->shared->refs, 1, __ATOMIC_RELAXED);
   }
   if (b->self_ref == LUA_NOREF) {
     lua_pushvalue(L, 1);
@@ -252,15 +252,56 @@ static int batch_flush(lua_State *L) {
   return 0;
 }
 
+/* The job in flight as id in b, or NULL. */
+static job *batch_job(lua_State *L, batch *b, int idx) {
+  lua_Number n = luaL_checknumber(L, idx);
+  int id = n >= 1 && n < b->nslots && n == (lua_Number)(int)n ? (int)n : 0;
+  return id ? b->slots[id] : NULL;
+}
+
 /* b:cancel(id): a job that has not started never runs (it reports ECANCELED);
  * one running finishes. Returns true if the job was in flight. */
 static int batch_cancel(lua_State *L) {
   batch *b = check_batch(L, 1);
-  lua_Number n = luaL_checknumber(L, 2);
-  int id = n >= 1 && n < b->nslots && n == (lua_Number)(int)n ? (int)n : 0;
-  job *j = id ? b->slots[id] : NULL;
+  job *j = batch_job(L, b, 2);
   if (j) __atomic_store_n(&j->canceled, 1, __ATOMIC_RELEASE);
   lua_pushboolean(L, j != NULL);
+  return 1;
+}
+
+/* b:started(id): when job id started running (po.now() seconds), or nil
+ * while it is queued (or not in flight). */
+static int batch_started(lua_State *L) {
+  batch *b = check_batch(L, 1);
+  job *j = batch_job(L, b, 2);
+  double t = j ? po_pool_job_started(&j->node) : 0;
+  if (t > 0)
+    lua_pushnumber(L, t);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+/* b:abandon(id): job id, running, is left to its worker thread, which a
+ * new worker replaces in the pool; the job is never reported. Returns
+ * true, or false when the job is not running (queued, finishing, not in
+ * flight) or no thread could be started. */
+static int batch_abandon(lua_State *L) {
+  batch *b = check_batch(L, 1);
+  job *j = batch_job(L, b, 2);
+  if (!j || po_pool_client_abandon(b->c->core, &j->node) != 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  /* The worker's thread owns j now and frees it if the function returns;
+   * what it shares with the batch (the shared arguments) is counted. */
+  b->slots[j->id] = NULL;
+  b->in_flight--;
+  if (b->in_flight == 0 && b->self_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, b->self_ref);
+    b->self_ref = LUA_NOREF;
+  }
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -306,6 +347,8 @@ static int l_batch(lua_State *L) {
   static const luaL_Reg methods[] = {{"submit", batch_submit},
                                      {"flush", batch_flush},
                                      {"cancel", batch_cancel},
+                                     {"started", batch_started},
+                                     {"abandon", batch_abandon},
                                      {"in_flight", batch_in_flight},
                                      {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", batch_gc}, {NULL, NULL}};
@@ -365,7 +408,7 @@ static int l_stats(lua_State *L) {
   po_pool *pool = po_pool_client_pool(c);
   int queued = 0, running = 0, workers = po_pool_client_workers(c);
   if (pool) po_pool_counts(pool, &queued, &running);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushinteger(L, pool ? po_pool_size(pool) : (workers > 0 ? workers : po_cpu_count()));
   lua_setfield(L, -2, "workers");
   lua_pushboolean(L, pool != NULL);
@@ -376,6 +419,8 @@ static int l_stats(lua_State *L) {
   lua_setfield(L, -2, "running");
   lua_pushinteger(L, po_pool_client_in_flight(c));
   lua_setfield(L, -2, "in_flight");
+  lua_pushinteger(L, pool ? po_pool_abandoned(pool) : 0);
+  lua_setfield(L, -2, "abandoned");
   return 1;
 }
 
@@ -394,6 +439,8 @@ void po_open_pool(lua_State *L) {
                                  {"batch", l_batch},         {"configure", l_configure},
                                  {"shutdown", l_shutdown},   {"stats", l_stats},
                                  {"in_worker", l_in_worker}, {"cpu_count", l_cpu_count},
+                                 {"pack", po_lua_pack},      {"unpack", po_lua_unpack},
+                                 {"encode", po_lua_encode},  {"decode", po_lua_decode},
                                  {NULL, NULL}};
   lua_newtable(L);
   po_set_funcs(L, fns);

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "error.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,7 @@ static const char dump_cache_key = 0;   /* weak table: function -> bytecode */
 static const char module_index_key = 0; /* weak table: module or module field -> its name */
 
 void po_lua_shared_args_unref(po_lua_shared_args *sa) {
-  if (sa && --sa->refs == 0) {
+  if (sa && __atomic_sub_fetch(&sa->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     po_strbuf_free(&sa->buf);
     free(sa);
   }
@@ -116,7 +117,11 @@ static int push_job_function(lua_State *L) {
     return 1;
   }
   lua_getfield(L, LUA_REGISTRYINDEX, "poengine.pool.cache"); /* 2 */
-  lua_pushlstring(L, j->code, j->code_len);                  /* 3 */
+  if (!lua_istable(L, 2)) { /* not a worker (po.pool.unpack): nothing cached */
+    if (luaL_loadbuffer(L, j->code, j->code_len, "=pool job") != 0) return lua_error(L);
+    return 1;
+  }
+  lua_pushlstring(L, j->code, j->code_len); /* 3 */
   lua_pushvalue(L, 3);
   lua_rawget(L, 2);
   if (lua_isfunction(L, -1)) return 1;
@@ -212,25 +217,39 @@ static int run_protected(lua_State *L) {
 
 static const char run_key = 0, drain_key = 0;
 
+/* Hands the job back to its submitter, or frees it if it was abandoned
+ * (po_pool_abandon: nobody waits for it). Returns 0 when abandoned. */
+static int hand_back(job *j) {
+  if (!po_pool_job_claim(&j->node)) {
+    po_lua_job_free(j);
+    return 0;
+  }
+  po_pool_client_finish(j->client, &j->node); /* j belongs to the submitting loop from here on */
+  return 1;
+}
+
 static void job_run(void **local, void *p) {
   job *j = p;
   if (__atomic_load_n(&j->canceled, __ATOMIC_ACQUIRE)) {
     const char msg[] = "canceled";
     set_error(j, "ECANCELED", msg, sizeof msg - 1);
-    po_pool_client_finish(j->client, &j->node);
+    hand_back(j);
     return;
   }
   if (j->kind == PO_JOB_C) {
     j->work(j->data);
-    po_pool_client_finish(j->client, &j->node);
+    hand_back(j);
     return;
   }
   worker *w = *local;
-  if (!w) w = *local = worker_new();
+  if (!w) {
+    w = *local = worker_new();
+    po_pool_job_restart(&j->node); /* a job's deadline counts from when its code can run */
+  }
   if (!w) {
     const char msg[] = "po.pool: cannot create a worker's Lua state (out of memory)";
     set_error(j, "ENOMEM", msg, sizeof msg - 1);
-    po_pool_client_finish(j->client, &j->node);
+    hand_back(j);
     return;
   }
   lua_State *L = w->L;
@@ -238,7 +257,7 @@ static void job_run(void **local, void *p) {
   lua_pushlightuserdata(L, j);
   if (lua_pcall(L, 1, 0, 0) != 0 && !j->err) error_from_stack(j, L, "ENOMEM");
   lua_settop(L, 0);
-  po_pool_client_finish(j->client, &j->node); /* j belongs to the submitting loop from here on */
+  if (!hand_back(j)) return; /* this worker is leaving the pool: its state is closed, not drained */
   po_push_cfunction(L, &drain_key, po_lua_drain_tasks);
   if (po_pcall(L, 0, 0) != 0) lua_pop(L, 1);
   /* No forced GC step here: the state's own (allocation-paced) collector
@@ -469,4 +488,89 @@ job *po_lua_job_new_c(po_pool_client *client, po_lua_pool_work_fn work, po_lua_p
 int po_lua_job_push_results(lua_State *L, void *data) {
   job *j = data;
   return po_copy_decode(L, j->results.data, j->results.len, NULL);
+}
+
+/* ---- a job as bytes, for another process ----
+ *
+ * "POJ1", the kind, then three blocks (a 64-bit length, then the bytes):
+ * the code, the upvalues, the arguments, each as a job holds them. */
+
+static const char pack_magic[4] = {'P', 'O', 'J', '1'};
+
+static int append_block(po_strbuf *b, const char *p, size_t n) {
+  uint64_t len = n;
+  int rc = po_strbuf_append(b, &len, sizeof len);
+  return rc || n == 0 ? rc : po_strbuf_append(b, p, n);
+}
+
+static int take_block(const char **p, const char *end, po_strbuf *out) {
+  uint64_t n;
+  if ((size_t)(end - *p) < sizeof n) return -1;
+  memcpy(&n, *p, sizeof n);
+  *p += sizeof n;
+  if ((uint64_t)(end - *p) < n) return -1;
+  out->data = (char *)*p;
+  out->len = (size_t)n;
+  *p += n;
+  return 0;
+}
+
+int po_lua_pack(lua_State *L) {
+  job *j = po_lua_job_new(L, NULL, 1, 2, lua_gettop(L) - 1, 0, "po.pool.pack");
+  po_strbuf b = {0};
+  int rc = po_strbuf_append(&b, pack_magic, sizeof pack_magic);
+  if (rc == 0) rc = po_strbuf_append_char(&b, (char)j->kind);
+  if (rc == 0) rc = append_block(&b, j->code, j->code_len);
+  if (rc == 0) rc = append_block(&b, j->upvalues.data, j->upvalues.len);
+  if (rc == 0) rc = append_block(&b, j->args.data, j->args.len);
+  po_lua_job_free(j);
+  if (rc != 0) {
+    po_strbuf_free(&b);
+    return luaL_error(L, "po.pool.pack: out of memory");
+  }
+  lua_pushlstring(L, b.data, b.len);
+  po_strbuf_free(&b);
+  return 1;
+}
+
+int po_lua_unpack(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len), *p = s + sizeof pack_magic + 1, *end = s + len;
+  job j = {0};
+  po_strbuf code, args;
+  if (len < sizeof pack_magic + 1 || memcmp(s, pack_magic, sizeof pack_magic) != 0 ||
+      (p[-1] != PO_JOB_BYTECODE && p[-1] != PO_JOB_MODULE) || take_block(&p, end, &code) != 0 ||
+      take_block(&p, end, &j.upvalues) != 0 || take_block(&p, end, &args) != 0 || p != end)
+    return luaL_error(L, "po.pool.unpack: s is not a job from po.pool.pack");
+  j.kind = s[sizeof pack_magic];
+  j.code = code.data;
+  j.code_len = code.len;
+  lua_settop(L, 1);
+  lua_pushcfunction(L, push_job_function);
+  lua_pushlightuserdata(L, &j);
+  lua_call(L, 1, 1);
+  set_upvalues(L, &j);
+  return 1 + po_copy_decode(L, args.data, args.len, NULL);
+}
+
+int po_lua_encode(lua_State *L) {
+  po_strbuf b = {0};
+  char err[512];
+  int rc = po_copy_encode(L, 1, lua_gettop(L), "value[%d]", &b, err, sizeof err);
+  if (rc != 0) {
+    po_strbuf_free(&b);
+    return luaL_error(L, "po.pool.encode: %s", err);
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  po_strbuf_free(&b);
+  return 1;
+}
+
+int po_lua_decode(lua_State *L) {
+  size_t len, used;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lua_settop(L, 1);
+  int n = po_copy_decode(L, s, len, &used);
+  if (used != len) return luaL_error(L, "po.pool.decode: s has bytes after the values");
+  return n;
 }

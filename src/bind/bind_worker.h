@@ -22,14 +22,15 @@
 enum { PO_JOB_BYTECODE, PO_JOB_MODULE, PO_JOB_C };
 
 /* Arguments every job of a batch gets first, encoded once (the candidate of
- * a validation run), shared by the batch and its jobs. Counted and freed on
- * the submitting state's thread only. */
+ * a validation run), shared by the batch and its jobs. Counted atomically:
+ * an abandoned job drops its reference on its worker's thread. */
 typedef struct po_lua_shared_args {
-  int refs;
+  int refs; /* atomic */
   po_strbuf buf;
 } po_lua_shared_args;
 
-/* Drops one reference (NULL is ignored); the last frees the arguments. */
+/* Drops one reference (NULL is ignored); the last frees the arguments.
+ * Thread-safe. */
 void po_lua_shared_args_unref(po_lua_shared_args *sa);
 
 struct po_lua_batch;
@@ -76,6 +77,21 @@ int po_lua_job_push_results(lua_State *L, void *job);
 
 /* True in a worker's own Lua state. */
 int po_lua_in_worker(lua_State *L);
+
+/* po.pool.pack(fn, ...) -> string: a job (fn as for po.pool.submit, its
+ * upvalues, the arguments) as bytes, for another process to run. */
+int po_lua_pack(lua_State *L);
+
+/* po.pool.unpack(s) -> fn, ...: the function of a packed job (upvalues
+ * rebound as in a worker) and its arguments. Raises on other bytes. */
+int po_lua_unpack(lua_State *L);
+
+/* po.pool.encode(...) -> string: plain values as bytes (bind_copy.c). */
+int po_lua_encode(lua_State *L);
+
+/* po.pool.decode(s) -> ...: the values of po.pool.encode's bytes; raises
+ * on other bytes. */
+int po_lua_decode(lua_State *L);
 
 /* The pool's local_free: closes a worker's Lua state. */
 void po_lua_worker_free(void *local);

@@ -1,10 +1,18 @@
 #include "pool.h"
 
+#include "clock.h"
 #include "error.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+typedef struct worker {
+  po_pool *pool;
+  pthread_t thread;
+  int abandoned; /* (pool lock) its job was abandoned: exit when it returns */
+  int retired;   /* (pool lock) started for an abandon that lost its race: exit at once */
+} worker;
 
 struct po_pool {
   pthread_mutex_t lock;
@@ -16,8 +24,10 @@ struct po_pool {
   int signaled; /* signals sent and not yet taken by a waking worker */
   int stopping;
   po_pool_local_free_fn local_free;
-  pthread_t *threads;
+  worker **workers; /* the live workers, joined by po_pool_free */
   int size;
+  int abandoned; /* abandoned threads not yet exited */
+  int refs;      /* the owner's, and one per detached thread still running */
 };
 
 int po_cpu_count(void) {
@@ -25,12 +35,28 @@ int po_cpu_count(void) {
   return n > 0 ? (int)n : 1;
 }
 
+static void pool_destroy(po_pool *pool) {
+  pthread_cond_destroy(&pool->wake);
+  pthread_mutex_destroy(&pool->lock);
+  free(pool->workers);
+  free(pool);
+}
+
+/* Drops one reference, under the lock (which it releases); the last frees
+ * the pool. */
+static void pool_unref_unlock(po_pool *pool) {
+  int last = --pool->refs == 0;
+  pthread_mutex_unlock(&pool->lock);
+  if (last) pool_destroy(pool);
+}
+
 static void *worker_main(void *arg) {
-  po_pool *pool = arg;
+  worker *w = arg;
+  po_pool *pool = w->pool;
   void *local = NULL;
   pthread_mutex_lock(&pool->lock);
   for (;;) {
-    while (!pool->stopping && !pool->head) {
+    while (!pool->stopping && !pool->head && !w->retired) {
       pool->waiting++;
       pthread_cond_wait(&pool->wake, &pool->lock);
       if (pool->signaled > 0)
@@ -38,43 +64,66 @@ static void *worker_main(void *arg) {
       else
         pool->waiting--; /* a broadcast or a spurious wake-up */
     }
-    if (pool->stopping) break;
+    if (pool->stopping || w->retired) break;
     po_pool_job *job = pool->head;
     pool->head = job->next;
     if (!pool->head) pool->tail = NULL;
     pool->queued--;
     pool->running++;
+    job->worker = w;
+    __atomic_store_n(&job->state, PO_POOL_JOB_RUNNING, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&pool->lock);
+    po_pool_job_restart(job);
     job->run(&local, job);
     pthread_mutex_lock(&pool->lock);
+    if (w->abandoned) { /* po_pool_abandon took it out of the counts */
+      pool->abandoned--;
+      break;
+    }
     pool->running--;
   }
+  int detached = w->abandoned || w->retired;
   pthread_mutex_unlock(&pool->lock);
   if (local && pool->local_free) pool->local_free(local);
+  if (!detached) return NULL; /* joined by po_pool_free, which frees w */
+  free(w);
+  pthread_mutex_lock(&pool->lock);
+  pool_unref_unlock(pool);
   return NULL;
+}
+
+/* A worker of pool, running; NULL if no thread could be started. */
+static worker *worker_start(po_pool *pool) {
+  worker *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->pool = pool;
+  if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    free(w);
+    return NULL;
+  }
+  return w;
 }
 
 int po_pool_new(int workers, po_pool_local_free_fn local_free, po_pool **out) {
   if (workers <= 0) workers = po_cpu_count();
   po_pool *pool = calloc(1, sizeof *pool);
   if (!pool) return PO_ENOMEM;
-  pool->threads = calloc((size_t)workers, sizeof *pool->threads);
-  if (!pool->threads) {
+  pool->workers = calloc((size_t)workers, sizeof *pool->workers);
+  if (!pool->workers) {
     free(pool);
     return PO_ENOMEM;
   }
   pthread_mutex_init(&pool->lock, NULL);
   pthread_cond_init(&pool->wake, NULL);
   pool->local_free = local_free;
+  pool->refs = 1;
   for (int i = 0; i < workers; i++) {
-    if (pthread_create(&pool->threads[pool->size], NULL, worker_main, pool) != 0) break;
-    pool->size++;
+    worker *w = worker_start(pool);
+    if (!w) break;
+    pool->workers[pool->size++] = w;
   }
   if (pool->size == 0) {
-    pthread_cond_destroy(&pool->wake);
-    pthread_mutex_destroy(&pool->lock);
-    free(pool->threads);
-    free(pool);
+    pool_destroy(pool);
     return PO_EIO;
   }
   *out = pool;
@@ -86,7 +135,12 @@ int po_pool_submit(po_pool *pool, po_pool_job *job) { return po_pool_submit_many
 int po_pool_submit_many(po_pool *pool, po_pool_job *first, int count) {
   if (count <= 0) return 0;
   po_pool_job *last = first;
-  for (int i = 1; i < count; i++) last = last->next;
+  for (int i = 1;; i++) {
+    last->state = PO_POOL_JOB_QUEUED;
+    last->started = 0;
+    if (i == count) break;
+    last = last->next;
+  }
   last->next = NULL;
   pthread_mutex_lock(&pool->lock);
   if (pool->stopping) {
@@ -113,6 +167,64 @@ int po_pool_submit_many(po_pool *pool, po_pool_job *first, int count) {
   return 0;
 }
 
+int po_pool_job_claim(po_pool_job *job) {
+  int expected = PO_POOL_JOB_RUNNING;
+  return __atomic_compare_exchange_n(&job->state, &expected, PO_POOL_JOB_CLAIMED, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE);
+}
+
+double po_pool_job_started(const po_pool_job *job) {
+  double t;
+  __atomic_load(&job->started, &t, __ATOMIC_ACQUIRE);
+  return t;
+}
+
+void po_pool_job_restart(po_pool_job *job) {
+  double t = po_monotonic();
+  __atomic_store(&job->started, &t, __ATOMIC_RELEASE);
+}
+
+int po_pool_abandon(po_pool *pool, po_pool_job *job) {
+  pthread_mutex_lock(&pool->lock);
+  if (__atomic_load_n(&job->state, __ATOMIC_ACQUIRE) != PO_POOL_JOB_RUNNING) {
+    pthread_mutex_unlock(&pool->lock);
+    return PO_ENOENT;
+  }
+  /* The replacement first, so that a failure changes nothing; it waits for
+   * the lock, and leaves at once if the job is claimed meanwhile. */
+  worker *fresh = worker_start(pool);
+  if (!fresh) {
+    pthread_mutex_unlock(&pool->lock);
+    return PO_EIO;
+  }
+  int expected = PO_POOL_JOB_RUNNING;
+  if (!__atomic_compare_exchange_n(&job->state, &expected, PO_POOL_JOB_ABANDONED, 0, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    fresh->retired = 1;
+    pthread_detach(fresh->thread);
+    pool->refs++;
+    pthread_mutex_unlock(&pool->lock);
+    return PO_ENOENT;
+  }
+  worker *old = job->worker; /* still inside run: the job was not claimed */
+  for (int i = 0; i < pool->size; i++)
+    if (pool->workers[i] == old) pool->workers[i] = fresh;
+  old->abandoned = 1;
+  pthread_detach(old->thread);
+  pool->refs++;
+  pool->abandoned++;
+  pool->running--;
+  pthread_mutex_unlock(&pool->lock);
+  return 0;
+}
+
+int po_pool_abandoned(po_pool *pool) {
+  pthread_mutex_lock(&pool->lock);
+  int n = pool->abandoned;
+  pthread_mutex_unlock(&pool->lock);
+  return n;
+}
+
 int po_pool_size(const po_pool *pool) { return pool->size; }
 
 void po_pool_counts(po_pool *pool, int *queued, int *running) {
@@ -131,16 +243,18 @@ void po_pool_free(po_pool *pool) {
   pool->queued = 0;
   pthread_mutex_unlock(&pool->lock);
   pthread_cond_broadcast(&pool->wake);
-  for (int i = 0; i < pool->size; i++) pthread_join(pool->threads[i], NULL);
+  /* workers[] changes only in po_pool_abandon, which is not called now. */
+  for (int i = 0; i < pool->size; i++) {
+    pthread_join(pool->workers[i]->thread, NULL);
+    free(pool->workers[i]);
+  }
   while (dropped) {
     po_pool_job *next = dropped->next;
     if (dropped->drop) dropped->drop(dropped);
     dropped = next;
   }
-  pthread_cond_destroy(&pool->wake);
-  pthread_mutex_destroy(&pool->lock);
-  free(pool->threads);
-  free(pool);
+  pthread_mutex_lock(&pool->lock);
+  pool_unref_unlock(pool); /* abandoned threads still running keep it */
 }
 
 /* ---- the client ---- */
@@ -276,6 +390,16 @@ void po_pool_client_finish(po_pool_client *c, po_pool_job *job) {
     c->delivery_posted = 0;
     pthread_mutex_unlock(&c->lock);
   }
+}
+
+int po_pool_client_abandon(po_pool_client *c, po_pool_job *job) {
+  if (!c->pool) return PO_ENOENT;
+  int rc = po_pool_abandon(c->pool, job);
+  if (rc == 0) {
+    po_loop_release(c->loop);
+    c->in_flight--;
+  }
+  return rc;
 }
 
 void po_pool_client_shutdown(po_pool_client *c) {

@@ -5,7 +5,13 @@
  * a worker thread and the function to call instead if the job never runs.
  * Each worker has one private slot (`local`, NULL at first) for state it
  * keeps between jobs (the Lua binding keeps a lua_State there), freed by the
- * local_free hook on the worker's own thread when the pool stops. */
+ * local_free hook on the worker's own thread when the pool stops.
+ *
+ * A job that runs too long can be abandoned (po_pool_abandon): a new worker
+ * takes its worker's place, so the pool never shrinks, and the old thread is
+ * left to finish the job on its own and then exit; it is never joined (a
+ * thread cannot be stopped safely), so one that never returns keeps its core
+ * busy until the process ends, which does not wait for it. */
 #ifndef PO_POOL_H
 #define PO_POOL_H
 
@@ -25,7 +31,28 @@ typedef struct po_pool_job {
   struct po_pool_job *next; /* the pool's */
   po_pool_run_fn run;
   po_pool_drop_fn drop;
+  /* the pool's, set when the job is queued and taken: */
+  int state;      /* PO_POOL_JOB_* (atomic) */
+  double started; /* po_monotonic() when a worker took it, 0 before (atomic) */
+  void *worker;
 } po_pool_job;
+
+enum { PO_POOL_JOB_QUEUED, PO_POOL_JOB_RUNNING, PO_POOL_JOB_CLAIMED, PO_POOL_JOB_ABANDONED };
+
+/* Called by a job's run (on its worker) before it hands the job back to
+ * its submitter, when the job may be abandoned. Returns 1: the job is
+ * still run's to hand back; or 0: it was abandoned, nobody waits for it
+ * any more, and run must free it (touching nothing of the submitter's).
+ * A job whose run never calls it must not be abandoned. */
+int po_pool_job_claim(po_pool_job *job);
+
+/* When a worker took the job (po_monotonic() seconds), or 0 while it is
+ * queued. Thread-safe; job must still be the caller's to read. */
+double po_pool_job_started(const po_pool_job *job);
+
+/* For run: moves the job's start to now, after setup that should not count
+ * as the job's time (a worker creating its state on first use). */
+void po_pool_job_restart(po_pool_job *job);
 
 /* Starts `workers` threads (<= 0: one per online CPU) in *out. local_free may
  * be NULL. Returns 0, PO_ENOMEM, or PO_EIO when no thread could be started
@@ -50,8 +77,20 @@ int po_pool_size(const po_pool *pool);
 /* Jobs waiting in the queue and jobs running now (a snapshot). */
 void po_pool_counts(po_pool *pool, int *queued, int *running);
 
+/* Abandons job, which a worker is running: a new worker (with an empty
+ * slot) takes that worker's place, and the job becomes its run's (see
+ * po_pool_job_claim); the old thread exits when run returns, freeing its
+ * slot. Must not be called from a worker. Returns 0; PO_ENOENT when the
+ * job is not running (still queued, or already claimed: it is being handed
+ * back); PO_EIO when no thread could be started (nothing changes). */
+int po_pool_abandon(po_pool *pool, po_pool_job *job);
+
+/* Abandoned workers whose job has not returned yet (a snapshot). */
+int po_pool_abandoned(po_pool *pool);
+
 /* Stops the pool: jobs still queued are dropped (their drop is called),
- * running jobs finish, the workers free their slots and are joined. Must
+ * running jobs finish, the workers free their slots and are joined
+ * (abandoned ones are not waited for). Must
  * not be called from a worker. NULL is ignored. */
 void po_pool_free(po_pool *pool);
 
@@ -115,6 +154,11 @@ int po_pool_client_flush(po_pool_client *c);
 /* From any thread: hands a finished job back to the client's loop, where
  * deliver gets it. The job's `next` is the client's from here. */
 void po_pool_client_finish(po_pool_client *c, po_pool_job *job);
+
+/* po_pool_abandon on the client's pool; on success the job no longer
+ * counts as in flight and will not be delivered. Returns as
+ * po_pool_abandon, or PO_ENOENT when no pool runs. */
+int po_pool_client_abandon(po_pool_client *c, po_pool_job *job);
 
 /* Stops the pool (po_pool_free: queued jobs are dropped, their drop called
  * here); the next submit starts a new one. Staged jobs stay staged. */

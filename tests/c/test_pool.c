@@ -156,6 +156,110 @@ static void default_size_is_the_cpu_count(void) {
 }
 
 
+/* ---- abandoning a job that runs too long ---- */
+
+typedef struct stuck_job {
+  po_pool_job node;
+  int release; /* atomic: the job returns once set */
+  int entered; /* atomic */
+  int claimed; /* po_pool_job_claim's answer, -1 before */
+  int done;    /* atomic: run returned */
+} stuck_job;
+
+static void stuck_run(void **local, void *p) {
+  stuck_job *j = p;
+  if (!*local) *local = malloc(1);
+  __atomic_store_n(&j->entered, 1, __ATOMIC_SEQ_CST);
+  while (!__atomic_load_n(&j->release, __ATOMIC_SEQ_CST)) usleep(1000);
+  j->claimed = po_pool_job_claim(&j->node);
+  __atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
+}
+
+static int wait_flag(int *flag) {
+  for (int i = 0; i < 5000 && !__atomic_load_n(flag, __ATOMIC_SEQ_CST); i++) usleep(1000);
+  return __atomic_load_n(flag, __ATOMIC_SEQ_CST);
+}
+
+static int wait_abandoned(po_pool *pool, int n) {
+  for (int i = 0; i < 5000 && po_pool_abandoned(pool) != n; i++) usleep(1000);
+  return po_pool_abandoned(pool);
+}
+
+/* A stuck job's worker is replaced: the other jobs still get every worker,
+ * the stuck one finds it was abandoned when it returns, and its thread then
+ * exits and frees its slot. */
+static void abandon_replaces_the_worker(void) {
+  po_pool *pool;
+  REQUIRE(po_pool_new(2, local_free, &pool) == 0);
+  stuck_job stuck[2] = {{.node = {.run = stuck_run}, .claimed = -1}, {.node = {.run = stuck_run}, .claimed = -1}};
+  REQUIRE(po_pool_submit(pool, &stuck[0].node) == 0);
+  REQUIRE(po_pool_submit(pool, &stuck[1].node) == 0);
+  REQUIRE(wait_flag(&stuck[0].entered) && wait_flag(&stuck[1].entered));
+  CHECK(po_pool_job_started(&stuck[0].node) > 0);
+  CHECK_EQ_INT(po_pool_abandon(pool, &stuck[0].node), 0);
+  CHECK_EQ_INT(po_pool_abandon(pool, &stuck[0].node), PO_ENOENT); /* once */
+  CHECK_EQ_INT(po_pool_size(pool), 2);
+  CHECK_EQ_INT(po_pool_abandoned(pool), 1);
+  int queued = -1, running = -1;
+  po_pool_counts(pool, &queued, &running);
+  CHECK_EQ_INT(running, 1);
+
+  /* Both workers but the stuck one's stand-in are busy: quick jobs run on it. */
+  int runs = 0, drops = 0, inits = 0;
+  counter_job quick[20];
+  for (int i = 0; i < 20; i++) {
+    quick[i] = (counter_job){.node = {.run = count_run, .drop = count_drop}, .runs = &runs, .drops = &drops,
+                             .slot_inits = &inits};
+    REQUIRE(po_pool_submit(pool, &quick[i].node) == 0);
+  }
+  for (int i = 0; i < 5000 && __atomic_load_n(&runs, __ATOMIC_SEQ_CST) < 20; i++) usleep(1000);
+  CHECK_EQ_INT(__atomic_load_n(&runs, __ATOMIC_SEQ_CST), 20);
+
+  /* A queued job is not running: it cannot be abandoned. */
+  stuck_job queued_job = {.node = {.run = stuck_run}, .claimed = -1, .release = 1};
+  stuck_job blocker = {.node = {.run = stuck_run}, .claimed = -1};
+  REQUIRE(po_pool_submit(pool, &blocker.node) == 0); /* the second worker */
+  REQUIRE(wait_flag(&blocker.entered));
+  REQUIRE(po_pool_submit(pool, &queued_job.node) == 0);
+  CHECK(po_pool_job_started(&queued_job.node) == 0);
+  CHECK_EQ_INT(po_pool_abandon(pool, &queued_job.node), PO_ENOENT);
+
+  int freed_before = __atomic_load_n(&locals_freed, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&stuck[0].release, 1, __ATOMIC_SEQ_CST);
+  REQUIRE(wait_flag(&stuck[0].done));
+  CHECK_EQ_INT(stuck[0].claimed, 0); /* abandoned: run keeps the job */
+  CHECK_EQ_INT(wait_abandoned(pool, 0), 0);
+  for (int i = 0; i < 5000 && __atomic_load_n(&locals_freed, __ATOMIC_SEQ_CST) == freed_before; i++) usleep(1000);
+  CHECK_EQ_INT(__atomic_load_n(&locals_freed, __ATOMIC_SEQ_CST) - freed_before, 1);
+
+  __atomic_store_n(&stuck[1].release, 1, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&blocker.release, 1, __ATOMIC_SEQ_CST);
+  REQUIRE(wait_flag(&stuck[1].done) && wait_flag(&queued_job.done));
+  CHECK_EQ_INT(stuck[1].claimed, 1);
+  CHECK_EQ_INT(po_pool_abandon(pool, &stuck[1].node), PO_ENOENT); /* claimed: it is being handed back */
+  po_pool_free(pool);
+  CHECK_EQ_INT(drops, 0);
+}
+
+/* po_pool_free does not wait for an abandoned job; the pool's memory stays
+ * until its thread has left (the sanitizer build checks the access). */
+static void free_leaves_an_abandoned_job_running(void) {
+  po_pool *pool;
+  REQUIRE(po_pool_new(1, local_free, &pool) == 0);
+  stuck_job *stuck = calloc(1, sizeof *stuck);
+  *stuck = (stuck_job){.node = {.run = stuck_run}, .claimed = -1};
+  REQUIRE(po_pool_submit(pool, &stuck->node) == 0);
+  REQUIRE(wait_flag(&stuck->entered));
+  CHECK_EQ_INT(po_pool_abandon(pool, &stuck->node), 0);
+  po_pool_free(pool); /* returns although the job has not */
+  CHECK(!__atomic_load_n(&stuck->done, __ATOMIC_SEQ_CST));
+  __atomic_store_n(&stuck->release, 1, __ATOMIC_SEQ_CST);
+  REQUIRE(wait_flag(&stuck->done));
+  CHECK_EQ_INT(stuck->claimed, 0);
+  free(stuck); /* done was run's last touch of it */
+}
+
+
 /* ---- the client ---- */
 
 typedef struct client_job {
@@ -377,6 +481,8 @@ int main(void) {
   RUN(submit_many_queues_a_list_in_order);
   RUN(wakes_a_sleeping_worker_for_a_lone_job);
   RUN(default_size_is_the_cpu_count);
+  RUN(abandon_replaces_the_worker);
+  RUN(free_leaves_an_abandoned_job_running);
   RUN(client_delivers_a_burst_on_the_loop_thread_in_one_callback);
   RUN(client_stages_until_a_flush_the_loop_or_a_full_chunk);
   RUN(client_resizes_only_when_idle);

@@ -282,6 +282,72 @@ describe("po.pool", function()
       "po.pool.batch: cannot copy a function at shared[1].f")
   end)
 
+  it("batch abandon replaces the worker of a running job, which is never reported", function()
+    po.pool.configure { workers = 1 }
+    local release = os.tmpname()
+    os.remove(release)
+    local got = {}
+    local b = po.pool.batch(function(id, seconds, a) got[id] = { seconds, a } end)
+    -- Job 1 holds the only worker until the file exists; job 2 waits behind it.
+    b:submit(1, function(p)
+      while not io.open(p) do
+        po.sleep(0.005)
+      end
+      return "late"
+    end, release)
+    b:submit(2, function() return "after" end)
+    b:flush()
+    while not b:started(1) do
+      po.sleep(0.005)
+    end
+    assert.is_nil(b:started(2))
+    assert.is_false(b:abandon(2)) -- queued, not running
+    assert.is_true(b:abandon(1))
+    assert.is_false(b:abandon(1))
+    assert.is_nil(b:started(1)) -- no longer the batch's
+    while not got[2] do -- runs on the new worker while job 1 still holds the old one
+      po.sleep(0.005)
+    end
+    assert.are.equal("after", got[2][2])
+    local stats = po.pool.stats()
+    assert.are.equal(1, stats.workers)
+    assert.are.equal(1, stats.abandoned)
+    assert.are.equal(0, stats.in_flight)
+    assert.are.equal(0, b:in_flight())
+    assert(io.open(release, "w")):close()
+    while po.pool.stats().abandoned > 0 do -- the old thread returns and leaves
+      po.sleep(0.005)
+    end
+    po.sleep(0.05)
+    assert.is_nil(got[1])
+    os.remove(release)
+    po.pool.configure { workers = 2 } -- nothing counts as in flight any more
+  end)
+
+  it("packs a job and plain values as bytes for another process", function()
+    local scale = 3
+    local packed = po.pool.pack(function(t, x) return po.json.encode(t), x * scale end, { 1, 2 }, 14)
+    assert.are.equal("string", type(packed))
+    local out = po.run_sync { argv = { po.executable(), "-e",
+      "local fn, t, x = po.pool.unpack(io.read('*a')) io.write(po.pool.encode(fn(t, x)))" }, stdin = packed }
+    assert.are.equal("ok", out.status, out.stderr)
+    local json, n = po.pool.decode(out.stdout)
+    assert.are.equal("[1,2]", json)
+    assert.are.equal(42, n)
+    local fn, a, b = po.pool.unpack(po.pool.pack({ module = "string", fn = "rep" }, "ab", 2))
+    assert.are.equal("abab", fn(a, b))
+    local values = { 0.1, -0.0, math.huge, "a\0b", { k = { true } } }
+    assert.are.same(values, { po.pool.decode(po.pool.encode(unpack(values))) })
+    assert.has_error(function() po.pool.unpack("not a job") end, "po.pool.unpack: s is not a job from po.pool.pack")
+    assert.has_error(function() po.pool.unpack(packed:sub(1, -2)) end, "po.pool.unpack: s is not a job from po.pool.pack")
+    assert.has_error(function() po.pool.decode(po.pool.encode(1) .. "x") end,
+      "po.pool.decode: s has bytes after the values")
+    assert.has_error(function() po.pool.encode(print) end, "po.pool.encode: cannot copy a function at value[1]")
+    local function helper() end
+    assert.has_error(function() po.pool.pack(function() return helper() end) end,
+      "po.pool.pack: fn's upvalue 'helper' is a function, which cannot cross to a worker (modules from require and their functions can, and plain values are copied); pass { module = \"name\", fn = \"field\" } instead")
+  end)
+
   it("defaults to one worker per online CPU", function()
     local cpus = tonumber(io.popen("nproc"):read("*l"))
     assert.are.equal(cpus, po.pool.cpu_count())

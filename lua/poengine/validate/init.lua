@@ -8,7 +8,8 @@
 ---     run = { "make", "-C", "{dir}", "test" }   -- argv: a child process
 ---        or function(candidate) ... end          -- a function: on the pool
 ---        or { module = "m", fn = "f", arg = v },  -- m.f(candidate, v) on the pool
----     timeout = 60, stage = 1, parse = function(result, candidate) return passed, details end }
+---     timeout = 60, stage = 1, parse = function(result, candidate) return passed, details end,
+---     isolate = true, memory_limit = 2^30 }  -- a function in a child process, killed at its deadline
 --- Every validator runs in its own po.async task; child processes are waited
 --- on by the event loop and functions run on worker threads, so a run uses
 --- every core without threads in Lua. How many validators run at once is
@@ -62,7 +63,8 @@ end
 
 local VALIDATOR_FIELDS = {
   name = true, run = true, timeout = true, stage = true, parse = true, cwd = true, env = true, inline = true,
-  kill_grace = true, measure = "function", -- one measurement, for the optimizer's timing phase
+  kill_grace = true, isolate = true, memory_limit = true,
+  measure = "function", -- one measurement, for the optimizer's timing phase
 }
 
 local function check_validator(v, i, names)
@@ -84,6 +86,15 @@ local function check_validator(v, i, names)
       or (run[1] ~= nil and run.module == nil)))
   if not ok then
     error(where .. " (" .. v.name .. "): run must be an argv table, a function or { module =, fn = }", 4)
+  end
+  if v.isolate ~= nil and type(v.isolate) ~= "boolean" then
+    error(where .. " (" .. v.name .. "): isolate must be a boolean", 4)
+  end
+  if v.isolate and (type(run) ~= "function" and run.module == nil or v.inline) then
+    error(where .. " (" .. v.name .. "): isolate applies to a function or { module =, fn = } run, not inline", 4)
+  end
+  if v.memory_limit ~= nil and (not v.isolate or type(v.memory_limit) ~= "number" or v.memory_limit <= 0) then
+    error(where .. " (" .. v.name .. "): memory_limit must be a positive number of bytes, with isolate = true", 4)
   end
   if v.timeout ~= nil and (type(v.timeout) ~= "number" or v.timeout <= 0) then
     error(where .. " (" .. v.name .. "): timeout must be a positive number of seconds", 4)

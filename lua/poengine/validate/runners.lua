@@ -223,20 +223,38 @@ local function pooled_result(ctx, i, seconds, a, b)
   ctx.finish(i, r, false)
 end
 
--- Reports pool validator i now with status and message; its job is
--- canceled if it has not started, and its result dropped when it comes.
+-- Reports pool validator i now with status and message. A job running is
+-- abandoned: its worker is replaced (src/core/pool.c) and the function
+-- runs on in its old thread until it returns, never reported. A job
+-- queued is canceled; one finishing has its result dropped when it comes.
 local function stop_pooled(ctx, i, status, message)
-  ctx.reported[i] = true
-  ctx.batch:cancel(i)
+  local b = ctx.batch
+  local started = b:started(i) or ctx.started[i]
+  if b:abandon(i) then
+    if status == "timeout" then
+      message = message .. " (its worker was replaced; the function runs on in an abandoned thread until it "
+        .. "returns: use isolate = true to stop it)"
+    end
+  else
+    ctx.reported[i] = true
+    b:cancel(i)
+  end
   unwatch(ctx, i)
   local r = failed_result(ctx.validators[i], status, message)
-  r.duration = now() - ctx.started[i]
+  r.duration = now() - started
   ctx.finish(i, r, false)
 end
 
+-- A pool validator's deadline counts from when a worker started it: one
+-- still queued (behind runaway functions, say), or started after it was
+-- watched, is watched again until start + timeout.
 expire_pooled = function(ctx, i)
   local timeout = ctx.timeouts[i]
-  stop_pooled(ctx, i, "timeout", "timed out after " .. timeout .. " s (the worker finishes the function anyway)")
+  local started, t = ctx.batch:started(i), now()
+  if not started or started + timeout > t then
+    return watch(ctx, i, (started or t) + timeout)
+  end
+  stop_pooled(ctx, i, "timeout", "timed out after " .. timeout .. " s")
 end
 
 local function submit_pooled(ctx, v, i, timeout, candidate, t0)
@@ -257,11 +275,81 @@ local function submit_pooled(ctx, v, i, timeout, candidate, t0)
   watch(ctx, i, t0 + timeout)
 end
 
--- argv and inline validators: the runner and whether it holds a slot of
--- the process-wide limit (all of them do); nil for pool validators.
+-- Isolated functions (isolate = true) run in a child poengine process
+-- (validate/child.lua): the function's bytecode and its arguments go in on
+-- stdin (po.pool.pack, the pool's rules for what may cross), the results
+-- come back on stdout (po.pool.encode); at the deadline the child is killed
+-- like any po.run child, so a runaway function, even one stuck inside a C
+-- call, really stops. Its address space is capped (memory_limit), so a
+-- runaway allocation ends as ENOMEM instead of swapping the machine.
+
+--- Default address-space cap of an isolated function's process, in bytes.
+M.DEFAULT_MEMORY_LIMIT = 2 ^ 30
+
+local CHILD_CHUNK = "require('poengine.validate.child').main { memory_limit = %.17g, path = %q, cpath = %q }"
+
+local function out_of_memory(r, limit)
+  r.errors[1] = "ENOMEM: out of memory (memory_limit = " .. limit .. " bytes): " .. r.errors[1]
+  r.details.code = "ENOMEM"
+end
+
+-- The result of an isolated run that ended without a result of its own.
+local function child_failure(v, res, limit)
+  local how = res.signal and ("was killed by " .. res.signal) or ("exited with code " .. tostring(res.code))
+  local r = failed_result(v, "error", "the isolated function's process " .. how .. " without a result")
+  if res.stderr:find("not enough memory", 1, true) then
+    out_of_memory(r, limit)
+  end
+  return r
+end
+
+local function run_isolated(v, candidate, timeout, ctx, i, done)
+  local run, limit = v.run, v.memory_limit or M.DEFAULT_MEMORY_LIMIT
+  local ok, payload
+  if type(run) == "function" then
+    ok, payload = pcall(po.pool.pack, run, candidate)
+  else
+    ok, payload = pcall(po.pool.pack, { module = run.module, fn = run.fn }, candidate, run.arg)
+  end
+  if not ok then
+    return done(failed_result(v, "error", tostring(payload)))
+  end
+  local fut = po.run {
+    argv = { po.executable(), "-e", CHILD_CHUNK:format(limit, package.path, package.cpath) },
+    stdin = payload, timeout = timeout, kill_grace = v.kill_grace, output_limit = 2 ^ 28,
+  }
+  ctx.stops[i] = function() fut:cancel() end
+  fut:on_settle(function()
+    local res, msg, code = fut:outcome()
+    if not res then
+      return done(failed_result(v, code == "ECANCELED" and "canceled" or "error", tostring(msg)))
+    end
+    local r
+    local decoded, passed_ok, a, b = pcall(po.pool.decode, res.stdout)
+    if res.status == "timeout" then
+      r = failed_result(v, "timeout", "timed out after " .. timeout .. " s (its process was killed)")
+    elseif not decoded or res.status ~= "ok" then
+      r = child_failure(v, res, limit)
+    elseif passed_ok then
+      r = function_outcome(v, new_result(v, "ok", false), true, a, b)
+    else
+      r = failed_result(v, "error", tostring(a))
+      if b == "ENOMEM" then
+        out_of_memory(r, limit)
+      end
+    end
+    r.duration, r.stderr = res.duration, res.stderr
+    done(r)
+  end)
+end
+
+-- argv, inline and isolated validators: the runner, which holds a slot of
+-- the process-wide limit; nil for pool validators.
 local function runner_of(v)
   if type(v.run) == "table" and v.run.module == nil then
     return run_argv
+  elseif v.isolate then
+    return run_isolated
   elseif v.inline then
     return run_inline
   end
