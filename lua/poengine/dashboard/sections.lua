@@ -482,4 +482,6 @@ add {
   end,
 }
 
+add(require "poengine.dashboard.pareto")
+
 return M
