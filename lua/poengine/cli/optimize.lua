@@ -170,10 +170,8 @@ function M.main(args)
       io.stdout:flush()
     end,
   })
-  if not result then
-    -- The run could not start, or every LLM call it made failed: an error
-    -- (status 1), not a usage error, said in one line.
-    io.stderr:write("poengine optimize: ", (tostring(rerr):gsub("%s*\n%s*", " ")), "\n")
+  if not result then -- the run could not start: an error, not a usage error
+    io.stderr:write("poengine optimize: ", rerr, "\n")
     return 1
   end
 

@@ -73,9 +73,7 @@ function M.pareto_add(front, entry, direction, directions)
     if M.dominates(direction, e.score, entry.score, directions) then
       return front, false
     end
-    local same = type(e.score) == type(entry.score)
-      and not M.dominates(direction, entry.score, e.score, directions)
-      and not M.better(direction, entry.score, e.score, directions)
+    local same = type(e.score) == type(entry.score) and not M.better(direction, entry.score, e.score, directions)
       and not M.better(direction, e.score, entry.score, directions)
     if same then
       return front, false
