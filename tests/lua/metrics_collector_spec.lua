@@ -189,7 +189,9 @@ describe("po.metrics.collector", function()
     raises("col:record_validation: duration must be a finite number >= 0, got nil", col.record_validation, col, "a")
     raises("col:record_validation: count must be a finite number >= 0", col.record_validation, col, "a", 1, -2)
     raises("col:record_file_operation: n must be a finite number >= 0", col.record_file_operation, col, "a", "2")
-    raises("col:record_score: score and best_score must be numbers", col.record_score, col, "a", "high")
+    raises("col:record_score: score must be a number or a list of finite numbers", col.record_score, col, "a", "high")
+    raises("col:record_score: best_score must be a number or a list of finite numbers", col.record_score, col, "a",
+      { 1, 2 }, { 1, 0 / 0 })
     raises("col:end_cycle: id must be a string or a number, got nil", col.end_cycle, col)
     raises("col:recent: n must be a whole number >= 0", col.recent, col, -1)
     -- metadata changed into something unstorable before the end: raised, the cycle stays active

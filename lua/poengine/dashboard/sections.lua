@@ -519,4 +519,6 @@ add {
   end,
 }
 
+add(require "poengine.dashboard.pareto")
+
 return M

@@ -263,21 +263,59 @@ function Collector:record_file_operation(id, n)
   return true
 end
 
---- Sets the cycle's score (and best score so far), as the optimizer sees them.
+-- A score as record_score takes it: a finite number, or a non-empty list
+-- of finite numbers (a tuple of objectives). Returns the number the
+-- record's numeric field holds (the tuple's first component) and the
+-- tuple (nil for a number); raises naming the argument otherwise.
+local function score_value(m, name, v)
+  local function finite(x)
+    return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge
+  end
+  if type(v) == "number" then
+    return v
+  end
+  local ok = type(v) == "table" and #v > 0
+  local tuple, keys = {}, 0
+  for i = 1, ok and #v or 0 do
+    ok = ok and finite(v[i])
+    tuple[i] = v[i]
+  end
+  for _ in pairs(ok and v or {}) do
+    keys = keys + 1
+  end
+  if not ok or keys ~= #v then
+    error(m .. ": " .. name .. " must be a number or a list of finite numbers", 3)
+  end
+  return tuple[1], tuple
+end
+
+--- Sets the cycle's score (and best score so far), as the optimizer sees
+--- them: numbers, or tuples (lists of finite numbers), kept whole in the
+--- record's metadata.score and metadata.best_score while score and
+--- best_score hold their first components (what charts and statistics use).
+---@param score number|number[]
+---@param best_score? number|number[]
 ---@return true|nil ok, string? message, string? code
 function Collector:record_score(id, score, best_score)
   local m = "col:record_score"
   check_id(m, id)
-  if type(score) ~= "number" or (best_score ~= nil and type(best_score) ~= "number") then
-    error(m .. ": score and best_score must be numbers", 2)
+  local s, s_tuple = score_value(m, "score", score)
+  local b, b_tuple
+  if best_score ~= nil then
+    b, b_tuple = score_value(m, "best_score", best_score)
   end
   local a = self._active[id]
   if not a then
     return no_cycle(m, id)
   end
-  a.rec.score = score
-  if best_score ~= nil then
-    a.rec.best_score = best_score
+  a.rec.score = s
+  if b ~= nil then
+    a.rec.best_score = b
+  end
+  if s_tuple or b_tuple then
+    local meta = a.rec.metadata or {}
+    meta.score, meta.best_score = s_tuple or meta.score, b_tuple or meta.best_score
+    a.rec.metadata = meta
   end
   return true
 end

@@ -37,6 +37,7 @@ local checkpoint = require "poengine.optimizer.checkpoint"
 local result = require "poengine.optimizer.result"
 local timing = require "poengine.optimizer.timing"
 local record = require "poengine.optimizer.record"
+local score = require "poengine.optimizer.score"
 
 local M = {}
 M.diff, M.prompts, M.search = diff, prompts, search
@@ -47,8 +48,7 @@ local format = string.format
 ---------------------------------------------------------------------------
 -- Scores and evidence
 
-local better = result.better
-M.better, M.format_score = better, result.format_score
+M.better, M.format_score = score.better, result.format_score
 local evidence_of = propose.evidence_of
 
 ---------------------------------------------------------------------------
@@ -61,6 +61,7 @@ Optimizer.finish, Optimizer.final_comparison = result.finish, result.final_compa
 Optimizer.record_cycle, Optimizer.record_spans, Optimizer.record_phase, Optimizer.improvement_note =
   record.record_cycle, record.record_spans, record.record_phase, record.improvement_note
 M.describe_verdict = record.describe_verdict
+Optimizer.llm_failed_cycle, Optimizer.pareto_phase = propose.llm_failed_cycle, score.pareto_phase
 
 local function now_budget_exceeded(self)
   local b = self.task.budget
@@ -78,6 +79,12 @@ local function now_budget_exceeded(self)
     return "tokens"
   end
   return self.budget_hit
+end
+
+-- Whether score a beats b in the objective's direction(s) (score.lua).
+function Optimizer:better(a, b)
+  local o = self.task.objective
+  return score.better(o.direction, a, b, o.directions)
 end
 
 function Optimizer:spent()
@@ -155,14 +162,15 @@ function Optimizer:begin_cycle()
   self.cycle = self.cycle + 1
   local k = self.cycle
   local id = format("%s-%d", self.task.id, k)
-  assert(self.collector:start_cycle(id, { task = self.task.id, cycle = k, method = tostring(self.task.method) }))
+  local rec = assert(self.collector:start_cycle(id, { task = self.task.id, cycle = k,
+    method = tostring(self.task.method) }))
   self.validation_time, self.validation_count, self.file_operations = 0, 0, 0
   local state = {
     task = self.task, cycle = k, n = self.task.candidates_per_cycle, target_files = self.task.target_files,
     files = self.baseline.files, baseline_score = self.baseline.score, evidence = self.evidence,
     best_score = self.best_score,
   }
-  return { k = k, id = id, state = state, spans = { validations = {}, runs = {} } }
+  return { k = k, id = id, state = state, rec = rec, spans = { validations = {}, runs = {} } }
 end
 
 -- Ends a failed cycle in the collector; removes its sandboxes when asked.
@@ -227,6 +235,7 @@ function Optimizer:validate_phase(cy, candidates)
   if #self.task.validators > 0 then
     tasks[1] = start(function()
       local check = self:run_validators(cy, cy.baseline_cand)
+      cy.baseline_report = check
       if not check.passed then
         cy.baseline_error = "the baseline fails its own validators: " .. evidence_of(check)
       end
@@ -319,14 +328,13 @@ end
 -- would otherwise cause; it only ever removes accepts, so the cycle's
 -- false-accept bound still holds. Sets c.confirm on those it timed.
 function Optimizer:confirm_phase(cy, timed)
-  local direction = self.task.objective.direction
   local faster = {}
   for _, c in ipairs(timed) do
     if c.verdict == "faster" then
       faster[#faster + 1] = c
     end
   end
-  table.sort(faster, function(a, b) return better(direction, a.score, b.score) end)
+  table.sort(faster, function(a, b) return self:better(a.score, b.score) end)
   for i, c in ipairs(faster) do
     self:status("cycle %d of %d: confirming %s", cy.k, self.task.budget.cycles, c.id)
     local res, err, spans = timing.run(self.task.objective,
@@ -350,8 +358,13 @@ end
 -- baseline. The best score so far is the best in the objective's
 -- direction, whichever cycle measured it. Returns the accepted one, or nil.
 function Optimizer:select_phase(cy, candidates, baseline_stats)
-  local direction = self.task.objective.direction
-  self.baseline.score = self.task.score and self.task.score({ stats = baseline_stats }, nil) or baseline_stats.median
+  -- The task's score function sees the baseline as it sees a candidate:
+  -- its sandbox, its validation report and its timing.
+  local base = cy.baseline_cand
+  self.baseline.score = self.task.score and self.task.score({ id = "baseline", dir = base.dir, cand = base,
+    params = base.params, stats = baseline_stats, report = cy.baseline_report }, cy.baseline_report)
+    or baseline_stats.median
+  cy.baseline_score = self.baseline.score
   if self.best_score == nil then
     self.best_score = self.baseline.score
     self.first_score = self.baseline.score
@@ -364,7 +377,7 @@ function Optimizer:select_phase(cy, candidates, baseline_stats)
   for _, c in ipairs(candidates) do
     c.accepted = false
     local confirmed = self.task.objective.confirm == false or (c.confirm ~= nil and c.confirm.verdict == "faster")
-    if c.verdict == "faster" and confirmed and (not best or better(direction, c.score, best.score)) then
+    if c.verdict == "faster" and confirmed and (not best or self:better(c.score, best.score)) then
       best = c
     end
   end
@@ -385,7 +398,7 @@ function Optimizer:select_phase(cy, candidates, baseline_stats)
   for path, text in pairs(best.files or {}) do
     self.baseline.files[path] = text
   end
-  if better(direction, best.score, self.best_score) then
+  if self:better(best.score, self.best_score) then
     self.best_score = best.score
   end
   self.accepted[#self.accepted + 1] = { cycle = cy.k, id = best.id, score = best.score, diff = best.diff,
@@ -405,6 +418,13 @@ function Optimizer:run_cycle()
   if not ok then
     self:fail_cycle(cy, tostring(candidates))
     error(candidates, 0)
+  end
+  cy.llm = propose.llm_failures(candidates)
+  if cy.llm and cy.llm.failed == cy.llm.total then
+    return self:llm_failed_cycle(cy)
+  end
+  if candidates[1] and candidates[1].llm_call then
+    self.llm_answered = true
   end
   local started, berr = self:baseline_phase(cy)
   if not started then
@@ -428,6 +448,7 @@ function Optimizer:run_cycle()
     return nil, why
   end
   local best = self:select_phase(cy, candidates, baseline_stats)
+  self:pareto_phase(cy, candidates)
   self:record_phase(cy, candidates, best, baseline_stats)
   return best
 end
@@ -444,7 +465,7 @@ function Optimizer:run()
     if stopped then
       break
     end
-    if task.stop.target and self.best_score and not better(task.objective.direction, task.stop.target, self.best_score) then
+    if task.stop.target and self.best_score and not self:better(task.stop.target, self.best_score) then
       stopped = "target"
       break
     end
@@ -462,7 +483,13 @@ function Optimizer:run()
       break
     end
   end
-  return self:finish(stopped)
+  local res = self:finish(stopped)
+  res.pareto = task.objective.pareto and self.pareto or nil
+  local llm = self.llm_unanswered
+  if llm then
+    return nil, "po.optimizer: " .. llm.line, llm.code or "ELLM"
+  end
+  return res
 end
 
 --- The directory poengine keeps its stores in: $POENGINE_HOME, else
@@ -513,7 +540,7 @@ function M.new(task, opts)
     task = task, router = opts.router, out_dir = out_dir, quiet = opts.quiet, verbose = opts.verbose,
     progress = opts.progress, on_status = opts.status, parallel = opts.parallel ~= false,
     keep_sandboxes = opts.keep_sandboxes or task.keep_sandboxes,
-    cycle = 0, accepted = {}, stall = 0, malformed = 0, evidence = {}, started = po.now(),
+    cycle = 0, accepted = {}, stall = 0, pareto = {}, malformed = 0, evidence = {}, started = po.now(),
     prior_spent = { usd = 0, tokens = 0 },
     original = { files = files, params = task.baseline_params },
     baseline = { files = files, params = task.baseline_params },

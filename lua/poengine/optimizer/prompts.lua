@@ -38,6 +38,64 @@ function M.truncate(text, limit)
   return text:sub(1, head) .. format("\n[... %d bytes omitted ...]\n", #text - head - tail) .. text:sub(-tail)
 end
 
+-- Lines that mark where a test run's failure is told: a failing test's
+-- name, an assertion, an error with its place.
+local FAILURE_MARKS = {
+  "FAIL", "[Ff]ail", "not ok", "[Aa]ssert", "[Ee]rror", "[Ee]xpected", "panic", "Traceback", "%.%a+:%d+:",
+}
+
+local function failure_line(line)
+  for _, mark in ipairs(FAILURE_MARKS) do
+    if line:find(mark) then
+      return true
+    end
+  end
+  return false
+end
+
+--- The part of a test run's output that names what failed: from a couple
+--- of lines before the first line that reads like a failure (a failing
+--- test's name, an assertion, an error), as much as fits, and the last
+--- lines (the summary) when there is room. Output with no such line is
+--- cut as M.truncate cuts it.
+---@param text string
+---@param limit? integer bytes, default 1200
+function M.failure_excerpt(text, limit)
+  text = tostring(text or "")
+  limit = limit or 1200
+  if #text <= limit then
+    return text
+  end
+  local lines = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    lines[#lines + 1] = line
+  end
+  local first
+  for i, line in ipairs(lines) do
+    if failure_line(line) then
+      first = i
+      break
+    end
+  end
+  if not first then
+    return M.truncate(text, limit)
+  end
+  local from = math.max(1, first - 2)
+  local tail_room = math.floor(limit * 0.25)
+  local start = 1
+  for j = 1, from - 1 do
+    start = start + #lines[j] + 1
+  end
+  local before = from > 1 and format("[... %d lines before ...]\n", from - 1) or ""
+  local rest = text:sub(start)
+  if #rest <= limit then
+    return before .. rest
+  end
+  local head = rest:sub(1, limit - tail_room)
+  return before .. head .. format("\n[... %d bytes omitted ...]\n", #rest - #head - tail_room)
+    .. text:sub(-tail_room)
+end
+
 local function language_of(path)
   local ext = path:match("%.([%w]+)$") or ""
   local names = {

@@ -146,29 +146,84 @@ function M.propose(self, state)
     if resp then
       out[i] = candidate_from_reply(self, state, id, resp.text or "", method == "llm-diff" and "diff" or "rewrite")
     else
-      out[i] = { id = id, malformed = "the LLM call failed: " .. tostring(err), code = code, llm_failed = true }
+      out[i] = { id = id, malformed = "the LLM call failed: " .. tostring(err), code = code, llm_failed = true,
+        llm_error = tostring(err) }
       if code == "EBUDGET" then
         self.budget_hit = "usd"
       end
     end
+    out[i].llm_call = true
   end
   return out
 end
 
 --- What the next cycle's prompt is told about a failed validation report:
---- each failing validator's errors (else its output), truncated.
-function M.evidence_of(report)
+--- each failing validator's errors (its summary: "1 failed, 0 errors") and
+--- the part of its output that names what failed (the failing test's name
+--- and its assertion message, prompts.failure_excerpt), within `limit`
+--- bytes a validator (default 1400, under what prompts.evidence_text keeps).
+function M.evidence_of(report, limit)
+  limit = limit or 1400
   local parts = {}
   for _, r in ipairs(report.results or {}) do
     if not r.passed and r.status ~= "skipped" then
-      local text = concat(r.errors or {}, "\n")
-      if text == "" then
-        text = (r.stderr ~= "" and r.stderr) or r.stdout or r.status
+      local summary = concat(r.errors or {}, "\n")
+      local output = concat({ r.stdout or "", r.stderr or "" }, r.stdout ~= "" and r.stderr ~= "" and "\n" or "")
+      if output:find(summary, 1, true) then
+        summary = "" -- the output already says it
       end
-      parts[#parts + 1] = r.name .. " (" .. r.status .. "):\n" .. prompts.truncate(text, 1200)
+      local room = math.max(limit - #summary - 1, 200)
+      local text = output ~= "" and prompts.failure_excerpt(output, room) or ""
+      text = concat({ summary, text }, summary ~= "" and text ~= "" and "\n" or "")
+      parts[#parts + 1] = r.name .. " (" .. r.status .. "):\n" .. prompts.truncate(text ~= "" and text or r.status, limit)
     end
   end
   return concat(parts, "\n\n")
+end
+
+--- How the LLM calls of a cycle went: nil when the method asks no LLM or
+--- none failed, else { failed =, total =, error = the first failure's
+--- message, code = its code, line = "2 of 4 LLM calls failed: ..." }.
+function M.llm_failures(candidates)
+  local failed, total, first
+  for _, c in ipairs(candidates) do
+    if c.llm_call then
+      total = (total or 0) + 1
+      if c.llm_failed then
+        failed = (failed or 0) + 1
+        first = first or c
+      end
+    end
+  end
+  if not failed then
+    return nil
+  end
+  -- One line, and short: an error body can be a whole page.
+  local message = tostring(first.llm_error):gsub("%s*\n%s*", " ")
+  if #message > 300 then
+    message = message:sub(1, 297) .. "..."
+  end
+  return { failed = failed, total = total, error = message, code = first.code,
+    line = format("%d of %d LLM calls failed: %s", failed, total, message) }
+end
+
+-- A cycle none of whose LLM calls answered: nothing to validate or time.
+-- It says so in one line and in the event log, and counts as a stalled
+-- cycle. Before any call of the run has answered, it ends the run (a key,
+-- an address or a network that fails every call now fails the next cycle's
+-- too): po.optimizer.run then returns nil, the first error, its code.
+function M.llm_failed_cycle(self, cy)
+  local llm = cy.llm
+  self:event { kind = "llm_failed", cycle = cy.k, failed = llm.failed, total = llm.total, error = llm.error,
+    code = llm.code }
+  self:fail_cycle(cy, llm.line)
+  self:say("info", "cycle %d of %d: %s", cy.k, self.task.budget.cycles, llm.line)
+  self.stall = self.stall + 1
+  if not self.llm_answered and llm.code ~= "EBUDGET" then
+    self.llm_unanswered = llm
+    return nil, llm.line
+  end
+  return nil
 end
 
 return M

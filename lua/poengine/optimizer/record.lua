@@ -113,7 +113,9 @@ function M.record_phase(self, cy, candidates, best, baseline_stats)
   local evidence = {}
   local malformed = 0
   for _, c in ipairs(candidates) do
-    if c.malformed then
+    if c.llm_failed then
+      malformed = malformed + 1 -- no reply: nothing for the next prompt
+    elseif c.malformed then
       malformed = malformed + 1
       evidence[#evidence + 1] = { label = c.id .. ": the reply could not be used", text = c.malformed }
     elseif c.evidence then
@@ -148,10 +150,14 @@ function M.record_phase(self, cy, candidates, best, baseline_stats)
     self.sandboxes:remove_all()
   end
   local spent = self:spent()
-  self:say("info", "cycle %d of %d: %d candidates, %d validated, %s; best score %s%s (baseline %s); spent $%.4f, %d tokens",
-    k, self.task.budget.cycles, #candidates, #candidates - malformed,
+  -- Failed LLM calls are said as such, with the first error, not counted
+  -- among unusable replies.
+  self:say("info", "cycle %d of %d: %d candidates%s, %d validated, %s; best score %s%s (baseline %s); spent $%.4f, %d tokens",
+    k, self.task.budget.cycles, #candidates, cy.llm and (" (" .. cy.llm.line .. ")") or "",
+    #candidates - malformed,
     best and ("accepted " .. best.id .. format(" (%.2fx)", best.speedup or 0)) or "none accepted",
-    result.format_score(self.best_score), self:improvement_note(), result.format_score(baseline_stats.median),
+    result.format_score(self.best_score), self:improvement_note(),
+    result.format_score(cy.baseline_score or baseline_stats.median),
     spent.usd, spent.tokens)
   self:checkpoint()
 end

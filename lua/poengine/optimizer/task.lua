@@ -60,8 +60,20 @@ function M.check(task)
     max_runs = { 2, 10000, "a whole number of at least 2", true, true },
     warmup = { 0, 1000, "a whole number of at least 0", true, true },
   }
-  if o.confirm ~= nil and type(o.confirm) ~= "boolean" then
-    error("po.optimizer: task.objective.confirm must be a boolean", 3)
+  for _, name in ipairs { "confirm", "pareto" } do
+    if o[name] ~= nil and type(o[name]) ~= "boolean" then
+      error("po.optimizer: task.objective." .. name .. " must be a boolean", 3)
+    end
+  end
+  -- Tuple scores: one direction per component (docs/optimizer.md, "Scores").
+  if o.directions ~= nil then
+    local ok = type(o.directions) == "table" and #o.directions > 0
+    for _, d in ipairs(ok and o.directions or {}) do
+      ok = ok and (d == "min" or d == "max")
+    end
+    if not ok then
+      error("po.optimizer: task.objective.directions must be a list of 'min' and 'max'", 3)
+    end
   end
   for name, r in pairs(ranges) do
     local x = o[name]
