@@ -10,27 +10,6 @@ local M = {}
 
 local format, concat = string.format, table.concat
 
---- Whether score a is better than b in the objective's direction ("min"
---- or "max"); tuples compare element by element.
-function M.better(direction, a, b)
-  if type(a) == "table" then
-    for i = 1, math.max(#a, #b) do
-      local x, y = a[i], b[i]
-      if x ~= y then
-        if x == nil or y == nil then
-          return y == nil
-        end
-        return M.better(direction, x, y)
-      end
-    end
-    return false
-  end
-  if direction == "max" then
-    return a > b
-  end
-  return a < b
-end
-
 --- A score for people: a number with 4 significant digits, a tuple as (a, b).
 function M.format_score(score)
   if type(score) == "table" then

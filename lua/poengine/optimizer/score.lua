@@ -4,6 +4,8 @@
 --- (`objective.directions`, else `objective.direction` for all); with
 --- `objective.pareto = true` the run also keeps the candidates no other
 --- candidate dominates.
+local stats = require "poengine.metrics.stats"
+
 local M = {}
 
 -- The direction of component i: directions[i] when given, else direction.
@@ -11,11 +13,9 @@ local function dir_of(direction, directions, i)
   return directions and directions[i] or direction
 end
 
+-- Whether x is ahead of y in dir ("max", else lower is better).
 local function ahead(dir, x, y)
-  if dir == "max" then
-    return x > y
-  end
-  return x < y
+  return stats.better(dir == "max" and "max" or "min", x, y)
 end
 
 --- Whether score a is better than b: numbers in `direction` ("min" or
