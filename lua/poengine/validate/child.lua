@@ -17,10 +17,22 @@ int setrlimit(int resource, const struct po_child_rlimit *limit);
 int dup(int fd);
 int dup2(int from, int to);
 long write(int fd, const void *buf, unsigned long n);
+long sysconf(int name);
 ]])
 
 local C = ffi.C
 local RLIMIT_AS = 9 -- Linux, on every architecture poengine builds for
+local SC_PAGESIZE = 30
+
+-- The address space the process holds now, in bytes (0 if unknown).
+local function address_space()
+  local f = io.open("/proc/self/statm")
+  local pages = f and tonumber((f:read("*l") or ""):match("^(%d+)"))
+  if f then
+    f:close()
+  end
+  return (pages or 0) * tonumber(C.sysconf(SC_PAGESIZE))
+end
 
 local M = {}
 
@@ -47,8 +59,8 @@ local function call(fn, ...)
   return fn(...)
 end
 
---- Runs the job on stdin. opts: `memory_limit` (bytes of address space,
---- or nil), `path` and `cpath` (the parent's package paths, so the job's
+--- Runs the job on stdin. opts: `memory_limit` (bytes of address space
+--- the job may add to what the process holds when it starts, or nil), `path` and `cpath` (the parent's package paths, so the job's
 --- modules resolve as they do there).
 ---@param opts { memory_limit?: number, path?: string, cpath?: string }
 function M.main(opts)
@@ -62,7 +74,11 @@ function M.main(opts)
   end
   local payload = io.stdin:read("*a")
   if opts.memory_limit then
-    local limit = ffi.new("struct po_child_rlimit", opts.memory_limit, opts.memory_limit)
+    -- The cap is what the function may add to what the child holds now:
+    -- a fixed total would count the runtime itself, which under
+    -- AddressSanitizer reserves terabytes of shadow memory at start.
+    local cap = address_space() + opts.memory_limit
+    local limit = ffi.new("struct po_child_rlimit", cap, cap)
     if C.setrlimit(RLIMIT_AS, limit) ~= 0 then
       io.stderr:write("poengine: cannot set the memory limit (errno ", tostring(ffi.errno()), ")\n")
     end
