@@ -21,19 +21,11 @@ before_each(function()
 end)
 
 local function dep(model, extra)
-  local d = { provider = "openai", base_url = server.url .. "/v1", model = model, api_key = "sk-limits-SECRET-7" }
-  for k, v in pairs(extra or {}) do
-    d[k] = v
-  end
-  return d
+  return server:deployment(model, "sk-limits-SECRET-7", extra)
 end
 
 local function router(deployments, extra)
-  local opts = { deployments = deployments, retries = 0, backoff = { base = 0.01, max = 1 } }
-  for k, v in pairs(extra or {}) do
-    opts[k] = v
-  end
-  return po.llm.router(opts)
+  return server:router(deployments, { retries = 0, backoff = { base = 0.01, max = 1 } }, extra)
 end
 
 local PROMPT = "one two three four" -- 18 bytes: an estimated 5 input tokens; 4 words in, 5 out

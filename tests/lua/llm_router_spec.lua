@@ -19,19 +19,11 @@ before_each(function()
 end)
 
 local function dep(model, extra)
-  local d = { provider = "openai", base_url = server.url .. "/v1", model = model, api_key = "sk-router-SECRET-42" }
-  for k, v in pairs(extra or {}) do
-    d[k] = v
-  end
-  return d
+  return server:deployment(model, "sk-router-SECRET-42", extra)
 end
 
 local function router(deployments, extra)
-  local opts = { deployments = deployments, retries = 2, backoff = { base = 0.01, max = 3 } }
-  for k, v in pairs(extra or {}) do
-    opts[k] = v
-  end
-  return po.llm.router(opts)
+  return server:router(deployments, { retries = 2, backoff = { base = 0.01, max = 3 } }, extra)
 end
 
 local function count(model)

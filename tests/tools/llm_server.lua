@@ -5,6 +5,8 @@
 ---   server:stats()        the server's counts (GET /admin/stats)
 ---   server:reset()        zeroes them
 ---   server:stop()         shuts it down and waits for it to exit
+---   server:deployment(model, key, extra)   an OpenAI deployment pointing at it
+---   server:router(deployments, defaults, extra)   po.llm.router over them
 local po = require "poengine"
 
 local M = {}
@@ -38,6 +40,27 @@ end
 
 function Server:reset()
   call(self, "POST", "/admin/reset")
+end
+
+-- A copy of base with the fields of extra on top.
+local function with(base, extra)
+  for k, v in pairs(extra or {}) do
+    base[k] = v
+  end
+  return base
+end
+
+--- An OpenAI-format deployment of this server for `model` (which may carry
+--- the server's "#fault=..." options), with the given key, and extra
+--- fields on top.
+function Server:deployment(model, key, extra)
+  return with({ provider = "openai", base_url = self.url .. "/v1", model = model, api_key = key }, extra)
+end
+
+--- po.llm.router over `deployments`, with `defaults` (the spec's usual
+--- retries and backoff) and then `extra` on top.
+function Server:router(deployments, defaults, extra)
+  return po.llm.router(with(with({ deployments = deployments }, defaults), extra))
 end
 
 function Server:stop()
