@@ -10,16 +10,7 @@ local source = os.getenv("POENGINE_SOURCE_DIR") or "."
 local wordfreq = source .. "/examples/projects/wordfreq"
 local q = proc.quote
 
-local function events(path, kind)
-  local out = {}
-  for line in io.lines(path) do
-    local e = assert(po.json.decode(line))
-    if e.kind == kind then
-      out[#out + 1] = e
-    end
-  end
-  return out
-end
+local events = require "tests.tools.events"
 
 local function wordfreq_task(extra)
   local exe = po.executable()

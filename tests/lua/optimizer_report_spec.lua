@@ -8,16 +8,7 @@ local proc = require "tests.tools.proc"
 local build = os.getenv("POENGINE_BUILD_DIR") or "build"
 local spin = build .. "/tests/bench_spin"
 
-local function events(path, kind)
-  local out = {}
-  for line in io.lines(path) do
-    local e = assert(po.json.decode(line))
-    if e.kind == kind then
-      out[#out + 1] = e
-    end
-  end
-  return out
-end
+local events = require "tests.tools.events"
 
 local function read(path)
   local f = assert(io.open(path, "rb"))

@@ -16,18 +16,7 @@ local function read(path)
   return s
 end
 
--- The event log's records of one kind ("candidate", "timing", "final"),
--- or all of them.
-local function events(path, kind)
-  local out = {}
-  for line in io.lines(path) do
-    local e = assert(po.json.decode(line))
-    if not kind or e.kind == kind then
-      out[#out + 1] = e
-    end
-  end
-  return out
-end
+local events = require "tests.tools.events"
 
 -- The fast, correct version of wordfreq.top, and a fast one that breaks
 -- the tie order its tests require.

@@ -9,16 +9,7 @@ local build = os.getenv("POENGINE_BUILD_DIR") or "build"
 local spin = build .. "/tests/bench_spin"
 local q = proc.quote
 
-local function events(path, kind)
-  local out = {}
-  for line in io.lines(path) do
-    local e = assert(po.json.decode(line))
-    if e.kind == kind then
-      out[#out + 1] = e
-    end
-  end
-  return out
-end
+local events = require "tests.tools.events"
 
 -- A project whose "program" is bench_spin with the rounds in rounds.txt:
 -- a candidate's params.rounds is its run time. In the final check's

@@ -14,6 +14,7 @@
 --- descriptors or heap grew between the first and the last quarter of the
 --- rounds. Prints one summary line per figure.
 local po = require "poengine"
+local events = require "tests.tools.events"
 local proc = require "tests.tools.proc"
 local procstat = require "tests.tools.procstat"
 local llm_server = require "tests.tools.llm_server"
@@ -37,18 +38,6 @@ local function write(path, text)
   f:close()
 end
 
--- The candidate records of an event log (it also holds each cycle's
--- validation and timing spans, and the final check's).
-local function candidate_lines(path)
-  local n = 0
-  for line in io.lines(path) do
-    local e = po.json.decode(line)
-    if e and e.kind == "candidate" then
-      n = n + 1
-    end
-  end
-  return n
-end
 
 -- The cache the router uses, through a wrapper that remembers the keys it
 -- stored, so that a round can damage one the next round reads.
@@ -155,7 +144,8 @@ local function round(n)
   if recorded ~= result.cycles then
     failures[#failures + 1] = ("round %d: %d cycles ran, %d recorded"):format(n, result.cycles, recorded)
   end
-  local logged = candidate_lines(result.events)
+  -- The log also holds each cycle's timing spans: count the candidates.
+  local logged = #events(result.events, "candidate")
   if logged ~= result.cycles * CANDIDATES then
     failures[#failures + 1] = ("round %d: %d candidates in the event log, %d expected"):format(n, logged,
       result.cycles * CANDIDATES)
