@@ -848,8 +848,17 @@ describe("po.cache", function()
           if c:get(("p%d-%d"):format(id, i)) == ("v%d-%d"):format(id, i) then own = own + 1 end
         end
         io.open(dir .. "/done" .. id, "w"):close()
+        -- A barrier, bounded: a process that died must fail the test with
+        -- a message, not leave the others waiting for it forever.
+        local deadline = po.now() + 120
         for p = 1, 4 do
-          while not io.open(dir .. "/done" .. p) do po.sleep(0.01) end
+          while not io.open(dir .. "/done" .. p) do
+            if po.now() > deadline then
+              print("process " .. p .. " never finished its writes")
+              os.exit(3)
+            end
+            po.sleep(0.01)
+          end
         end
         local all = 0
         for p = 1, 4 do
