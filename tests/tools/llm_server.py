@@ -60,6 +60,17 @@ header wins over the model name). The model name is echoed back without them.
                      as the body, as they are: streamed (the format's stream
                      type, in one chunk) when the request streams, else as
                      application/json
+      wire           a documented vendor exchange from tests/fixtures/wire:
+                     wire=VENDOR/NAME sends NAME.response.* byte for byte
+                     (in chunk=N byte pieces, default 64, so parsers see
+                     events split anywhere) with the status and
+                     Content-Type of NAME.meta.json; works on every
+                     endpoint, whatever the request asks
+
+Fixtures in tests/fixtures/wire/VENDOR/: NAME.meta.json ({"source": the URL of
+the vendor's page the exchange was transcribed from, "endpoint", "status",
+"content_type"}), NAME.request.json (the request body as documented) and
+NAME.response.json | .sse | .ndjson (the reply's bytes as documented).
 """
 
 import argparse
@@ -74,6 +85,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "streams")
+WIRE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "wire")
 LOCK = threading.Lock()
 STATS = {}
 FAULT_COUNTS = {}
@@ -189,8 +201,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"ok": True})
             threading.Thread(target=self.server.shutdown, daemon=True).start()
             return
-        formats = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic", "/api/chat": "ollama"}
-        fmt = formats.get(self.path)
+        formats = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic", "/api/chat": "ollama",
+                   "/v1/embeddings": "openai", "/api/embed": "ollama"}
+        path = self.path.split("?", 1)[0]
+        fmt = formats.get(path)
+        if not fmt and path.startswith("/openai/deployments/"):
+            fmt = "openai"  # Azure OpenAI's deployment-scoped paths
         if not fmt:
             self.send_json(404, {"error": "no such endpoint: " + self.path})
             return
@@ -200,7 +216,8 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, AssertionError):
             self.send_json(400, error_body(fmt, 400, "the request body is not a JSON object"))
             return
-        missing = [f for f in REQUIRED[fmt] if f not in req]
+        required = REQUIRED[fmt] if path in ("/v1/chat/completions", "/v1/messages", "/api/chat") else []
+        missing = [f for f in required if f not in req]
         if missing:
             self.send_json(400, error_body(fmt, 400, "%s: Field required" % missing[0]))
             return
@@ -254,6 +271,9 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "context":
             self.send_json(400, context_error(fmt))
             return
+        if fault == "wire":
+            self.replay_wire(opts.get("wire", ""), int(opts.get("chunk", 64)))
+            return
         if fault == "replay":
             self.replay(fmt, req, opts.get("file", ""))
             return
@@ -304,6 +324,30 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def replay_wire(self, name, chunk):
+        vendor, _, base = name.partition("/")
+        folder = os.path.join(WIRE, os.path.basename(vendor))
+        base = os.path.basename(base)
+        with open(os.path.join(folder, base + ".meta.json")) as f:
+            meta = json.load(f)
+        body = None
+        for ext in ("sse", "ndjson", "json"):
+            path = os.path.join(folder, base + ".response." + ext)
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    body = f.read()
+                break
+        if body is None:
+            self.send_json(500, {"error": "no response file for wire fixture " + name})
+            return
+        self.send_response(int(meta.get("status", 200)))
+        self.send_header("Content-Type", meta.get("content_type", "application/json"))
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i in range(0, len(body), max(1, chunk)):
+            self.chunk(body[i:i + max(1, chunk)])
+        self.end_stream()
 
     def plain_reply(self, fmt, model, text, usage, opts, fault):
         obj = full_response(fmt, model, text, usage)
