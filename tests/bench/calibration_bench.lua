@@ -36,7 +36,13 @@ local WORK = tonumber(os.getenv("CALIB_WORK") or "") or 3000 -- rounds of bench_
 local ROUNDS = tonumber(os.getenv("CALIB_ROUNDS") or "") or 500
 local STEP = tonumber(os.getenv("CALIB_STEP") or "") or 3
 local CANDIDATES = 4
-local OPTS = { min_effect = 0.01, warmup = 1, first = 6, max_runs = 30 } -- alpha: decide's default
+-- CALIB_SAVE=file keeps the recorded streams (JSON); CALIB_LOAD=file replays
+-- them instead of recording, so a change to a rule can be judged on the
+-- very timings the last run saw.
+local SAVE, LOAD = os.getenv("CALIB_SAVE"), os.getenv("CALIB_LOAD")
+-- The rule as the optimizer runs it: decide's defaults (alpha, spending,
+-- futility, max_runs), min_effect 1%.
+local OPTS = { min_effect = 0.01, warmup = 1, first = 6, max_runs = decide.MAX_RUNS }
 
 local function run_time(work)
   local r = po.run_sync { argv = { SPIN, tostring(work) } }
@@ -87,6 +93,33 @@ local function median(xs)
   return lib.median(xs)
 end
 
+-- The work that makes a run `effect` faster than A's as timed, start and
+-- exit of the process included: t(w) = o + c w, with o and t(WORK) the
+-- medians of interleaved runs of `bench_spin 0` and `bench_spin WORK`.
+-- Dividing the work alone by 1 + effect would leave the fixed cost of a
+-- process out, and B would be less faster than it says.
+local function work_for_effect()
+  local zero, full = {}, {}
+  for i = 1, 41 do
+    zero[i], full[i] = run_time(0), run_time(WORK)
+  end
+  local o, t = median(zero), median(full)
+  local c = (t - o) / WORK
+  return function(effect)
+    return math.max(1, math.floor((t / (1 + effect) - o) / c + 0.5))
+  end
+end
+
+-- What B's speedup came out as in a recorded stream: the median of the
+-- per-round ratios of the baseline's time to B's.
+local function realized(stream, b_arm)
+  local ratios = {}
+  for r, row in ipairs(stream) do
+    ratios[r] = row[0] / row[b_arm]
+  end
+  return median(ratios)
+end
+
 local function mean_sd(xs)
   local s = 0
   for _, x in ipairs(xs) do s = s + x end
@@ -131,8 +164,7 @@ local function sequential_rule(stream, s)
     local v = stream[s + used[arm]][arm]
     seconds = seconds + v
     return v
-  end, { min_effect = OPTS.min_effect, warmup = OPTS.warmup, first = OPTS.first,
-         max_runs = OPTS.max_runs, seed = s }))
+  end, { min_effect = OPTS.min_effect, warmup = OPTS.warmup, first = OPTS.first, seed = s }))
   local faster = {}
   for i = 1, CANDIDATES do
     faster[i] = res.candidates[i].verdict == "faster"
@@ -183,8 +215,17 @@ local ok, err = pcall(function()
   if not io.open(SPIN) then
     error("calibration: " .. SPIN .. " is missing (it is built beside poengine)")
   end
-  start_load()
-  run_time(WORK) -- the first start pays for the page cache
+  local saved = {}
+  local b_work
+  if LOAD and LOAD ~= "" then
+    local f = assert(io.open(LOAD))
+    saved = assert(po.json.decode(f:read("*a")))
+    f:close()
+  else
+    start_load()
+    run_time(WORK) -- the first start pays for the page cache
+    b_work = work_for_effect()
+  end
   local scenarios = {
     { name = "A/A", effect = 0 },
     { name = "A/B 3%", effect = 0.03 },
@@ -203,13 +244,34 @@ local ok, err = pcall(function()
     end
     local b_arm = sc.effect > 0 and 1 or nil
     if b_arm then
-      -- "10% faster" is a speedup of 1.10: the work is divided by it.
-      works[b_arm] = math.floor(WORK / (1 + sc.effect) + 0.5)
+      -- "10% faster" is a speedup of 1.10 as timed (work_for_effect).
+      works[b_arm] = b_work and b_work(sc.effect)
     end
-    io.stderr:write(string.format("calibration: recording %s (%d rounds of 5 runs)\n", sc.name, ROUNDS))
-    local stream = record(works, ROUNDS, 1000 + si)
+    local stream = saved[sc.name]
+    if stream then
+      -- JSON arrays start at 1; arm 0 (the baseline) is the first column.
+      for r, row in ipairs(stream) do
+        local out = {}
+        for arm = 0, CANDIDATES do out[arm] = row[arm + 1] end
+        stream[r] = out
+      end
+    else
+      io.stderr:write(string.format("calibration: recording %s (%d rounds of 5 runs)\n", sc.name, ROUNDS))
+      stream = record(works, ROUNDS, 1000 + si)
+      local rows = {}
+      for r, row in ipairs(stream) do
+        local out = {}
+        for arm = 0, CANDIDATES do out[arm + 1] = row[arm] end
+        rows[r] = out
+      end
+      saved[sc.name] = rows
+    end
     local res = evaluate(stream, b_arm)
     power[sc.name] = {}
+    if b_arm then
+      power[sc.name].realized = realized(stream, b_arm)
+      io.stderr:write(string.format("  B's speedup as timed: %.4f\n", power[sc.name].realized))
+    end
     for _, rule in ipairs(rules) do
       local o, t = res[rule], totals[rule]
       for _, k in ipairs { "comparisons", "false_accepts", "cycles", "cycles_fa", "seconds" } do
@@ -225,6 +287,9 @@ local ok, err = pcall(function()
     end
   end
   stop_load()
+  if SAVE and SAVE ~= "" and not (LOAD and LOAD ~= "") then
+    assert(po.write_file(SAVE, po.json.encode(saved)))
+  end
 
   local function pct(n, d) return d > 0 and 100 * n / d or 0 end
   local labels = { benchstat = "benchstat rule: 10 runs, U test p<0.05", benchstat20 = "benchstat rule: 20 runs, U test p<0.05",
@@ -246,7 +311,8 @@ local ok, err = pcall(function()
     for _, sc in ipairs(scenarios) do
       if sc.effect > 0 then
         lib.record {
-          name = "decision rule", case = "power: " .. sc.name .. " faster candidate accepted (" .. ref .. ")",
+          name = "decision rule", case = string.format("power: %s faster candidate accepted (timed: %.3fx) (%s)",
+            sc.name, power[sc.name].realized, ref),
           subject = { label = "sequential HL/U, Holm", value = power[sc.name].poengine },
           baseline = { label = label, value = power[sc.name][ref] },
           unit = "%", goal = sc.effect == 0.05 and { min = 90 } or nil,

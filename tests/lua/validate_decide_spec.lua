@@ -79,6 +79,29 @@ describe("decide statistics", function()
       "po.validate.decide.sequential: n_candidates must be a positive integer")
   end)
 
+  it("spending gives each look its share of alpha, most of it late", function()
+    local looks = decide.looks(6, 45)
+    assert.are.same({ 6, 9, 14, 21, 32, 45 }, looks)
+    local shares = decide.spending(looks, 45, 0.05, 3)
+    local sum = 0
+    for k, a in ipairs(shares) do
+      sum = sum + a
+      if k > 1 then
+        assert.is_true(a > shares[k - 1]) -- later looks get more
+      end
+    end
+    assert.is_true(math.abs(sum - 0.05) < 1e-15)
+    assert.is_true(math.abs(shares[1] - 0.05 * (6 / 45) ^ 3) < 1e-15)
+    assert.is_true(math.abs(shares[2] - 0.05 * ((9 / 45) ^ 3 - (6 / 45) ^ 3)) < 1e-15)
+    -- rho = 1 spends by runs: each look in proportion to the runs it adds.
+    local even = decide.spending({ 10, 20, 30 }, 30, 0.03, 1)
+    for k = 1, 3 do
+      assert.is_true(math.abs(even[k] - 0.01) < 1e-15)
+    end
+    assert.has_error(function() decide.spending(looks, 45, 0.05, 0) end,
+      "po.validate.decide: spending must be a positive number, got 0")
+  end)
+
   it("looks grow by half up to the cap", function()
     assert.are.same({ 6, 9, 14, 21, 30 }, decide.looks(6, 30))
     assert.are.same({ 5 }, decide.looks(5, 5))
@@ -99,7 +122,11 @@ describe("decide.sequential", function()
     local res = assert(decide.sequential(3, run, { seed = 42 }))
     assert.are.equal("faster", res.candidates[1].verdict)
     assert.are.equal("clear", res.candidates[1].stopped)
-    assert.are.equal(6, res.candidates[1].runs) -- decided at the first look
+    -- Decided at the second look: at 6 runs even a total separation (p
+    -- 0.0025) cannot pass the first look's share of alpha (about 1.2e-4),
+    -- at 9 runs it gives 2e-4 against a share of 2.8e-4 (the others have
+    -- stopped by then, so Holm divides it by one).
+    assert.are.equal(9, res.candidates[1].runs)
     assert.are.equal("slower", res.candidates[2].verdict)
     assert.are.equal("same", res.candidates[3].verdict)
     -- The same seed gives the same order; another seed another.

@@ -21,7 +21,7 @@ local M = {}
 function M.options(objective)
   return {
     alpha = objective.alpha or decide.ALPHA, min_effect = objective.min_effect or 0.01,
-    max_runs = objective.max_runs or 30, warmup = objective.warmup or 1,
+    max_runs = objective.max_runs or decide.MAX_RUNS, warmup = objective.warmup or 1,
     higher_is_better = objective.direction == "max", noise = objective.noise,
   }
 end

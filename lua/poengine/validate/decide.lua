@@ -16,10 +16,12 @@
 --- and its estimated speedup is at least 1 + min_effect. The budget `alpha`
 --- is the family-wise false-accept rate of one decision over all candidates:
 --- Holm's step-down across candidates, and, because the sequential design
---- looks at the data several times, Bonferroni across those looks (each look
---- spends alpha / looks). Stopping early for a candidate that cannot reach
---- min_effect never raises the false-accept rate, so it is done at a looser
---- level (`futility`), which saves most of the runs of hopeless candidates.
+--- looks at the data several times, a share of alpha for each look (the
+--- shares sum to alpha, so the union bound holds; M.spending keeps most of
+--- it for the later looks, where close cases are decided). Stopping early
+--- for a candidate that cannot reach min_effect never raises the
+--- false-accept rate, so it is done at a looser level (`futility`), which
+--- saves most of the runs of hopeless candidates.
 ---
 --- Pure Lua, no engine calls: the optimizer, po.validate.compare and the
 --- calibration benchmark share it.
@@ -27,7 +29,11 @@ local M = {}
 
 --- The default false-accept rates: of one comparison (compare_samples),
 --- and family-wise of one sequential decision over a cycle's candidates.
-M.ALPHA_ONE, M.ALPHA = 0.05, 0.04
+M.ALPHA_ONE, M.ALPHA = 0.05, 0.05
+
+--- The sequential design's defaults (see M.sequential for how they were
+--- chosen).
+M.MAX_RUNS, M.FUTILITY, M.SPENDING = 45, 0.45, 3
 
 local exp, log, sqrt, floor, max, min, abs = math.exp, math.log, math.sqrt, math.floor, math.max, math.min, math.abs
 local sort = table.sort
@@ -237,7 +243,7 @@ function M.compare_samples(candidate, baseline, opts)
   return {
     verdict = verdict, speedup = speedup,
     ci_low = exp(-hi), ci_high = exp(-lo), -- the interval of the speedup
-    p = p_better, level = 1 - 2 * alpha,
+    p = p_better, p_worse = p_worse, level = 1 - 2 * alpha,
     n_candidate = #candidate, n_baseline = #baseline,
   }
 end
@@ -251,6 +257,31 @@ function M.looks(first, max_runs)
   local out = { first }
   while out[#out] < max_runs do
     out[#out + 1] = min(max_runs, max(out[#out] + 1, floor(out[#out] * 1.5 + 0.5)))
+  end
+  return out
+end
+
+--- How the error budget alpha is spent over the looks: look k may spend
+--- alpha * (n_k / max_runs)^rho less what the earlier looks could spend
+--- (a power-family spending function, Kim and DeMets), and the last look
+--- whatever is left. rho = 1 spends evenly by runs; a larger rho keeps
+--- most of alpha for the later looks, where close cases are decided, and
+--- asks more of an early stop. Returns the level of each look; they sum to
+--- alpha, so the union bound over looks holds whatever rho is.
+---@param looks integer[]
+---@param max_runs integer
+---@param alpha number
+---@param rho number
+---@return number[]
+function M.spending(looks, max_runs, alpha, rho)
+  if type(rho) ~= "number" or rho <= 0 or rho ~= rho or rho == math.huge then
+    error("po.validate.decide: spending must be a positive number, got " .. tostring(rho), 3)
+  end
+  local out, spent = {}, 0
+  for k, n in ipairs(looks) do
+    local upto = k == #looks and alpha or alpha * (n / max_runs) ^ rho
+    out[k] = upto - spent
+    spent = upto
   end
   return out
 end
@@ -287,23 +318,27 @@ end
 --- Each round runs every arm still undecided, and the baseline, once, in a
 --- seeded shuffled order (after `warmup` untimed rounds), so drift and
 --- periodic noise fall on all arms alike. At each look (M.looks) Holm's
---- procedure at alpha / looks picks the candidates that are better; a
---- candidate clearly worse, or whose interval at the `futility` level
---- rules out min_effect, stops; the rest go on, up to `max_runs` runs.
+--- procedure at that look's share of alpha (M.spending) picks the
+--- candidates that are better; a candidate clearly worse, or whose interval
+--- at the `futility` level rules out min_effect, stops; the rest go on, up
+--- to `max_runs` runs.
 ---
 --- Returns { candidates = { [i] = result of compare_samples + runs, samples, stopped },
 --- baseline = samples, order = { arm, ... } (every timed run in order),
 --- rounds = n } or nil, message, code when a run fails.
 ---@param n_candidates integer
 ---@param run fun(arm: integer): number|nil, string?
---- Defaults: alpha 0.04 (a cycle of 4 candidates then falsely accepts any
---- one of them at most 1% of the time, and some candidate at most 4%),
---- min_effect 0.01, warmup 1, first 6, max_runs 30, futility 0.35 (the
---- level, one-sided, of the bound that must still reach min_effect; chosen
---- by simulation and checked by the calibration benchmark: it ends most
---- hopeless candidates at the first or second look while a real 5% gain
---- is almost never stopped).
----@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean, warmup?: integer, first?: integer, max_runs?: integer, futility?: number, seed?: integer, on_round?: fun(round: integer, active: integer) }
+--- Defaults: alpha 0.05 (the family-wise false-accept rate of a cycle),
+--- min_effect 0.01, warmup 1, first 6, max_runs 45, spending 3, futility
+--- 0.45 (the level, one-sided, of the bound that must still reach
+--- min_effect: about the point estimate, so a candidate that looks no
+--- better stops at once). These were chosen on the calibration benchmark's
+--- recorded timings (docs/benchmarks.md): together they bring the power at
+--- a 5% gain to about 90% at fewer timing seconds than benchstat's 20-run
+--- design, with false accepts well under 1% a comparison; a lower futility
+--- level or later futility looks saved a few more true gains but cost far
+--- more runs of hopeless ones.
+---@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean, warmup?: integer, first?: integer, max_runs?: integer, spending?: number, futility?: number, seed?: integer, on_round?: fun(round: integer, active: integer) }
 function M.sequential(n_candidates, run, opts)
   opts = opts or {}
   local alpha, min_effect = check_opts(opts, M.ALPHA)
@@ -315,10 +350,10 @@ function M.sequential(n_candidates, run, opts)
   end
   local warmup = opts.warmup or 1
   local first = opts.first or 6
-  local max_runs = max(opts.max_runs or 30, first)
-  local futility = opts.futility or 0.35
+  local max_runs = max(opts.max_runs or M.MAX_RUNS, first)
+  local futility = opts.futility or M.FUTILITY
   local looks = M.looks(first, max_runs)
-  local per_look = alpha / #looks
+  local spend = M.spending(looks, max_runs, alpha, opts.spending or M.SPENDING)
   local next_int = rng(opts.seed or 1)
   local hib = opts.higher_is_better
 
@@ -384,7 +419,7 @@ function M.sequential(n_candidates, run, opts)
       local pending = {}
       for i = 1, n_candidates do
         if active[i] then
-          local r, err, code = M.compare_samples(samples[i], samples[0], { alpha = per_look, min_effect = min_effect, higher_is_better = hib })
+          local r, err, code = M.compare_samples(samples[i], samples[0], { alpha = spend[look_i], min_effect = min_effect, higher_is_better = hib })
           if not r then
             return nil, err, code -- a measurement that is not a positive number
           end
@@ -397,7 +432,7 @@ function M.sequential(n_candidates, run, opts)
       local holm_open = true
       for rank, e in ipairs(pending) do
         local r = e.r
-        local threshold = per_look / (k - rank + 1)
+        local threshold = spend[look_i] / (k - rank + 1)
         local passes = holm_open and r.p < threshold
         holm_open = passes
         if passes and r.speedup >= 1 + min_effect then
@@ -421,6 +456,12 @@ function M.sequential(n_candidates, run, opts)
         end
         if stop then
           r.stopped = last and "cap" or (r.verdict ~= "same" and "clear" or "futile")
+          if r.verdict == "same" and r.p_worse < alpha then
+            -- "Slower" accepts nothing, so it needs no share of the budget:
+            -- a candidate that stops clearly worse at the cycle's own level
+            -- is reported as such, not as "same".
+            r.verdict = "slower"
+          end
           results[e.i] = r
           active[e.i] = false
         end
