@@ -88,7 +88,8 @@ local REQUESTS = {
   chat_tools = { messages = { user "What is the weather today in Paris?" }, tools = { GET_CURRENT_WEATHER },
     stream = false },
   chat_format_schema = {
-    messages = { user "Ollama is 22 years old and busy saving the world. Return a JSON object with the age and availability." },
+    messages = { user("Ollama is 22 years old and busy saving the world."
+      .. " Return a JSON object with the age and availability.") },
     stream = false,
     temperature = 0,
     response_format = { type = "json_schema", name = "answer", strict = true, schema = {
@@ -112,7 +113,8 @@ local REQUESTS = {
   chat_tool_result = {
     messages = {
       user "what is the weather in Toronto?",
-      { role = "assistant", tool_calls = { { id = "call_1", name = "get_weather", arguments = { city = "Toronto" } } } },
+      { role = "assistant",
+        tool_calls = { { id = "call_1", name = "get_weather", arguments = { city = "Toronto" } } } },
       { role = "tool", tool_call_id = "call_1", content = "11 degrees celsius" },
     },
     tools = { GET_WEATHER },
@@ -134,13 +136,16 @@ local WANT = {
     usage = { input = 94, output = 11 } },
   chat_format_schema = { text = "{\"age\": 22, \"available\": false}", finish_reason = "stop",
     usage = { input = 34, output = 12 } },
-  chat_images = { text = " The image features a cute, little pig with an angry facial expression. It's wearing a heart on"
+  chat_images = { text = " The image features a cute, little pig with an angry facial expression."
+    .. " It's wearing a heart on"
     .. " its shirt and is waving in the air. This scene appears to be part of a drawing or sketching project.",
     usage = { input = 26, output = 83 } },
   chat_options = { text = "Hello! How are you today?", usage = { input = 26, output = 298 } },
-  chat_think = { text = "There are 3 letter r in strawberry.", finish_reason = "stop", usage = { input = 11, output = 18 },
+  chat_think = { text = "There are 3 letter r in strawberry.", finish_reason = "stop",
+    usage = { input = 11, output = 18 },
     reasoning = "Spell it: s-t-r-a-w-b-e-r-r-y. The r's are at positions 3, 8 and 9." },
-  chat_think_stream = { text = "There are 3 letter r.", tokens = { "There are ", "3 letter r." }, finish_reason = "stop",
+  chat_think_stream = { text = "There are 3 letter r.", tokens = { "There are ", "3 letter r." },
+    finish_reason = "stop",
     usage = { input = 11, output = 18 }, reasoning = "Spell it: s-t-r-a-w-b-e-r-r-y.",
     reasoning_pieces = { "Spell it", ": s-t-r-a-w-b-e-r-r-y." } },
 }
@@ -293,12 +298,14 @@ describe("the Ollama adapter normalizes the documented reply", function()
 
   it("numbers tool calls that come without an id across a stream, and keeps an id Ollama gives", function()
     local st = ollama.stream_start()
+    local function none() error("no text was expected") end
     local call = '{"function":{"name":"f","arguments":{}}}'
-    assert.is_nil(ollama.stream_event(st, '{"message":{"content":"","tool_calls":[' .. call .. ']},"done":false}', print))
+    assert.is_nil(ollama.stream_event(st, '{"message":{"content":"","tool_calls":[' .. call .. ']},"done":false}',
+      none))
     assert.is_nil(ollama.stream_event(st, '{"message":{"content":"","tool_calls":[{"id":"call_x7","function":'
-      .. '{"name":"g","arguments":{"a":[1,2]}}},' .. call .. ']},"done":false}', print))
+      .. '{"name":"g","arguments":{"a":[1,2]}}},' .. call .. ']},"done":false}', none))
     assert.is_nil(ollama.stream_event(st, '{"message":{"content":""},"done":true,"done_reason":"stop",'
-      .. '"prompt_eval_count":1,"eval_count":2}', print))
+      .. '"prompt_eval_count":1,"eval_count":2}', none))
     local parts = assert(ollama.stream_finish(st))
     assert.are.same({ "call_1", "call_x7", "call_3" },
       { parts.tool_calls[1].id, parts.tool_calls[2].id, parts.tool_calls[3].id })
@@ -458,7 +465,8 @@ describe("an Ollama provider against the documented replies", function()
     local p = po.llm.provider("ollama", { base_url = server.url,
       headers = { ["X-Test-Fault"] = "fault=wire;wire=ollama/" .. (wire_name or name) .. ";chunk=7" } })
     local tokens = {}
-    local res, err, code, info = p:complete(req, { normalized = true, on_token = function(t) tokens[#tokens + 1] = t end })
+    local res, err, code, info = p:complete(req, { normalized = true,
+      on_token = function(t) tokens[#tokens + 1] = t end })
     local stats = server:stats()
     assert.are.equal(1, stats.by_path["/api/chat"])
     return res, tokens, stats.last_body, err, code, info
@@ -511,7 +519,8 @@ describe("an Ollama provider against the documented replies", function()
     assert.are.same({ role = "assistant", content = "",
       tool_calls = { { id = "call_1", ["function"] = { name = "get_weather", arguments = { city = "Tokyo" } } } } },
       sent.messages[2])
-    assert.are.same({ role = "tool", content = "18 degrees celsius", tool_name = "get_weather", tool_call_id = "call_1" },
+    assert.are.same(
+      { role = "tool", content = "18 degrees celsius", tool_name = "get_weather", tool_call_id = "call_1" },
       sent.messages[3])
     assert.are.equal("The current temperature in Toronto is 11°C.", second.text)
   end)
@@ -526,7 +535,8 @@ describe("an Ollama provider against the documented replies", function()
   end)
 
   it("ends a stream at the documented error line, with its message", function()
-    local res, tokens, _, err, code = replay("stream_error", { model = "gemma4", stream = true, messages = { user "hi" } })
+    local res, tokens, _, err, code = replay("stream_error",
+      { model = "gemma4", stream = true, messages = { user "hi" } })
     assert.is_nil(res)
     assert.matches("an error was encountered while running the model", err, 1, true)
     assert.are.equal("EHTTP", code)

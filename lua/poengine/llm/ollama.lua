@@ -198,7 +198,8 @@ end
 function A.request(cfg, req, model)
   local tc = req.tool_choice
   if tc ~= nil and tc ~= "auto" then
-    local which = type(tc) == "table" and ("{ name = \"" .. tostring(tc.name) .. "\" }") or ("\"" .. tostring(tc) .. "\"")
+    local which = type(tc) == "table" and ("{ name = \"" .. tostring(tc.name) .. "\" }")
+      or ("\"" .. tostring(tc) .. "\"")
     return unsupported("tool_choice " .. which, "Ollama has no tool_choice: the model decides, as with \"auto\"")
   end
   local messages, err, code = wire_messages(req)
