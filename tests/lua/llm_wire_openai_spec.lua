@@ -132,6 +132,17 @@ local CASES = {
       usage = usage(82, 17, nil, 0),
     },
   },
+  chat_tool_result = {
+    model = "gpt-5.4",
+    req = { messages = {
+      { role = "user", content = "What is the weather like in Boston today?" },
+      { role = "assistant", tool_calls = { { id = "call_abc123", name = "get_current_weather",
+        arguments_json = '{\n"location": "Boston, MA"\n}' } } },
+      { role = "tool", tool_call_id = "call_abc123",
+        content = '{"temperature": "22", "unit": "celsius", "description": "Sunny"}' },
+    }, tools = { TOOL }, tool_choice = "auto" },
+    parts = { text = "It is sunny in Boston today, at 22 °C.", finish_reason = "stop", usage = usage(121, 14, nil, nil) },
+  },
   chat_tools_stream = {
     model = "gpt-4.1",
     req = { messages = { { role = "user", content = "What's the weather like in Paris today?" } },
@@ -308,6 +319,44 @@ describe("openai adapter, the request surface", function()
     assert.is_nil(ok)
     assert.are.equal("EINVAL", code)
     assert.matches("media_type", msg)
+  end)
+end)
+
+describe("openai adapter, replies of compatible servers", function()
+  local function reply(message)
+    return { choices = { { index = 0, message = message, finish_reason = "stop" } } }
+  end
+
+  it("keeps reasoning_content (DeepSeek, vLLM) or reasoning (OpenRouter) apart from the answer", function()
+    local parts = assert(openai.parse(reply { role = "assistant", content = "9.8", reasoning_content = "80 > 11" }))
+    assert.are.equal("9.8", parts.text)
+    assert.are.equal("80 > 11", parts.reasoning)
+    assert.are.equal("why", assert(openai.parse(reply { content = "x", reasoning = "why" })).reasoning)
+    assert.is_nil(assert(openai.parse(reply { content = "x", reasoning = { effort = "low" } })).reasoning)
+  end)
+
+  it("gives arguments sent as an object as `arguments`, and refuses a tool call without a name", function()
+    local parts = assert(openai.parse(reply { tool_calls = { { id = "c1", type = "function",
+      ["function"] = { name = "f", arguments = { x = 1 } } } } }))
+    assert.are.same({ { id = "c1", name = "f", arguments = { x = 1 } } }, parts.tool_calls)
+    local ok, msg, code = openai.parse(reply { tool_calls = { { id = "c1", ["function"] = { arguments = "{}" } } } })
+    assert.is_nil(ok)
+    assert.are.equal("EPROTO", code)
+    assert.matches("tool_calls%[1%]%.function%.name", msg)
+  end)
+
+  it("assembles parallel streamed tool calls by index", function()
+    local function chunk(delta)
+      return "data: " .. po.json.encode { choices = { { index = 0, delta = delta } } } .. "\n\n"
+    end
+    local bytes = chunk { tool_calls = { { index = 0, id = "a", ["function"] = { name = "f", arguments = "" } } } }
+      .. chunk { tool_calls = { { index = 0, ["function"] = { arguments = '{"x":' } } } }
+      .. chunk { tool_calls = { { index = 1, id = "b", ["function"] = { name = "g", arguments = "{}" } } } }
+      .. chunk { tool_calls = { { index = 0, ["function"] = { arguments = "1}" } } } }
+      .. "data: [DONE]\n\n"
+    local parts = assert(replay(openai, bytes, 5))
+    assert.are.same({ { id = "a", name = "f", arguments_json = '{"x":1}' }, { id = "b", name = "g", arguments_json = "{}" } },
+      parts.tool_calls)
   end)
 end)
 

@@ -212,20 +212,20 @@ end
 
 -- The reasoning text a compatible server sends beside the answer:
 -- reasoning_content (DeepSeek, vLLM's reasoning parsers) or reasoning
--- (OpenRouter). OpenAI itself keeps its reasoning hidden.
-local function reasoning_of(m, where)
+-- (OpenRouter). OpenAI itself keeps its reasoning hidden. Neither field is
+-- OpenAI's, so one of another type (a server's own object) is not read
+-- rather than failing a good answer.
+local function reasoning_of(m)
   for _, k in ipairs { "reasoning_content", "reasoning" } do
-    local v, ok = want(m[k], "string")
-    if not ok then
-      return nil, bad_shape(where .. "." .. k, "a string", m[k])
-    end
-    if v then
-      return v
+    if type(m[k]) == "string" then
+      return m[k]
     end
   end
 end
 
 -- OpenAI's tool calls in the normalized shape { id, name, arguments_json }.
+-- A server that sends the arguments as an object rather than OpenAI's
+-- JSON string gives them as `arguments`, which core encodes.
 local function tool_calls_of(list)
   local out = {}
   for i, tc in ipairs(list) do
@@ -234,14 +234,25 @@ local function tool_calls_of(list)
     if type(fn) ~= "table" then
       return nil, bad_shape(where .. ".function", "an object", fn)
     end
-    local id, ok1 = want(tc.id, "string")
-    local name, ok2 = want(fn.name, "string")
-    local args, ok3 = want(fn.arguments, "string")
-    if not (ok1 and ok2 and ok3) or not name then
-      local field = not ok1 and "id" or (not ok3 and "function.arguments" or "function.name")
-      return nil, bad_shape(where .. "." .. field, "a string", not ok1 and tc.id or (not ok3 and fn.arguments or fn.name))
+    if type(fn.name) ~= "string" then
+      return nil, bad_shape(where .. ".function.name", "a string", fn.name)
     end
-    out[i] = { id = id, name = name, arguments_json = args or "" }
+    local id, ok = want(tc.id, "string")
+    if not ok then
+      return nil, bad_shape(where .. ".id", "a string", tc.id)
+    end
+    local call = { id = id, name = fn.name }
+    if type(fn.arguments) == "table" and fn.arguments ~= po.json.null then
+      call.arguments = fn.arguments
+    else
+      local args
+      args, ok = want(fn.arguments, "string")
+      if not ok then
+        return nil, bad_shape(where .. ".function.arguments", "a string", fn.arguments)
+      end
+      call.arguments_json = args or ""
+    end
+    out[i] = call
   end
   return out
 end
@@ -256,7 +267,7 @@ function A.parse(body)
     return nil, "no choices[1].message in the reply", "EPROTO"
   end
   local msg = choice.message
-  local content, tool_calls, finish, usage, reasoning, err, code
+  local content, tool_calls, finish, usage, err, code
   content, ok = want(msg.content, "string")
   if not ok then
     return nil, bad_shape("choices[1].message.content", "a string", msg.content)
@@ -271,10 +282,6 @@ function A.parse(body)
       return nil, err, code
     end
   end
-  reasoning, err, code = reasoning_of(msg, "choices[1].message")
-  if err then
-    return nil, err, code
-  end
   finish, ok = finish_of(choice.finish_reason)
   if not ok then
     return nil, bad_shape("choices[1].finish_reason", "a string", choice.finish_reason)
@@ -287,7 +294,7 @@ function A.parse(body)
     text = content or "",
     finish_reason = finish,
     tool_calls = tool_calls and #tool_calls > 0 and tool_calls or nil,
-    reasoning = reasoning,
+    reasoning = reasoning_of(msg),
     usage = usage and usage_of(usage),
   }
 end
@@ -394,10 +401,7 @@ local function add_choice(st, choice, emit, emit_reasoning)
   if not ok then
     return bad_shape("choices[1].delta.tool_calls", "a list", delta.tool_calls)
   end
-  reasoning, msg, code = reasoning_of(delta, "choices[1].delta")
-  if msg then
-    return msg, code
-  end
+  reasoning = reasoning_of(delta)
   finish, ok = finish_of(choice.finish_reason)
   if not ok then
     return bad_shape("choices[1].finish_reason", "a string", choice.finish_reason)
