@@ -214,7 +214,7 @@ describe("po.llm.provider", function()
 
   it("raises on programmer errors", function()
     assert.has_error(function() po.llm.provider("gemini") end,
-      "po.llm.provider: unknown provider 'gemini' (openai, anthropic, ollama, lua)")
+      "po.llm.provider: unknown provider 'gemini' (openai, anthropic, ollama, azure, lua)")
     assert.has_error(function() po.llm.provider("openai", { base_ulr = "x" }) end,
       "po.llm.provider: unknown option 'base_ulr'")
     assert.has_error(function() po.llm.provider("lua", {}) end,

@@ -504,7 +504,7 @@ describe("po.llm.router", function()
     local ok, err = pcall(po.llm.router, { deployments = { { provider = 42 } } })
     adapters.spec_kind = nil
     assert.is_false(ok)
-    assert.matches('provider must be a provider kind %("openai", "anthropic", "ollama", "spec_kind", "lua"%) or a '
+    assert.matches('provider must be a provider kind %("openai", "anthropic", "ollama", "azure", "spec_kind", "lua"%) or a '
       .. "provider object", err)
   end)
 

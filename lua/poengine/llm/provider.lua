@@ -21,10 +21,11 @@ M.adapters = {
   openai = require "poengine.llm.openai",
   anthropic = require "poengine.llm.anthropic",
   ollama = require "poengine.llm.ollama",
+  azure = require "poengine.llm.azure",
 }
 
 -- The built-in kinds, in the order messages list them.
-local BUILT_IN = { openai = 1, anthropic = 2, ollama = 3 }
+local BUILT_IN = { openai = 1, anthropic = 2, ollama = 3, azure = 4 }
 
 --- The provider kinds M.new accepts: the built-in adapters, then those a
 --- script added to M.adapters (alphabetically), then "lua".
