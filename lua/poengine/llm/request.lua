@@ -9,6 +9,7 @@ local po = require "poengine"
 local M = {}
 
 local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
+local getmetatable, setmetatable, next = getmetatable, setmetatable, next
 local json = po.json
 
 -- Fields of a request and the Lua type each must have (true: checked below).
@@ -400,6 +401,41 @@ function M.normalize(fname, req)
       error(fname .. ": " .. tostring(out[1]), 3)
     end
     error(out, 0)
+  end
+  return out
+end
+
+local ARRAY = getmetatable(json.array {})
+
+-- Whether extra's value v replaces the body's rather than merging into it:
+-- a scalar, a list, or anything going onto a scalar.
+local function replaces(v, into)
+  return type(v) ~= "table" or type(into) ~= "table" or getmetatable(v) == ARRAY or v[1] ~= nil
+    or getmetatable(into) == ARRAY or into[1] ~= nil
+end
+
+--- Merges a request's `extra` into the wire body an adapter built: an
+--- object merged key by key into the body's object of the same name (at
+--- any depth), anything else (a scalar, a list) replacing the body's value.
+--- Tables of the body on the way are copied, not changed: they may be the
+--- request's own.
+---@param body table
+---@param extra table?
+---@return table body
+function M.merge_extra(body, extra)
+  if extra == nil then
+    return body
+  end
+  local out = setmetatable({}, getmetatable(body))
+  for k, v in pairs(body) do
+    out[k] = v
+  end
+  for k, v in pairs(extra) do
+    if replaces(v, out[k]) then
+      out[k] = v
+    else
+      out[k] = M.merge_extra(out[k], v)
+    end
   end
   return out
 end
