@@ -93,7 +93,8 @@ describe("provider: the response", function()
   it("streams reasoning to on_reasoning and keeps it apart from the answer", function()
     local tokens, thoughts = {}, {}
     local res = assert(provider():complete({ model = "m#text=think:a think:b answer", prompt = "hi", stream = true },
-      { on_token = function(t) tokens[#tokens + 1] = t end, on_reasoning = function(t) thoughts[#thoughts + 1] = t end }))
+      { on_token = function(t) tokens[#tokens + 1] = t end,
+        on_reasoning = function(t) thoughts[#thoughts + 1] = t end }))
     assert.are.same({ "a ", "b " }, thoughts)
     assert.are.equal("a b ", res.reasoning)
     assert.are.equal("answer", res.text)

@@ -2,7 +2,8 @@
 -- the specs' own adapter (tests/tools/spec_adapter.lua, which maps 402 to
 -- EQUOTA, 429 to ERATELIMIT, 529 to EOVERLOADED, 400 to EINVALID, 401 to
 -- EAUTH and refuses `seed`): what is retried, what moves on at once, what
--- cools a deployment down, and the "all are cooling down" message.
+-- cools a deployment down, the "all are cooling down" message, and a
+-- cached answer's reasoning and json.
 local po = require "poengine"
 local llm_server = require "tests.tools.llm_server"
 
@@ -46,6 +47,11 @@ describe("router: the retry policy by code", function()
       local res = assert(router({ spec_dep(model) }):complete { prompt = "hi" })
       assert.are.equal("echo: hi", res.text)
       assert.are.equal(2, count(model))
+      local always = "n#" .. case[2]:gsub(";times=1", "")
+      local none, err, code = router({ spec_dep(always) }, { retries = 1 }):complete { prompt = "hi" }
+      assert.is_nil(none)
+      assert.are.equal(case[1], code, err)
+      assert.are.equal(2, count(always))
     end)
   end
 
@@ -106,5 +112,31 @@ describe("router: all deployments cooling down", function()
     assert.is_true(back_b > 0 and back_b <= 30, b)
     assert.not_matches("SECRET", err)
     assert.are.equal(1, count("a#fault=429;retry_after=50"))
+  end)
+end)
+
+describe("router: a cached answer", function()
+  it("gives its reasoning to on_reasoning before its text, and its json again", function()
+    local cache = assert(po.cache.open {})
+    cache:clear()
+    local r = router({ spec_dep('m#text=think:why {"n":1}') }, { cache = cache })
+    local req = { prompt = "hi", response_format = { type = "json" } }
+    local function call()
+      local seen = {}
+      local res = assert(r:complete(req, { on_token = function(t) seen[#seen + 1] = "text:" .. t end,
+        on_reasoning = function(t) seen[#seen + 1] = "reasoning:" .. t end }))
+      return res, seen
+    end
+    local first, seen1 = call()
+    local second, seen2 = call()
+    cache:close()
+    assert.are.same({ "reasoning:why ", 'text:{"n":1}' }, seen1)
+    assert.are.same(seen1, seen2)
+    assert.is_false(first.cached)
+    assert.are.equal("exact", second.cached)
+    assert.are.same({ n = 1 }, first.json)
+    assert.are.same({ n = 1 }, second.json)
+    assert.are.equal("why ", second.reasoning)
+    assert.are.equal(1, server:stats().requests)
   end)
 end)

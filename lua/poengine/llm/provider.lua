@@ -235,8 +235,8 @@ local function finish_response(self, req, parts, model, t0, ttft, raw)
     usage.input, usage.estimated = limits.estimate_input(req), true
   end
   if not usage.output then
-    usage.output, usage.estimated = limits.estimate_text(parts.text or "") + limits.estimate_text(parts.reasoning or ""),
-      true
+    local text = parts.text or ""
+    usage.output, usage.estimated = limits.estimate_text(text) + limits.estimate_text(parts.reasoning or ""), true
   elseif not includes_reasoning(self.adapter) then
     usage.output = usage.output + usage.reasoning
   end

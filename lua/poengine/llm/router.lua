@@ -344,7 +344,8 @@ end
 --- Sends a request through the deployments and returns the response, or
 --- nil, message, code. Waits (yields inside po.async).
 ---@param request table
----@param opts? { cache?: string|table, on_token?: fun(text: string), on_reasoning?: fun(text: string), cycle?: string|number }
+---@param opts? { cache?: string|table, on_token?: fun(text: string), on_reasoning?: fun(text: string),
+---  cycle?: string|number }
 function Router:complete(request, opts)
   local fname = "router:complete"
   if getmetatable(self) ~= Router then
