@@ -214,3 +214,17 @@ describe("request: tool turns", function()
     assert.matches("^spec: request%.messages%[2%]%.content is required", turn { role = "assistant" })
   end)
 end)
+
+describe("request: the input estimate budgets reserve", function()
+  it("counts text parts, tool calls' arguments, tools and the response schema", function()
+    local limits = require "poengine.llm.limits"
+    local r = norm { messages = {
+      { role = "user", content = { { type = "text", text = string.rep("a", 40) }, { type = "image", url = "https://x" } } },
+      { role = "assistant", tool_calls = { { id = "c", name = "f", arguments = {} } } },
+    }, tools = { { name = "t" } } }
+    -- 40 bytes of text, "f" and "{}", and [{"name":"t"}]: 57 bytes.
+    assert.are.equal(math.floor(57 / 4) + 1, limits.estimate_input(r))
+    r.response_format = { type = "json_schema", schema = { type = "object" } } -- {"type":"object"}: 17 more
+    assert.are.equal(math.floor(74 / 4) + 1, limits.estimate_input(r))
+  end)
+end)
