@@ -94,7 +94,7 @@ M.MAX_EVENT = 8 * 1024 * 1024
 --- event or line of a stream, default 8 MiB), deployment and api_version
 --- (Azure OpenAI), dimensions (embeddings); every option reaches the
 --- adapter as cfg.options, the key and fn left out;
---- for "lua": fn(request, on_token) returning a response table or nil, message, code.
+--- for "lua": fn(request, on_token, on_reasoning) returning a response table or nil, message, code.
 ---@param kind string
 ---@param opts? table
 function M.new(kind, opts)
@@ -235,8 +235,8 @@ local function finish_response(self, req, parts, model, t0, ttft, raw)
     usage.input, usage.estimated = limits.estimate_input(req), true
   end
   if not usage.output then
-    local text = parts.text or ""
-    usage.output, usage.estimated = limits.estimate_text(text) + limits.estimate_text(parts.reasoning or ""), true
+    usage.estimated = true
+    usage.output = limits.estimate_text(parts.text or "") + limits.estimate_text(parts.reasoning or "")
   elseif not includes_reasoning(self.adapter) then
     usage.output = usage.output + usage.reasoning
   end
