@@ -186,6 +186,12 @@ local produce = {
   EBUDGET = { { "a router whose budget is spent", spec = "llm_router_spec.lua" } },
   ECOOLDOWN = { { "a router whose deployments all cool down", spec = "llm_router_spec.lua" } },
   ECASSETTE = { { "a cassette without the request", spec = "llm_cassette_spec.lua" } },
+  ERATELIMIT = { { "a rate-limited deployment", spec = "llm_router_codes_spec.lua" } },
+  EOVERLOADED = { { "an overloaded deployment", spec = "llm_router_codes_spec.lua" } },
+  EQUOTA = { { "a deployment out of quota", spec = "llm_router_codes_spec.lua" } },
+  EINVALID = { { "a request the server refuses", spec = "llm_router_codes_spec.lua" } },
+  EAUTH = { { "a key the server refuses", spec = "llm_router_codes_spec.lua" } },
+  EUNSUPPORTED = { { "a field the adapter has no place for", spec = "llm_router_codes_spec.lua" } },
   ETASK = { { "a task file that returns no table", function()
     local path = tempdir() .. "/task.lua"
     assert(po.write_file(path, "return 42"))

@@ -10,8 +10,11 @@ local usage = [[
 usage: poengine optimize TASK.lua [options]
   --cycles N        stop after N cycles (overrides the task's budget)
   --budget-usd X    stop once the LLM calls cost X dollars
-  --provider NAME   openai | anthropic | ollama (the key or host from the environment)
+  --provider KIND   openai | anthropic | ollama | a kind a script added (default: the first
+                    whose key or base URL the environment holds; see docs/providers.md)
   --model NAME      the model to ask (default: the task's, else the provider's usual small one)
+  --base-url URL    the server to ask, e.g. http://localhost:8000/v1 for vLLM (default: the
+                    provider's variable, OPENAI_BASE_URL, ANTHROPIC_BASE_URL or OLLAMA_HOST)
   --resume          continue the task's last run from its checkpoint
   --apply           write the best result into the workdir (default: a patch file only)
   --output DIR      where the run's store, events, patch and dashboards go
@@ -30,21 +33,33 @@ local function fail(msg)
   return 2
 end
 
--- The provider named on the command line, or the first whose key or host the
--- environment holds.
-local function pick_provider(name)
+local function set(name)
+  local v = os.getenv(name)
+  return v ~= nil and v ~= ""
+end
+
+-- The provider named on the command line, or the first whose key or base
+-- URL the environment holds; with only --base-url, an OpenAI-compatible
+-- server (what most servers people run speak).
+local function pick_provider(name, base_url)
   if name then
-    if not default_models[name] then
-      return nil, "unknown provider '" .. name .. "' (openai, anthropic or ollama)"
+    local kinds = require("poengine.llm.provider").kinds()
+    for _, k in ipairs(kinds) do
+      if k == name and k ~= "lua" then
+        return name
+      end
     end
-    return name
+    kinds[#kinds] = nil -- "lua" needs a function: not from the command line
+    return nil, "unknown provider '" .. name .. "' (" .. table.concat(kinds, ", ") .. ")"
   end
-  if os.getenv("OPENAI_API_KEY") then
+  for _, env in ipairs { { "OPENAI_API_KEY", "openai" }, { "ANTHROPIC_API_KEY", "anthropic" },
+    { "OPENAI_BASE_URL", "openai" }, { "ANTHROPIC_BASE_URL", "anthropic" }, { "OLLAMA_HOST", "ollama" } } do
+    if set(env[1]) then
+      return env[2]
+    end
+  end
+  if base_url then
     return "openai"
-  elseif os.getenv("ANTHROPIC_API_KEY") then
-    return "anthropic"
-  elseif os.getenv("OLLAMA_HOST") then
-    return "ollama"
   end
   return nil
 end
@@ -72,6 +87,8 @@ function M.main(args)
         opts.provider = value(a)
       elseif a == "--model" then
         opts.model = value(a)
+      elseif a == "--base-url" then
+        opts.base_url = value(a)
       elseif a == "--resume" then
         opts.resume = true
       elseif a == "--apply" then
@@ -145,16 +162,23 @@ function M.main(args)
   task.router = nil
   local show_status -- set below: the live line or the plain one
   local method = task.method or "llm-rewrite"
-  if (method == "llm-rewrite" or method == "llm-diff") and (opts.provider or not router) then
-    local provider, perr2 = pick_provider(opts.provider)
+  if (method == "llm-rewrite" or method == "llm-diff") and (opts.provider or opts.base_url or not router) then
+    local provider, perr2 = pick_provider(opts.provider, opts.base_url)
     if not provider then
       return fail(perr2 or "this task asks an LLM: set OPENAI_API_KEY, ANTHROPIC_API_KEY or OLLAMA_HOST, "
-        .. "or give the task a router")
+        .. "give --provider and --base-url, or give the task a router")
     end
     task.model = task.model or default_models[provider]
+    if not task.model then
+      return fail("--provider " .. provider .. " has no usual model: give --model")
+    end
+    if opts.base_url and not opts.base_url:match("^https?://") then
+      return fail("--base-url needs an http:// or https:// URL, got '" .. opts.base_url .. "'")
+    end
     local cache = po.cache.open { path = po.optimizer.home() .. "/cache", namespace = "optimize", ttl = 0,
       max_entries = 100000 }
-    router = po.llm.router { deployments = { { provider = provider } }, cache = cache or false,
+    router = po.llm.router { deployments = { { provider = provider, base_url = opts.base_url } },
+      cache = cache or false,
       budget = task.budget.usd and { usd = task.budget.usd } or nil,
       -- Waiting on a rate limit or the budget shows like any other phase.
       on_wait = function(text) if show_status then show_status(text) end end }

@@ -24,8 +24,8 @@ Cassette.__name = "poengine.llm.cassette"
 
 local MODES = { record = true, replay = true, auto = true }
 local OPTIONS = { path = "string", mode = "string", wrap = true, replay_pace = "number" }
-local RESPONSE_FIELDS = { "text", "finish_reason", "tool_calls", "usage", "cost", "provider", "model", "latency",
-  "ttft", "chunks" }
+local RESPONSE_FIELDS = { "text", "finish_reason", "tool_calls", "reasoning", "json", "usage", "cost", "provider",
+  "model", "latency", "ttft", "chunks" }
 
 -- The request as matched and written: normalized, without what does not
 -- change the answer.

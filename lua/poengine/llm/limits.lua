@@ -63,16 +63,41 @@ function M.estimate_bytes(n)
   return ceil(n / 4)
 end
 
+-- Bytes of a message's content: a string, or the text of its parts
+-- (images are not estimated).
+local function content_bytes(c)
+  if type(c) == "string" then
+    return #c
+  end
+  local n = 0
+  for _, p in ipairs(type(c) == "table" and c or {}) do
+    if type(p.text) == "string" then
+      n = n + #p.text
+    end
+  end
+  return n
+end
+
 --- A rough count of a request's input tokens before sending: 4 bytes a
---- token for the system prompt and the message texts, plus one.
+--- token for the system prompt, the message texts, the tool calls'
+--- arguments, the tools' and the response format's schemas (as JSON), plus
+--- one.
 ---@param req table   a normalized request
 ---@return integer
 function M.estimate_input(req)
   local chars = #(req.system or "")
   for _, m in ipairs(req.messages) do
-    if type(m.content) == "string" then
-      chars = chars + #m.content
+    chars = chars + content_bytes(m.content)
+    for _, tc in ipairs(m.tool_calls or {}) do
+      chars = chars + #tc.name + #(tc.arguments_json or "")
     end
+  end
+  if req.tools then
+    chars = chars + #po.json.encode(req.tools)
+  end
+  local rf = req.response_format
+  if rf and rf.schema then
+    chars = chars + #po.json.encode(rf.schema)
   end
   return floor(chars / 4) + 1
 end

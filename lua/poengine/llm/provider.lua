@@ -9,6 +9,8 @@ local po = require "poengine"
 local util = require "poengine.llm.util"
 local prices = require "poengine.llm.prices"
 local limits = require "poengine.llm.limits"
+local requests = require "poengine.llm.request"
+local response = require "poengine.llm.response"
 
 local M = {}
 
@@ -56,7 +58,27 @@ local OPTIONS = {
   base_url = "string", api_key = "string", api_key_env = "string", model = "string", timeout = "number",
   ttft_timeout = "number", idle_timeout = "number", connect_timeout = "number", headers = "table", name = "string",
   fn = "function", input_includes_cached = "boolean", max_body = "number", max_event = "number",
+  deployment = "string", api_version = "string", dimensions = "number",
 }
+
+-- The variable each built-in kind reads its base URL from, for an adapter
+-- that does not name one itself (A.base_url_env), as the vendors' own tools do.
+local BASE_URL_ENV = { openai = "OPENAI_BASE_URL", anthropic = "ANTHROPIC_BASE_URL", ollama = "OLLAMA_HOST" }
+
+-- The base URL from the environment: the adapter's variable, set and not
+-- empty, with "http://" put in front of a bare host ("localhost:11434", as
+-- OLLAMA_HOST is often written).
+local function env_base_url(kind, adapter)
+  local name = adapter.base_url_env or BASE_URL_ENV[kind]
+  local v = name and os.getenv(name)
+  if not v or v == "" then
+    return nil
+  end
+  if not v:find("://", 1, true) then
+    v = "http://" .. v
+  end
+  return v
+end
 
 --- The default limits on what a server sends, in bytes: a whole reply
 --- (streamed or not) and one event of a stream.
@@ -70,8 +92,10 @@ M.MAX_EVENT = 8 * 1024 * 1024
 --- (longest silence in a stream, default ttft_timeout), connect_timeout
 --- (default 10 s), headers (extra), name (label in stats; default kind),
 --- max_body (the largest reply, default 64 MiB), max_event (the largest
---- event or line of a stream, default 8 MiB);
---- for "lua": fn(request, on_token) returning a response table or nil, message, code.
+--- event or line of a stream, default 8 MiB), deployment and api_version
+--- (Azure OpenAI), dimensions (embeddings); every option reaches the
+--- adapter as cfg.options, the key and fn left out;
+--- for "lua": fn(request, on_token, on_reasoning) returning a response table or nil, message, code.
 ---@param kind string
 ---@param opts? table
 function M.new(kind, opts)
@@ -104,7 +128,7 @@ function M.new(kind, opts)
       key = nil
     end
   end
-  local base_url = opts.base_url or (adapter and adapter.default_base_url())
+  local base_url = opts.base_url or (adapter and (env_base_url(kind, adapter) or adapter.default_base_url()))
   if base_url then
     base_url = base_url:gsub("/+$", "")
   end
@@ -123,6 +147,15 @@ function M.new(kind, opts)
     max_body = opts.max_body or M.MAX_BODY,
     max_event = opts.max_event or M.MAX_EVENT,
   }, Provider)
+  -- What the adapter is told of its creation options: all but the key
+  -- (which it gets as cfg.api_key) and a lua provider's function.
+  local options = {}
+  for k, v in pairs(opts) do
+    if k ~= "api_key" and k ~= "fn" then
+      options[k] = v
+    end
+  end
+  self.options = options
   self.idle_timeout = opts.idle_timeout or self.ttft_timeout
   -- The key lives in a closure, not a field: dumping the provider (a log, a
   -- cassette, an error with a table in it) cannot show it.
@@ -154,7 +187,7 @@ local USAGE_FIELDS = { "input", "output", "cached_read", "cache_write", "reasoni
 ---@return string? code
 function M.check_parts(parts)
   local checks = { { "text", "string", "a string" }, { "finish_reason", "string", "a string" },
-    { "tool_calls", "table", "a list" }, { "usage", "table", "an object" } }
+    { "tool_calls", "table", "a list" }, { "usage", "table", "an object" }, { "reasoning", "string", "a string" } }
   for _, c in ipairs(checks) do
     local _, ok = util.want(parts[c[1]], c[2])
     if not ok then
@@ -175,10 +208,21 @@ local function count_of(v)
   return v and math.floor(v)
 end
 
--- Fills in the normalized response from the adapter's parts. A count the
--- server did not send is estimated (from the request, or the reply's text)
--- with the tpm limit's estimator, and usage.estimated says so: a budget
--- then never counts such a reply as free.
+-- Whether an adapter's output count already holds the reasoning tokens
+-- (OpenAI's completion_tokens, Anthropic's output_tokens and Ollama's
+-- eval_count all do); one that counts them apart says
+-- output_includes_reasoning = false.
+local function includes_reasoning(adapter)
+  return not adapter or adapter.output_includes_reasoning ~= false
+end
+
+-- Fills in the normalized response from the adapter's parts, or returns
+-- nil, message, "EPROTO", info when a tool call's arguments or the asked-for
+-- JSON do not parse (info.cost and info.tokens: what the reply cost, so
+-- that the router still charges it). A count the server did not send is
+-- estimated (from the request, or the reply's text) with the tpm limit's
+-- estimator, and usage.estimated says so: a budget then never counts such
+-- a reply as free. usage.output always counts the reasoning tokens.
 local function finish_response(self, req, parts, model, t0, ttft, raw)
   local u = parts.usage or {}
   local usage = {
@@ -192,19 +236,34 @@ local function finish_response(self, req, parts, model, t0, ttft, raw)
     usage.input, usage.estimated = limits.estimate_input(req), true
   end
   if not usage.output then
-    usage.output, usage.estimated = limits.estimate_text(parts.text or ""), true
+    usage.estimated = true
+    usage.output = limits.estimate_text(parts.text or "") + limits.estimate_text(parts.reasoning or "")
+  elseif not includes_reasoning(self.adapter) then
+    usage.output = usage.output + usage.reasoning
   end
   local includes = self.input_includes_cached
   if includes == nil then
     includes = self.adapter and self.adapter.input_includes_cached
   end
   local latency = now() - t0
+  local cost = (prices.cost(model, usage, includes))
+  local text, finish = parts.text or "", null_to_nil(parts.finish_reason)
+  local calls, err, code = response.tool_calls(parts.tool_calls)
+  local decoded
+  if not err and req.response_format then
+    decoded, err, code = response.json(text, finish)
+  end
+  if err then
+    return nil, err, code, { cost = cost, tokens = usage.input + usage.output }
+  end
   return {
-    text = parts.text or "",
-    finish_reason = null_to_nil(parts.finish_reason),
-    tool_calls = parts.tool_calls,
+    text = text,
+    finish_reason = finish,
+    tool_calls = calls,
+    reasoning = null_to_nil(parts.reasoning),
+    json = decoded,
     usage = usage,
-    cost = (prices.cost(model, usage, includes)),
+    cost = cost,
     provider = self.name,
     model = model,
     latency = latency,
@@ -220,21 +279,34 @@ local function fail(self, message, code, info)
   return nil, util.scrub(message, util.secrets(self)), code, info or {}
 end
 
+-- A base URL whose path has no version segment ("/v1", "/v1beta"): the
+-- usual cause of a 404 from an OpenAI-compatible server.
+local function version_hint(self, status)
+  local hint = self.adapter.version_hint or (self.kind == "openai" and "/v1" or nil)
+  local path = self.base_url and self.base_url:match("^%a[%w+.-]*://[^/]+(.*)$") or ""
+  if status ~= 404 or not hint or path:find("/v%d") then
+    return ""
+  end
+  return " (did you mean " .. self.base_url .. hint .. "?)"
+end
+
 local function http_failure(self, res, body_text, model)
   local adapter = self.adapter
   local decoded = po.json.decode(body_text)
   local message, kind = adapter.error_message(decoded)
   message = message or (body_text ~= "" and body_text:sub(1, 200)) or "no body"
   local info = { status = res.status, retry_after = util.retry_after(res.headers["retry-after"]), error_type = kind }
-  local code = "EHTTP"
-  if adapter.is_context_error(res.status, decoded, message) then
-    code = "ECONTEXT"
-    info.context_window = true
+  local code = adapter.error_code and adapter.error_code(res.status, decoded, message)
+  if not code and adapter.is_context_error and adapter.is_context_error(res.status, decoded, message) then
+    code = "ECONTEXT" -- an adapter written before error_code
   end
-  return fail(self, self.name .. " " .. model .. ": HTTP " .. res.status .. ": " .. tostring(message), code, info)
+  code = code or "EHTTP"
+  info.context_window = code == "ECONTEXT" or nil
+  return fail(self, self.name .. " " .. model .. ": HTTP " .. res.status .. ": " .. tostring(message)
+    .. version_hint(self, res.status), code, info)
 end
 
-local function lua_complete(self, req, model, on_token)
+local function lua_complete(self, req, model, on_token, on_reasoning)
   local t0 = now()
   local ttft
   local emitted = false
@@ -247,7 +319,11 @@ local function lua_complete(self, req, model, on_token)
   end
   local call_req = util.copy(req)
   call_req.model = model
-  local ok, res, err, code, info = pcall(self.fn, call_req, emit)
+  local think = on_reasoning and function(text)
+    ttft = ttft or (now() - t0)
+    on_reasoning(text)
+  end
+  local ok, res, err, code, info = pcall(self.fn, call_req, emit, think)
   if not ok then
     return fail(self, self.name .. ": fn raised: " .. tostring(res), "ERUNTIME")
   end
@@ -267,7 +343,10 @@ local function lua_complete(self, req, model, on_token)
   if req.stream and not emitted and res.text and res.text ~= "" then
     emit(res.text)
   end
-  local out = finish_response(self, req, res, res.model or model, t0, ttft, res.raw)
+  local out, ferr, fcode, finfo = finish_response(self, req, res, res.model or model, t0, ttft, res.raw)
+  if not out then
+    return fail(self, self.name .. ": " .. ferr, fcode, finfo)
+  end
   if res.cost then
     out.cost = res.cost
   end
@@ -277,9 +356,10 @@ end
 --- Sends one request and returns the normalized response, or
 --- nil, message, code, info (info: status, retry_after, context_window,
 --- stage = "ttfb" when nothing arrived in time). Waits: inside po.async it
---- yields the task. opts.on_token(text) receives streamed text.
+--- yields the task. opts.on_token(text) receives streamed text,
+--- opts.on_reasoning(text) streamed reasoning (thinking) text.
 ---@param request table
----@param opts? { on_token?: fun(text: string), normalized?: boolean }
+---@param opts? { on_token?: fun(text: string), on_reasoning?: fun(text: string), normalized?: boolean }
 function Provider:complete(request, opts)
   opts = opts or {}
   local req = opts.normalized and request or util.normalize("provider:complete", request)
@@ -287,12 +367,19 @@ function Provider:complete(request, opts)
   if not model then
     error("provider:complete: no model: give the provider a model or the request one", 2)
   end
-  local on_token = opts.on_token
+  local on_token, on_reasoning = opts.on_token, opts.on_reasoning
   if self.kind == "lua" then
-    return lua_complete(self, req, model, on_token)
+    return lua_complete(self, req, model, on_token, on_reasoning)
   end
   local adapter = self.adapter
-  local url, headers, body = adapter.request({ base_url = self.base_url, api_key = self.key() }, req, model)
+  local url, headers, body = adapter.request({ base_url = self.base_url, api_key = self.key(),
+    options = self.options }, req, model)
+  if not url then
+    -- headers is the message, body the code: a field this vendor lacks.
+    return fail(self, self.name .. " " .. model .. ": " .. tostring(headers), body or "EUNSUPPORTED",
+      { unsupported = true })
+  end
+  body = requests.merge_extra(body, req.extra)
   for k, v in pairs(self.extra_headers or {}) do
     headers[k] = v
   end
@@ -308,6 +395,10 @@ function Provider:complete(request, opts)
       on_token(text)
     end
   end
+  local think = on_reasoning and function(text)
+    ttft = ttft or (now() - t0)
+    on_reasoning(text)
+  end
   local function stop(msg, code, info)
     stream_err = { msg, code, info }
     error(stream_err) -- stops the transfer
@@ -316,7 +407,7 @@ function Provider:complete(request, opts)
     if stream_err then
       return
     end
-    local msg, code, info = adapter.stream_event(st, ev, emit)
+    local msg, code, info = adapter.stream_event(st, ev, emit, think)
     if msg then
       stop(msg, code, info)
     end
@@ -409,10 +500,20 @@ function Provider:complete(request, opts)
   if bad then
     return fail(self, self.name .. " " .. model .. ": " .. bad, bcode, { status = res.status })
   end
-  if stream and one_piece and parts.text and parts.text ~= "" then
-    emit(parts.text) -- a server that answered a stream request in one piece
+  if stream and one_piece then -- a server that answered a stream request in one piece
+    if think and parts.reasoning and parts.reasoning ~= "" then
+      think(parts.reasoning)
+    end
+    if parts.text and parts.text ~= "" then
+      emit(parts.text)
+    end
   end
-  return finish_response(self, req, parts, model, t0, ttft)
+  local out, ferr, fcode, finfo = finish_response(self, req, parts, model, t0, ttft)
+  if not out then
+    finfo.status = res.status
+    return fail(self, self.name .. " " .. model .. ": " .. ferr, fcode, finfo)
+  end
+  return out
 end
 
 --- Like complete, as a future (a po.async task).

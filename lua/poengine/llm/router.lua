@@ -38,7 +38,8 @@ local ROUTING_FIELDS = { provider = true, weight = true, max_concurrency = true,
   max_tokens = true }
 local PROVIDER_FIELDS = { model = true, base_url = true, api_key = true, api_key_env = true, timeout = true,
   ttft_timeout = true, idle_timeout = true, connect_timeout = true, headers = true, name = true, fn = true,
-  input_includes_cached = true, max_body = true, max_event = true }
+  input_includes_cached = true, max_body = true, max_event = true, deployment = true, api_version = true,
+  dimensions = true }
 
 local check_names = require("poengine.util.options").check
 
@@ -228,16 +229,23 @@ end
 ---------------------------------------------------------------------------
 -- Failures
 
+-- Codes after which the same request to the same deployment would fail
+-- the same way: the next deployment (another vendor, key or model) may
+-- answer. A reply past the size limits would be as large again.
+local NEXT = { ECONTEXT = true, ETLS = true, ETOOBIG = true, EQUOTA = true, EINVALID = true, EAUTH = true,
+  EUNSUPPORTED = true }
+
 -- What to do after a failed attempt: "retry" this deployment, move to the
 -- "next" one, or "stop" (the caller's own error).
 local function classify(code, info)
   if code == "ERUNTIME" or code == "ECANCELED" or code == "EUNAVAIL" then
     return "stop"
   end
-  -- A reply past the size limits would be as large again from the same
-  -- deployment.
-  if code == "ECONTEXT" or info.stage == "ttfb" or code == "ETLS" or code == "ETOOBIG" then
+  if NEXT[code] or info.stage == "ttfb" then
     return "next"
+  end
+  if code == "ERATELIMIT" or code == "EOVERLOADED" then
+    return "retry" -- after Retry-After, or the backoff
   end
   if code == "EHTTP" then
     local s = info.status or 0
@@ -249,12 +257,22 @@ local function classify(code, info)
   return "retry" -- timeouts, connection errors, malformed or truncated replies, a lua provider's failures
 end
 
--- Counts a failure toward the deployment's circuit breaker.
-function Router:_failed(d, code, info)
-  if code == "ECONTEXT" or (code == "EHTTP" and info.status == 400) then
+-- Failures that are the request's fault, not the deployment's.
+local REQUEST_FAULT = { ECONTEXT = true, EINVALID = true, EUNSUPPORTED = true }
+
+-- Counts a failure toward the deployment's circuit breaker, and keeps it
+-- (scrubbed already by the provider) for the "cooling down" message.
+function Router:_failed(d, code, info, err)
+  if REQUEST_FAULT[code] or (code == "EHTTP" and info.status == 400) then
     return -- the request's fault, not the deployment's
   end
   local t = now()
+  d.last_error = tostring(err) .. " (" .. tostring(code) .. ")"
+  if code == "EQUOTA" then
+    d.down_until = t + self.cooldown.time -- out of credit: every call would fail alike
+    d.fails = {}
+    return
+  end
   local fails, cd = d.fails, self.cooldown
   fails[#fails + 1] = t
   while #fails > 0 and fails[1] <= t - cd.window do
@@ -281,7 +299,7 @@ end
 ---------------------------------------------------------------------------
 -- Calls
 
-local CALL_OPTIONS = { cache = true, on_token = "function", cycle = true }
+local CALL_OPTIONS = { cache = true, on_token = "function", on_reasoning = "function", cycle = true }
 
 -- What a call may cost before it is sent: its estimated input, and its
 -- max_tokens (or the default) as output, priced for the model called.
@@ -326,7 +344,8 @@ end
 --- Sends a request through the deployments and returns the response, or
 --- nil, message, code. Waits (yields inside po.async).
 ---@param request table
----@param opts? { cache?: string|table, on_token?: fun(text: string), cycle?: string|number }
+---@param opts? { cache?: string|table, on_token?: fun(text: string), on_reasoning?: fun(text: string),
+---  cycle?: string|number }
 function Router:complete(request, opts)
   local fname = "router:complete"
   if getmetatable(self) ~= Router then
@@ -339,8 +358,8 @@ function Router:complete(request, opts)
   check_table(fname, "opts", opts, CALL_OPTIONS)
   local lookup, store, ttl = rcache.mode(fname, opts.cache)
   local req = util.normalize(fname, request)
-  local on_token = opts.on_token
-  if on_token then
+  local on_token, on_reasoning = opts.on_token, opts.on_reasoning
+  if on_token or on_reasoning then
     req.stream = true
   end
   local c = self.counts
@@ -360,7 +379,10 @@ function Router:complete(request, opts)
     local value, info
     value, info, first_key = self:_lookup(request, #order > 0 and order or self.deployments)
     if value then
-      return self:_from_cache(opts, on_token, t0, value, info)
+      if on_reasoning and type(value.reasoning) == "string" and value.reasoning ~= "" then
+        on_reasoning(value.reasoning) -- the thinking came before the answer
+      end
+      return rcache.finish(self:_from_cache(opts, on_token, t0, value, info), req)
     end
     c.misses = c.misses + 1
   end
@@ -379,8 +401,16 @@ function Router:complete(request, opts)
     end
     on_token(text)
   end
+  local reasoning_cb = on_reasoning and function(text)
+    local call = st.call
+    if not call.canceled then
+      call.arrived = call.arrived + #text
+      on_reasoning(text)
+    end
+  end
   local hooked = future.on_cancel(abandon, st)
-  local res, err, code = self:_attempts(order, req, opts, t0, token_cb, st)
+  local res, err, code = self:_attempts(order, req, opts, t0, { on_token = token_cb, on_reasoning = reasoning_cb,
+    normalized = true }, st)
   if hooked then
     future.off_cancel(abandon, st)
   end
@@ -408,9 +438,12 @@ end
 
 -- Tries the deployments in order, with retries, until one answers; each
 -- attempt's record goes in st.call.
-function Router:_attempts(order, req, opts, t0, token_cb, st)
+function Router:_attempts(order, req, opts, t0, call_opts, st)
   local c = self.counts
-  local last_err, last_code = "no deployment is available: all are cooling down", "ECOOLDOWN"
+  local last_err, last_code
+  if #order == 0 then
+    last_err, last_code = self:_cooling_message(), "ECOOLDOWN"
+  end
   for _, d in ipairs(order) do
     local attempt = 0
     while true do
@@ -435,8 +468,7 @@ function Router:_attempts(order, req, opts, t0, token_cb, st)
       local s = rstats.provider(self, d.name)
       s.calls = s.calls + 1
       call.sent = true
-      local ok_call, res, err, code, info = pcall(d.provider.complete, d.provider, dreq,
-        { on_token = token_cb, normalized = true })
+      local ok_call, res, err, code, info = pcall(d.provider.complete, d.provider, dreq, call_opts)
       call.slot, call.slot_wait, call.settled = false, nil, true
       limits.release(d)
       if not ok_call then
@@ -455,9 +487,12 @@ function Router:_attempts(order, req, opts, t0, token_cb, st)
           cost = res.cost, latency = now() - t0, provider = d.name })
         return res
       end
-      -- A reply cut short is charged what arrived; one that never started, nothing.
+      -- A reply cut short is charged what arrived; one that never started,
+      -- nothing; one that came whole but would not parse, what it cost.
       local usd, tokens = 0, 0
-      if call.arrived > 0 then
+      if info and info.cost then
+        usd, tokens = info.cost, info.tokens or 0
+      elseif call.arrived > 0 then
         usd, tokens = partial_cost(call)
       end
       call.tpm.tokens = tokens
@@ -466,28 +501,46 @@ function Router:_attempts(order, req, opts, t0, token_cb, st)
       info = info or {}
       s.errors = s.errors + 1
       last_err, last_code = err, code
-      self:_failed(d, code, info)
+      self:_failed(d, code, info, err)
       local what = classify(code, info)
       if what == "stop" or call.arrived > 0 then
-        -- Text already went to on_token: a retry would send it twice.
+        -- Text already went to on_token (or on_reasoning): a retry would send it twice.
         c.errors = c.errors + 1
         rstats.record_call(opts, { cache_hit = false, latency = now() - t0, provider = d.name })
         return nil, err, code
       end
-      if what == "next" or attempt > self.retries then
-        break
-      end
       local ra = info.retry_after
       if ra and ra > self.backoff.max then
-        d.down_until = max(d.down_until, now() + ra) -- too long to wait here: try the others
-        break
+        -- The server said when to come back: no call of this router is sent
+        -- before, even once this one has run out of retries.
+        d.down_until = max(d.down_until, now() + ra)
+      end
+      if what == "next" or attempt > self.retries or (ra and ra > self.backoff.max) then
+        break -- (too long to wait here: try the others)
       end
       sleep(self:_backoff(attempt, ra))
     end
   end
   c.errors = c.errors + 1
   rstats.record_call(opts, { cache_hit = false, latency = now() - t0 })
+  if not last_err then -- each cooled down while this call waited its turn
+    last_err, last_code = self:_cooling_message(), "ECOOLDOWN"
+  end
   return nil, last_err, last_code
+end
+
+-- "all are cooling down", with each deployment's name and model, when it
+-- comes back and the last error that sent it there.
+function Router:_cooling_message()
+  local t, lines = now(), {}
+  for _, d in ipairs(self.deployments) do
+    local model = d.model or d.provider.model
+    local left = max(0, d.down_until - t)
+    lines[#lines + 1] = string.format("%s%s back in %.1f s (last error: %s)", tostring(d.name),
+      model and (" " .. model) or "", left, d.last_error and util.scrub(d.last_error, util.secrets(d.provider))
+        or "none kept")
+  end
+  return "no deployment is available: all are cooling down: " .. table.concat(lines, "; ")
 end
 
 --- Like complete, as a future (a po.async task).

@@ -56,7 +56,17 @@ function M.key(self, request, d)
   return key
 end
 
-M.STORED = { "text", "finish_reason", "tool_calls", "usage", "cost", "provider", "model", "latency", "chunks" }
+M.STORED = { "text", "finish_reason", "tool_calls", "reasoning", "usage", "cost", "provider", "model", "latency",
+  "chunks" }
+
+--- A cached answer as a fresh one would be: json decoded again when the
+--- request asked for a format (a stored answer was JSON when it was stored).
+function M.finish(res, req)
+  if req.response_format then
+    res.json = po.json.decode(res.text)
+  end
+  return res
+end
 
 function M.from_cache(self, info_opts, on_token, t0, value, info)
   local c = self.counts

@@ -6,66 +6,8 @@ local M = {}
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 
-local REQUEST_FIELDS = {
-  model = "string", messages = "table", prompt = "string", system = "string", max_tokens = "number",
-  temperature = "number", stop = true, seed = "number", tools = "table", response_format = "table",
-  stream = "boolean", metadata = "table",
-}
-
---- Checks a request table as the caller wrote it and returns a normalized
---- copy: `messages` always present (a `prompt` becomes one user message),
---- `system` kept apart (a leading "system" message is moved into it), `stop`
---- always a list. Raises on a programmer error, naming fname.
----@return table
-function M.normalize(fname, req)
-  if type(req) ~= "table" then
-    error(fname .. ": request must be a table, got " .. type(req), 3)
-  end
-  for k, v in pairs(req) do
-    local want = REQUEST_FIELDS[k]
-    if not want then
-      error(fname .. ": unknown request field '" .. tostring(k) .. "'", 3)
-    end
-    if want ~= true and type(v) ~= want then
-      error(fname .. ": request." .. k .. " must be a " .. want .. ", got " .. type(v), 3)
-    end
-  end
-  if req.messages and req.prompt then
-    error(fname .. ": give request.messages or request.prompt, not both", 3)
-  end
-  if not req.messages and not req.prompt then
-    error(fname .. ": request.messages or request.prompt is required", 3)
-  end
-  local out = {}
-  for k, v in pairs(req) do
-    out[k] = v
-  end
-  local messages, system = {}, req.system
-  if req.prompt then
-    messages[1] = { role = "user", content = req.prompt }
-  else
-    for i, m in ipairs(req.messages) do
-      if type(m) ~= "table" or type(m.role) ~= "string" then
-        error(fname .. ": request.messages[" .. i .. "] must be a table with a string role", 3)
-      end
-      if m.role == "system" and type(m.content) == "string" then
-        system = system and (system .. "\n\n" .. m.content) or m.content
-      else
-        messages[#messages + 1] = m
-      end
-    end
-  end
-  out.prompt = nil
-  out.messages = messages
-  out.system = system
-  local stop = req.stop
-  if type(stop) == "string" then
-    out.stop = { stop }
-  elseif stop ~= nil and type(stop) ~= "table" then
-    error(fname .. ": request.stop must be a string or a list of strings", 3)
-  end
-  return out
-end
+--- Checks a request and returns its normalized copy (poengine.llm.request).
+M.normalize = require("poengine.llm.request").normalize
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
