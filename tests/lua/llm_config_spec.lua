@@ -135,7 +135,7 @@ return {
   it("refuses an unknown provider and a URL that is not one, naming them", function()
     local status, _, err = optimize("", "--provider openia")
     assert.are.equal(2, status)
-    assert.matches("unknown provider 'openia' %(openai, anthropic, ollama%)", err)
+    assert.matches("unknown provider 'openia' %(openai, anthropic, ollama, azure%)", err)
     status, _, err = optimize("", "--base-url localhost:8000/v1")
     assert.are.equal(2, status)
     assert.matches("%-%-base%-url needs an http:// or https:// URL, got 'localhost:8000/v1'", err)

@@ -101,7 +101,7 @@ for _, kind in ipairs(FORMATS) do
     -- fault -> code (plain, streamed), info check, and what the message must
     -- say: the server's own error text, the parser's place, or libcurl's reason
     local matrix = {
-      { "fault=429;retry_after=2", "EHTTP", "EHTTP", function(info) assert.are.equal(429, info.status) assert.are.equal(2, info.retry_after) end,
+      { "fault=429;retry_after=2", "ERATELIMIT", "ERATELIMIT", function(info) assert.are.equal(429, info.status) assert.are.equal(2, info.retry_after) end,
         "HTTP 429: rate limit reached, slow down$" },
       { "fault=status;status=503", "EHTTP", "EHTTP", function(info) assert.are.equal(503, info.status) end,
         "HTTP 503: injected failure$" },
