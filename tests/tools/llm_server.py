@@ -15,6 +15,8 @@ POST /v1/chat/completions   OpenAI Chat Completions (SSE when "stream": true,
 POST /v1/messages           Anthropic Messages (SSE events when "stream": true)
 POST /api/chat              Ollama chat (NDJSON unless "stream": false;
                             Ollama streams by default)
+POST /v1/embeddings         OpenAI embeddings ("input": a string or a list)
+POST /api/embed             Ollama embeddings ("input": a string or a list)
 GET  /admin/stats           {"requests", "by_path", "by_model", "current",
                             "max_concurrent", "last_headers", "last_body"}
 POST /admin/reset           zeroes the counts
@@ -26,6 +28,57 @@ message (or the `text=` option below). Token counts: input = the number of
 whitespace-separated words in every message and system prompt, output = the
 number of words of the reply. Streams send one word per event.
 
+What the request asks changes the default answer, in each vendor's shape:
+
+Tool calls    When the request declares `tools` and the last user message
+              says `call NAME with {JSON object}` (several such phrases:
+              several calls, in order) for a declared NAME, the reply calls
+              NAME with that object as its arguments: OpenAI
+              `message.tool_calls` (ids "call_1", "call_2" ...,
+              finish_reason "tool_calls"), Anthropic `tool_use` blocks (ids
+              "toolu_1" ..., stop_reason "tool_use"), Ollama
+              `message.tool_calls` (no ids, as Ollama documents; done_reason
+              "stop"). Streamed: OpenAI's arguments in fragments of 8
+              characters over several chunks (the first with the id and
+              name), Anthropic's as `input_json_delta`s of 8 characters,
+              Ollama's in one chunk. A forced tool (OpenAI `tool_choice`
+              {"type": "function", ...} or "required", Anthropic
+              {"type": "tool", "name"} or {"type": "any"}) is called even
+              without the phrase (the first tool for "required"/"any"), with
+              arguments made from its parameters' JSON schema (below);
+              `tool_choice` "none" (Anthropic {"type": "none"}) calls nothing.
+Tool results  When the conversation ends with tool results (OpenAI / Ollama
+              `role: "tool"` messages, an Anthropic user turn of
+              `tool_result` blocks), the reply is the text
+              "tool result: " + their contents joined by " | ", so a
+              two-step tool loop can be seen end to end.
+JSON          OpenAI `response_format` {"type": "json_object"} and Ollama
+              `format: "json"` answer {"answer": <the echo>}; a JSON schema
+              (OpenAI `json_schema.schema`, Ollama `format` as an object,
+              a forced tool's parameters) answers a value built from it:
+              an object with every property, one array item, `enum[0]` or
+              `const`, the echo for a string, the echo's word count for a
+              number or integer, true for a boolean.
+Reasoning     OpenAI `reasoning_effort` low/medium/high (minimal: 0) reports
+              16/32/64 `completion_tokens_details.reasoning_tokens`, counted
+              in `completion_tokens` as OpenAI counts them. Anthropic
+              `thinking` {"type": "enabled", "budget_tokens"} opens the reply
+              with a `thinking` block "thinking about: <the last user text>"
+              (signature "sig-test"), streamed as `thinking_delta`s (one
+              word each) and a `signature_delta`; Ollama `think: true` puts
+              the same text in `message.thinking` (streamed word by word
+              before the answer). The thinking words count as output.
+Embeddings    A vector per input, in order, from the text alone: case-folded,
+              whitespace-collapsed character 3-grams hashed (CRC-32) into
+              signed dimensions, L2-normalized (all zeros for blank text),
+              rounded to 6 decimals; so equal texts get equal vectors and
+              near-duplicates close ones. Dimensions: `dimensions` when
+              given, else 3072 for a model whose name contains "-large",
+              1536 for other OpenAI models, 384 for Ollama's. OpenAI:
+              `encoding_format: "base64"` sends little-endian float32s,
+              `usage.prompt_tokens` = `total_tokens` = the inputs' words, an
+              empty string is a 400. Ollama: `prompt_eval_count` = the words.
+
 Faults, chosen per request
 --------------------------
 Options go after a '#' in the model name ("m1#fault=429;retry_after=1;times=2")
@@ -34,7 +87,8 @@ header wins over the model name). The model name is echoed back without them.
 
     delay=S          wait S seconds before answering
     token_delay=S    wait S seconds between streamed events
-    text=T           reply with T instead of the echo
+    text=T           reply with T instead of the echo (verbatim, even when
+                     JSON is asked: how a reply that does not parse is made)
     cached=N         report N cached prompt tokens (cache reads)
     cache_write=N    report N cache-creation tokens (Anthropic)
     reasoning=N      report N reasoning tokens (OpenAI)
@@ -74,14 +128,18 @@ NAME.response.json | .sse | .ndjson (the reply's bytes as documented).
 """
 
 import argparse
+import base64
 import email.utils
 import json
+import math
 import os
+import re
 import socket
 import struct
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "streams")
@@ -286,6 +344,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(page)
             return
 
+        if self.path.split("?", 1)[0] in EMBED_PATHS:
+            self.embed_reply(fmt, req, model, opts, fault)
+            return
         messages = req.get("messages") or []
         last_user = ""
         input_words = words(content_text(req.get("system"))) if isinstance(req.get("system"), (str, list)) else 0
@@ -294,21 +355,44 @@ class Handler(BaseHTTPRequestHandler):
                 input_words += words(content_text(m.get("content")))
                 if m.get("role") == "user":
                     last_user = content_text(m.get("content"))
-        text = opts.get("text", "echo: " + last_user)
-        pieces = text.split(" ")
-        pieces = [p + (" " if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]
+        reply = plan_reply(fmt, req, opts, messages, last_user)
         usage = {
             "input": input_words,
-            "output": words(text),
+            "output": reply_words(reply),
             "cached": int(opts.get("cached", 0)),
             "cache_write": int(opts.get("cache_write", 0)),
-            "reasoning": int(opts.get("reasoning", 0)),
+            "reasoning": int(opts.get("reasoning", 0)) + reply["reasoning_tokens"],
         }
-        stream = req.get("stream", fmt == "ollama")
-        if stream:
-            self.stream_reply(fmt, req, model, pieces, usage, opts, fault)
+        if req.get("stream", fmt == "ollama"):
+            self.stream_reply(fmt, req, model, reply, usage, opts, fault)
         else:
-            self.plain_reply(fmt, model, text, usage, opts, fault)
+            self.plain_reply(full_response(fmt, model, reply, usage), opts, fault)
+
+    def embed_reply(self, fmt, req, model, opts, fault):
+        inputs = req.get("input")
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if "model" not in req or not isinstance(inputs, list) or not all(isinstance(t, str) for t in inputs):
+            self.send_json(400, error_body(fmt, 400, "model and input (a string or a list of strings) are required"))
+            return
+        if fmt == "openai" and any(t == "" for t in inputs):
+            self.send_json(400, error_body(fmt, 400, "'$.input' is invalid: an input is an empty string"))
+            return
+        dims = req.get("dimensions")
+        if not isinstance(dims, int) or isinstance(dims, bool) or dims < 1:
+            dims = 384 if fmt == "ollama" else (3072 if "-large" in model else 1536)
+        vectors = [embed_vector(t, dims) for t in inputs]
+        n = sum(words(t) for t in inputs)
+        if fmt == "ollama":
+            obj = {"model": model, "embeddings": vectors, "total_duration": 1000000, "load_duration": 1000,
+                   "prompt_eval_count": n}
+        else:
+            b64 = req.get("encoding_format") == "base64"
+            obj = {"object": "list", "model": model, "usage": {"prompt_tokens": n, "total_tokens": n},
+                   "data": [{"object": "embedding", "index": i,
+                             "embedding": base64.b64encode(struct.pack("<%df" % len(v), *v)).decode() if b64 else v}
+                            for i, v in enumerate(vectors)]}
+        self.plain_reply(obj, opts, fault)
 
     def replay(self, fmt, req, name):
         path = os.path.join(FIXTURES, os.path.basename(name))
@@ -349,8 +433,7 @@ class Handler(BaseHTTPRequestHandler):
             self.chunk(body[i:i + max(1, chunk)])
         self.end_stream()
 
-    def plain_reply(self, fmt, model, text, usage, opts, fault):
-        obj = full_response(fmt, model, text, usage)
+    def plain_reply(self, obj, opts, fault):
         if opts.get("usage") == "none":
             for k in ("usage", "prompt_eval_count", "eval_count"):
                 obj.pop(k, None)
@@ -372,11 +455,11 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(float(opts.get("stall", 30)))
         self.wfile.write(body)
 
-    def stream_reply(self, fmt, req, model, pieces, usage, opts, fault):
+    def stream_reply(self, fmt, req, model, reply, usage, opts, fault):
         token_delay = float(opts.get("token_delay", 0))
         if opts.get("usage") == "none" and fmt == "openai":
             req = dict(req, stream_options=None)
-        events = stream_events(fmt, req, model, pieces, usage)
+        events = stream_events(fmt, req, model, reply, usage)
         self.start_stream("application/x-ndjson" if fmt == "ollama" else "text/event-stream")
         for i, ev in enumerate(events):
             if i == 2 and fault in ("truncated", "reset", "stall"):
@@ -442,17 +525,216 @@ def anthropic_usage(u, output):
             "cache_creation_input_tokens": u["cache_write"], "cache_read_input_tokens": u["cached"]}
 
 
-def full_response(fmt, model, text, u):
+EMBED_PATHS = ("/v1/embeddings", "/api/embed")
+TRIGGER = re.compile(r"call\s+([A-Za-z_][A-Za-z0-9_.-]*)\s+with\s+")
+EFFORT_TOKENS = {"minimal": 0, "low": 16, "medium": 32, "high": 64}
+FRAGMENT = 8  # bytes of a streamed tool call's arguments per event
+
+
+def declared_tools(fmt, req):
+    """[(name, parameters schema)] of the request's tools, in order."""
+    out = []
+    for t in req.get("tools") or []:
+        if not isinstance(t, dict):
+            continue
+        if fmt == "anthropic":
+            name, schema = t.get("name"), t.get("input_schema")
+        else:
+            fn = t.get("function") if isinstance(t.get("function"), dict) else {}
+            name, schema = fn.get("name"), fn.get("parameters")
+        if isinstance(name, str):
+            out.append((name, schema if isinstance(schema, dict) else {}))
+    return out
+
+
+def trailing_tool_results(fmt, messages):
+    """The contents of the tool results that end the conversation."""
+    results = []
+    if fmt == "anthropic":
+        last = messages[-1] if messages else None
+        if isinstance(last, dict) and last.get("role") == "user" and isinstance(last.get("content"), list):
+            for block in last["content"]:
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    c = block.get("content")
+                    results.append(c if isinstance(c, str) else content_text(c))
+        return results
+    for m in reversed(messages):
+        if not (isinstance(m, dict) and m.get("role") == "tool"):
+            break
+        c = m.get("content")
+        results.insert(0, c if isinstance(c, str) else content_text(c))
+    return results
+
+
+def triggered_calls(text, names):
+    """[(name, args)] for each "call NAME with {JSON}" in text naming a declared tool."""
+    calls, dec = [], json.JSONDecoder()
+    for m in TRIGGER.finditer(text or ""):
+        try:
+            args, _ = dec.raw_decode(text, m.end())
+        except ValueError:
+            continue
+        if isinstance(args, dict) and m.group(1) in names:
+            calls.append((m.group(1), args))
+    return calls
+
+
+def tool_choice(fmt, req, tools):
+    """None (the model decides), "none", or the name of the tool it must call."""
+    choice = req.get("tool_choice")
+    first = tools[0][0] if tools else None
+    if fmt == "anthropic":
+        kind = choice.get("type") if isinstance(choice, dict) else None
+        return {"tool": choice.get("name") if kind == "tool" else None, "any": first, "none": "none"}.get(kind)
+    if choice == "none":
+        return "none"
+    if choice == "required":
+        return first
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        return choice["function"].get("name")
+    return None
+
+
+def example(schema, echo):
+    """A value that fits a JSON schema (no $ref), made from the echo."""
+    if not isinstance(schema, dict):
+        return echo
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for k in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(k), list) and schema[k]:
+            return example(schema[k][0], echo)
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "null")
+    if t == "object" or (t is None and isinstance(schema.get("properties"), dict)):
+        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        return {k: example(v, echo) for k, v in props.items()}
+    if t == "array":
+        return [example(schema.get("items"), echo)]
+    if t in ("integer", "number"):
+        return words(echo)
+    if t == "boolean":
+        return True
+    if t == "null":
+        return None
+    return echo
+
+
+def json_asked(fmt, req):
+    """(asked, schema or None) from OpenAI response_format / Ollama format."""
+    if fmt == "openai" and isinstance(req.get("response_format"), dict):
+        rf = req["response_format"]
+        if rf.get("type") == "json_object":
+            return True, None
+        if rf.get("type") == "json_schema":
+            js = rf.get("json_schema") if isinstance(rf.get("json_schema"), dict) else {}
+            return True, js.get("schema") if isinstance(js.get("schema"), dict) else {}
+    if fmt == "ollama":
+        f = req.get("format")
+        if f == "json":
+            return True, None
+        if isinstance(f, dict):
+            return True, f
+    return False, None
+
+
+def plan_reply(fmt, req, opts, messages, last_user):
+    """What the model says: text, thinking, tool calls [(id, name, args)], reasoning tokens."""
+    echo = "echo: " + last_user
+    tools = declared_tools(fmt, req)
+    results = trailing_tool_results(fmt, messages)
+    calls = []
+    if tools and not results:
+        calls = triggered_calls(last_user, {n for n, _ in tools})
+        forced = tool_choice(fmt, req, tools)
+        if forced == "none":
+            calls = []
+        elif forced in dict(tools):
+            choice = req.get("tool_choice")
+            any_tool = choice == "required" or (isinstance(choice, dict) and choice.get("type") == "any")
+            if not any_tool:
+                calls = [c for c in calls if c[0] == forced]
+            calls = calls or [(forced, example(dict(tools)[forced], echo))]
+    asked, schema = json_asked(fmt, req)
+    if "text" in opts:
+        text = opts["text"]
+    elif results:
+        text = "tool result: " + " | ".join(results)
+    elif calls:
+        text = ""
+    elif asked:
+        text = json.dumps(example(schema, echo) if schema is not None else {"answer": echo})
+    else:
+        text = echo
+    thinking = None
+    th = req.get("thinking")
+    if (fmt == "anthropic" and isinstance(th, dict) and th.get("type") == "enabled") or \
+            (fmt == "ollama" and req.get("think") not in (None, False)):
+        thinking = "thinking about: " + last_user
+    effort = req.get("reasoning_effort") if fmt == "openai" else None
+    prefix = {"openai": "call_", "anthropic": "toolu_"}.get(fmt)
+    return {"text": text, "thinking": thinking,
+            "calls": [(prefix + str(i + 1) if prefix else None, n, a) for i, (n, a) in enumerate(calls)],
+            "reasoning_tokens": EFFORT_TOKENS.get(effort, 0) if isinstance(effort, str) else 0}
+
+
+def reply_words(r):
+    return words(r["text"]) + words(r["thinking"]) + r["reasoning_tokens"] + \
+        sum(words(json.dumps(a)) for _, _, a in r["calls"])
+
+
+def word_pieces(text):
+    """The text as streamed: one word (with its following space) per event."""
+    pieces = text.split(" ")
+    return [p + (" " if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]
+
+
+def fragments(text):
+    return [text[i:i + FRAGMENT] for i in range(0, len(text), FRAGMENT)] or [""]
+
+
+def embed_vector(text, dims):
+    """Signed hashed character 3-grams of the case-folded, whitespace-collapsed text, unit length."""
+    t = " " + " ".join(text.lower().split()) + " "
+    v = [0.0] * dims
+    if t.strip():
+        for i in range(len(t) - 2):
+            h = zlib.crc32(t[i:i + 3].encode())
+            v[h % dims] += 1.0 if (h >> 31) & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in v))
+    return [round(x / norm, 6) for x in v] if norm else v
+
+
+def full_response(fmt, model, r, u):
+    text, calls = r["text"], r["calls"]
     if fmt == "openai":
+        msg = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
+        if calls:
+            msg["tool_calls"] = [{"id": i, "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
+                                 for i, n, a in calls]
         return {"id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                             "logprobs": None, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": msg, "logprobs": None,
+                             "finish_reason": "tool_calls" if calls else "stop"}],
                 "usage": openai_usage(u), "system_fingerprint": "fp_test"}
     if fmt == "anthropic":
-        return {"id": "msg_test", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+        content = []
+        if r["thinking"] is not None:
+            content.append({"type": "thinking", "thinking": r["thinking"], "signature": "sig-test"})
+        if text or not calls:
+            content.append({"type": "text", "text": text})
+        content += [{"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in calls]
+        return {"id": "msg_test", "type": "message", "role": "assistant", "model": model, "content": content,
+                "stop_reason": "tool_use" if calls else "end_turn", "stop_sequence": None,
                 "usage": anthropic_usage(u, u["output"])}
-    return {"model": model, "created_at": now_iso(), "message": {"role": "assistant", "content": text},
+    msg = {"role": "assistant", "content": text}
+    if r["thinking"] is not None:
+        msg["thinking"] = r["thinking"]
+    if calls:
+        msg["tool_calls"] = [{"function": {"name": n, "arguments": a}} for _, n, a in calls]
+    return {"model": model, "created_at": now_iso(), "message": msg,
             "done": True, "done_reason": "stop", "total_duration": 1000000, "load_duration": 1000,
             "prompt_eval_count": u["input"], "prompt_eval_duration": 1000, "eval_count": u["output"],
             "eval_duration": 1000}
@@ -463,48 +745,81 @@ def sse(data, event=None):
     return head + "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n"
 
 
-def stream_events(fmt, req, model, pieces, u):
-    out = []
-    if fmt == "openai":
-        base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": model, "system_fingerprint": "fp_test"}
-        include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+def openai_stream(req, model, r, u):
+    base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model, "system_fingerprint": "fp_test"}
+    include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
 
-        def chunk(choices, usage=None):
-            d = dict(base, choices=choices)
-            if include_usage:
-                d["usage"] = usage
-            return sse(d)
-        out.append(chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                           "finish_reason": None}]))
-        for p in pieces:
-            out.append(chunk([{"index": 0, "delta": {"content": p}, "logprobs": None, "finish_reason": None}]))
-        out.append(chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
+    def chunk(delta, finish=None, usage=None):
+        d = dict(base, choices=[] if delta is None else
+                 [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])
         if include_usage:
-            out.append(chunk([], openai_usage(u)))
-        out.append("data: [DONE]\n\n")
-    elif fmt == "anthropic":
-        start_usage = anthropic_usage(u, 1)
-        out.append(sse({"type": "message_start", "message": {
-            "id": "msg_test", "type": "message", "role": "assistant", "content": [], "model": model,
-            "stop_reason": None, "stop_sequence": None, "usage": start_usage}}, "message_start"))
-        out.append(sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-                       "content_block_start"))
-        out.append(sse({"type": "ping"}, "ping"))
-        for p in pieces:
-            out.append(sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}},
-                           "content_block_delta"))
-        out.append(sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
-        out.append(sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                        "usage": {"output_tokens": u["output"]}}, "message_delta"))
-        out.append(sse({"type": "message_stop"}, "message_stop"))
-    else:
-        for p in pieces:
-            out.append(json.dumps({"model": model, "created_at": now_iso(),
-                                   "message": {"role": "assistant", "content": p}, "done": False}) + "\n")
-        final = full_response("ollama", model, "", u)
-        out.append(json.dumps(final) + "\n")
+            d["usage"] = usage
+        return sse(d)
+    out = [chunk({"role": "assistant", "content": ""})]
+    if r["text"] or not r["calls"]:
+        out += [chunk({"content": p}) for p in word_pieces(r["text"])]
+    for k, (i, n, a) in enumerate(r["calls"]):
+        out.append(chunk({"tool_calls": [{"index": k, "id": i, "type": "function",
+                                          "function": {"name": n, "arguments": ""}}]}))
+        out += [chunk({"tool_calls": [{"index": k, "function": {"arguments": f}}]}) for f in fragments(json.dumps(a))]
+    out.append(chunk({}, "tool_calls" if r["calls"] else "stop"))
+    if include_usage:
+        out.append(chunk(None, usage=openai_usage(u)))
+    out.append("data: [DONE]\n\n")
     return out
+
+
+def anthropic_stream(model, r, u):
+    out = [sse({"type": "message_start", "message": {
+        "id": "msg_test", "type": "message", "role": "assistant", "content": [], "model": model,
+        "stop_reason": None, "stop_sequence": None, "usage": anthropic_usage(u, 1)}}, "message_start")]
+    blocks = []  # (the block as it starts, its deltas)
+    if r["thinking"] is not None:
+        deltas = [{"type": "thinking_delta", "thinking": p} for p in word_pieces(r["thinking"])]
+        blocks.append(({"type": "thinking", "thinking": ""},
+                       deltas + [{"type": "signature_delta", "signature": "sig-test"}]))
+    if r["text"] or not r["calls"]:
+        blocks.append(({"type": "text", "text": ""},
+                       [{"type": "text_delta", "text": p} for p in word_pieces(r["text"])]))
+    for i, n, a in r["calls"]:
+        blocks.append(({"type": "tool_use", "id": i, "name": n, "input": {}},
+                       [{"type": "input_json_delta", "partial_json": f} for f in fragments(json.dumps(a))]))
+    for index, (start, deltas) in enumerate(blocks):
+        out.append(sse({"type": "content_block_start", "index": index, "content_block": start}, "content_block_start"))
+        if index == 0:
+            out.append(sse({"type": "ping"}, "ping"))
+        out += [sse({"type": "content_block_delta", "index": index, "delta": d}, "content_block_delta") for d in deltas]
+        out.append(sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
+    out.append(sse({"type": "message_delta", "delta": {"stop_reason": "tool_use" if r["calls"] else "end_turn",
+                                                       "stop_sequence": None},
+                    "usage": {"output_tokens": u["output"]}}, "message_delta"))
+    out.append(sse({"type": "message_stop"}, "message_stop"))
+    return out
+
+
+def ollama_stream(model, r, u):
+    def line(msg):
+        return json.dumps({"model": model, "created_at": now_iso(), "message": dict(role="assistant", **msg),
+                           "done": False}) + "\n"
+    out = []
+    if r["thinking"] is not None:
+        out += [line({"content": "", "thinking": p}) for p in word_pieces(r["thinking"])]
+    if r["text"] or not r["calls"]:
+        out += [line({"content": p}) for p in word_pieces(r["text"])]
+    if r["calls"]:
+        out.append(line({"content": "", "tool_calls": [{"function": {"name": n, "arguments": a}}
+                                                       for _, n, a in r["calls"]]}))
+    out.append(json.dumps(full_response("ollama", model, {"text": "", "thinking": None, "calls": []}, u)) + "\n")
+    return out
+
+
+def stream_events(fmt, req, model, r, u):
+    if fmt == "openai":
+        return openai_stream(req, model, r, u)
+    if fmt == "anthropic":
+        return anthropic_stream(model, r, u)
+    return ollama_stream(model, r, u)
 
 
 class Server(ThreadingHTTPServer):

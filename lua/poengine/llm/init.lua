@@ -18,6 +18,13 @@ function M.router(opts)
   return require("poengine.llm.router").new(opts)
 end
 
+--- po.llm.tool_loop(client, request, handlers, opts): call → tools → call until a final answer.
+M.tool_loop = require("poengine.llm.tool_loop").run
+
+--- po.llm.embed(deployment, texts, opts) and po.llm.embedder(deployment, opts): embeddings.
+M.embed = require("poengine.llm.embed").embed
+M.embedder = require("poengine.llm.embed").embedder
+
 --- po.llm.cassette{ path =, mode = }: record and replay around a router or provider.
 function M.cassette(opts)
   return require("poengine.llm.cassette").new(opts)

@@ -24,6 +24,10 @@ M.models = {
   ["gpt-4.1-nano"] = { input = 0.10, output = 0.40, cached = 0.025 },
   ["o3"] = { input = 2.00, output = 8.00, cached = 0.50 },
   ["o4-mini"] = { input = 1.10, output = 4.40, cached = 0.275 },
+  -- OpenAI embeddings (input only), from https://platform.openai.com/docs/pricing as of 2025-06
+  ["text-embedding-3-small"] = { input = 0.02, output = 0 },
+  ["text-embedding-3-large"] = { input = 0.13, output = 0 },
+  ["text-embedding-ada-002"] = { input = 0.10, output = 0 },
   -- Anthropic
   ["claude-opus-4"] = { input = 15.00, output = 75.00, cached = 1.50, cache_write = 18.75 },
   ["claude-sonnet-4"] = { input = 3.00, output = 15.00, cached = 0.30, cache_write = 3.75 },
