@@ -93,20 +93,33 @@ describe("po.llm.tool_loop", function()
     assert.are.same({ 1, 2 }, order)
     assert.are.equal("final: n=1 | n=2", res.text)
     local turn = res.messages[2]
-    assert.are.equal("call_1_1", turn.tool_calls[1].id)
-    assert.are.equal("call_1_2", turn.tool_calls[2].id)
+    -- Ids the model did not give are numbered by the provider over the
+    -- conversation.
+    assert.are.equal("call_1", turn.tool_calls[1].id)
+    assert.are.equal("call_2", turn.tool_calls[2].id)
     assert.are.equal('{"n":2}', turn.tool_calls[2].arguments_json)
-    assert.are.same({ role = "tool", tool_call_id = "call_1_2", content = "n=2" }, res.messages[4])
+    assert.are.same({ role = "tool", tool_call_id = "call_2", content = "n=2" }, res.messages[4])
   end)
 
-  it("tells the model about a missing handler, one that raises, fails or gets bad arguments, and goes on", function()
+  it("ends with EPROTO, naming the call, when a reply's arguments are not JSON", function()
+    local p = model({ fn = function()
+      return { { id = "d", name = "soft", arguments_json = "{not json" } }
+    end }, {})
+    local ran = false
+    local res, err, code = po.llm.tool_loop(p, { prompt = "try" }, { soft = function() ran = true end })
+    assert.is_nil(res)
+    assert.are.equal("EPROTO", code)
+    assert.matches("tool call 'soft' %(d%): arguments are not a JSON object", err)
+    assert.is_false(ran)
+  end)
+
+  it("tells the model about a missing handler, one that raises, fails or returns what JSON cannot hold, and goes on", function()
     local seen = {}
     local p = model({ fn = function()
       return {
         { id = "a", name = "nope", arguments = {} },
         { id = "b", name = "boom", arguments = {} },
         { id = "c", name = "soft", arguments = {} },
-        { id = "d", name = "soft", arguments_json = "{not json" },
         { id = "e", name = "weird", arguments = {} },
       }
     end }, seen)
@@ -119,16 +132,15 @@ describe("po.llm.tool_loop", function()
       end,
       weird = function() return { f = function() end } end,
     }))
-    assert.are.equal(1, soft_calls) -- not run on arguments that do not decode
+    assert.are.equal(1, soft_calls)
     local contents = {}
-    for i = 3, 7 do
+    for i = 3, 6 do
       contents[#contents + 1] = res.messages[i].content
     end
     assert.are.equal("error: no handler for tool 'nope'", contents[1])
     assert.are.equal("error: tool 'boom' raised: kaput", contents[2])
     assert.are.equal("error: tool 'soft' failed: disk full", contents[3])
-    assert.matches("^error: the arguments of tool 'soft' are not a JSON object: ", contents[4])
-    assert.matches("^error: tool 'weird' returned a value JSON cannot hold: ", contents[5])
+    assert.matches("^error: tool 'weird' returned a value JSON cannot hold: ", contents[4])
     assert.are.equal(2, res.steps)
   end)
 

@@ -241,8 +241,10 @@ local function usage_of(b)
 end
 
 -- message.tool_calls as parts: ids are Ollama's when it sends them, else
--- "call_<n>" counted from first + 1 over the reply.
-local function calls_of(list, first)
+-- none: the provider numbers them on from the conversation's earlier calls
+-- (so a later turn's first call is not "call_1" again, which would make
+-- the tool results of a conversation ambiguous).
+local function calls_of(list)
   local out = {}
   for i, tc in ipairs(list) do
     local where = "message.tool_calls[" .. i .. "]"
@@ -259,7 +261,7 @@ local function calls_of(list, first)
     if not ok then
       return nil, bad_shape(where .. ".id", "a string", tc.id)
     end
-    local call = { id = id or ("call_" .. (first + i)), name = name }
+    local call = { id = id, name = name }
     local args = fn.arguments
     if type(args) == "string" then
       call.arguments_json = args -- a server imitating Ollama that sends a JSON string
@@ -286,8 +288,8 @@ end
 
 -- message.content, message.thinking, message.tool_calls and done_reason of
 -- a reply or a stream line, each of its documented type; nil, message,
--- "EPROTO" otherwise. first: tool calls seen before this line.
-local function fields_of(body, first)
+-- "EPROTO" otherwise.
+local function fields_of(body)
   local msg, ok = want(body.message, "table")
   if not ok then
     return nil, bad_shape("message", "an object", body.message)
@@ -309,7 +311,7 @@ local function fields_of(body, first)
   end
   if calls then
     local err, code
-    out.tool_calls, err, code = calls_of(calls, first)
+    out.tool_calls, err, code = calls_of(calls)
     if not out.tool_calls then
       return nil, err, code
     end
@@ -325,7 +327,7 @@ function A.parse(body)
   if type(body.message) ~= "table" then
     return nil, "no message in the reply", "EPROTO"
   end
-  local parts, err, code = fields_of(body, 0)
+  local parts, err, code = fields_of(body)
   if not parts then
     return nil, err, code
   end
@@ -393,7 +395,7 @@ function A.stream_event(st, line, emit, emit_reasoning)
     local message = want(data.error, "string") or "stream error"
     return message, A.error_code(nil, data, message) or "EHTTP"
   end
-  local parts, perr, code = fields_of(data, #st.calls)
+  local parts, perr, code = fields_of(data)
   if not parts then
     return perr, code
   end

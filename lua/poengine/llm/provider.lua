@@ -248,7 +248,7 @@ local function finish_response(self, req, parts, model, t0, ttft, raw)
   local latency = now() - t0
   local cost = (prices.cost(model, usage, includes))
   local text, finish = parts.text or "", null_to_nil(parts.finish_reason)
-  local calls, err, code = response.tool_calls(parts.tool_calls)
+  local calls, err, code = response.tool_calls(parts.tool_calls, response.count_calls(req.messages))
   local decoded
   if not err and req.response_format then
     decoded, err, code = response.json(text, finish)

@@ -35,14 +35,17 @@ end
 
 --- The tool calls of parts, each { id, name, arguments, arguments_json };
 --- nil, message, "EPROTO" when one is malformed. A call without an id (an
---- Ollama reply) gets "call_<i>", so that a tool turn can answer it.
+--- Ollama reply, a lua provider's) gets "call_<n>", n counted on from the
+--- `before` calls the conversation already holds, so that a tool turn can
+--- answer it and no two calls of one conversation share an id.
 --- OpenAI's own shape ({ id, function = { name, arguments } }) is read too,
 --- for adapters that pass the wire's calls through.
 ---@param calls table?
+---@param before? integer
 ---@return table? calls
 ---@return string? message
 ---@return string? code
-function M.tool_calls(calls)
+function M.tool_calls(calls, before)
   if calls == nil then
     return nil
   end
@@ -64,7 +67,7 @@ function M.tool_calls(calls)
     end
     local id = tc.id
     if id == nil or id == json.null then
-      id = "call_" .. i
+      id = "call_" .. ((before or 0) + i)
     end
     if type(id) ~= "string" or type(name) ~= "string" then
       return nil, "bad reply: " .. where .. " needs a string id and name", "EPROTO"
@@ -86,6 +89,19 @@ function M.tool_calls(calls)
     out[i] = { id = id, name = name, arguments = args, arguments_json = args_json }
   end
   return out
+end
+
+--- How many tool calls the messages of a normalized request hold.
+---@param messages table?
+---@return integer
+function M.count_calls(messages)
+  local n = 0
+  for _, m in ipairs(messages or {}) do
+    if type(m) == "table" and type(m.tool_calls) == "table" then
+      n = n + #m.tool_calls
+    end
+  end
+  return n
 end
 
 --- The decoded answer of a request that asked for a response_format; nil,
