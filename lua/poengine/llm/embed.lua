@@ -197,7 +197,8 @@ function M.embed(deployment, texts, opts)
   if no then
     return fail(p, no, "EUNSUPPORTED")
   end
-  local dims, cache = opts.dimensions, opts.cache
+  -- The provider's own `dimensions` option, when the call gives none.
+  local dims, cache = opts.dimensions or (p.options and p.options.dimensions), opts.cache
   local vectors, cached = {}, 0
   local unique, slot = {}, {} -- texts to send, each once, and their place in unique
   for i, t in ipairs(texts) do
@@ -260,7 +261,8 @@ function M.embedder(deployment, opts)
   if no then
     error(fname .. ": " .. no .. " (EUNSUPPORTED)", 2)
   end
-  local eopts = { model = model, dimensions = opts.dimensions, cache = opts.cache, ttl = opts.ttl }
+  local dims = opts.dimensions or (p.options and p.options.dimensions)
+  local eopts = { model = model, dimensions = dims, cache = opts.cache, ttl = opts.ttl }
   local function fn(text)
     local out, err, code = M.embed(p, text, eopts)
     if not out then
@@ -268,7 +270,7 @@ function M.embedder(deployment, opts)
     end
     return out.vectors[1]
   end
-  return fn, tostring(p.kind) .. ":" .. model .. ":" .. tostring(opts.dimensions or "default")
+  return fn, tostring(p.kind) .. ":" .. model .. ":" .. tostring(dims or "default")
 end
 
 return M

@@ -387,7 +387,7 @@ function Provider:complete(request, opts)
   local t0 = now()
   local ttft
   local chunks = {}
-  local st = stream and adapter.stream_start() or nil
+  local st = stream and adapter.stream_start(req) or nil
   local stream_err -- { message, code, info } from inside the stream
   local emit = function(text)
     ttft = ttft or (now() - t0)
@@ -490,7 +490,7 @@ function Provider:complete(request, opts)
       return fail(self, self.name .. " " .. model .. ": " .. util.bad_shape("the reply", "an object", decoded), "EPROTO",
         { status = res.status })
     end
-    parts, perr, code = adapter.parse(decoded)
+    parts, perr, code = adapter.parse(decoded, req)
     if not parts then
       return fail(self, self.name .. " " .. model .. ": " .. perr, code or "EPROTO", { status = res.status })
     end
