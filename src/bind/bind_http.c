@@ -66,7 +66,12 @@ static int on_chunk(po_http_req *req, const char *data, size_t len, long status,
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->on_chunk_ref);
   lua_pushlstring(L, data, len);
   lua_pushinteger(L, status);
-  if (po_pcall(L, 2, 0) == 0) return 0;
+  const char *ctype = po_http_req_header(req, "content-type");
+  if (ctype)
+    lua_pushstring(L, ctype);
+  else
+    lua_pushnil(L);
+  if (po_pcall(L, 3, 0) == 0) return 0;
   const char *msg = lua_tostring(L, -1);
   if (!c->error) c->error = strdup(msg ? msg : "po.http.request: on_chunk raised a non-string error");
   lua_pop(L, 1);

@@ -210,6 +210,12 @@ static void mark_activity(po_http_req *r) {
   }
 }
 
+const char *po_http_req_header(const po_http_req *r, const char *name) {
+  for (size_t i = 0; i < r->nheaders; i++)
+    if (strcmp(r->names[i], name) == 0) return r->values[i];
+  return NULL;
+}
+
 static int add_header(po_http_req *r, const char *name, size_t nlen, const char *value, size_t vlen) {
   for (size_t i = 0; i < r->nheaders; i++) {
     if (strlen(r->names[i]) == nlen && memcmp(r->names[i], name, nlen) == 0) {

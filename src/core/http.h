@@ -63,6 +63,11 @@ typedef struct po_http_handler {
   void (*on_drop)(void *ud);
 } po_http_handler;
 
+/* The value of the response header `name` (lower case) of req's current
+ * response, or NULL when it has none (yet): from on_chunk, the headers of
+ * the response whose body is arriving. */
+const char *po_http_req_header(const po_http_req *req, const char *name);
+
 /* Creates a client on loop in *out, loading libcurl if needed. Returns 0,
  * PO_EUNAVAIL (libcurl cannot be loaded: po_http_load_error() says why) or
  * PO_ENOMEM. The loop must outlive the client. */

@@ -67,18 +67,20 @@ describe("po.http.request", function()
   end)
 
   it("streams the body to on_chunk in order and keeps none of it", function()
-    local chunks, statuses = {}, {}
+    local chunks, statuses, types = {}, {}, {}
     local res = assert(post("m#token_delay=0.01", {
       stream_body = true,
-      on_chunk = function(chunk, status)
+      on_chunk = function(chunk, status, ctype)
         chunks[#chunks + 1] = chunk
         statuses[status] = true
+        types[ctype] = true
       end,
     }):wait())
     assert.are.equal(200, res.status)
     assert.are.equal("", res.body)
     assert.is_true(#chunks > 1) -- the events arrived as they were sent
     assert.are.same({ [200] = true }, statuses)
+    assert.are.same({ ["text/event-stream"] = true }, types) -- the response's Content-Type, with every piece
     local all = table.concat(chunks)
     assert.matches("^data: ", all)
     assert.matches("data: %[DONE%]\n\n$", all)

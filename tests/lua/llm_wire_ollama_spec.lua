@@ -476,9 +476,9 @@ describe("an Ollama provider against the documented replies", function()
     return res, tokens, stats.last_body, err, code, info
   end
 
-  -- Two documented requests leave stream out (so they stream) but show a
-  -- pretty-printed single object as the reply, which is what Ollama sends
-  -- for stream: false; that is what these replays ask for.
+  -- Two documented requests stream but show a pretty-printed single object
+  -- as the reply (application/json): the provider reads such a reply whole
+  -- and gives its text to on_token once.
   local ONE_PIECE = { chat_images = true, chat_options = true }
 
   for _, name in ipairs(sorted_keys(WANT)) do
@@ -486,21 +486,24 @@ describe("an Ollama provider against the documented replies", function()
       local doc = documented(name)
       local req = util_copy(REQUESTS[name])
       req.model = doc.model
-      if ONE_PIECE[name] then
-        req.stream, doc.stream = false, false
-      end
       local res, tokens, sent, err = replay(name, req)
       assert(res, err)
-      -- What this branch's provider passes through; reasoning and the
-      -- decoded arguments follow when core's provider lands.
       assert.are.equal(WANT[name].text, res.text)
+      assert.are.equal(WANT[name].reasoning, res.reasoning)
       assert.are.equal(WANT[name].finish_reason, res.finish_reason)
       assert.are.equal(WANT[name].usage.input, res.usage.input)
       assert.are.equal(WANT[name].usage.output, res.usage.output)
-      assert.are.same(req.stream and WANT[name].tokens or {}, tokens)
+      if ONE_PIECE[name] then
+        assert.is_true(req.stream)
+        assert.are.same({ WANT[name].text }, tokens)
+      else
+        assert.are.same(req.stream and WANT[name].tokens or {}, tokens)
+      end
       for i, c in ipairs(WANT[name].tool_calls or {}) do
         assert.are.equal(c.id, res.tool_calls[i].id)
         assert.are.equal(c.name, res.tool_calls[i].name)
+        assert.are.same(c.arguments, res.tool_calls[i].arguments)
+        assert.are.same(c.arguments, po.json.decode(res.tool_calls[i].arguments_json))
       end
       if name == "chat_tool_result" then
         doc.messages[2].tool_calls[1].id = "call_1"

@@ -420,13 +420,15 @@ function Provider:complete(request, opts)
   -- The body arrives through on_chunk, streamed or not, so that one longer
   -- than max_body is stopped as it grows instead of being held whole.
   local received, max_body = 0, self.max_body
-  local function on_chunk(chunk, status)
+  local function on_chunk(chunk, status, ctype)
     received = received + #chunk
     if received > max_body then
       stop("the reply is longer than max_body (" .. max_body .. " bytes)", "ETOOBIG")
     end
     chunks[#chunks + 1] = chunk
-    if parser and status >= 200 and status < 300 then
+    -- Only a reply of the stream's type is parsed as it arrives: a server
+    -- that answers a stream request in one JSON piece is read whole below.
+    if parser and status >= 200 and status < 300 and (ctype or ""):lower():find(adapter.stream_type, 1, true) then
       local ok, msg, code = parser:feed(chunk)
       if not ok then
         stop(msg, code)
