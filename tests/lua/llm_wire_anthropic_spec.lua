@@ -423,12 +423,49 @@ describe("the Anthropic provider against the documented bytes replayed", functio
     end
   end)
 
-  it("tool_use and tool_use_stream: the tool calls' ids and names", function()
+  -- The pieces a documented stream carries in its deltas' `field`
+  -- (partial_json, thinking), joined: what the provider must assemble.
+  local function joined(name, field)
+    local out = {}
+    for data in fixture(name, "response.sse"):gmatch("data: ([^\n]+)") do
+      local ev = po.json.decode(data)
+      if type(ev) == "table" and type(ev.delta) == "table" and type(ev.delta[field]) == "string" then
+        out[#out + 1] = ev.delta[field]
+      end
+    end
+    return table.concat(out)
+  end
+
+  it("tool_use and tool_use_stream: the tool calls' ids, names and decoded input", function()
+    local inputs = {}
+    for _, block in ipairs(doc("tool_use", "response.json").content) do
+      if block.type == "tool_use" then
+        inputs.tool_use = block.input
+      end
+    end
+    inputs.tool_use_stream = po.json.decode(joined("tool_use_stream", "partial_json"))
     for name, id in pairs { tool_use = "toolu_01A09q90qw90lq917835lq9", tool_use_stream = "toolu_01T1x1fJ34qAmk2tNTrN7Up6" } do
       local res = assert(replay(name, nil, 9))
       assert.are.same({ "tool_calls", id, "get_weather" },
         { res.finish_reason, res.tool_calls[1].id, res.tool_calls[1].name })
+      assert.are.equal("table", type(inputs[name]))
+      assert.are.same(inputs[name], res.tool_calls[1].arguments)
+      assert.are.same(inputs[name], po.json.decode(res.tool_calls[1].arguments_json))
     end
+  end)
+
+  it("thinking_stream: the thinking kept apart, given to on_reasoning as it streams", function()
+    local p = po.llm.provider("anthropic", { base_url = server.url, api_key = CFG.api_key,
+      headers = { ["X-Test-Fault"] = "fault=wire;wire=anthropic/thinking_stream;chunk=5" } })
+    local req = po.json.decode(po.json.encode(REQUESTS.thinking_stream))
+    req.model = doc("thinking_stream").model
+    local thought = {}
+    local res = assert(p:complete(req, { normalized = true, on_reasoning = function(t) thought[#thought + 1] = t end }))
+    local want = joined("thinking_stream", "thinking")
+    assert.is_true(#want > 0)
+    assert.are.equal(want, res.reasoning)
+    assert.are.equal(want, table.concat(thought))
+    assert.is_nil(res.text:find(want, 1, true)) -- not in the answer
   end)
 
   it("stream_error: the error event ends the call with its message and code", function()
@@ -441,9 +478,12 @@ describe("the Anthropic provider against the documented bytes replayed", functio
   it("the documented error bodies: the status, and the message in the error", function()
     for _, name in ipairs { "error_overloaded", "error_rate_limit", "error_invalid_request", "error_authentication",
       "error_permission", "error_prompt_too_long" } do
-      local res, err, _, info = replay("message", name)
+      local res, err, code, info = replay("message", name)
       assert.is_nil(res)
       assert.are.equal(doc(name, "meta.json").status, info.status)
+      local want = { error_overloaded = "EOVERLOADED", error_rate_limit = "ERATELIMIT", error_invalid_request = "EINVALID",
+        error_authentication = "EAUTH", error_permission = "EAUTH", error_prompt_too_long = "ECONTEXT" }
+      assert.are.equal(want[name], code)
       assert.matches(doc(name, "response.json").error.message, err, 1, true)
     end
   end)

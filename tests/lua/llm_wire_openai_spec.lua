@@ -543,8 +543,18 @@ describe("openai wire fixtures through the test server", function()
       for i, tc in ipairs(case.parts.tool_calls or {}) do
         assert.are.equal(tc.id, res.tool_calls[i].id)
         assert.are.equal(tc.name, res.tool_calls[i].name)
+        -- the arguments decoded, and their text as the server sent it
+        local args = tc.arguments or po.json.decode(tc.arguments_json)
+        assert.are.same(args, res.tool_calls[i].arguments)
+        assert.are.same(args, po.json.decode(res.tool_calls[i].arguments_json))
       end
       assert.are.equal(#(case.parts.tool_calls or {}), #(res.tool_calls or {}))
+      assert.are.equal(case.parts.reasoning, res.reasoning)
+      if case.req.response_format then
+        assert.are.same(po.json.decode(case.parts.text), res.json)
+      else
+        assert.is_nil(res.json)
+      end
     end)
   end
 
@@ -556,9 +566,9 @@ describe("openai wire fixtures through the test server", function()
       assert.are.equal(decoded("openai/" .. name .. ".meta.json").status, info.status)
       assert.matches(body.error.message:sub(1, 30), msg, 1, true)
       assert.not_matches("sk%-abc%*%*%*xyz", msg) -- a key, even masked, is scrubbed
-      if name == "error_context_length" then
-        assert.are.equal("ECONTEXT", code)
-      end
+      local want = { error_context_length = "ECONTEXT", error_insufficient_quota = "EQUOTA",
+        error_rate_limit = "ERATELIMIT", error_invalid_key = "EAUTH" }
+      assert.are.equal(want[name], code)
     end)
   end
 
