@@ -192,6 +192,7 @@ local produce = {
   EINVALID = { { "a request the server refuses", spec = "llm_router_codes_spec.lua" } },
   EAUTH = { { "a key the server refuses", spec = "llm_router_codes_spec.lua" } },
   EUNSUPPORTED = { { "a field the adapter has no place for", spec = "llm_router_codes_spec.lua" } },
+  ESTEPS = { { "a tool loop past max_steps", spec = "llm_tool_loop_spec.lua" } },
   ETASK = { { "a task file that returns no table", function()
     local path = tempdir() .. "/task.lua"
     assert(po.write_file(path, "return 42"))
