@@ -16,8 +16,9 @@ local function llm_request(self, state, i)
   local builder = self.task.prompts and self.task.prompts[self.task.method == "llm-diff" and "diff" or "rewrite"]
     or (self.task.method == "llm-diff" and prompts.diff or prompts.rewrite)
   local messages = builder(state, i)
-  -- Each candidate of a cycle asks for a different answer (the seed and
-  -- the note differ), so they are not one cached reply four times.
+  -- Each candidate of a cycle asks for a different answer (the note
+  -- differs), so they are not one cached reply four times. No seed: not
+  -- every vendor has one (Anthropic refuses it).
   messages[#messages].content = messages[#messages].content
     .. format("\n\n(Proposal %d of %d: try a different idea from the other proposals.)", i, state.n)
   return {
@@ -25,7 +26,6 @@ local function llm_request(self, state, i)
     messages = messages,
     temperature = self.task.temperature or 0.7,
     max_tokens = self.task.max_tokens or 4096,
-    seed = i,
     -- Never sent nor part of the cache key; a "lua" provider can read it.
     metadata = { task = self.task.id, cycle = state.cycle, candidate = i },
   }
