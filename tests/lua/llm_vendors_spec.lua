@@ -131,6 +131,23 @@ describe("reasoning kept apart from the answer", function()
     assert.are.same({ type = "enabled", budget_tokens = 1024 }, server:stats().last_body.thinking)
   end)
 
+  it("anthropic thinking with tools: the thinking block goes back with the tool turn, signature and all", function()
+    for _, stream in ipairs { false, true } do
+      local res = assert(po.llm.tool_loop(provider("anthropic"), {
+        prompt = 'call add with {"a": 1, "b": 1}', tools = { ADD }, max_tokens = 2048,
+        reasoning = { budget_tokens = 1024 }, stream = stream,
+      }, { add = function(args) return args.a + args.b end }))
+      assert.are.equal(2, res.steps)
+      local turn = res.messages[2]
+      assert.are.equal("thinking", turn.thinking_blocks[1].type)
+      assert.are.equal("sig-test", turn.thinking_blocks[1].signature)
+      -- The second request's assistant turn opens with that block, unchanged.
+      local sent = server:stats().last_body.messages[2].content
+      assert.are.same(po.json.decode(po.json.encode(turn.thinking_blocks[1])), sent[1])
+      assert.are.equal("tool_use", sent[2].type)
+    end
+  end)
+
   it("ollama think, streamed to on_reasoning", function()
     local thought = {}
     local res = assert(provider("ollama"):complete({ prompt = "why", reasoning = { effort = "high" }, stream = true },

@@ -261,6 +261,7 @@ local function finish_response(self, req, parts, model, t0, ttft, raw)
     finish_reason = finish,
     tool_calls = calls,
     reasoning = null_to_nil(parts.reasoning),
+    thinking_blocks = parts.thinking_blocks,
     json = decoded,
     usage = usage,
     cost = cost,

@@ -272,8 +272,15 @@ local function message(m, where)
     bad(where .. ".role must be \"system\", \"user\", \"assistant\" or \"tool\", got \"" .. role .. "\"")
   end
   if role == "assistant" then
-    only(m, { role = true, content = true, tool_calls = true }, where)
+    only(m, { role = true, content = true, tool_calls = true, thinking_blocks = true }, where)
     local out = { role = role, content = content(m.content, where .. ".content", m.tool_calls == nil) }
+    if m.thinking_blocks ~= nil then
+      -- A response's thinking_blocks, passed back as they came (Anthropic
+      -- wants a tool-using turn's thinking, signature and all, unchanged;
+      -- other vendors leave them out).
+      list(m.thinking_blocks, where .. ".thinking_blocks")
+      out.thinking_blocks = m.thinking_blocks
+    end
     if m.tool_calls ~= nil then
       list(m.tool_calls, where .. ".tool_calls")
       local calls = {}

@@ -166,7 +166,8 @@ function M.run(client, request, handlers, opts)
       calls[i] = call
       results[i] = { role = "tool", tool_call_id = call.id, content = bad or run_handler(handlers, call) }
     end
-    messages[#messages + 1] = { role = "assistant", content = text, tool_calls = calls }
+    messages[#messages + 1] = { role = "assistant", content = text, tool_calls = calls,
+      thinking_blocks = res.thinking_blocks }
     for _, r in ipairs(results) do
       messages[#messages + 1] = r
     end
