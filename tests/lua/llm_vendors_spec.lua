@@ -197,3 +197,40 @@ describe("po.llm.embed through the real adapters", function()
     assert.matches("anthropic", err)
   end)
 end)
+
+describe("Azure OpenAI through a provider", function()
+  local function azure(extra)
+    local opts = { base_url = server.url, api_key = "az-key", deployment = "gpt-4o prod" }
+    for k, v in pairs(extra or {}) do
+      opts[k] = v
+    end
+    return po.llm.provider("azure", opts)
+  end
+
+  it("sends to the deployment's path with the api-version, the key in api-key, no model in the body", function()
+    server:reset()
+    local res = assert(azure():complete { prompt = "hi there", stream = true })
+    assert.are.equal("echo: hi there", res.text)
+    local stats = server:stats()
+    assert.are.equal(1, stats.by_path["/openai/deployments/gpt-4o%20prod/chat/completions?api-version=2024-10-21"])
+    assert.are.equal("az-key", stats.last_headers["api-key"])
+    assert.is_nil(stats.last_headers["authorization"])
+    assert.is_nil(stats.last_body.model)
+    -- another api_version, and embeddings on the same deployment
+    assert(azure({ api_version = "2025-01-01-preview" }):complete { prompt = "x" })
+    assert.are.equal(1, server:stats().by_path["/openai/deployments/gpt-4o%20prod/chat/completions?api-version=2025-01-01-preview"])
+    local out = assert(po.llm.embed(azure(), { "a b c" }))
+    assert.are.equal(1536, #out.vectors[1])
+    assert.are.equal(1, server:stats().by_path["/openai/deployments/gpt-4o%20prod/embeddings?api-version=2024-10-21"])
+  end)
+
+  it("without a deployment: an error naming it, nothing sent", function()
+    server:reset()
+    local p = po.llm.provider("azure", { base_url = server.url, api_key = "az-key", model = "m" })
+    local res, err, code = p:complete { prompt = "x" }
+    assert.is_nil(res)
+    assert.are.equal("EINVAL", code)
+    assert.matches("deployment", err)
+    assert.are.equal(0, server:stats().requests)
+  end)
+end)

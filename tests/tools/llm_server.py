@@ -344,7 +344,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(page)
             return
 
-        if self.path.split("?", 1)[0] in EMBED_PATHS:
+        path = self.path.split("?", 1)[0]
+        if path in EMBED_PATHS or (path.startswith("/openai/deployments/") and path.endswith("/embeddings")):
             self.embed_reply(fmt, req, model, opts, fault)
             return
         messages = req.get("messages") or []
@@ -372,7 +373,10 @@ class Handler(BaseHTTPRequestHandler):
         inputs = req.get("input")
         if isinstance(inputs, str):
             inputs = [inputs]
-        if "model" not in req or not isinstance(inputs, list) or not all(isinstance(t, str) for t in inputs):
+        # Azure's deployment path names the model; the body carries none.
+        azure = self.path.startswith("/openai/deployments/")
+        if ("model" not in req and not azure) or not isinstance(inputs, list) \
+                or not all(isinstance(t, str) for t in inputs):
             self.send_json(400, error_body(fmt, 400, "model and input (a string or a list of strings) are required"))
             return
         if fmt == "openai" and any(t == "" for t in inputs):

@@ -75,7 +75,7 @@ local function resolve(fname, deployment, opts)
     error(fname .. ": deployment must be a provider, a router deployment or { provider = kind, ... }, got "
       .. type(p), 3)
   end
-  model = opts.model or model or p.model
+  model = opts.model or model or p.model or (p.options and p.options.deployment)
   if type(model) ~= "string" then
     error(fname .. ": no model: give the provider, the deployment or opts.model one", 3)
   end

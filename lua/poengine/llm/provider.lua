@@ -364,7 +364,8 @@ end
 function Provider:complete(request, opts)
   opts = opts or {}
   local req = opts.normalized and request or util.normalize("provider:complete", request)
-  local model = self.model or req.model
+  -- An Azure deployment names its model: the deployment stands in for one.
+  local model = self.model or req.model or self.options.deployment
   if not model then
     error("provider:complete: no model: give the provider a model or the request one", 2)
   end
