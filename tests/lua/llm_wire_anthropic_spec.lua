@@ -6,7 +6,7 @@
 -- server replaying the documented bytes (fault=wire).
 local po = require "poengine"
 local A = require "poengine.llm.anthropic"
-local sse = require "poengine.llm.sse"
+local stream_feed = require("tests.tools.wire").feed
 local llm_server = require "tests.tools.llm_server"
 
 local DIR = (os.getenv("POENGINE_SOURCE_DIR") or ".") .. "/tests/fixtures/wire/anthropic/"
@@ -45,29 +45,9 @@ end
 -- `size` bytes, through the adapter. Returns parts (or nil, message, code,
 -- info), the text given to emit and the reasoning given to emit_reasoning.
 local function stream(name, req, size)
-  local text = fixture(name, "response.sse")
-  local st = A.stream_start(req)
-  local emitted, thought, failure = {}, {}, nil
-  local parser = sse.new(function(ev)
-    if not failure then
-      local msg, code, info = A.stream_event(st, ev, function(t) emitted[#emitted + 1] = t end,
-        function(t) thought[#thought + 1] = t end)
-      if msg then
-        failure = { msg, code, info }
-      end
-    end
-  end)
-  size = size or #text
-  for i = 1, #text, size do
-    assert(parser:feed(text:sub(i, i + size - 1)))
-  end
-  parser:finish()
-  if failure then
-    return nil, failure[1], failure[2], failure[3], table.concat(emitted)
-  end
-  local parts, msg, code = A.stream_finish(st)
+  local parts, msg, code, info, emitted, thought = stream_feed(A, fixture(name, "response.sse"), size, req)
   if not parts then
-    return nil, msg, code
+    return nil, msg, code, info, table.concat(emitted)
   end
   return parts, table.concat(emitted), table.concat(thought)
 end

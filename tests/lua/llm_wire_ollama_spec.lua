@@ -7,7 +7,7 @@
 -- (EUNSUPPORTED), its errors, OLLAMA_HOST and embeddings.
 local po = require "poengine"
 local ollama = require "poengine.llm.ollama"
-local ndjson = require "poengine.llm.ndjson"
+local stream_feed = require("tests.tools.wire").feed
 local llm_server = require "tests.tools.llm_server"
 local proc = require "tests.tools.proc"
 local util_copy = require("poengine.llm.util").copy
@@ -186,27 +186,11 @@ end
 -- The fixture's reply through the adapter's stream functions, fed in
 -- pieces of `size` bytes: the parts, the tokens and the reasoning pieces.
 local function stream_through(name, size)
-  local text = proc.read(DIR .. name .. ".response.ndjson")
-  local st = ollama.stream_start()
-  local tokens, thoughts, failure = {}, {}, nil
-  local p = ndjson.new(function(line)
-    if failure then
-      return
-    end
-    local msg, code = ollama.stream_event(st, line, function(t) tokens[#tokens + 1] = t end,
-      function(t) thoughts[#thoughts + 1] = t end)
-    if msg then
-      failure = { msg, code }
-    end
-  end)
-  for i = 1, #text, size do
-    assert(p:feed(text:sub(i, i + size - 1)))
+  local parts, msg, code, _, tokens, thoughts = stream_feed(ollama, proc.read(DIR .. name .. ".response.ndjson"), size)
+  if not parts then
+    return nil, msg, code, tokens
   end
-  assert(p:finish())
-  if failure then
-    return nil, failure[1], failure[2], tokens
-  end
-  return assert(ollama.stream_finish(st)), tokens, thoughts
+  return parts, tokens, thoughts
 end
 
 describe("the Ollama adapter builds the documented request", function()

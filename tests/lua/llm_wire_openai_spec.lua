@@ -8,7 +8,7 @@
 local po = require "poengine"
 local openai = require "poengine.llm.openai"
 local azure = require "poengine.llm.azure"
-local sse = require "poengine.llm.sse"
+local stream_feed = require("tests.tools.wire").feed
 local llm_server = require "tests.tools.llm_server"
 
 local WIRE = (os.getenv("POENGINE_SOURCE_DIR") or ".") .. "/tests/fixtures/wire/"
@@ -30,30 +30,10 @@ local function wire(body)
   return assert(po.json.decode(po.json.encode(body)))
 end
 
--- Feeds a documented stream through the SSE parser in pieces of `piece`
--- bytes into the adapter; returns parts (or nil, message, code), then the
--- text and reasoning pieces handed to the callbacks.
+-- A documented stream through the adapter in pieces of `piece` bytes:
+-- parts (or nil, message, code), then the text and reasoning pieces.
 local function replay(adapter, bytes, piece)
-  local st = adapter.stream_start()
-  local tokens, thoughts, failed = {}, {}, nil
-  local p = sse.new(function(ev)
-    if failed then
-      return
-    end
-    local msg, code = adapter.stream_event(st, ev, function(t) tokens[#tokens + 1] = t end,
-      function(t) thoughts[#thoughts + 1] = t end)
-    if msg then
-      failed = { msg, code }
-    end
-  end)
-  for i = 1, #bytes, piece do
-    assert(p:feed(bytes:sub(i, i + piece - 1)))
-  end
-  p:finish()
-  if failed then
-    return nil, failed[1], failed[2], tokens
-  end
-  local parts, msg, code = adapter.stream_finish(st)
+  local parts, msg, code, _, tokens, thoughts = stream_feed(adapter, bytes, piece)
   return parts, msg, code, tokens, thoughts
 end
 
