@@ -2,6 +2,7 @@
  * server running in a thread of this process (127.0.0.1, ephemeral port). */
 #include "error.h"
 #include "http.h"
+#include "http_internal.h"
 #include "loop.h"
 
 #include "harness.h"
@@ -184,6 +185,48 @@ static void redacts_a_schemeless_url_with_a_url_in_its_query(void) {
 }
 
 /* Issue 14, defect 10: the status line is read only within its length. */
+static size_t feed(po_http_req *r, const char *line) {
+  char buf[256];
+  size_t len = strlen(line);
+  memcpy(buf, line, len); /* libcurl's buffer is writable and not NUL-terminated */
+  return po_http_headers_feed(r, buf, len);
+}
+
+/* The response-header parser alone: a 100 Continue's headers replaced by
+ * the final response's, names lower-cased, values trimmed, a repeated
+ * header joined with ", ", a folded continuation line joined to its value,
+ * a line without a colon ignored; po_http_req_header finds them by name. */
+static void parses_response_headers(void) {
+  po_http_req *r = po_http_headers_new();
+  REQUIRE(r != NULL);
+  CHECK_EQ_INT(feed(r, "HTTP/1.1 100 Continue\r\n"), 23);
+  feed(r, "X-Early: 1\r\n");
+  feed(r, "\r\n");
+  CHECK_EQ_STR(po_http_req_header(r, "x-early"), "1");
+  feed(r, "HTTP/1.1 200 OK\r\n");
+  CHECK(po_http_req_header(r, "x-early") == NULL); /* the final response's headers only */
+  feed(r, "Content-Type:   text/event-stream  \r\n");
+  feed(r, "Set-Cookie: a=1\r\n");
+  feed(r, "set-cookie: b=2\r\n");
+  feed(r, "X-Long: first\r\n");
+  feed(r, "\t  second\r\n");
+  feed(r, "no colon here\r\n");
+  feed(r, "\r\n");
+  long status = 0;
+  size_t n = 0;
+  char *const *names, *const *values;
+  po_http_headers_result(r, &status, &n, &names, &values);
+  CHECK_EQ_INT(status, 200);
+  CHECK_EQ_INT(n, 3);
+  CHECK_EQ_STR(po_http_req_header(r, "content-type"), "text/event-stream");
+  CHECK_EQ_STR(po_http_req_header(r, "set-cookie"), "a=1, b=2");
+  CHECK_EQ_STR(po_http_req_header(r, "x-long"), "first second");
+  CHECK(po_http_req_header(r, "Content-Type") == NULL); /* names are looked up lower-cased */
+  CHECK(po_http_req_header(r, "no colon here") == NULL);
+  po_http_headers_free(r);
+  po_http_headers_free(NULL);
+}
+
 static void status_line_is_read_within_its_length(void) {
   static const char line[] = "HTTP/1.1 2001234";
   long status = -1;
@@ -337,6 +380,7 @@ int main(void) {
   RUN(redacts_credentials_and_query);
   RUN(redacts_a_schemeless_url_with_a_url_in_its_query);
   RUN(status_line_is_read_within_its_length);
+  RUN(parses_response_headers);
   RUN(gets_a_response_with_merged_headers);
   RUN(streams_the_body_to_on_chunk);
   RUN(on_chunk_can_abort);
