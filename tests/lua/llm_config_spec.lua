@@ -69,6 +69,16 @@ describe("provider: base URLs from the environment", function()
     assert.are.equal("echo: via env\n", out)
   end)
 
+  it("OLLAMA_HOST as a bare host gets Ollama's port, as Ollama's own client reads it", function()
+    for host, want in pairs { ["gpu-box"] = "http://gpu-box:11434", ["gpu-box:8080"] = "http://gpu-box:8080",
+      ["https://ollama.example"] = "https://ollama.example" } do
+      local status, out, err = poengine("OLLAMA_HOST=" .. q(host),
+        "-e " .. q('print(po.llm.provider("ollama", { model = "m" }).base_url)'))
+      assert.are.equal(0, status, err)
+      assert.are.equal(want .. "\n", out)
+    end
+  end)
+
   it("an explicit base_url wins over the variable", function()
     local status, out, err = poengine("OPENAI_BASE_URL=http://127.0.0.1:9/v1",
       q(ask("openai", (", base_url = %q"):format(server.url .. "/v1"))))

@@ -61,18 +61,19 @@ local OPTIONS = {
   deployment = "string", api_version = "string", dimensions = "number",
 }
 
--- The variable each built-in kind reads its base URL from, for an adapter
--- that does not name one itself (A.base_url_env), as the vendors' own tools do.
-local BASE_URL_ENV = { openai = "OPENAI_BASE_URL", anthropic = "ANTHROPIC_BASE_URL", ollama = "OLLAMA_HOST" }
-
--- The base URL from the environment: the adapter's variable, set and not
--- empty, with "http://" put in front of a bare host ("localhost:11434", as
--- OLLAMA_HOST is often written).
-local function env_base_url(kind, adapter)
-  local name = adapter.base_url_env or BASE_URL_ENV[kind]
+-- The base URL from the environment: the adapter's variable
+-- (A.base_url_env), set and not empty, read as the vendor's own tools read
+-- it: through A.normalize_base_url when the adapter has one (Ollama's
+-- "gpu-box" is http://gpu-box:11434), else with "http://" put in front of
+-- a bare host.
+local function env_base_url(adapter)
+  local name = adapter.base_url_env
   local v = name and os.getenv(name)
   if not v or v == "" then
     return nil
+  end
+  if adapter.normalize_base_url then
+    return adapter.normalize_base_url(v)
   end
   if not v:find("://", 1, true) then
     v = "http://" .. v
@@ -128,7 +129,7 @@ function M.new(kind, opts)
       key = nil
     end
   end
-  local base_url = opts.base_url or (adapter and (env_base_url(kind, adapter) or adapter.default_base_url()))
+  local base_url = opts.base_url or (adapter and (env_base_url(adapter) or adapter.default_base_url()))
   if base_url then
     base_url = base_url:gsub("/+$", "")
   end
@@ -283,7 +284,7 @@ end
 -- A base URL whose path has no version segment ("/v1", "/v1beta"): the
 -- usual cause of a 404 from an OpenAI-compatible server.
 local function version_hint(self, status)
-  local hint = self.adapter.version_hint or (self.kind == "openai" and "/v1" or nil)
+  local hint = self.adapter.version_hint
   local path = self.base_url and self.base_url:match("^%a[%w+.-]*://[^/]+(.*)$") or ""
   if status ~= 404 or not hint or path:find("/v%d") then
     return ""
