@@ -131,6 +131,16 @@ return {
     assert.are.equal("Bearer sk-config-SECRET-1618", st.last_headers.authorization)
   end)
 
+  it("reaches an Azure OpenAI deployment: --provider azure, the deployment as --model", function()
+    local status, out, err = optimize("AZURE_OPENAI_API_KEY=az-config-SECRET-2718",
+      "--provider azure --model my-dep --base-url " .. q(server.url))
+    assert.are.equal(0, status, err .. out)
+    local st = server:stats()
+    assert.are.equal(1, st.by_path["/openai/deployments/my-dep/chat/completions?api-version=2024-10-21"])
+    assert.are.equal("az-config-SECRET-2718", st.last_headers["api-key"])
+    assert.is_nil((out .. err):find("SECRET", 1, true)) -- the key in no output
+  end)
+
   it("takes --base-url alone as an OpenAI-compatible server", function()
     local status, out, err = optimize("", "--model alone --base-url " .. q(server.url .. "/v1"))
     assert.are.equal(0, status, err .. out)

@@ -224,14 +224,16 @@ describe("Azure OpenAI through a provider", function()
     assert.are.equal(1, server:stats().by_path["/openai/deployments/gpt-4o%20prod/embeddings?api-version=2024-10-21"])
   end)
 
-  it("without a deployment: an error naming it, nothing sent", function()
+  it("without a deployment option the model names the deployment; without either, an error naming it", function()
     server:reset()
-    local p = po.llm.provider("azure", { base_url = server.url, api_key = "az-key", model = "m" })
-    local res, err, code = p:complete { prompt = "x" }
-    assert.is_nil(res)
+    local p = po.llm.provider("azure", { base_url = server.url, api_key = "az-key", model = "my-dep" })
+    assert(p:complete { prompt = "x" })
+    assert.are.equal(1, server:stats().by_path["/openai/deployments/my-dep/chat/completions?api-version=2024-10-21"])
+    local url, err, code = require("poengine.llm.azure").request({ base_url = server.url, options = {} },
+      { messages = { { role = "user", content = "x" } } }, nil)
+    assert.is_nil(url)
     assert.are.equal("EINVAL", code)
     assert.matches("deployment", err)
-    assert.are.equal(0, server:stats().requests)
   end)
 end)
 

@@ -41,16 +41,20 @@ local function segment(s)
 end
 
 -- The deployment's URL for an operation ("chat/completions", "embeddings"),
--- or nil, message, "EINVAL" when the options lack what it needs.
-local function url_of(cfg, operation)
+-- or nil, message, "EINVAL" when the options lack what it needs. Without a
+-- deployment option the model name is taken for it, as tools that address
+-- Azure by "deployment as model" do (`poengine optimize --provider azure
+-- --model my-deployment`).
+local function url_of(cfg, operation, model)
   local options = cfg.options or {}
-  if type(options.deployment) ~= "string" or options.deployment == "" then
+  local deployment = options.deployment or model
+  if type(deployment) ~= "string" or deployment == "" then
     return nil, "azure: the provider needs options.deployment (the name of the Azure deployment to call)", "EINVAL"
   end
   if not cfg.base_url then
     return nil, "azure: the provider needs base_url (https://RESOURCE.openai.azure.com) or AZURE_OPENAI_ENDPOINT", "EINVAL"
   end
-  return cfg.base_url .. "/openai/deployments/" .. segment(options.deployment) .. "/" .. operation .. "?api-version="
+  return cfg.base_url .. "/openai/deployments/" .. segment(deployment) .. "/" .. operation .. "?api-version="
     .. segment(options.api_version or A.API_VERSION)
 end
 
@@ -63,7 +67,7 @@ local function headers(cfg)
 end
 
 function A.request(cfg, req, model)
-  local url, msg, code = url_of(cfg, "chat/completions")
+  local url, msg, code = url_of(cfg, "chat/completions", model)
   if not url then
     return nil, msg, code
   end
@@ -77,7 +81,7 @@ function A.request(cfg, req, model)
 end
 
 function A.embed_request(cfg, texts, model, opts)
-  local url, msg, code = url_of(cfg, "embeddings")
+  local url, msg, code = url_of(cfg, "embeddings", model)
   if not url then
     return nil, msg, code
   end
