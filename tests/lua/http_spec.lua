@@ -5,7 +5,7 @@ local po = require "poengine"
 local proc = require "tests.tools.proc"
 local llm_server = require "tests.tools.llm_server"
 
-local server
+local server = llm_server.for_spec(setup, teardown, before_each)
 
 local function chat_body(model, extra)
   local body = { model = model, messages = { { role = "user", content = "one two three four" } } }
@@ -24,18 +24,6 @@ local function post(model, opts)
   opts.headers = opts.headers or { ["Content-Type"] = "application/json" }
   return assert(po.http.request(opts))
 end
-
-setup(function()
-  server = llm_server.start()
-end)
-
-teardown(function()
-  server:stop()
-end)
-
-before_each(function()
-  server:reset()
-end)
 
 describe("po.http.request", function()
   it("returns a future of status, lower-cased headers, body, duration and version", function()

@@ -3,19 +3,11 @@
 local po = require "poengine"
 local llm_server = require "tests.tools.llm_server"
 
-local server, path
+local server = llm_server.for_spec(setup, teardown, before_each)
+local path
 local KEY = "sk-cassette-SECRET-77"
 
-setup(function()
-  server = llm_server.start()
-end)
-
-teardown(function()
-  server:stop()
-end)
-
 before_each(function()
-  server:reset()
   path = os.tmpname()
 end)
 

@@ -8,18 +8,10 @@ local proc = require "tests.tools.proc"
 local llm_server = require "tests.tools.llm_server"
 
 local q = proc.quote
-local server, dir
-
-setup(function()
-  server = llm_server.start()
-end)
-
-teardown(function()
-  server:stop()
-end)
+local server = llm_server.for_spec(setup, teardown, before_each)
+local dir
 
 before_each(function()
-  server:reset()
   dir = proc.tempdir()
 end)
 

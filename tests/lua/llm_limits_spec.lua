@@ -6,19 +6,7 @@ local po = require "poengine"
 local limits = require "poengine.llm.limits"
 local llm_server = require "tests.tools.llm_server"
 
-local server
-
-setup(function()
-  server = llm_server.start()
-end)
-
-teardown(function()
-  server:stop()
-end)
-
-before_each(function()
-  server:reset()
-end)
+local server = llm_server.for_spec(setup, teardown, before_each)
 
 local function dep(model, extra)
   return server:deployment(model, "sk-limits-SECRET-7", extra)

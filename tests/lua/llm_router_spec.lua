@@ -4,19 +4,7 @@
 local po = require "poengine"
 local llm_server = require "tests.tools.llm_server"
 
-local server
-
-setup(function()
-  server = llm_server.start()
-end)
-
-teardown(function()
-  server:stop()
-end)
-
-before_each(function()
-  server:reset()
-end)
+local server = llm_server.for_spec(setup, teardown, before_each)
 
 local function dep(model, extra)
   return server:deployment(model, "sk-router-SECRET-42", extra)

@@ -5,15 +5,7 @@
 local po = require "poengine"
 local llm_server = require "tests.tools.llm_server"
 
-local server
-
-setup(function()
-  server = llm_server.start()
-end)
-
-teardown(function()
-  server:stop()
-end)
+local server = llm_server.for_spec(setup, teardown)
 
 local function post(path, body)
   local res = assert(assert(po.http.request { method = "POST", url = server.url .. path, body = po.json.encode(body),

@@ -357,15 +357,7 @@ describe("Anthropic structured output", function()
 end)
 
 describe("the Anthropic provider against the documented bytes replayed", function()
-  local server
-
-  setup(function()
-    server = llm_server.start()
-  end)
-
-  teardown(function()
-    server:stop()
-  end)
+  local server = llm_server.for_spec(setup, teardown)
 
   -- The provider's response (or nil, message, code, info) to the request
   -- of fixture `name`, answered with the bytes of fixture `reply`; the body

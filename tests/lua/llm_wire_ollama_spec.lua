@@ -433,19 +433,7 @@ end)
 
 -- Through a real provider and the test server, which replays the fixture.
 describe("an Ollama provider against the documented replies", function()
-  local server
-
-  setup(function()
-    server = llm_server.start()
-  end)
-
-  teardown(function()
-    server:stop()
-  end)
-
-  before_each(function()
-    server:reset()
-  end)
+  local server = llm_server.for_spec(setup, teardown, before_each)
 
   -- The fixture's exchange through p:complete: the response (or the error
   -- triple), the streamed tokens, and the body the server received.

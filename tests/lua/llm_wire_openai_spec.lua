@@ -464,19 +464,7 @@ end)
 -- The second layer: the same exchanges over HTTP, the test server replaying
 -- each fixture's bytes in 7-byte pieces.
 describe("openai wire fixtures through the test server", function()
-  local server
-
-  setup(function()
-    server = llm_server.start()
-  end)
-
-  teardown(function()
-    server:stop()
-  end)
-
-  before_each(function()
-    server:reset()
-  end)
+  local server = llm_server.for_spec(setup, teardown, before_each)
 
   local function fault(vendor, name)
     return { ["X-Test-Fault"] = "fault=wire;wire=" .. vendor .. "/" .. name .. ";chunk=7" }

@@ -40,16 +40,10 @@ local function wordfreq_task(extra)
 end
 
 describe("po.optimizer: LLM calls that fail", function()
-  local server, out
-  setup(function()
-    server = llm_server.start()
-  end)
-  teardown(function()
-    server:stop()
-  end)
+  local server = llm_server.for_spec(setup, teardown, before_each)
+  local out
   before_each(function()
     out = proc.tempdir()
-    server:reset()
   end)
   after_each(function()
     proc.rmdir(out)

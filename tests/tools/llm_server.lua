@@ -7,6 +7,9 @@
 ---   server:stop()         shuts it down and waits for it to exit
 ---   server:deployment(model, key, extra)   an OpenAI deployment pointing at it
 ---   server:router(deployments, defaults, extra)   po.llm.router over them
+---
+--- In a spec, one server for the file, its counts zeroed before each test:
+---   local server = require("tests.tools.llm_server").for_spec(setup, teardown, before_each)
 local po = require "poengine"
 
 local M = {}
@@ -69,6 +72,28 @@ function Server:stop()
     self.pipe:close()
     self.pipe = nil
   end
+end
+
+--- One server for a spec file: started in busted's `setup`, stopped in its
+--- `teardown`, and, when `before_each` is given, reset before each test.
+--- Busted's hooks are the spec's own, not globals a module can see, so
+--- the spec hands them over. Returns the server, usable from `setup` on.
+function M.for_spec(setup, teardown, before_each)
+  local server = setmetatable({}, Server)
+  setup(function()
+    for k, v in pairs(M.start()) do
+      server[k] = v
+    end
+  end)
+  teardown(function()
+    server:stop()
+  end)
+  if before_each then
+    before_each(function()
+      server:reset()
+    end)
+  end
+  return server
 end
 
 return M

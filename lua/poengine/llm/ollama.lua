@@ -63,14 +63,6 @@ function A.default_base_url()
   return A.normalize_base_url(os.getenv("OLLAMA_HOST")) or "http://localhost:" .. DEFAULT_PORT
 end
 
-local function headers_of(cfg)
-  local headers = { ["Content-Type"] = "application/json" }
-  if cfg.api_key then
-    headers["Authorization"] = "Bearer " .. cfg.api_key
-  end
-  return headers
-end
-
 local function unsupported(what, why)
   return nil, "ollama: " .. what .. " is not supported" .. (why and (" (" .. why .. ")") or ""), "EUNSUPPORTED"
 end
@@ -229,7 +221,7 @@ function A.request(cfg, req, model)
       return nil, err, code
     end
   end
-  return cfg.base_url .. "/api/chat", headers_of(cfg), body
+  return cfg.base_url .. "/api/chat", util.bearer_headers(cfg.api_key), body
 end
 
 -- ---- the reply ----
@@ -442,7 +434,7 @@ function A.embed_request(cfg, texts, model, opts)
     input[i] = t
   end
   local body = { model = model, input = po.json.array(input), dimensions = opts and opts.dimensions }
-  return cfg.base_url .. "/api/embed", headers_of(cfg), body
+  return cfg.base_url .. "/api/embed", util.bearer_headers(cfg.api_key), body
 end
 
 --- The vectors of an /api/embed reply, in input order, and usage.input

@@ -176,11 +176,7 @@ end
 
 --- The headers OpenAI authenticates with: a bearer token.
 function A.headers(cfg)
-  local headers = { ["Content-Type"] = "application/json" }
-  if cfg.api_key then
-    headers["Authorization"] = "Bearer " .. cfg.api_key
-  end
-  return headers
+  return util.bearer_headers(cfg.api_key)
 end
 
 function A.request(cfg, req, model)

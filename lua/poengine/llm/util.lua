@@ -205,4 +205,16 @@ function M.copy(v)
   return setmetatable(out, getmetatable(v))
 end
 
+--- The headers of a JSON request authenticated by a bearer token (OpenAI,
+--- and the proxies in front of Ollama); no Authorization without a key.
+---@param api_key string?
+---@return table
+function M.bearer_headers(api_key)
+  local headers = { ["Content-Type"] = "application/json" }
+  if api_key then
+    headers["Authorization"] = "Bearer " .. api_key
+  end
+  return headers
+end
+
 return M
