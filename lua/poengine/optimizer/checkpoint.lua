@@ -46,6 +46,22 @@ local function load(log)
   return buffer.decode(bytes:sub(2))
 end
 
+--- The last checkpoint of the run whose store is `store_dir`, read
+--- without changing anything: the state table, nil when there is none,
+--- or nil, message, code.
+function M.last(store_dir)
+  local log, err, code = po.store.log(store_dir, "checkpoints")
+  if not log then
+    return nil, err, code
+  end
+  local cp, perr = load(log)
+  log:close()
+  if perr then
+    return nil, perr, "ECHECKPOINT"
+  end
+  return cp
+end
+
 local function restore(self, cp)
   self.cycle = cp.cycle
   self.baseline = cp.baseline

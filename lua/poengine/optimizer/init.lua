@@ -170,12 +170,17 @@ function Optimizer:begin_cycle()
     files = self.baseline.files, baseline_score = self.baseline.score, evidence = self.evidence,
     best_score = self.best_score,
   }
-  return { k = k, id = id, state = state, rec = rec, spans = { validations = {}, runs = {} } }
+  -- The baseline this cycle's candidates are proposed from: the last
+  -- accepted candidate, else the original (the run model's tree).
+  local last = self.accepted[#self.accepted]
+  return { k = k, id = id, state = state, rec = rec, spans = { validations = {}, runs = {} },
+    parent = last and tostring(last.id) or "original" }
 end
 
 -- Ends a failed cycle in the collector; removes its sandboxes when asked.
 function Optimizer:fail_cycle(cy, message, remove)
   self.collector:end_cycle(cy.id, false, message)
+  self:event { kind = "cycle", cycle = cy.k, parent = cy.parent, failed = tostring(message), spent = self:spent() }
   if remove then
     self.sandboxes:remove_all()
   end
@@ -460,6 +465,7 @@ end
 function Optimizer:run()
   local task = self.task
   local stopped
+  self:event(record.start_event(self))
   while true do
     stopped = now_budget_exceeded(self)
     if stopped then

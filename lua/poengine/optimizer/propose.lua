@@ -145,6 +145,9 @@ function M.propose(self, state)
     local resp, err, code = f:wait()
     if resp then
       out[i] = candidate_from_reply(self, state, id, resp.text or "", method == "llm-diff" and "diff" or "rewrite")
+      local usage = resp.usage or {}
+      out[i].cost = { usd = resp.cost or 0, tokens = (usage.input or 0) + (usage.output or 0),
+        cached = resp.cached or nil }
     else
       out[i] = { id = id, malformed = "the LLM call failed: " .. tostring(err), code = code, llm_failed = true,
         llm_error = tostring(err) }

@@ -53,6 +53,72 @@ function M.describe_verdict(c)
   return text
 end
 
+-- This process's start time in clock ticks since boot (/proc/self/stat,
+-- field 22): with the pid it names the process even after the pid is
+-- reused, so a reader can tell a run still going from one that was killed.
+local function process_start()
+  local f = io.open("/proc/self/stat", "rb")
+  if not f then
+    return nil
+  end
+  local stat = f:read("*a")
+  f:close()
+  local rest = stat:match("%)%s+(.*)$") or ""
+  local i = 2 -- the field after ")" is the third
+  for field in rest:gmatch("%S+") do
+    i = i + 1
+    if i == 22 then
+      return tonumber(field)
+    end
+  end
+  return nil
+end
+
+--- The event that opens a run (and each resumption of it): who runs it
+--- (pid and process start, for "is it still running?"), the method, the
+--- objective's direction, the cycle budget and where a resumed run went on.
+function M.start_event(self)
+  local task = self.task
+  return { kind = "start", pid = M.pid(),
+    process_start = process_start(), method = tostring(task.method),
+    direction = task.objective.direction == "max" and "max" or "min", cycles = task.budget.cycles,
+    candidates_per_cycle = task.candidates_per_cycle, resumed_from = self.resumed_from,
+    started = po.time() }
+end
+
+--- This process's id, read from /proc/self (nil where there is no /proc).
+function M.pid()
+  local f = io.open("/proc/self/stat", "rb")
+  if not f then
+    return nil
+  end
+  local pid = tonumber((f:read("*l") or ""):match("^(%d+)"))
+  f:close()
+  return pid
+end
+
+-- The last `limit` bytes of a validator's output, for the dashboards.
+local function output_tail(text, limit)
+  if type(text) ~= "string" or text == "" then
+    return nil
+  end
+  if #text <= limit then
+    return text
+  end
+  return "…" .. text:sub(-limit)
+end
+
+--- What the run's events say of a candidate's validators: name, status,
+--- duration, errors, and the tail of its output.
+function M.results_of(c)
+  local results = {}
+  for _, r in ipairs((c.report and c.report.results) or {}) do
+    results[#results + 1] = { name = r.name, status = r.status, passed = r.passed, duration = r.duration,
+      errors = r.errors, stdout = output_tail(r.stdout, 4000), stderr = output_tail(r.stderr, 4000) }
+  end
+  return results
+end
+
 function M.record_cycle(self, cycle_id, candidates, accepted_c)
   local col = self.collector
   M.record_report(self, cycle_id, candidates, accepted_c)
@@ -130,16 +196,12 @@ function M.record_phase(self, cy, candidates, best, baseline_stats)
   self.malformed = self.malformed + malformed
 
   for _, c in ipairs(candidates) do
-    local results = {}
-    for _, r in ipairs((c.report and c.report.results) or {}) do
-      results[#results + 1] = { name = r.name, status = r.status, passed = r.passed, duration = r.duration,
-        errors = r.errors }
-    end
     self:event {
-      kind = "candidate", cycle = k, candidate = c.id, diff = c.diff, params = c.params, malformed = c.malformed,
-      stage = c.stage, results = results, score = c.score, median = c.stats and c.stats.median,
-      baseline = baseline_stats.median, verdict = c.verdict, speedup = c.speedup, ci_low = c.ci_low,
-      ci_high = c.ci_high, runs = c.runs, rule = c.rule, confirm = c.confirm, accepted = c.accepted,
+      kind = "candidate", cycle = k, candidate = c.id, parent = cy.parent, diff = c.diff, params = c.params,
+      malformed = c.malformed, stage = c.stage, results = M.results_of(c), score = c.score,
+      median = c.stats and c.stats.median, baseline = baseline_stats.median, verdict = c.verdict,
+      speedup = c.speedup, ci_low = c.ci_low, ci_high = c.ci_high, runs = c.runs, rule = c.rule,
+      confirm = c.confirm, accepted = c.accepted, cost = c.cost,
     }
   end
   self:record_spans(cy)
@@ -150,6 +212,8 @@ function M.record_phase(self, cy, candidates, best, baseline_stats)
     self.sandboxes:remove_all()
   end
   local spent = self:spent()
+  self:event { kind = "cycle", cycle = k, parent = cy.parent, accepted = best and tostring(best.id) or nil,
+    baseline_score = cy.baseline_score, best_score = self.best_score, spent = spent }
   -- Failed LLM calls are said as such, with the first error, not counted
   -- among unusable replies.
   self:say("info", "cycle %d of %d: %d candidates%s, %d validated, %s; best score %s%s (baseline %s); spent $%.4f, %d tokens",

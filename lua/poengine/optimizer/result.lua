@@ -260,6 +260,11 @@ function M.finish(self, stopped)
     result.warning = final_warning(result.final, why, result.chain_speedup)
   end
   record_run(self, result)
+  local f = result.final
+  self:event { kind = "end", stopped = tostring(stopped), cycles = self.cycle, best_score = self.best_score,
+    original_score = self.first_score, spent = result.spent, chain_speedup = result.chain_speedup,
+    final = f and { verdict = f.verdict, speedup = f.speedup, ci_low = f.ci_low, ci_high = f.ci_high,
+      runs = f.runs } or nil, warning = result.warning }
   self.events:close()
   return result
 end

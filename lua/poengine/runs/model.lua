@@ -1,0 +1,253 @@
+--- One optimizer run as people judge it, read from its directory (what
+--- po.optimizer writes under <home>/runs/<id>): the event log
+--- (events.jsonl: start, candidate, cycle, final, end) and the last
+--- checkpoint in the run's store. Nothing here writes; a run still being
+--- written is read as far as its complete lines go.
+---
+--- m = { id, dir, task, method, direction, status, started, updated,
+---       cycles, original_score, best_score, best, final, cost,
+---       candidates, chain, cycle_outcomes, warning }
+--- (docs/scripting.md, "Runs").
+local po = require "poengine"
+local checkpoint = require "poengine.optimizer.checkpoint"
+local record = require "poengine.optimizer.record"
+local result = require "poengine.optimizer.result"
+
+local M = {}
+
+local function file_size(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+--- The events of `dir`'s event log from byte `offset` (default 0): a list
+--- of decoded tables, complete lines only, and the offset just past the
+--- last complete line (where the next read starts). A line that is not
+--- JSON is skipped. nil, message, "ENOENT" when there is no event log.
+---@param dir string
+---@param offset? integer
+---@return table[]|nil events, integer|string offset, string? code
+function M.events(dir, offset)
+  offset = offset or 0
+  local f, err = io.open(dir .. "/events.jsonl", "rb")
+  if not f then
+    return nil, "no event log in " .. dir .. ": " .. tostring(err), "ENOENT"
+  end
+  local size = f:seek("end")
+  if offset > size then
+    offset = 0 -- the log was started afresh (a new run under the same id)
+  end
+  f:seek("set", offset)
+  local text = f:read("*a") or ""
+  f:close()
+  local events, pos = {}, 1
+  while true do
+    local nl = text:find("\n", pos, true)
+    if not nl then
+      break
+    end
+    local ev = po.json.decode(text:sub(pos, nl - 1))
+    if type(ev) == "table" then
+      events[#events + 1] = ev
+    end
+    pos = nl + 1
+  end
+  return events, offset + pos - 1
+end
+
+-- Is the process that wrote a start event still running? The pid alone
+-- could have been reused; its start time (in ticks since boot) cannot.
+local function alive(start)
+  if type(start.pid) ~= "number" then
+    return false
+  end
+  local f = io.open("/proc/" .. math.floor(start.pid) .. "/stat", "rb")
+  if not f then
+    return false
+  end
+  local stat = f:read("*a") or ""
+  f:close()
+  if not start.process_start then
+    return true
+  end
+  local rest = stat:match("%)%s+(.*)$") or ""
+  local i = 2
+  for field in rest:gmatch("%S+") do
+    i = i + 1
+    if i == 22 then
+      return tonumber(field) == start.process_start
+    end
+  end
+  return false
+end
+
+-- Seconds since the epoch of an event's "time" (UTC, "%Y-%m-%dT%H:%M:%SZ").
+local function epoch(stamp)
+  local y, mo, d, h, mi, s = tostring(stamp or ""):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)Z$")
+  if not y then
+    return nil
+  end
+  -- os.time reads a table as local time; the offset of "now" corrects it.
+  local t = os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
+    min = tonumber(mi), sec = tonumber(s) }
+  local now = os.time()
+  local utc_now = os.time(os.date("!*t", now))
+  return t + (now - utc_now)
+end
+
+local function candidate_of(ev)
+  return {
+    cycle = ev.cycle, id = tostring(ev.candidate), parent = ev.parent or nil,
+    change = record.describe_change { params = ev.params, diff = ev.diff } or "",
+    params = ev.params, diff = ev.diff, stage = ev.stage, verdict = ev.verdict, speedup = ev.speedup,
+    ci_low = ev.ci_low, ci_high = ev.ci_high, runs = ev.runs, confirm = ev.confirm,
+    accepted = ev.accepted == true, malformed = ev.malformed, results = ev.results or {},
+    cost = ev.cost, score = ev.score, time = ev.time,
+  }
+end
+
+local function outcomes_of(list, cycle)
+  local o = { cycle = cycle, proposed = 0, unusable = 0, failed = {}, slower = 0, same = 0, faster = 0 }
+  for _, c in ipairs(list) do
+    o.proposed = o.proposed + 1
+    if c.malformed then
+      o.unusable = o.unusable + 1
+    elseif c.verdict and o[c.verdict] then
+      o[c.verdict] = o[c.verdict] + 1
+    else
+      local stage = tostring(c.stage or "unknown")
+      o.failed[stage] = (o.failed[stage] or 0) + 1
+    end
+  end
+  return o
+end
+
+--- Builds the model from a list of events (as M.events gives them) and the
+--- run's last checkpoint (or nil); `dir` names the run.
+function M.build(dir, events, cp)
+  local m = {
+    id = dir:match("([^/]+)/*$") or dir, dir = dir, direction = "min", status = "stopped", cycles = 0,
+    cost = { usd = 0, tokens = 0 }, candidates = {}, chain = { "original" }, cycle_outcomes = {},
+  }
+  local start, finished
+  local by_cycle, order = {}, {}
+  for _, ev in ipairs(events) do
+    local kind = ev.kind
+    m.task = m.task or ev.task
+    m.updated = epoch(ev.time) or m.updated
+    if kind == "start" then
+      if not start then
+        m.started = ev.started or epoch(ev.time)
+      end
+      start = ev
+      finished = nil -- a resumed run is going again
+      m.method, m.direction = ev.method or m.method, ev.direction or m.direction
+    elseif kind == "candidate" and type(ev.cycle) == "number" then
+      local c = candidate_of(ev)
+      m.candidates[#m.candidates + 1] = c
+      if not by_cycle[ev.cycle] then
+        by_cycle[ev.cycle] = {}
+        order[#order + 1] = ev.cycle
+      end
+      local list = by_cycle[ev.cycle]
+      list[#list + 1] = c
+      if c.accepted then
+        m.chain[#m.chain + 1] = c.id
+      end
+    elseif kind == "cycle" then
+      if ev.spent then
+        m.cost = { usd = ev.spent.usd or 0, tokens = ev.spent.tokens or 0 }
+      end
+      m.best_score = ev.best_score or m.best_score
+      if type(ev.cycle) == "number" and ev.cycle > m.cycles then
+        m.cycles = ev.cycle
+      end
+      if ev.failed and type(ev.cycle) == "number" and not by_cycle[ev.cycle] then
+        by_cycle[ev.cycle] = {}
+        order[#order + 1] = ev.cycle
+      end
+    elseif kind == "final" then
+      finished = finished or ev -- a run written before end events existed
+    elseif kind == "end" then
+      finished = ev
+      m.final = ev.final
+      m.warning = ev.warning
+      m.original_score = ev.original_score or m.original_score
+      m.best_score = ev.best_score or m.best_score
+      if ev.spent then
+        m.cost = { usd = ev.spent.usd or 0, tokens = ev.spent.tokens or 0 }
+      end
+    end
+  end
+  -- The first candidate of each cycle's parent is the previous accepted
+  -- one when the log predates parent fields.
+  local parent = "original"
+  for _, k in ipairs(order) do
+    for _, c in ipairs(by_cycle[k]) do
+      c.parent = c.parent or parent
+    end
+    for _, c in ipairs(by_cycle[k]) do
+      if c.accepted then
+        parent = c.id
+      end
+    end
+    m.cycle_outcomes[#m.cycle_outcomes + 1] = outcomes_of(by_cycle[k], k)
+    if k > m.cycles then
+      m.cycles = k
+    end
+  end
+  if cp then
+    m.cycles = math.max(m.cycles, cp.cycle or 0)
+    m.best_score = m.best_score or cp.best_score
+    m.original_score = m.original_score or (cp.original and cp.original.score)
+    if cp.spent and (cp.spent.usd or 0) >= m.cost.usd then
+      m.cost = { usd = cp.spent.usd or 0, tokens = cp.spent.tokens or 0 }
+    end
+    m.task = m.task or cp.task
+  end
+  if finished then
+    m.status = "finished"
+  elseif start and alive(start) then
+    m.status = "running"
+  end
+  -- The best over the original: the final side-by-side check's verdict
+  -- when there is one (an interval from one set of interleaved runs);
+  -- else the ratio of the scores the cycles measured, without interval.
+  if m.final and m.final.speedup then
+    m.best = { speedup = m.final.speedup, ci_low = m.final.ci_low, ci_high = m.final.ci_high,
+      verdict = m.final.verdict, source = "final check" }
+  else
+    local ratio = result.improvement(m.direction, m.original_score, m.best_score)
+    if ratio then
+      m.best = { speedup = ratio, source = "cycle scores" }
+    end
+  end
+  return m
+end
+
+--- The model of the run in `dir`; nil, message, code when `dir` holds no
+--- run (ENOENT) or its store cannot be read.
+---@param dir string
+---@return table|nil model, string? message, string? code
+function M.load(dir)
+  if type(dir) ~= "string" or dir == "" then
+    error("poengine.runs.model.load: dir must be a non-empty string", 2)
+  end
+  dir = dir:gsub("/+$", "")
+  local events, err, code = M.events(dir)
+  if not events then
+    return nil, err, code
+  end
+  local cp
+  if file_size(dir .. "/store/data.mdb") then
+    cp = checkpoint.last(dir .. "/store") -- an unreadable checkpoint leaves the events' figures
+  end
+  return M.build(dir, events, cp)
+end
+
+return M
