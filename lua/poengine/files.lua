@@ -113,4 +113,25 @@ function M.write(files, opts)
   end)
 end
 
+--- What `path` is, without following a link: `{ type = "file" | "dir" |
+--- "link" | "other", size = bytes, mtime = seconds }`, or nil, message,
+--- code (the errno name: "ENOENT", "EACCES", ...).
+---@param path string
+function M.stat(path)
+  if type(path) ~= "string" then
+    error("po.files.stat: path must be a string, got " .. type(path), 2)
+  end
+  return core.stat(path)
+end
+
+--- The entries of directory `dir` (not "." and ".."), each as M.stat gives
+--- it with its `name`, in no particular order; or nil, message, code.
+---@param dir string
+function M.list(dir)
+  if type(dir) ~= "string" then
+    error("po.files.list: dir must be a string, got " .. type(dir), 2)
+  end
+  return core.list_dir(dir)
+end
+
 return M

@@ -70,6 +70,7 @@ const char *po_json_canonical_key(lua_State *L, int idx, const char *fn, po_json
   X(proc) \
   X(pool) \
   X(files) \
+  X(dir) \
   X(http)
 
 #define PO_DECLARE_OPENER(x) void po_open_##x(lua_State *L);

@@ -135,6 +135,62 @@ describe("po.files", function()
   end)
 end)
 
+describe("po.files.stat and po.files.list", function()
+  local d
+  before_each(function() d = tempdir() end)
+  after_each(function() os.execute("rm -rf " .. d) end)
+
+  it("tells files, directories and links apart without following links, with sizes and times", function()
+    assert(po.write_file(d .. "/root/a.txt", "12345"))
+    assert(os.execute("ln -s ../outside " .. d .. "/root/away && touch -d '2001-02-03 04:05:06Z' "
+      .. d .. "/root/a.txt") == 0)
+    local st = assert(po.files.stat(d .. "/root/a.txt"))
+    assert.are.same({ type = "file", size = 5 }, { type = st.type, size = st.size })
+    assert.are.equal(981173106, math.floor(st.mtime))
+    assert.are.equal("link", assert(po.files.stat(d .. "/root/away")).type)
+    assert.are.equal("dir", assert(po.files.stat(d .. "/root")).type)
+    local list = assert(po.files.list(d .. "/root"))
+    table.sort(list, function(x, y) return x.name < y.name end)
+    assert.are.same({ "a.txt", "away" }, { list[1].name, list[2].name })
+    assert.are.same({ "file", "link" }, { list[1].type, list[2].type })
+    assert.are.equal(5, list[1].size)
+  end)
+
+  it("lists an empty directory as an empty table", function()
+    assert.are.same({}, assert(po.files.list(d .. "/outside")))
+  end)
+
+  it("fails with the errno's name: ENOENT, ENOTDIR, EACCES", function()
+    local v, msg, code = po.files.stat(d .. "/none")
+    assert.is_nil(v)
+    assert.are.equal("ENOENT", code)
+    assert.truthy(msg:find("po.files.stat: cannot stat '" .. d .. "/none'", 1, true))
+    assert(po.write_file(d .. "/root/f", "x"))
+    v, msg, code = po.files.list(d .. "/root/f")
+    assert.is_nil(v)
+    assert.are.equal("ENOTDIR", code)
+    assert.truthy(msg:find("po.files.list: cannot list", 1, true))
+    if io.popen("id -u"):read("*l") == "0" then
+      -- root reads any directory: run the unreadable case as nobody
+      local cmd = ("chmod 0700 %s/root && chmod o+x %s && su nobody -s /bin/sh -c '%s -e \"print(select(3, "
+        .. "require([[poengine]]).files.list([[%s/root]])))\"'"):format(d, d, po.executable(), d)
+      local p = io.popen(cmd .. " 2>&1")
+      local out = p:read("*a")
+      p:close()
+      assert.are.equal("EACCES", out:match("^(%S+)"))
+    else
+      assert(os.execute("chmod 0 " .. d .. "/root") == 0)
+      assert.are.equal("EACCES", select(3, po.files.list(d .. "/root")))
+      os.execute("chmod 0700 " .. d .. "/root")
+    end
+  end)
+
+  it("names the argument a wrong type came in", function()
+    assert.has_error(function() po.files.stat(1) end, "po.files.stat: path must be a string, got number")
+    assert.has_error(function() po.files.list({}) end, "po.files.list: dir must be a string, got table")
+  end)
+end)
+
 describe("po.batch", function()
   it("is a deprecated alias of po.files: the same table", function()
     assert.are.equal(po.files, po.batch)

@@ -18,6 +18,8 @@ usage: poengine optimize TASK.lua [options]
   --resume          continue the task's last run from its checkpoint
   --apply           write the best result into the workdir (default: a patch file only)
   --output DIR      where the run's store, events, patch and dashboards go
+  --serve ADDR      serve the run while it goes on, as poengine serve does (live page,
+                    /metrics, JSON API) at HOST:PORT or PORT; POENGINE_TOKEN for a token
   --quiet           print only the result
   --verbose         print every candidate's outcome
 ]]
@@ -64,6 +66,31 @@ local function pick_provider(name, base_url)
   return nil
 end
 
+--- Starts serving the run of `task` (poengine optimize --serve): the home's
+--- runs, or only this run when --output puts it elsewhere. Says where on
+--- stdout. Returns the server, or nil, message.
+function M.serve_run(po, task, opts)
+  local where
+  if opts.output then
+    local dir = opts.output:gsub("/+$", "")
+    if dir:sub(1, 1) ~= "/" then
+      dir = (os.getenv("PWD") or ".") .. "/" .. dir
+    end
+    where = { runs = { [task.id] = dir } }
+  else
+    where = { home = po.optimizer.home() }
+  end
+  local token = os.getenv("POENGINE_TOKEN")
+  where.listen, where.token = opts.serve, token ~= "" and token or nil
+  local srv, err = require("poengine.serve").start(where)
+  if not srv then
+    return nil, err
+  end
+  io.stdout:write("serving: ", srv.url, "/runs/", task.id, "\n")
+  io.stdout:flush()
+  return srv
+end
+
 function M.main(args)
   local po = require "poengine"
   local opts = {}
@@ -95,6 +122,8 @@ function M.main(args)
         opts.apply = true
       elseif a == "--output" then
         opts.output = value(a)
+      elseif a == "--serve" then
+        opts.serve = value(a)
       elseif a == "--quiet" then
         opts.quiet = true
       elseif a == "--verbose" then
@@ -131,6 +160,12 @@ function M.main(args)
   end
   if opts.usd and opts.usd < 0 then
     return fail("--budget-usd needs a number of dollars")
+  end
+  if opts.serve then
+    local ok_addr, aerr = require("poengine.serve").parse_listen(opts.serve)
+    if not ok_addr then
+      return fail("--serve: " .. aerr)
+    end
   end
 
   local task, err = po.optimizer.load_task(path)
@@ -213,6 +248,15 @@ function M.main(args)
     io.stdout:write("\r\27[K", text)
     io.stdout:flush()
   end or plain_status
+  local server
+  if opts.serve then
+    local serr
+    server, serr = M.serve_run(po, task, opts)
+    if not server then
+      io.stderr:write("poengine optimize: --serve: ", tostring(serr), "\n")
+      return 1
+    end
+  end
   local result, rerr = po.optimizer.run(task, {
     router = router,
     -- The router records its LLM calls in po.metrics.global(): make that the
@@ -231,6 +275,9 @@ function M.main(args)
   })
   current = nil -- the run is over: no phase line may follow its summary
   show_status = nil
+  if server then
+    server:close()
+  end
   if not result then -- the run could not start: an error, not a usage error
     io.stderr:write("poengine optimize: ", rerr, "\n")
     return 1

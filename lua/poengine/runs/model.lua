@@ -26,12 +26,13 @@ local function file_size(path)
 end
 
 --- The events of `dir`'s event log from byte `offset` (default 0): a list
---- of decoded tables, complete lines only, and the offset just past the
---- last complete line (where the next read starts). A line that is not
---- JSON is skipped. nil, message, "ENOENT" when there is no event log.
+--- of decoded tables, complete lines only, the offset just past the last
+--- complete line (where the next read starts), and the list of each
+--- event's own end offset (a stream's resumption points). A line that is
+--- not JSON is skipped. nil, message, "ENOENT" when there is no event log.
 ---@param dir string
 ---@param offset? integer
----@return table[]|nil events, integer|string offset, string? code
+---@return table[]|nil events, integer|string offset, integer[]|string ends
 function M.events(dir, offset)
   offset = offset or 0
   local f, err = io.open(dir .. "/events.jsonl", "rb")
@@ -45,7 +46,7 @@ function M.events(dir, offset)
   f:seek("set", offset)
   local text = f:read("*a") or ""
   f:close()
-  local events, pos = {}, 1
+  local events, ends, pos = {}, {}, 1
   while true do
     local nl = text:find("\n", pos, true)
     if not nl then
@@ -54,15 +55,17 @@ function M.events(dir, offset)
     local ev = po.json.decode(text:sub(pos, nl - 1))
     if type(ev) == "table" then
       events[#events + 1] = ev
+      ends[#events] = offset + nl
     end
     pos = nl + 1
   end
-  return events, offset + pos - 1
+  return events, offset + pos - 1, ends
 end
 
--- Is the process that wrote a start event still running? The pid alone
--- could have been reused; its start time (in ticks since boot) cannot.
-local function alive(start)
+--- Is the process that wrote a start event (its pid and process_start)
+--- still running? The pid alone could have been reused; its start time (in
+--- ticks since boot) cannot.
+function M.alive(start)
   if type(start.pid) ~= "number" then
     return false
   end
@@ -212,8 +215,11 @@ function M.build(dir, events, cp)
   end
   if finished then
     m.status = "finished"
-  elseif start and alive(start) then
+  elseif start and M.alive(start) then
     m.status = "running"
+  end
+  if start and not finished then
+    m.process = { pid = start.pid, process_start = start.process_start }
   end
   -- The best over the original: the final side-by-side check's verdict
   -- when there is one (an interval from one set of interleaved runs);
