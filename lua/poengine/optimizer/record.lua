@@ -213,7 +213,8 @@ function M.record_phase(self, cy, candidates, best, baseline_stats)
   end
   local spent = self:spent()
   self:event { kind = "cycle", cycle = k, parent = cy.parent, accepted = best and tostring(best.id) or nil,
-    baseline_score = cy.baseline_score, best_score = self.best_score, spent = spent }
+    baseline_score = cy.baseline_score, best_score = self.best_score, original_score = self.first_score,
+    spent = spent }
   -- Failed LLM calls are said as such, with the first error, not counted
   -- among unusable replies.
   self:say("info", "cycle %d of %d: %d candidates%s, %d validated, %s; best score %s%s (baseline %s); spent $%.4f, %d tokens",

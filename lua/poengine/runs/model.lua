@@ -167,6 +167,7 @@ function M.build(dir, events, cp)
         m.cost = { usd = ev.spent.usd or 0, tokens = ev.spent.tokens or 0 }
       end
       m.best_score = ev.best_score or m.best_score
+      m.original_score = ev.original_score or m.original_score
       if type(ev.cycle) == "number" and ev.cycle > m.cycles then
         m.cycles = ev.cycle
       end
@@ -249,8 +250,18 @@ function M.load(dir)
   if not events then
     return nil, err, code
   end
+  -- Cycle and end events carry what the checkpoint holds; only a log
+  -- written before they existed needs the run's store (an LMDB open, which
+  -- a reader of a run being written or removed is better without).
   local cp
-  if file_size(dir .. "/store/data.mdb") then
+  local has_cycles = false
+  for _, ev in ipairs(events) do
+    if ev.kind == "cycle" or ev.kind == "end" then
+      has_cycles = true
+      break
+    end
+  end
+  if not has_cycles and file_size(dir .. "/store/data.mdb") then
     cp = checkpoint.last(dir .. "/store") -- an unreadable checkpoint leaves the events' figures
   end
   return M.build(dir, events, cp)
