@@ -2,7 +2,7 @@
 """Loads a page in headless Chromium and reports what a person's browser would
 have done with it, as one JSON object on stdout.
 
-    python3 tests/tools/browser.py PAGE.html [--dark] [--eval NAME=EXPR | --run CMD | --wait NAME=EXPR ...]
+    python3 tests/tools/browser.py PAGE.html [--dark] [--eval NAME=EXPR ...]
 
 Chromium is driven over the DevTools protocol through a pipe
 (--remote-debugging-pipe: commands on fd 3, replies and events on fd 4, each
@@ -15,14 +15,6 @@ third-party client library is needed. The report:
      "results": {NAME: value, ...}}   each --eval expression's value, evaluated
                                       in the loaded page (DevTools evaluation is
                                       not bound by the page's CSP)
-
-The steps after the page has loaded run in the order given: --eval
-evaluates once; --run runs a shell command (what the page is to see change,
-such as a run writing its next cycle) and fails the report if it fails;
---wait evaluates again every 100 ms until the value is truthy (recording it)
-or the deadline passes (recording the last value). A page that reloads
-itself loses what an --eval stored in `window`, which is how a test sees
-that an update came without a reload.
 
 --dark emulates prefers-color-scheme: dark before loading. The process exits
 non-zero (with a message on stderr) if Chromium cannot be started or the page
@@ -142,26 +134,21 @@ class Browser:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-USAGE = "usage: browser.py PAGE.html [--dark] [--eval NAME=EXPR | --run CMD | --wait NAME=EXPR ...]"
-
-
 def main(argv):
     page, dark, evals = None, False, []
     args = iter(argv)
     for a in args:
         if a == "--dark":
             dark = True
-        elif a in ("--eval", "--wait"):
+        elif a == "--eval":
             name, _, expr = next(args).partition("=")
-            evals.append((a[2:], name, expr))
-        elif a == "--run":
-            evals.append(("run", None, next(args)))
+            evals.append((name, expr))
         elif page is None:
             page = a
         else:
-            sys.exit(USAGE)
+            sys.exit("usage: browser.py PAGE.html [--dark] [--eval NAME=EXPR ...]")
     if page is None:
-        sys.exit(USAGE)
+        sys.exit("usage: browser.py PAGE.html [--dark] [--eval NAME=EXPR ...]")
     url = page if "://" in page else "file://" + os.path.abspath(page)
 
     deadline = time.monotonic() + DEADLINE
@@ -182,24 +169,12 @@ def main(argv):
         # A moment for anything the page might still log after load.
         b.call("Runtime.evaluate", {"expression": "new Promise(r => setTimeout(r, 200))", "awaitPromise": True},
                session=session, deadline=deadline)
-        for step, name, expr in evals:
-            if step == "run":
-                done = subprocess.run(expr, shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      timeout=max(1.0, deadline - time.monotonic()))
-                if done.returncode != 0:
-                    raise RuntimeError("--run %r failed: %s" % (expr, done.stderr.decode(errors="replace")))
-                continue
-            while True:
-                res = b.call("Runtime.evaluate", {"expression": expr, "returnByValue": True},
-                             session=session, deadline=deadline)
-                if "exceptionDetails" in res:
-                    raise RuntimeError("--%s %s raised: %s" % (step, name, res["exceptionDetails"].get("text")))
-                value = res["result"].get("value")
-                if step == "eval" or value or time.monotonic() > deadline - 5:
-                    break
-                b.call("Runtime.evaluate", {"expression": "new Promise(r => setTimeout(r, 100))",
-                                            "awaitPromise": True}, session=session, deadline=deadline)
-            report["results"][name] = value
+        for name, expr in evals:
+            res = b.call("Runtime.evaluate", {"expression": expr, "returnByValue": True},
+                         session=session, deadline=deadline)
+            if "exceptionDetails" in res:
+                raise RuntimeError("--eval %s raised: %s" % (name, res["exceptionDetails"].get("text")))
+            report["results"][name] = res["result"].get("value")
         for msg in b.events:
             method, params = msg.get("method"), msg.get("params", {})
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning", "assert"):
