@@ -1,5 +1,6 @@
 --- po.http: HTTP requests on the event loop (libcurl's multi socket API,
---- loaded on first use). See docs/scripting.md, "HTTP".
+--- loaded on first use), and an HTTP server on the same loop
+--- (libmicrohttpd). See docs/scripting.md, "HTTP".
 local core = require "poengine_core"
 
 local M = {}
@@ -20,5 +21,7 @@ M.request = core.http_request
 --- at once).
 ---@return { active: integer, running: integer }
 M.stats = core.http_stats
+
+M.serve = require("poengine.http_serve").serve
 
 return M
