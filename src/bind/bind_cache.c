@@ -519,7 +519,7 @@ static int l_contents(lua_State *L) {
   return 1;
 }
 
-/* core.cache.namespaces(path) -> { names... } (sorted by the store) | nil, message, code.
+/* core.cache.namespaces(path) -> { names... } (in the store's order) | nil, message, code.
  * Creates nothing where there is no cache store. */
 static int add_ns_name(void *ctx, const char *ns, size_t len) {
   po_strbuf *names = ctx;
