@@ -890,7 +890,7 @@ static int find_cut(prune_state *s) {
     rc = each_record(&s->views[s->view], txn, s->views[s->view].entries, collect_item, s);
   po_store_read_end(s->views[0].store, txn);
   if (rc != 0) return rc;
-  qsort(s->items, s->nitems, sizeof *s->items, item_cmp);
+  if (s->nitems) qsort(s->items, s->nitems, sizeof *s->items, item_cmp);
   uint64_t kept = 0;
   for (size_t i = s->nitems; i-- > 0;) {
     if (s->items[i].size > s->p->max_bytes - kept) {

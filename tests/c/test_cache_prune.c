@@ -173,6 +173,9 @@ static void prunes_the_oldest_until_the_rest_fit(void) {
   p = by_bytes(600, 0);
   REQUIRE(po_cache_disk_prune_run(d, &p) == 0);
   CHECK_EQ_INT(count_of(d), 0);
+  p = by_bytes(600, 0); /* nothing left to list */
+  REQUIRE(po_cache_disk_prune_run(d, &p) == 0);
+  CHECK_EQ_INT(p.removed, 0);
   po_cache_disk_close(d);
   remove_dir(dir);
 }
