@@ -345,7 +345,7 @@ end
 --- `all_namespaces` the whole store). `dry_run` counts without removing.
 --- Returns { removed, removed_bytes, expired, remaining, remaining_bytes,
 --- transactions }, or nil, message, code.
----@param opts? { older_than?: number, max_bytes?: integer, dry_run?: boolean, all_namespaces?: boolean, batch?: integer }
+---@param opts? table  { older_than?, max_bytes?, dry_run?, all_namespaces?, batch? }
 function Cache:prune(opts)
   if self._c == nil then
     closed("cache:prune")

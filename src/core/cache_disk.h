@@ -110,7 +110,7 @@ int po_cache_disk_vectors(po_cache_disk *d, uint64_t after, po_cache_disk_vector
 /* The highest vector seq written in the namespace so far (0: none). */
 int po_cache_disk_vector_seq(po_cache_disk *d, uint64_t *seq);
 
-/* ---- inspecting and pruning a store (poengine cache) ------------------------ */
+/* ---- inspecting and pruning a store (poengine cache; cache_prune.c) --------- */
 
 /* Calls fn(ctx, name, len) for every namespace recorded in the cache store
  * in path (fn may be NULL: a check only). Creates nothing: PO_ENOENT, with

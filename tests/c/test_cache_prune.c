@@ -1,4 +1,4 @@
-/* Tests for the pruning and inspection half of src/core/cache_disk.c (what
+/* Tests for src/core/cache_prune.c, the pruning and inspection half of cache_disk.h (what
  * `poengine cache` stands on), on real LMDB files in a temporary directory:
  * prune by write time, by bytes (oldest first, ties by write order), expired
  * entries always, in bounded transactions, with the vectors of the removed
