@@ -88,9 +88,11 @@ static int each_record(po_cache_disk *d, MDB_txn *txn, MDB_dbi dbi, record_fn fn
 
 /* The header of an entry record as a scan finds it. */
 static int scanned_hdr(const MDB_val *key, const MDB_val *val, entry_hdr *hdr) {
-  if (key->mv_size != ENTRY_KEY || val->mv_size < sizeof *hdr) return PO_ESTORE;
-  memcpy(hdr, val->mv_data, sizeof *hdr);
-  return hdr->version == RECORD_VERSION && sizeof *hdr + hdr->klen <= val->mv_size ? 0 : PO_ESTORE;
+  if (key->mv_size == ENTRY_KEY && val->mv_size >= sizeof *hdr) {
+    memcpy(hdr, val->mv_data, sizeof *hdr);
+    if (hdr->version == RECORD_VERSION && sizeof *hdr + hdr->klen <= val->mv_size) return 0;
+  }
+  return po_store_set_error(PO_ESTORE, "a cache entry record is damaged (see poengine store check)");
 }
 
 typedef struct info_ctx {
