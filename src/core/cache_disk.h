@@ -162,8 +162,8 @@ typedef struct po_cache_disk_prune {
  * and other processes' writes interleave; an entry written meanwhile is
  * judged by its own time. Every process's memory tier sees the removals (the
  * generation is bumped after each transaction that removed something).
- * With by_bytes, one read transaction first collects every entry's time
- * and size (32 bytes each) to find the cut. Returns 0, PO_EINVAL (a batch or
+ * With by_bytes (and max_bytes above 0), one read transaction first
+ * collects every entry's time and size (32 bytes each) to find the cut. Returns 0, PO_EINVAL (a batch or
  * limit out of range), PO_ENOMEM or a store failure; what committed before
  * a failure stays removed and counted. */
 int po_cache_disk_prune_run(po_cache_disk *d, po_cache_disk_prune *p);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,11 @@ static int collect_item(void *ud, const MDB_val *key, const MDB_val *val) {
 /* by_bytes: finds the newest entry that no longer fits when the newer ones
  * are kept; it and every older one go. */
 static int find_cut(prune_state *s) {
+  if (s->p->max_bytes == 0) { /* everything goes: nothing to list */
+    s->cut = (prune_item){INFINITY, UINT64_MAX, UINT64_MAX, SIZE_MAX};
+    s->has_cut = 1;
+    return 0;
+  }
   MDB_txn *txn;
   int rc = po_store_read_begin(s->views[0].store, &txn);
   if (rc != 0) return rc;
