@@ -189,10 +189,6 @@ local function entries(n, bytes)
   return text
 end
 
-local function rfc3339(t)
-  return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
-end
-
 -- Opens namespace ns of the store without creating anything.
 local function open(po, path, ns)
   return po.cache.open { path = path, namespace = ns, create = false, ttl = 0 }
@@ -235,6 +231,7 @@ local function gather(po, opts, names)
     local ns = { name = name, entries = info.entries, bytes = info.bytes, expired = info.expired,
       vectors = info.vectors }
     if info.oldest then
+      local rfc3339 = po.dashboard.fmt.rfc3339
       ns.oldest, ns.newest = rfc3339(info.oldest), rfc3339(info.newest)
       ns.oldest_age, ns.newest_age = now - info.oldest, now - info.newest
       if not out.oldest_age or ns.oldest_age > out.oldest_age then
