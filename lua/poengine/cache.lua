@@ -339,6 +339,30 @@ function Cache:stats()
   return self._h:stats()
 end
 
+--- Removes entries from the cache's store: every expired one, those written
+--- more than `older_than` seconds ago, then the oldest until the rest hold at
+--- most `max_bytes` key + value bytes (this namespace, or with
+--- `all_namespaces` the whole store). `dry_run` counts without removing.
+--- Returns { removed, removed_bytes, expired, remaining, remaining_bytes,
+--- transactions }, or nil, message, code.
+---@param opts? table  { older_than?, max_bytes?, dry_run?, all_namespaces?, batch? }
+function Cache:prune(opts)
+  if self._c == nil then
+    closed("cache:prune")
+  end
+  return self._h:prune(opts)
+end
+
+--- What the namespace holds in the store now: { entries, bytes, expired,
+--- vectors, oldest, newest, map_size, map_used, map_free }, or nil,
+--- message, code.
+function Cache:contents()
+  if self._c == nil then
+    closed("cache:contents")
+  end
+  return self._h:contents()
+end
+
 --- Closes this handle (safe to call twice). Other handles of the same cache
 --- stay open.
 function Cache:close()
@@ -347,6 +371,17 @@ function Cache:close()
   end
   self._c, self._r = nil, nil
   self._h:close()
+end
+
+--- The namespaces of the cache store in path (creating nothing), or nil,
+--- message, code ("ENOENT" when no cache store is there).
+---@param path string
+---@return string[]|nil names, string? message, string? code
+function M.namespaces(path)
+  if type(path) ~= "string" then
+    error("po.cache.namespaces: path must be a string, got " .. type(path), 2)
+  end
+  return ccache.namespaces(path)
 end
 
 --- The hex key a request (or string) is stored under.

@@ -9,8 +9,10 @@
 #include "bind.h"
 
 #include "cache.h"
+#include "cache_disk.h"
 #include "cache_key.h"
 #include "cache_semantic.h"
+#include "clock.h"
 #include "error.h"
 #include "ngram.h"
 
@@ -102,7 +104,7 @@ static int store_error(lua_State *L, int rc, const char *fn) {
 /* core.cache.open(options) -> handle | nil, message, code */
 static int l_open(lua_State *L) {
   static const char *const allowed[] = {"path", "namespace", "max_entries", "max_bytes", "ttl", "policy",
-                                        "sync", "semantic", NULL};
+                                        "sync", "semantic", "create", NULL};
   const char *fn = "po.cache.open";
   if (lua_isnoneornil(L, 1)) {
     lua_settop(L, 0);
@@ -137,6 +139,14 @@ static int l_open(lua_State *L) {
   int st = lua_type(L, -1);
   if (st != LUA_TNIL && st != LUA_TTABLE && !(st == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
     return luaL_error(L, "%s: semantic must be a table or false, got %s", fn, luaL_typename(L, -1));
+  lua_getfield(L, 1, "create");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+    return luaL_error(L, "%s: create must be a boolean, got %s", fn, luaL_typename(L, -1));
+  if (!lua_isnil(L, -1) && !lua_toboolean(L, -1)) {
+    if (!o.path) return luaL_error(L, "%s: create = false needs a path", fn);
+    int rc = po_cache_disk_namespaces(o.path, NULL, NULL);
+    if (rc != 0) return store_error(L, rc, fn);
+  }
 
   handle *h = lua_newuserdata(L, sizeof *h);
   memset(h, 0, sizeof *h);
@@ -408,6 +418,133 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
+/* A disk handle on the namespace of h's store: prune and contents work on
+ * the store itself, whatever the memory tier holds (which the generation
+ * bump of a prune makes reread). */
+static po_cache_disk *open_disk(lua_State *L, handle *h, const char *fn, int *rc) {
+  po_store *store = po_cache_store(h->c);
+  if (!store) luaL_error(L, "%s: the cache has no store (it was opened without a path)", fn);
+  po_cache_options o;
+  po_cache_config(h->c, &o);
+  po_cache_disk *d = NULL;
+  *rc = po_cache_disk_open(po_store_path(store), o.ns, &d);
+  return d;
+}
+
+/* A non-negative number option of the table at idx; *given says whether it was there. */
+static double opt_amount(lua_State *L, int idx, const char *fn, const char *name, int integer, int *given) {
+  lua_getfield(L, idx, name);
+  *given = !lua_isnil(L, -1);
+  double v = lua_tonumber(L, -1);
+  if (*given && (lua_type(L, -1) != LUA_TNUMBER || !(v >= 0 && v <= 9007199254740992.0) ||
+                 (integer && v != floor(v))))
+    luaL_error(L, "%s: %s must be a non-negative %s, got %s", fn, name, integer ? "integer" : "number of seconds",
+               lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
+static int opt_flag(lua_State *L, int idx, const char *fn, const char *name) {
+  lua_getfield(L, idx, name);
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+    luaL_error(L, "%s: %s must be a boolean, got %s", fn, name, luaL_typename(L, -1));
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* h:prune{ older_than =, max_bytes =, dry_run =, all_namespaces =, batch = }
+ *   -> { removed, removed_bytes, expired, remaining, remaining_bytes, transactions } | nil, message, code */
+static int l_prune(lua_State *L) {
+  static const char *const allowed[] = {"older_than", "max_bytes", "dry_run", "all_namespaces", "batch", NULL};
+  const char *fn = "cache:prune";
+  handle *h = check_open(L, 1, fn);
+  if (lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_newtable(L);
+  }
+  po_check_options(L, 2, fn, allowed);
+  po_cache_disk_prune p = {0};
+  p.older_than = opt_amount(L, 2, fn, "older_than", 0, &p.by_age);
+  p.max_bytes = (uint64_t)opt_amount(L, 2, fn, "max_bytes", 1, &p.by_bytes);
+  int given;
+  double batch = opt_amount(L, 2, fn, "batch", 1, &given);
+  if (given && !(batch >= 1 && batch <= 1 << 20)) luaL_error(L, "%s: batch must be an integer from 1 to 1048576", fn);
+  p.batch = (size_t)batch;
+  p.dry_run = opt_flag(L, 2, fn, "dry_run");
+  p.all_namespaces = opt_flag(L, 2, fn, "all_namespaces");
+  int rc;
+  po_cache_disk *d = open_disk(L, h, fn, &rc);
+  if (rc == 0) {
+    p.now = po_wallclock();
+    rc = po_cache_disk_prune_run(d, &p);
+    po_cache_disk_close(d);
+  }
+  if (rc != 0) return store_error(L, rc, fn);
+  lua_createtable(L, 0, 6);
+  set_num(L, "removed", (double)p.removed);
+  set_num(L, "removed_bytes", (double)p.removed_bytes);
+  set_num(L, "expired", (double)p.expired);
+  set_num(L, "remaining", (double)p.remaining);
+  set_num(L, "remaining_bytes", (double)p.remaining_bytes);
+  set_num(L, "transactions", (double)p.transactions);
+  return 1;
+}
+
+/* h:contents() -> { entries, bytes, expired, vectors, oldest, newest, map_size, map_used, map_free }
+ *   | nil, message, code: what the namespace holds in the store now. */
+static int l_contents(lua_State *L) {
+  const char *fn = "cache:contents";
+  handle *h = check_open(L, 1, fn);
+  int rc;
+  po_cache_disk *d = open_disk(L, h, fn, &rc);
+  po_cache_disk_info info;
+  if (rc == 0) {
+    rc = po_cache_disk_info_get(d, po_wallclock(), &info);
+    po_cache_disk_close(d);
+  }
+  if (rc != 0) return store_error(L, rc, fn);
+  lua_createtable(L, 0, 9);
+  set_num(L, "entries", (double)info.entries);
+  set_num(L, "bytes", (double)info.bytes);
+  set_num(L, "expired", (double)info.expired);
+  set_num(L, "vectors", (double)info.vectors);
+  if (info.entries) {
+    set_num(L, "oldest", info.oldest);
+    set_num(L, "newest", info.newest);
+  }
+  set_num(L, "map_size", (double)info.map_size);
+  set_num(L, "map_used", (double)info.map_used);
+  set_num(L, "map_free", (double)info.map_free);
+  return 1;
+}
+
+/* core.cache.namespaces(path) -> { names... } (in the store's order) | nil, message, code.
+ * Creates nothing where there is no cache store. */
+static int add_ns_name(void *ctx, const char *ns, size_t len) {
+  po_strbuf *names = ctx;
+  return po_strbuf_append(names, ns, len) || po_strbuf_append(names, "", 1) ? PO_ENOMEM : 0;
+}
+
+static int l_namespaces(lua_State *L) {
+  const char *fn = "po.cache.namespaces";
+  const char *path = luaL_checkstring(L, 1);
+  po_strbuf names = {0};
+  int rc = po_cache_disk_namespaces(path, add_ns_name, &names);
+  if (rc != 0) {
+    po_strbuf_free(&names);
+    return store_error(L, rc, fn);
+  }
+  lua_newtable(L);
+  int n = 0;
+  for (size_t at = 0; at < names.len; at += strlen(names.data + at) + 1) {
+    lua_pushstring(L, names.data + at);
+    lua_rawseti(L, -2, ++n);
+  }
+  po_strbuf_free(&names);
+  return 1;
+}
+
 /* h:config() -> { path, namespace, max_entries, max_bytes, policy, ttl, sync } */
 static int l_config(lua_State *L) {
   handle *h = check_open(L, 1, "cache:config");
@@ -497,12 +634,14 @@ void po_open_cache(lua_State *L) {
   static const luaL_Reg methods[] = {{"get", l_get},         {"set", l_set},       {"delete", l_delete},
                                      {"clear", l_clear},     {"stats", l_stats},   {"config", l_config},
                                      {"close", l_close},     {"pointers", l_pointers},
-                                     {"semantic_get", l_semantic_get}, {NULL, NULL}};
+                                     {"semantic_get", l_semantic_get}, {"prune", l_prune},
+                                     {"contents", l_contents}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", l_close}, {NULL, NULL}};
   static const luaL_Reg fns[] = {{"open", l_open},
                                  {"key", l_key},
                                  {"canonical", l_canonical},
                                  {"error_text", l_error_text},
+                                 {"namespaces", l_namespaces},
                                  {NULL, NULL}};
   po_register_type(L, CACHE_TYPE, methods, meta);
   lua_createtable(L, 0, 5);

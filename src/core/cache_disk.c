@@ -1,4 +1,5 @@
 #include "cache_disk.h"
+#include "cache_disk_internal.h"
 
 #include "clock.h"
 #include "error.h"
@@ -13,51 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
-
-enum {
-  RECORD_VERSION = 1,
-  NS_VERSION = 1,
-  NS_ID = 8,
-  HASH = 16,
-  ENTRY_KEY = NS_ID + HASH,
-  ORDER_KEY = NS_ID + 8,
-  EXPIRY_KEY = NS_ID + 8 + HASH,
-  ORDER_VALUE = HASH + 1,
-  GEN_SLOTS = 512,
-  EXPIRE_PER_WRITE = 4, /* expired entries a write drops, at most */
-  MAX_NS = 255,
-};
-
-/* An entry record starts with this header, then the key, then the value. */
-typedef struct entry_hdr {
-  uint8_t version;
-  uint8_t flags;
-  uint16_t reserved;
-  uint32_t klen;
-  uint64_t seq;  /* its key in cache_order */
-  uint64_t vseq; /* its vector in cache_vectors, or 0 */
-  double created, expires;
-} entry_hdr;
-
-/* The namespace record; the name follows it. */
-typedef struct ns_hdr {
-  uint8_t version;
-  uint8_t reserved[7];
-  uint64_t count, bytes;
-  uint64_t next_seq;  /* last order seq handed out */
-  uint64_t hand;      /* SIEVE: the seq where the next eviction looks first */
-  uint64_t next_vseq; /* last vector seq handed out */
-} ns_hdr;
-
-struct po_cache_disk {
-  po_store *store;
-  MDB_dbi entries, order, expiry, nsdb, vectors;
-  unsigned char ns_id[NS_ID];
-  char ns[MAX_NS + 1];
-  size_t ns_len;
-  uint64_t *gen; /* this namespace's slot in the shared generation file */
-  void *gen_map;
-};
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -77,13 +33,6 @@ static uint64_t get_be64(const unsigned char *p) {
 static void put_hash(unsigned char *p, po_cache_hash h) {
   memcpy(p, &h.lo, 8);
   memcpy(p + 8, &h.hi, 8);
-}
-
-static po_cache_hash get_hash(const unsigned char *p) {
-  po_cache_hash h;
-  memcpy(&h.lo, p, 8);
-  memcpy(&h.hi, p + 8, 8);
-  return h;
 }
 
 static void entry_key(const po_cache_disk *d, po_cache_hash h, unsigned char k[ENTRY_KEY]) {
@@ -150,7 +99,7 @@ static int map_gen(po_cache_disk *d) {
 
 uint64_t po_cache_disk_gen(const po_cache_disk *d) { return __atomic_load_n(d->gen, __ATOMIC_ACQUIRE); }
 
-static void bump_gen(po_cache_disk *d) { __atomic_add_fetch(d->gen, 1, __ATOMIC_ACQ_REL); }
+void po_cache_disk_bump_gen(po_cache_disk *d) { __atomic_add_fetch(d->gen, 1, __ATOMIC_ACQ_REL); }
 
 /* ---- open / close ------------------------------------------------------------- */
 
@@ -194,7 +143,7 @@ po_store *po_cache_disk_store(po_cache_disk *d) { return d->store; }
 
 /* ---- the namespace record ---------------------------------------------------- */
 
-static int load_ns(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns) {
+int po_cache_disk_load_ns(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns) {
   MDB_val key = {NS_ID, d->ns_id}, val;
   int rc = mdb_get(txn, d->nsdb, &key, &val);
   memset(ns, 0, sizeof *ns);
@@ -206,7 +155,7 @@ static int load_ns(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns) {
   return 0;
 }
 
-static int save_ns(po_cache_disk *d, MDB_txn *txn, const ns_hdr *ns) {
+int po_cache_disk_save_ns(po_cache_disk *d, MDB_txn *txn, const ns_hdr *ns) {
   unsigned char buf[sizeof(ns_hdr) + MAX_NS];
   memcpy(buf, ns, sizeof *ns);
   memcpy(buf + sizeof *ns, d->ns, d->ns_len);
@@ -233,7 +182,7 @@ static int key_matches(const entry_hdr *hdr, const MDB_val *val, const void *key
 }
 
 /* Removes h's record and everything that points at it. */
-static int remove_entry(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_hash h) {
+int po_cache_disk_remove_entry(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_hash h) {
   entry_hdr hdr;
   MDB_val val;
   int rc = read_hdr(d, txn, h, &hdr, &val);
@@ -288,11 +237,6 @@ static int touch(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_policy pol
   return put(txn, d->entries, ek, ENTRY_KEY, tmp->data, tmp->len);
 }
 
-/* Whether the cursor's key starts with our namespace id. */
-static int in_ns(const po_cache_disk *d, const MDB_val *key) {
-  return key->mv_size >= NS_ID && memcmp(key->mv_data, d->ns_id, NS_ID) == 0;
-}
-
 /* Drops up to EXPIRE_PER_WRITE entries whose time has passed. */
 static int drop_expired(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, double now, uint64_t *dropped) {
   po_cache_hash victims[EXPIRE_PER_WRITE];
@@ -305,15 +249,15 @@ static int drop_expired(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, double now, 
   MDB_val key = {NS_ID, k}, val;
   uint64_t now_ms = expiry_ms(now);
   rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-  while (rc == 0 && n < EXPIRE_PER_WRITE && in_ns(d, &key) && key.mv_size == EXPIRY_KEY &&
+  while (rc == 0 && n < EXPIRE_PER_WRITE && po_cache_disk_in_ns(d, &key) && key.mv_size == EXPIRY_KEY &&
          get_be64((const unsigned char *)key.mv_data + NS_ID) < now_ms) {
-    victims[n++] = get_hash((const unsigned char *)key.mv_data + NS_ID + 8);
+    victims[n++] = po_cache_disk_get_hash((const unsigned char *)key.mv_data + NS_ID + 8);
     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
   }
   mdb_cursor_close(cur);
   if (rc != 0 && rc != MDB_NOTFOUND) return po_store_error(rc);
   for (int i = 0; i < n; i++) {
-    rc = remove_entry(d, txn, ns, victims[i]);
+    rc = po_cache_disk_remove_entry(d, txn, ns, victims[i]);
     if (rc == PO_ENOENT) continue;
     if (rc != 0) return rc;
     (*dropped)++;
@@ -337,7 +281,7 @@ static int pick_victim(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_poli
   key = (MDB_val){ORDER_KEY, k};
   rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
   for (;;) {
-    if (rc == MDB_NOTFOUND || (rc == 0 && !in_ns(d, &key))) {
+    if (rc == MDB_NOTFOUND || (rc == 0 && !po_cache_disk_in_ns(d, &key))) {
       if (!sieve || ++wraps > 2) break; /* two wraps clear every visited bit */
       seq_key(d, 0, k);
       key = (MDB_val){ORDER_KEY, k};
@@ -353,7 +297,7 @@ static int pick_victim(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_poli
       break;
     }
     const unsigned char *v = val.mv_data;
-    po_cache_hash h = get_hash(v);
+    po_cache_hash h = po_cache_disk_get_hash(v);
     if (h.lo == keep.lo && h.hi == keep.hi) {
       rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
       continue;
@@ -387,7 +331,7 @@ static int recount(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns) {
   MDB_val key = {NS_ID, d->ns_id}, val;
   uint64_t count = 0, bytes = 0;
   rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-  while (rc == 0 && in_ns(d, &key)) {
+  while (rc == 0 && po_cache_disk_in_ns(d, &key)) {
     count++;
     if (val.mv_size >= sizeof(entry_hdr)) bytes += val.mv_size - sizeof(entry_hdr);
     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
@@ -418,7 +362,7 @@ static int evict(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_disk_write
       if (rc != 0) return rc;
       continue;
     }
-    if (rc == 0) rc = remove_entry(d, txn, ns, victim);
+    if (rc == 0) rc = po_cache_disk_remove_entry(d, txn, ns, victim);
     if (rc == PO_ENOENT) {
       /* An order record whose entry is gone: drop the record. */
       unsigned char k[ORDER_KEY];
@@ -453,11 +397,11 @@ static int put_fn(MDB_txn *txn, void *ud) {
   w->replaced = 0;
   w->vseq = 0;
   ns_hdr ns;
-  int rc = load_ns(d, txn, &ns);
+  int rc = po_cache_disk_load_ns(d, txn, &ns);
   for (size_t i = 0; rc == 0 && i < w->ntouched; i++) rc = touch(d, txn, &ns, w->policy, w->touched[i], &p->tmp);
   if (rc == 0) rc = drop_expired(d, txn, &ns, p->created, &w->expired);
   if (rc == 0) {
-    rc = remove_entry(d, txn, &ns, p->h);
+    rc = po_cache_disk_remove_entry(d, txn, &ns, p->h);
     w->replaced = rc == 0;
     if (rc == PO_ENOENT) rc = 0;
   }
@@ -494,7 +438,7 @@ static int put_fn(MDB_txn *txn, void *ud) {
   ns.bytes += p->klen + p->vlen;
 
   rc = evict(d, txn, &ns, w, p->h);
-  return rc != 0 ? rc : save_ns(d, txn, &ns);
+  return rc != 0 ? rc : po_cache_disk_save_ns(d, txn, &ns);
 }
 
 int po_cache_disk_put(po_cache_disk *d, po_cache_disk_write *w, po_cache_hash h, const void *key, size_t klen,
@@ -504,7 +448,7 @@ int po_cache_disk_put(po_cache_disk *d, po_cache_disk_write *w, po_cache_hash h,
   put_ctx p = {d, w, h, key, value, klen, vlen, flags, created, expires, vec, {0}};
   int rc = po_store_write(d->store, w->sync, put_fn, &p);
   po_strbuf_free(&p.tmp);
-  if (rc == 0 && w->replaced) bump_gen(d);
+  if (rc == 0 && w->replaced) po_cache_disk_bump_gen(d);
   return rc;
 }
 
@@ -556,9 +500,9 @@ static int del_fn(MDB_txn *txn, void *ud) {
   if (!key_matches(&hdr, &val, c->key, c->klen)) return PO_ENOENT;
   if (c->expired_by > 0 && !(hdr.expires > 0 && hdr.expires <= c->expired_by)) return PO_ENOENT;
   ns_hdr ns;
-  rc = load_ns(c->d, txn, &ns);
-  if (rc == 0) rc = remove_entry(c->d, txn, &ns, c->h);
-  if (rc == 0) rc = save_ns(c->d, txn, &ns);
+  rc = po_cache_disk_load_ns(c->d, txn, &ns);
+  if (rc == 0) rc = po_cache_disk_remove_entry(c->d, txn, &ns, c->h);
+  if (rc == 0) rc = po_cache_disk_save_ns(c->d, txn, &ns);
   return rc;
 }
 
@@ -566,7 +510,7 @@ int po_cache_disk_delete(po_cache_disk *d, po_store_durability sync, po_cache_ha
                          size_t klen) {
   del_ctx c = {d, h, key, klen, 0};
   int rc = po_store_write(d->store, sync, del_fn, &c);
-  if (rc == 0) bump_gen(d);
+  if (rc == 0) po_cache_disk_bump_gen(d);
   return rc;
 }
 
@@ -586,7 +530,7 @@ static int del_prefix(po_cache_disk *d, MDB_txn *txn, MDB_dbi dbi) {
   memcpy(k, d->ns_id, NS_ID);
   MDB_val key = {NS_ID, k}, val;
   rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-  while (rc == 0 && in_ns(d, &key)) {
+  while (rc == 0 && po_cache_disk_in_ns(d, &key)) {
     rc = mdb_cursor_del(cur, 0);
     if (rc == 0) rc = mdb_cursor_get(cur, &key, &val, MDB_GET_CURRENT);
   }
@@ -597,7 +541,7 @@ static int del_prefix(po_cache_disk *d, MDB_txn *txn, MDB_dbi dbi) {
 static int clear_fn(MDB_txn *txn, void *ud) {
   po_cache_disk *d = ud;
   ns_hdr ns;
-  int rc = load_ns(d, txn, &ns);
+  int rc = po_cache_disk_load_ns(d, txn, &ns);
   if (rc == 0) rc = del_prefix(d, txn, d->entries);
   if (rc == 0) rc = del_prefix(d, txn, d->order);
   if (rc == 0) rc = del_prefix(d, txn, d->expiry);
@@ -606,12 +550,12 @@ static int clear_fn(MDB_txn *txn, void *ud) {
   /* The seqs keep growing, so readers that follow the vectors stay right. */
   ns.count = ns.bytes = 0;
   ns.hand = 0;
-  return save_ns(d, txn, &ns);
+  return po_cache_disk_save_ns(d, txn, &ns);
 }
 
 int po_cache_disk_clear(po_cache_disk *d, po_store_durability sync) {
   int rc = po_store_write(d->store, sync, clear_fn, d);
-  if (rc == 0) bump_gen(d);
+  if (rc == 0) po_cache_disk_bump_gen(d);
   return rc;
 }
 
@@ -620,7 +564,7 @@ int po_cache_disk_size(po_cache_disk *d, uint64_t *count, uint64_t *bytes) {
   int rc = po_store_read_begin(d->store, &txn);
   if (rc != 0) return rc;
   ns_hdr ns;
-  rc = load_ns(d, txn, &ns);
+  rc = po_cache_disk_load_ns(d, txn, &ns);
   po_store_read_end(d->store, txn);
   *count = ns.count;
   *bytes = ns.bytes;
@@ -632,7 +576,7 @@ int po_cache_disk_vector_seq(po_cache_disk *d, uint64_t *seq) {
   int rc = po_store_read_begin(d->store, &txn);
   if (rc != 0) return rc;
   ns_hdr ns;
-  rc = load_ns(d, txn, &ns);
+  rc = po_cache_disk_load_ns(d, txn, &ns);
   po_store_read_end(d->store, txn);
   *seq = ns.next_vseq;
   return rc;
@@ -653,7 +597,7 @@ int po_cache_disk_vectors(po_cache_disk *d, uint64_t after, po_cache_disk_vector
   MDB_val key = {ORDER_KEY, k}, val;
   int mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
   rc = 0;
-  while (mrc == 0 && in_ns(d, &key) && key.mv_size == ORDER_KEY) {
+  while (mrc == 0 && po_cache_disk_in_ns(d, &key) && key.mv_size == ORDER_KEY) {
     uint64_t seq = get_be64((const unsigned char *)key.mv_data + NS_ID);
     rc = fn(ctx, seq, val.mv_data, val.mv_size);
     if (rc != 0) break;

@@ -110,4 +110,62 @@ int po_cache_disk_vectors(po_cache_disk *d, uint64_t after, po_cache_disk_vector
 /* The highest vector seq written in the namespace so far (0: none). */
 int po_cache_disk_vector_seq(po_cache_disk *d, uint64_t *seq);
 
+/* ---- inspecting and pruning a store (poengine cache; cache_prune.c) --------- */
+
+/* Calls fn(ctx, name, len) for every namespace recorded in the cache store
+ * in path (fn may be NULL: a check only). Creates nothing: PO_ENOENT, with
+ * po_store_last_error() saying why, when path holds no store or a store
+ * without the cache's databases; otherwise 0, fn's non-zero code, or a
+ * po_store_open failure (PO_EPERM for a store that is not writable,
+ * PO_ESTORE for a damaged one). */
+typedef int (*po_cache_disk_ns_fn)(void *ctx, const char *ns, size_t len);
+int po_cache_disk_namespaces(const char *path, po_cache_disk_ns_fn fn, void *ctx);
+
+/* What a namespace holds, read in one read transaction. */
+typedef struct po_cache_disk_info {
+  uint64_t entries, bytes;  /* counted from the entries (key + value bytes) */
+  uint64_t expired;         /* entries whose expiry time has passed by `now` */
+  uint64_t vectors;         /* semantic-tier vector records */
+  double oldest, newest;    /* the earliest and latest write time; 0 when empty */
+  /* the store as a whole: its map's size, the bytes of pages holding data,
+   * and the bytes of pages freed and waiting to be reused */
+  uint64_t map_size, map_used, map_free;
+} po_cache_disk_info;
+
+/* Fills *out for d's namespace. Scans the namespace's entries: O(entries).
+ * Returns 0 or a store failure. */
+int po_cache_disk_info_get(po_cache_disk *d, double now, po_cache_disk_info *out);
+
+/* A prune: which entries go, and (after the call) what went and what is
+ * left. Entries expired by `now` always go. */
+typedef struct po_cache_disk_prune {
+  double now;              /* wall-clock seconds the ages and expiry are judged at */
+  int by_age;              /* entries written more than older_than seconds before now go */
+  double older_than;
+  int by_bytes;            /* then the oldest entries go until the rest hold at most max_bytes */
+  uint64_t max_bytes;      /* key + value bytes */
+  int all_namespaces;      /* every namespace of d's store, max_bytes bounding them together */
+  int dry_run;             /* count what would go; write nothing */
+  size_t batch;            /* entries removed per write transaction, at most (0: 1024) */
+  /* results */
+  uint64_t removed, removed_bytes; /* expired ones included */
+  uint64_t expired;
+  uint64_t remaining, remaining_bytes;
+  uint64_t transactions;   /* write transactions committed */
+} po_cache_disk_prune;
+
+/* Removes what p asks, oldest first by write time (ties: the older order
+ * seq), with each entry's vector record, its order and expiry keys, and the
+ * namespace's count and bytes updated in the same transaction. The work is
+ * split into write transactions of at most p->batch removals and a bounded
+ * number of records read, so a huge store never needs one long transaction
+ * and other processes' writes interleave; an entry written meanwhile is
+ * judged by its own time. Every process's memory tier sees the removals (the
+ * generation is bumped after each transaction that removed something).
+ * With by_bytes (and max_bytes above 0), one read transaction first
+ * collects every entry's time and size (32 bytes each) to find the cut. Returns 0, PO_EINVAL (a batch or
+ * limit out of range), PO_ENOMEM or a store failure; what committed before
+ * a failure stays removed and counted. */
+int po_cache_disk_prune_run(po_cache_disk *d, po_cache_disk_prune *p);
+
 #endif
