@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum req_state {
   REQ_RUNNING, /* in libcurl's hands */
@@ -596,7 +597,11 @@ int po_http_start(po_http *h, const po_http_opts *o, const po_http_handler *hand
   c->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   c->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   c->easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  c->easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  /* Waiting for a connection to the same host to say whether it can
+   * multiplex only pays over TLS, where HTTP/2 may come. Over plain http it
+   * holds every new request to a host while one response to it streams
+   * (an SSE feed, a streamed completion) until that response ends. */
+  if (strncasecmp(o->url, "https:", 6) == 0) c->easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   c->easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   c->easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   c->easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");

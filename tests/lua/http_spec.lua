@@ -195,6 +195,57 @@ describe("po.http.request", function()
     assert.are.equal(16, server:stats().max_concurrent)
   end)
 
+  it("does not hold a request to a host while another response from it streams", function()
+    -- An open stream (an SSE feed) from a server in another process, and
+    -- requests to the same host meanwhile: each is answered while the
+    -- stream stays open. (libcurl's PIPEWAIT held those made while the
+    -- stream's connection was being set up until that response ended.)
+    local script = os.tmpname()
+    assert(po.write_file(script, [[
+      local po = require "poengine"
+      local srv = assert(po.http.serve { port = 0, routes = {
+        ["GET /feed"] = function()
+          return 200, { ["Content-Type"] = "text/event-stream" }, function(stream)
+            stream:write("data: tick\n\n")
+            po.sleep(600) -- open and silent: nothing else moves this connection
+          end
+        end,
+        ["GET /ping"] = function() return 200, {}, "pong" end,
+      } })
+      io.stdout:write(srv.url, "\n")
+      io.stdout:flush()
+      srv:wait()
+    ]]))
+    local out = os.tmpname()
+    local server = po.run { argv = { "sh", "-c", 'exec "$0" "$1" > "$2"', po.executable(), script, out } }
+    local url
+    while not url do
+      po.sleep(0.02)
+      local f = io.open(out)
+      url = f and f:read("*l")
+      if f then
+        f:close()
+      end
+    end
+    local chunks = {}
+    local feed = po.http.request { url = url .. "/feed", timeout = 120,
+      on_chunk = function(c) chunks[#chunks + 1] = c end }
+    -- at once, while the feed's connection is still being made, and again
+    -- once it streams
+    for i = 1, 3 do
+      local res = assert(po.http.request { url = url .. "/ping", timeout = 20 }:wait())
+      while i == 1 and #chunks == 0 do
+        po.sleep(0.01)
+      end
+      assert.are.equal("pong", res.body)
+    end
+    assert.is_false(feed:done()) -- the stream was open all along
+    feed:cancel()
+    server:cancel()
+    os.remove(script)
+    os.remove(out)
+  end)
+
   it("works inside po.async tasks", function()
     local tasks = {}
     for i = 1, 4 do
