@@ -164,6 +164,33 @@ describe("poengine.runs", function()
       "poengine.runs.export: format must be 'json' or 'csv', got xml")
   end)
 
+  it("times two runs' bests against each other with a task file, and says why it cannot", function()
+    local versus = require "poengine.runs.versus"
+    local a, b = assert(runs.get(home, "alpha")), assert(runs.get(home, "beta"))
+    -- beta's best is the original (4000 rounds); alpha's does 2000.
+    local r = assert(versus.time(dir .. "/alpha.task.lua", a, b))
+    assert.are.same({ "alpha", "beta", "slower", "min" }, { r.a, r.b, r.verdict, r.direction })
+    assert.is_true(r.speedup < 0.6 and r.speedup > 0.4, tostring(r.speedup))
+    assert.is_true(r.ci_low <= r.speedup and r.speedup <= r.ci_high)
+    assert.is_true(r.a_median < r.b_median)
+
+    local strict = spin_runs.task_file(dir, { id = "strict", points = {}, reject = 2000 })
+    local none, err, code = versus.time(strict, a, b)
+    assert.is_nil(none)
+    assert.are.equal("EBENCH", code)
+    assert.are.equal("the best of run 'alpha' fails the task's validators", err)
+
+    none, err, code = versus.time(dir .. "/nope.lua", a, b)
+    assert.are.equal("ETASK", code)
+    assert.matches("nope.lua", err, 1, true)
+
+    local empty = runs.model.build(dir .. "/no-run", {}, nil)
+    none, err, code = versus.time(dir .. "/alpha.task.lua", a, empty)
+    assert.are.equal("ENOENT", code)
+    assert.are.equal("run 'no-run' has no checkpoint to rebuild its best from (it finished no cycle)", err)
+    assert.is_false(exists(dir .. "/no-run"))
+  end)
+
   it("refuses to remove a run in progress unless forced, and never follows a link out of the home", function()
     local reached, gate = po.future(), po.future()
     local running = po.async(run_task, dir, home, { id = "gamma", points = { 2000 }, wrap = function(method)

@@ -14,7 +14,7 @@ local build = os.getenv("POENGINE_BUILD_DIR") or "build"
 M.spin = build .. "/tests/bench_spin"
 
 local TEMPLATE = [==[
-local spin, gate = %q, %s
+local spin, gate, reject = %q, %s, %q
 return {
   id = %q,
   workdir = %q,
@@ -41,7 +41,8 @@ return {
     end
     return list
   end,
-  validators = { { name = "check", run = { "sh", "-c", "test \"$(cat rounds.txt)\" != 1" } } },
+  validators = { { name = "check",
+    run = { "sh", "-c", "r=$(cat rounds.txt); test \"$r\" != 1 && test \"$r\" != " .. reject } } },
   objective = {
     validator = po.validate.benchmark { name = "spin", argv = { "sh", "-c", spin .. " $(cat rounds.txt)" },
       metric = function(r) return tonumber(r.stdout) end },
@@ -53,7 +54,8 @@ return {
 
 --- Writes a task file under `dir` (with its workdir, dir/work-ID) and
 --- returns its path. opts = { id =, points = { rounds, ... }, gate = {
---- ready =, release = } FIFO paths }.
+--- ready =, release = } FIFO paths, reject = rounds the check also
+--- rejects }.
 ---@param dir string
 ---@param opts table
 ---@return string path
@@ -70,7 +72,7 @@ function M.task_file(dir, opts)
   end
   local path = dir .. "/" .. opts.id .. ".task.lua"
   f = assert(io.open(path, "w"))
-  f:write(TEMPLATE:format(M.spin, gate, opts.id, work, table.concat(points, ", ")))
+  f:write(TEMPLATE:format(M.spin, gate, tostring(opts.reject or 1), opts.id, work, table.concat(points, ", ")))
   f:close()
   return path
 end

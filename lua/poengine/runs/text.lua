@@ -97,11 +97,20 @@ local function best_text(m)
   end
   local text = M.speedup(b.speedup, b.ci_low, b.ci_high, m.direction)
   if b.source == "final check" and m.final then
-    text = text .. format(" (final check: %s, %s runs each)", tostring(m.final.verdict), tostring(m.final.runs or "?"))
+    text = text .. format(" by the final check (%s, %s runs each)", str(m.final.verdict), tostring(m.final.runs or "?"))
   elseif b.source then
-    text = text .. " (from the cycles' scores)"
+    text = text .. " by the cycles' scores"
   end
   return text
+end
+
+--- The method a run used: a Lua function's address says nothing to a
+--- reader, so it is "a Lua function".
+function M.method(m)
+  if type(m.method) == "string" and m.method:match("^function: ") then
+    return "a Lua function"
+  end
+  return m.method
 end
 
 --- The list of runs (summaries as poengine.runs.list gives them) as an
@@ -173,7 +182,7 @@ end
 ---@return string
 function M.show(m, width)
   local items = {
-    { "task", (m.task or fmt.none) .. (m.method and (" (" .. m.method .. ")") or "") },
+    { "task", (m.task or fmt.none) .. (m.method and (" (" .. M.method(m) .. ")") or "") },
     { "directory", m.dir }, { "status", m.status }, { "started", M.time(m.started) .. " UTC" },
     { "updated", M.time(m.updated) .. " UTC" }, { "cycles", fmt.int(m.cycles) }, { "best", best_text(m) },
     { "scores", scores(m) }, { "cost", M.cost(m.cost) },
@@ -231,7 +240,7 @@ function M.compare(a, b, width)
     end
   end
   local rows = {
-    row("task", field("task")), row("method", field("method")), row("status", field("status")),
+    row("task", field("task")), row("method", function(m) return str(M.method(m)) end), row("status", field("status")),
     row("started (UTC)", function(m) return M.time(m.started) end),
     row("cycles", function(m) return fmt.int(m.cycles) end),
     row("best", function(m) return m.best and M.speedup(m.best.speedup, m.best.ci_low, m.best.ci_high, m.direction)

@@ -35,7 +35,12 @@ end
 
 -- The best of run m: { files, params } from its last checkpoint.
 local function best_of(m)
-  local cp, err = checkpoint.last(m.dir .. "/store")
+  local cp, err
+  local data = io.open(m.dir .. "/store/data.mdb", "rb")
+  if data then
+    data:close()
+    cp, err = checkpoint.last(m.dir .. "/store") -- (which would make a store where there is none)
+  end
   if not cp then
     return nil, ("run '%s' has no checkpoint to rebuild its best from%s"):format(m.id,
       err and (": " .. tostring(err)) or " (it finished no cycle)"), "ENOENT"
@@ -69,7 +74,7 @@ local function validate(task, arms)
     checks[#checks + 1] = po.async(function()
       local report = po.validate.run(task.validators, arms[i].cand, { cascade = true })
       if not report.passed then
-        failed = ("run '%s''s best fails the task's validators"):format(arms[i].id)
+        failed = ("the best of run '%s' fails the task's validators"):format(arms[i].id)
       end
     end)
   end
@@ -80,7 +85,7 @@ end
 local function time_arms(task, arms, opts)
   local failed = validate(task, arms)
   if failed then
-    return nil, failed, "EVALIDATE"
+    return nil, failed, "EBENCH"
   end
   local res, err = timing.run(task.objective, arms, { seed = opts.seed or 1, on_round = opts.on_round })
   if not res then
@@ -88,7 +93,7 @@ local function time_arms(task, arms, opts)
   end
   local r = res.results[1]
   if r.failed then
-    return nil, ("run '%s''s best failed its benchmark: %s"):format(arms[1].id, r.failed), "EBENCH"
+    return nil, ("the best of run '%s' failed its benchmark: %s"):format(arms[1].id, r.failed), "EBENCH"
   end
   return { a = arms[0].id, b = arms[1].id, a_median = res.baseline.median, b_median = r.stats.median,
     verdict = r.verdict, speedup = r.speedup, ci_low = r.ci_low, ci_high = r.ci_high, runs = r.runs, rule = r.rule,
@@ -100,7 +105,8 @@ end
 --- verdict, speedup (how many times better b's best is, in the objective's
 --- direction), ci_low, ci_high, runs, rule, direction }, or nil, message,
 --- code (ETASK: the task file; ENOENT: a run without a checkpoint;
---- EVALIDATE, EBENCH: a best that fails; EIO: no sandbox).
+--- EBENCH: a best that fails the validators or its benchmark; EIO: no
+--- sandbox).
 ---@param task_path string
 ---@param a table a run's model
 ---@param b table a run's model
