@@ -37,7 +37,10 @@ describe("poengine.runs", function()
     outside = dir .. "/outside"
     assert(os.execute("mkdir -p " .. proc.quote(home .. "/runs/empty") .. " " .. proc.quote(home .. "/runs/broken")
       .. " " .. proc.quote(outside) .. " && touch " .. proc.quote(outside .. "/keep")) == 0)
-    -- A run directory whose log is not JSON at all, made first: the oldest.
+    -- An event log that is a directory.
+    assert(os.execute("mkdir -p " .. proc.quote(home .. "/runs/weird/events.jsonl")) == 0)
+    -- A run directory whose log is not JSON at all. Both are older than the
+    -- runs; this one is newer (or as new, and first by name).
     local f = assert(io.open(home .. "/runs/broken/events.jsonl", "wb"))
     f:write("\0\1garbage\n{not json\n")
     f:close()
@@ -73,11 +76,13 @@ describe("poengine.runs", function()
 
   it("lists the runs newest first, the corrupt one as unreadable, without the others", function()
     local list = assert(runs.list(home))
-    assert.are.same({ "beta", "alpha", "broken" }, ids(list))
-    local b, a, broken = list[1], list[2], list[3]
+    assert.are.same({ "beta", "alpha", "broken", "weird" }, ids(list))
+    local b, a, broken, weird = list[1], list[2], list[3], list[4]
 
     assert.are.same({ id = "broken", dir = home .. "/runs/broken", status = "unreadable",
       reason = "its event log holds no readable event" }, broken)
+    assert.are.same({ id = "weird", dir = home .. "/runs/weird", status = "unreadable",
+      reason = "its event log is not a regular file" }, weird)
 
     assert.are.equal("alpha", a.task)
     assert.are.equal(home .. "/runs/alpha", a.dir)
@@ -123,6 +128,9 @@ describe("poengine.runs", function()
     assert.are.equal("ENOENT", code, err)
     none, err, code = runs.get(home, "link")
     assert.are.equal("ENOENT", code, err)
+    none, err, code = runs.get(home, "weird")
+    assert.are.equal("EIO", code)
+    assert.are.equal("run 'weird' cannot be read: its event log is not a regular file", err)
     none, err, code = runs.get(home, "broken")
     assert.is_nil(none)
     assert.are.equal("EIO", code)
@@ -218,7 +226,7 @@ describe("poengine.runs", function()
     assert.is_true(runs.remove(home, "gamma"))
     assert.is_false(exists(home .. "/runs/gamma"))
     assert.is_true(exists(outside .. "/keep"))
-    assert.are.same({ "beta", "alpha", "broken" }, ids(assert(runs.list(home))))
+    assert.are.same({ "beta", "alpha", "broken", "weird" }, ids(assert(runs.list(home))))
     -- A link in <home>/runs is not a run: nothing is removed through it.
     ok, err, code = runs.remove(home, "link")
     assert.are.equal("ENOENT", code, err)
@@ -242,7 +250,20 @@ describe("poengine.runs", function()
     assert.is_false(exists(home .. "/runs/delta"))
     gate:resolve(true)
     running:wait(120) -- the run goes on without its directory; how it ends is not the point
-    assert.are.same({ "beta", "alpha", "broken" }, ids(assert(runs.list(home))))
+    assert.are.same({ "beta", "alpha", "broken", "weird" }, ids(assert(runs.list(home))))
+  end)
+
+  it("words figures in the objective's direction", function()
+    local text = require "poengine.runs.text"
+    assert.are.equal("1.93x faster [1.88, 1.99]", text.speedup(1.93, 1.88, 1.99, "min"))
+    assert.are.equal("1.93x higher [1.88, 1.99]", text.speedup(1.93, 1.88, 1.99, "max"))
+    -- Worse than the original: the inverse, the interval's ends swapped.
+    assert.are.equal("1.25x slower [1.11, 1.43]", text.speedup(0.8, 0.7, 0.9, "min"))
+    assert.are.equal("2.00x lower", text.speedup(0.5, nil, nil, "max"))
+    assert.are.equal("1.00x (the same)", text.speedup(1, nil, nil, "min"))
+    assert.are.equal("–", text.speedup(nil))
+    assert.are.equal("$0.0123, 4,340 tokens", text.cost { usd = 0.0123, tokens = 4340 })
+    assert.are.equal("$12.35, 0 tokens", text.cost { usd = 12.345, tokens = 0 })
   end)
 
   it("has an empty list for a home without runs", function()
