@@ -192,6 +192,11 @@ describe("poengine runs", function()
     local child = po.run { argv = { proc.bin, "optimize", "--quiet",
       spin_runs.task_file(dir, { id = "gamma", points = { 2000 }, gate = gate }) }, env = { POENGINE_HOME = home },
       timeout = 120 }
+    finally(function()
+      if not child:done() then
+        child:cancel()
+      end
+    end)
     -- The child's proposer writes to the FIFO once its run has started.
     local ready = po.run_sync { argv = { "cat", gate.ready }, timeout = 60 }
     assert.are.equal("ready\n", ready.stdout)
