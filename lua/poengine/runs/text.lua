@@ -14,9 +14,14 @@ local isnum = fmt.isnum
 
 local WORDS = { min = { "faster", "slower" }, max = { "higher", "lower" } }
 
+-- " [1.88, 1.99]", or "" without both ends.
+local function interval(lo, hi)
+  return isnum(lo) and isnum(hi) and format(" [%.2f, %.2f]", lo, hi) or ""
+end
+
 --- A speedup (how many times better, as the optimizer reports it) in the
 --- objective's direction: "1.93x faster [1.88, 1.99]", "1.25x slower
---- [1.1, 1.4]" for 0.8, "1.00x (the same)"; a dash without a figure.
+--- [1.11, 1.43]" for 0.8, "1.00x (the same)"; a dash without a figure.
 ---@param s number?
 ---@param lo number?
 ---@param hi number?
@@ -35,23 +40,13 @@ function M.speedup(s, lo, hi, direction)
   if format("%.2f", s) == "1.00" then
     text = "1.00x (the same)"
   end
-  if isnum(lo) and isnum(hi) then
-    text = text .. format(" [%.2f, %.2f]", lo, hi)
-  end
-  return text
+  return text .. interval(lo, hi)
 end
 
 -- A speedup cell of a candidates table: "1.93x [1.88, 1.99]" (the verdict
 -- column beside it says which way).
 local function ratio(s, lo, hi)
-  if not isnum(s) then
-    return fmt.none
-  end
-  local text = format("%.2fx", s)
-  if isnum(lo) and isnum(hi) then
-    text = text .. format(" [%.2f, %.2f]", lo, hi)
-  end
-  return text
+  return isnum(s) and format("%.2fx", s) .. interval(lo, hi) or fmt.none
 end
 
 --- "$0.0123, 1,234 tokens".
