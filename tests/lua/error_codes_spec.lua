@@ -193,6 +193,8 @@ local produce = {
   EAUTH = { { "a key the server refuses", spec = "llm_router_codes_spec.lua" } },
   EUNSUPPORTED = { { "a field the adapter has no place for", spec = "llm_router_codes_spec.lua" } },
   ESTEPS = { { "a tool loop past max_steps", spec = "llm_tool_loop_spec.lua" } },
+  EBUSY = { { "removing a run whose process is running", spec = "runs_spec.lua" } },
+  EBENCH = { { "a run's best that fails the validators when timed again", spec = "runs_spec.lua" } },
   ETASK = { { "a task file that returns no table", function()
     local path = tempdir() .. "/task.lua"
     assert(po.write_file(path, "return 42"))
