@@ -39,6 +39,10 @@ return {
   name = "run",
   title = "Run verdict",
   layout = "full",
+  -- A run's event log gives the judging sections, which say all this and more.
+  when = function(src)
+    return src.run_model == nil
+  end,
   data = function(src)
     local run = src.run
     local final = type(run.final) == "table" and run.final or nil
