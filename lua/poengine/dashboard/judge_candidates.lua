@@ -147,8 +147,8 @@ local function markdown(d)
   for _, c in ipairs(d.candidates) do
     if c.diff or c.params or c.malformed or #c.results > 0 then
       out[#out + 1] = ""
-      out[#out + 1] = "<details><summary>" .. h(c.id .. ": " .. c.verdict .. " (" .. c.change .. ")")
-        .. "</summary>"
+      out[#out + 1] = "<details><summary>" .. h(c.id .. ": " .. c.verdict .. (c.change ~= "" and (" ("
+        .. c.change .. ")") or "")) .. "</summary>"
       out[#out + 1] = ""
       out[#out + 1] = "Proposed from " .. md(c.parent) .. "."
       if c.malformed then
