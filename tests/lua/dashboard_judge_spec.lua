@@ -37,7 +37,7 @@ local function cycle1()
       cost = { usd = 0.01, tokens = 100 },
       results = { { name = "build", status = "ok", passed = true, duration = 1.5, errors = {} } } },
     { kind = "candidate", cycle = 1, candidate = "c1.2", parent = "original",
-      diff = "--- a/x.c\n+++ b/x.c\n@@ -1 +1 @@\n-int x;\n+" .. EVIL .. "\n", stage = "build",
+      diff = "--- a/x.c\n+++ b/x.c\n@@ -1,2 +1 @@\n--- old\n-int x;\n+" .. EVIL .. "\n", stage = "build",
       cost = { usd = 0.02, tokens = 150 },
       results = { { name = "build", status = "failed", passed = false, duration = 0.25, errors = { "exited with 2" },
         stderr = "x.c:1: <b>error</b> ```" } } },
@@ -128,7 +128,7 @@ Accepted chain: original → c1.1 (2x \[1.8, 2.2\]) → c2.3 (1.25x \[1.1, 1.4\]
 | cycle | candidate | change | stage | verdict | speedup | cost |
 |---:|---|---|---|---|---:|---:|
 | 1 | c1.1 | opt=-O2 | timing | faster, accepted | 2x \[1.8, 2.2\] | $0.01 · 100 tokens |
-| 1 | c1.2 | x.c +1 -1 | build | failed at build | – | $0.02 · 150 tokens |
+| 1 | c1.2 | x.c +1 -2 | build | failed at build | – | $0.02 · 150 tokens |
 | 1 | c1.3 |  | reply | unusable | – | – |
 | 2 | c2.1 | opt=-O3 | timing | slower | 0.9x \[0.85, 0.95\] | – |
 | 2 | c2.2 | opt=-Os | timing | same | 1.01x | – |
@@ -138,14 +138,15 @@ Accepted chain: original → c1.1 (2x \[1.8, 2.2\]) → c2.3 (1.25x \[1.1, 1.4\]
     -- The hostile diff stays inside its fence, the summary is escaped, and
     -- an output with a backtick run gets a longer fence.
     assert.are.equal([[
-<details><summary>c1.2: failed at build (x.c +1 -1)</summary>
+<details><summary>c1.2: failed at build (x.c +1 -2)</summary>
 
 Proposed from original.
 
 ```diff
 --- a/x.c
 +++ b/x.c
-@@ -1 +1 @@
+@@ -1,2 +1 @@
+--- old
 -int x;
 +</details><script>alert(1)</script>
 ```
@@ -210,7 +211,7 @@ x.c:1: <b>error</b> ```
       faster = 1 }, o[2])
     local c = doc.sections.candidates.candidates
     assert.are.equal(6, #c)
-    assert.are.equal("--- a/x.c\n+++ b/x.c\n@@ -1 +1 @@\n-int x;\n+" .. EVIL .. "\n", c[2].diff)
+    assert.are.equal("--- a/x.c\n+++ b/x.c\n@@ -1,2 +1 @@\n--- old\n-int x;\n+" .. EVIL .. "\n", c[2].diff)
     assert.are.equal("x.c:1: <b>error</b> ```", c[2].results[1].stderr)
   end)
 
@@ -231,7 +232,10 @@ x.c:1: <b>error</b> ```
     write_log(dir, min_log())
     local page = assert(po.dashboard.new(dir):render("html"))
     assert.is_nil(page:find("<script", 1, true))
-    assert.truthy(page:find("+&lt;/details&gt;&lt;script&gt;alert(1)&lt;/script&gt;</span>", 1, true))
+    assert.truthy(page:find('<span class="add">+&lt;/details&gt;&lt;script&gt;alert(1)&lt;/script&gt;</span>', 1, true))
+    -- A removed line that starts with "---" is a removal, not a file's header.
+    assert.truthy(page:find('<span class="fh">--- a/x.c</span>\n<span class="fh">+++ b/x.c</span>\n'
+      .. '<span class="hunk">@@ -1,2 +1 @@</span>\n<span class="del">--- old</span>\n<span class="del">-int x;</span>', 1, true))
     assert.truthy(page:find("x.c:1: &lt;b&gt;error&lt;/b&gt; ```", 1, true))
     assert.truthy(page:find('<details class="cand failed" id="cand-c1.2">', 1, true))
     -- Without an event log, the judging sections say so when asked for.

@@ -40,13 +40,29 @@ end
 
 -- HTML -------------------------------------------------------------------
 
--- A diff with its added and removed lines marked for colour.
+-- A diff with its added and removed lines marked for colour. A hunk's
+-- header says how many lines it holds, so a removed line that starts with
+-- "---" is not taken for a file's header.
 local function diff_html(diff)
   local out = {}
+  local old, new = 0, 0 -- lines left in the current hunk
   for line in (diff .. (diff:sub(-1) == "\n" and "" or "\n")):gmatch("([^\n]*)\n") do
-    local first = line:sub(1, 1)
-    local class = (line:sub(1, 3) == "+++" or line:sub(1, 3) == "---") and "fh" or first == "+" and "add"
-      or first == "-" and "del" or first == "@" and "hunk" or nil
+    local first, class = line:sub(1, 1), nil
+    if old > 0 or new > 0 then
+      if first == "+" then
+        class, new = "add", new - 1
+      elseif first == "-" then
+        class, old = "del", old - 1
+      elseif first ~= "\\" then
+        old, new = old - 1, new - 1
+      end
+    elseif first == "@" then
+      class = "hunk"
+      local b, d = line:match("^@@ %-%d+,?(%d*) %+%d+,?(%d*) @@")
+      old, new = tonumber(b ~= "" and b or 1) or 0, tonumber(d ~= "" and d or 1) or 0
+    else
+      class = "fh"
+    end
     out[#out + 1] = class and ('<span class="' .. class .. '">' .. h(line) .. "</span>") or h(line)
   end
   return '<pre class="diff">' .. concat(out, "\n") .. "</pre>"

@@ -2,7 +2,7 @@
 --- click, diffs, the evolution tree), added to the html page's own; it uses
 --- the page's colour variables, so it follows light and dark mode.
 return [[
-.cand-row{display:grid;grid-template-columns:3.5em 4.5em minmax(8em,1fr) 5.5em 10.5em 12em 11em;gap:0 10px;align-items:baseline;padding:5px 8px;border-bottom:1px solid var(--po-border);font-size:13px}
+.cand-row{display:grid;grid-template-columns:3.5em 6.5em minmax(8em,1fr) 5.5em 10.5em 12em 11em;gap:0 10px;align-items:baseline;padding:5px 8px;border-bottom:1px solid var(--po-border);font-size:13px}
 .cand-row>span{min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .cand-head{color:var(--po-muted);font-weight:600;font-size:12px}
 summary.cand-row{cursor:pointer;list-style:none}

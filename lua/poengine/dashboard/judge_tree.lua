@@ -99,8 +99,8 @@ return {
     if d.none then
       return '<p class="note">' .. h(d.none) .. "</p>"
     end
-    local out = { '<p class="note">each candidate under the baseline it was proposed from; the accepted path in '
-      .. "bold</p>", '<ul class="tree">' }
+    local out = { '<p class="note">each candidate under the baseline it was proposed from; the accepted path '
+      .. "outlined</p>", '<ul class="tree">' }
     html_node(d.tree, out)
     out[#out + 1] = "</ul>"
     return concat(out, "\n")

@@ -467,18 +467,28 @@ end
 ---@return table files
 function M.summary(text)
   local files, current = {}, nil
-  for line in (text or ""):gmatch("[^\n]+") do
-    local path = line:match("^%+%+%+ (.+)$")
-    if path then
-      path = path:gsub("^b/", ""):gsub("\t.*$", "")
-      current = { path = path, added = 0, removed = 0 }
-      files[#files + 1] = current
-    elseif current and not line:match("^%-%-%- ") then
-      local first = line:sub(1, 1)
+  -- Lines left in the current hunk (its header counts them): inside one, a
+  -- line "--- x" is a removed "-- x", not the next file's header.
+  local old, new = 0, 0
+  for line in ((text or "") .. "\n"):gmatch("([^\n]*)\n") do
+    local first = line:sub(1, 1)
+    if old > 0 or new > 0 then
       if first == "+" then
-        current.added = current.added + 1
+        current.added, new = current.added + 1, new - 1
       elseif first == "-" then
-        current.removed = current.removed + 1
+        current.removed, old = current.removed + 1, old - 1
+      elseif first ~= "\\" then
+        old, new = old - 1, new - 1
+      end
+    elseif current and first == "@" then
+      local b, d = line:match("^@@ %-%d+,?(%d*) %+%d+,?(%d*) @@")
+      old, new = tonumber(b ~= "" and b or 1) or 0, tonumber(d ~= "" and d or 1) or 0
+    else
+      local path = line:match("^%+%+%+ (.+)$")
+      if path then
+        path = path:gsub("^b/", ""):gsub("\t.*$", "")
+        current = { path = path, added = 0, removed = 0 }
+        files[#files + 1] = current
       end
     end
   end
