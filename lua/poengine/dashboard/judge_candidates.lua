@@ -40,30 +40,14 @@ end
 
 -- HTML -------------------------------------------------------------------
 
--- A diff with its added and removed lines marked for colour. A hunk's
--- header says how many lines it holds, so a removed line that starts with
--- "---" is not taken for a file's header.
+-- A diff with its added and removed lines marked for colour (the hunks'
+-- headers tell a removed "--- text" from a file's header).
+local CLASS = { header = "fh", hunk = "hunk", add = "add", del = "del" }
 local function diff_html(diff)
   local out = {}
-  local old, new = 0, 0 -- lines left in the current hunk
-  for line in (diff .. (diff:sub(-1) == "\n" and "" or "\n")):gmatch("([^\n]*)\n") do
-    local first, class = line:sub(1, 1), nil
-    if old > 0 or new > 0 then
-      if first == "+" then
-        class, new = "add", new - 1
-      elseif first == "-" then
-        class, old = "del", old - 1
-      elseif first ~= "\\" then
-        old, new = old - 1, new - 1
-      end
-    elseif first == "@" then
-      class = "hunk"
-      local b, d = line:match("^@@ %-%d+,?(%d*) %+%d+,?(%d*) @@")
-      old, new = tonumber(b ~= "" and b or 1) or 0, tonumber(d ~= "" and d or 1) or 0
-    else
-      class = "fh"
-    end
-    out[#out + 1] = class and ('<span class="' .. class .. '">' .. h(line) .. "</span>") or h(line)
+  for i, l in ipairs(require("poengine.optimizer.diff").lines(diff)) do
+    local class = CLASS[l[2]]
+    out[i] = class and ('<span class="' .. class .. '">' .. h(l[1]) .. "</span>") or h(l[1])
   end
   return '<pre class="diff">' .. concat(out, "\n") .. "</pre>"
 end
