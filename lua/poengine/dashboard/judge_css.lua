@@ -32,7 +32,8 @@ ul.tree li.path>ul{border-left:2px solid var(--po-c3)}
 ul.tree a{color:inherit;text-decoration:none}
 .tnode{display:inline-block;padding:1px 8px;border-radius:6px;border:1px solid var(--po-border);font-size:13px}
 .tnode.on-path{border:2px solid var(--po-c3);font-weight:700}
-.leaves{display:flex;flex-wrap:wrap;gap:4px}
+.leaves{display:flex;flex-wrap:wrap;gap:4px;align-items:baseline}
+.tcycle{color:var(--po-muted);font-size:11px;min-width:4.5em}
 .chip{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;border:1px solid transparent}
 .chip.on-path{border:2px solid var(--po-c3);font-weight:700}
 ]]

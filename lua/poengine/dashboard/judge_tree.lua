@@ -26,8 +26,8 @@ local function tree_of(m)
   local root = { id = "original", label = "original", outcome = "root", path = true, children = json().array() }
   local nodes = { original = root }
   for _, c in ipairs(m.candidates) do
-    nodes[c.id] = { id = c.id, label = judge.label(c), outcome = judge.outcome(c), path = on_path[c.id] == true,
-      children = json().array() }
+    nodes[c.id] = { id = c.id, cycle = c.cycle, label = judge.label(c), outcome = judge.outcome(c),
+      path = on_path[c.id] == true, children = json().array() }
   end
   for _, c in ipairs(m.candidates) do
     local pid = tostring(c.parent or "original")
@@ -43,30 +43,45 @@ local function tree_of(m)
   return root
 end
 
+-- A node's children by cycle, in cycle order: { cycle, leaves, inner }.
+local function by_cycle(children)
+  local groups, of = {}, {}
+  for _, ch in ipairs(children) do
+    local k = ch.cycle or 0
+    local g = of[k]
+    if not g then
+      g = { cycle = ch.cycle, leaves = {}, inner = {} }
+      of[k] = g
+      groups[#groups + 1] = g
+    end
+    local list = #ch.children == 0 and g.leaves or g.inner
+    list[#list + 1] = ch
+  end
+  table.sort(groups, function(a, b) return (a.cycle or 0) < (b.cycle or 0) end)
+  return groups
+end
+
+-- A node, and under it each cycle's candidates that led nowhere as one
+-- wrapped row of chips, then the ones that led somewhere with theirs.
 local function html_node(n, out)
   local cls = "tnode " .. n.outcome .. (n.path and " on-path" or "")
   local label = n.id == "original" and h(n.label) or ('<a href="#cand-' .. h(n.id) .. '">' .. h(n.label) .. "</a>")
   out[#out + 1] = '<li class="' .. (n.path and "path" or "") .. '"><span class="' .. cls .. '">' .. label .. "</span>"
-  local leaves, inner = {}, {}
-  for _, ch in ipairs(n.children) do
-    if #ch.children == 0 then
-      leaves[#leaves + 1] = ch
-    else
-      inner[#inner + 1] = ch
-    end
-  end
   if #n.children > 0 then
     out[#out + 1] = "<ul>"
-    if #leaves > 0 then
-      out[#out + 1] = '<li class="leaves">'
-      for _, l in ipairs(leaves) do
-        out[#out + 1] = '<a class="chip ' .. l.outcome .. (l.path and " on-path" or "") .. '" href="#cand-'
-          .. h(l.id) .. '">' .. h(l.label) .. "</a>"
+    for _, g in ipairs(by_cycle(n.children)) do
+      if #g.leaves > 0 then
+        out[#out + 1] = '<li class="leaves"><span class="tcycle">' .. h(g.cycle and ("cycle " .. g.cycle) or "")
+          .. "</span>"
+        for _, l in ipairs(g.leaves) do
+          out[#out + 1] = '<a class="chip ' .. l.outcome .. (l.path and " on-path" or "") .. '" href="#cand-'
+            .. h(l.id) .. '">' .. h(l.label) .. "</a>"
+        end
+        out[#out + 1] = "</li>"
       end
-      out[#out + 1] = "</li>"
-    end
-    for _, ch in ipairs(inner) do
-      html_node(ch, out)
+      for _, ch in ipairs(g.inner) do
+        html_node(ch, out)
+      end
     end
     out[#out + 1] = "</ul>"
   end
