@@ -228,6 +228,18 @@ x.c:1: <b>error</b> ```
       or text:find("\n  - original *\n    - c1.1 faster, accepted 2.5x *\n    - c1.2 slower 0.5x\n", 1, true), text)
   end)
 
+  it("says NOT CONFIRMED, with the run's warning, when the final check is not faster", function()
+    local log = cycle1()
+    log[#log + 1] = { kind = "end", final = { speedup = 1.02, ci_low = 0.97, ci_high = 1.08, verdict = "same" },
+      original_score = 1.2, best_score = 0.5, warning = "the accepted chain did not hold up <here>" }
+    write_log(dir, log)
+    local md = markdown(dir)
+    assert.truthy(md:find([[
+| **Best over the original** | 1.02x \[0.97, 1.08\] (lower score: better) |
+| **Measured by** | final check: NOT CONFIRMED (same) (the best and the original timed side by side) |]], 1, true), md)
+    assert.truthy(md:find("\nWarning: the accepted chain did not hold up &lt;here&gt;\n", 1, true), md)
+  end)
+
   it("escapes a hostile diff and output in the html page", function()
     write_log(dir, min_log())
     local page = assert(po.dashboard.new(dir):render("html"))

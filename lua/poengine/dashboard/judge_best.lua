@@ -60,7 +60,8 @@ return {
     if not b then
       how, detail = fmt.none, "no score for the best yet"
     elseif b.source == "final check" then
-      how = b.verdict == "faster" and "final check: faster" or ("final check: NOT CONFIRMED (" .. tostring(b.verdict) .. ")")
+      how = b.verdict == "faster" and "final check: faster"
+        or ("final check: NOT CONFIRMED (" .. tostring(b.verdict) .. ")")
       detail = "the best and the original timed side by side"
     else
       how, detail = "cycle scores", "no final check yet: no interval"
@@ -87,7 +88,8 @@ return {
       rows[#rows + 1] = { s.cycle ~= nil and tostring(s.cycle) or fmt.none, s.id, s.change or "",
         fmt.speedup(s.speedup, s.ci_low, s.ci_high), s.verdict or fmt.none }
     end
-    blocks[#blocks + 1] = { "table", title = "Accepted candidates", empty = "nothing accepted: the original is the best",
+    blocks[#blocks + 1] = { "table", title = "Accepted candidates",
+      empty = "nothing accepted: the original is the best",
       columns = { "cycle", "candidate", { "change", "left", flex = true }, { "speedup", "right" }, "verdict" },
       rows = rows }
     return blocks

@@ -66,7 +66,8 @@ return {
         { "proposed", "right" }, { "unusable", "right" }, { "failed", "left", flex = true }, { "slower", "right" },
         { "same", "right" }, { "faster", "right" } } },
       { "chart", chart = "bar", options = { title = "Candidates per cycle by outcome", labels = labels,
-        series = series, x_label = "cycle", y_label = "candidates", y_min = 0, width = 1000, height = 240, empty = "no cycle recorded yet" } },
+        series = series, x_label = "cycle", y_label = "candidates", y_min = 0, width = 1000, height = 240,
+        empty = "no cycle recorded yet" } },
     }
   end,
 }
