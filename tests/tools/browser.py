@@ -3,6 +3,7 @@
 have done with it, as one JSON object on stdout.
 
     python3 tests/tools/browser.py PAGE.html [--dark] [--eval NAME=EXPR ...]
+                                   [--wait NAME=EXPR ...] [--sh COMMAND ...]
 
 Chromium is driven over the DevTools protocol through a pipe
 (--remote-debugging-pipe: commands on fd 3, replies and events on fd 4, each
@@ -15,6 +16,12 @@ third-party client library is needed. The report:
      "results": {NAME: value, ...}}   each --eval expression's value, evaluated
                                       in the loaded page (DevTools evaluation is
                                       not bound by the page's CSP)
+
+The steps run in the order given, once the page has loaded: --eval records
+an expression's value; --wait evaluates one every 100 ms until it is truthy
+and records that value (false if the deadline passes first); --sh runs a
+shell command (a test rewriting what a server serves, between two looks at
+a page that updates itself).
 
 --dark emulates prefers-color-scheme: dark before loading. The process exits
 non-zero (with a message on stderr) if Chromium cannot be started or the page
@@ -140,13 +147,15 @@ def main(argv):
     for a in args:
         if a == "--dark":
             dark = True
-        elif a == "--eval":
+        elif a in ("--eval", "--wait"):
             name, _, expr = next(args).partition("=")
-            evals.append((name, expr))
+            evals.append((a, name, expr))
+        elif a == "--sh":
+            evals.append((a, None, next(args)))
         elif page is None:
             page = a
         else:
-            sys.exit("usage: browser.py PAGE.html [--dark] [--eval NAME=EXPR ...]")
+            sys.exit("usage: browser.py PAGE.html [--dark] [--eval NAME=EXPR ...] [--wait NAME=EXPR ...] [--sh CMD ...]")
     if page is None:
         sys.exit("usage: browser.py PAGE.html [--dark] [--eval NAME=EXPR ...]")
     url = page if "://" in page else "file://" + os.path.abspath(page)
@@ -169,12 +178,20 @@ def main(argv):
         # A moment for anything the page might still log after load.
         b.call("Runtime.evaluate", {"expression": "new Promise(r => setTimeout(r, 200))", "awaitPromise": True},
                session=session, deadline=deadline)
-        for name, expr in evals:
-            res = b.call("Runtime.evaluate", {"expression": expr, "returnByValue": True},
-                         session=session, deadline=deadline)
-            if "exceptionDetails" in res:
-                raise RuntimeError("--eval %s raised: %s" % (name, res["exceptionDetails"].get("text")))
-            report["results"][name] = res["result"].get("value")
+        for step, name, expr in evals:
+            if step == "--sh":
+                subprocess.run(expr, shell=True, check=True)
+                continue
+            while True:
+                res = b.call("Runtime.evaluate", {"expression": expr, "returnByValue": True},
+                             session=session, deadline=deadline)
+                if "exceptionDetails" in res:
+                    raise RuntimeError("%s %s raised: %s" % (step, name, res["exceptionDetails"].get("text")))
+                value = res["result"].get("value")
+                if step == "--eval" or value or time.monotonic() > deadline - 5:
+                    break
+                time.sleep(0.1)
+            report["results"][name] = value
         for msg in b.events:
             method, params = msg.get("method"), msg.get("params", {})
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning", "assert"):

@@ -19,8 +19,10 @@ usage: poengine dashboard [RUN_ID | --run RUN_ID | --store DIR] [--format FORMAT
                      (default: from the extension of FILE, else text)
   -o, --output FILE  write to FILE (replaced whole) instead of standard output
   --sections a,b     only these sections, in this order: %s
-                     (default: all but profile, which only the process
-                     that ran the flow can fill)
+                     (default: for a run with an event log its judging
+                     sections first — best, candidates, evolution,
+                     outcomes — then the rest; profile only when asked,
+                     since only the process that ran the flow fills it)
   --watch SECONDS    redraw every SECONDS until Ctrl-C: on a terminal the
                      text dashboard is redrawn in place; with -o the file is
                      rewritten (an html page then reloads itself)
@@ -153,6 +155,8 @@ function M.choose_store(po, opts)
     local store = home .. "/runs/" .. opts.run .. "/store"
     if is_dir(po, store) then
       return store
+    elseif require("poengine.dashboard.source").run_dir(home .. "/runs/" .. opts.run) then
+      return home .. "/runs/" .. opts.run -- a run that has written events but no cycle yet
     end
     local known = {}
     for _, s in ipairs(stores_by_age(po, home)) do
@@ -240,15 +244,10 @@ function M.main(args)
   if opts.watch and tty and not opts.output then
     width = math.max(40, columns(1) or 80)
   end
+  -- Without --sections, the dashboard's own default: a run's judging
+  -- sections first when it has an event log, and no profile (a store's
+  -- profile is another process's).
   local sections = opts.sections
-  if not sections then
-    sections = {}
-    for _, name in ipairs(dashboard.sections()) do
-      if name ~= "profile" then
-        sections[#sections + 1] = name
-      end
-    end
-  end
   local store, note = M.choose_store(po, opts)
   if not store then
     io.stderr:write("poengine dashboard: ", note, "\n")

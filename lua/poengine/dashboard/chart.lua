@@ -197,7 +197,11 @@ local function x_ticks(out, plot, xlo, xhi, xstep, xfmt)
   return sx
 end
 
-local function legend(out, o, names)
+local function names_of(s, j)
+  return escape.str(s.name or ("series " .. j))
+end
+
+local function legend(out, o, names, pick)
   if #names < 2 then
     return
   end
@@ -208,7 +212,8 @@ local function legend(out, o, names)
     x = x - tw
     out[#out + 1] = format('<text x="%.1f" y="16" style="fill:%s">%s</text>', x, MUTED, html(name))
     x = x - 16
-    out[#out + 1] = format('<rect x="%.1f" y="8" width="12" height="4" rx="1" style="fill:%s"/>', x, colour(i))
+    out[#out + 1] = format('<rect x="%.1f" y="8" width="12" height="4" rx="1" style="fill:%s"/>', x,
+      colour(pick and pick(i) or i))
     x = x - 12
   end
 end
@@ -387,28 +392,52 @@ end
 --- `x_label`, `y_label`, `y_format(v)`, `y_min`, `y_max`, `width` (640),
 --- `height` (260), `class`, `empty`. Bars grow from zero, down for negative
 --- values. Each bar has a tooltip; labels that would overlap are thinned.
+--- With `series = { { name =, values = {...}, colour = i? }, ... }` instead
+--- of `values`, each label's bar stacks the series' (non-negative) values,
+--- in order from the bottom, with a legend; `colour` picks the palette
+--- entry (default the series' place).
 ---@param o table
 ---@return string svg
 function M.bar(o)
-  check_opts("po.dashboard.chart.bar", o, set { "labels", "values", unpack(COMMON) })
+  check_opts("po.dashboard.chart.bar", o, set { "labels", "values", "series", unpack(COMMON) })
   o = defaults(o, 640, 260)
-  local labels, values = o.labels or {}, o.values or {}
-  if type(labels) ~= "table" or type(values) ~= "table" then
-    error("po.dashboard.chart.bar: labels and values must be lists", 2)
+  local labels = o.labels or {}
+  local series = o.series or { { values = o.values or {} } }
+  if type(labels) ~= "table" or type(series) ~= "table" then
+    error("po.dashboard.chart.bar: labels and values (or series) must be lists", 2)
   end
-  local n = max(#labels, #values)
+  local n = #labels
+  for _, s in ipairs(series) do
+    if type(s) ~= "table" or type(s.values) ~= "table" then
+      error("po.dashboard.chart.bar: values (and each series' values) must be lists", 2)
+    end
+    n = max(n, #s.values)
+  end
+  local stacked = o.series ~= nil
+  -- Each bar's extent: from zero for one series, the sum for stacked ones.
   local ylo, yhi = 0, 0
   for i = 1, n do
-    local v = values[i]
-    if finite(v) then
-      ylo, yhi = min(ylo, v), max(yhi, v)
+    local total = 0
+    for _, s in ipairs(series) do
+      local v = s.values[i]
+      if finite(v) then
+        total = stacked and total + max(v, 0) or v
+      end
     end
+    ylo, yhi = min(ylo, total), max(yhi, total)
   end
   if ylo == yhi then
     yhi = 1
   end
   local out = {}
   svg_open(out, o.width, o.height, o.title, o.class)
+  if stacked then
+    local names = {}
+    for i, s in ipairs(series) do
+      names[i] = names_of(s, i)
+    end
+    legend(out, o, names, function(i) return series[i].colour or i end)
+  end
   local nylo, nyhi, ystep = M.ticks(o.y_min or ylo, o.y_max or yhi, 5)
   local yfmt = o.y_format or tick_formatter(ystep)
   local plot, sy = frame(out, o, nylo, nyhi, ystep, yfmt)
@@ -422,16 +451,21 @@ function M.bar(o)
     widest = max(widest, #escape.str(labels[i]))
   end
   local every = max(1, ceil(n * (widest * CHAR_W + 8) / plot.w))
-  local zero = sy(0)
   for i = 1, n do
-    local v = values[i]
     local x = plot.left + (i - 1) * slot + (slot - bw) / 2
     local label = escape.str(labels[i])
-    if finite(v) then
-      local y = sy(v)
-      out[#out + 1] = format(
-        '<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" rx="2" style="fill:%s"><title>%s: %s</title></rect>', x,
-        min(y, zero), bw, max(abs(zero - y), 0.5), colour(1), html(label), html(yfmt(v)))
+    local base = 0
+    for j, s in ipairs(series) do
+      local v = s.values[i]
+      if finite(v) and not (stacked and v <= 0) then
+        local from, to = sy(base), sy(stacked and base + v or v)
+        local tip = stacked and (html(label) .. " " .. html(names_of(s, j)) .. ": " .. html(yfmt(v)))
+          or (html(label) .. ": " .. html(yfmt(v)))
+        out[#out + 1] = format(
+          '<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"%s style="fill:%s"><title>%s</title></rect>', x,
+          min(from, to), bw, max(abs(from - to), 0.5), stacked and "" or ' rx="2"', colour(s.colour or j), tip)
+        base = stacked and base + v or base
+      end
     end
     if (i - 1) % every == 0 then
       text_at(out, x + bw / 2, plot.top + plot.h + 16, label, "middle")

@@ -137,6 +137,23 @@ function M.seconds(s)
   return format("%s%dh %02dm", s < 0 and "-" or "", h, floor((a - h * 3600) / 60))
 end
 
+--- A speedup with its interval: "1.93x [1.88, 1.99]", "1.93x" without
+--- one, a dash without a speedup.
+---@param s number?
+---@param lo number?
+---@param hi number?
+---@return string
+function M.speedup(s, lo, hi)
+  if not isnum(s) then
+    return DASH
+  end
+  local text = M.num(s, 3) .. "x"
+  if isnum(lo) and isnum(hi) then
+    text = text .. " [" .. M.num(lo, 3) .. ", " .. M.num(hi, 3) .. "]"
+  end
+  return text
+end
+
 --- US dollars: "$0.0123", "$0.456", "$12.35", "$1,234".
 ---@param x number?
 ---@return string

@@ -49,7 +49,7 @@ th{color:var(--po-muted);font-weight:600;font-size:12px}
 .badge.active{color:var(--po-run);background:var(--po-run-bg)}
 .empty,.note{color:var(--po-muted);font-style:italic;margin:6px 0}
 footer{color:var(--po-muted);font-size:12px;text-align:center;padding:0 24px 18px}
-]]
+]] .. require "poengine.dashboard.judge_css"
 
 M.csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 

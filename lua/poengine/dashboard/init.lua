@@ -44,7 +44,7 @@ local function check_name(fname, name)
 end
 
 local SECTION_KEYS = { name = true, title = true, data = true, view = true, text = true, markdown = true,
-  html = true, layout = true }
+  html = true, layout = true, when = true }
 
 --- Adds a section, or replaces the one of the same name (keeping its place).
 --- `data(src, options)` returns the section's values (plain Lua values, what
@@ -52,15 +52,17 @@ local SECTION_KEYS = { name = true, title = true, data = true, view = true, text
 --- `fn(data, ctx) -> string`, draw it in their format; `view(data, ctx)`
 --- returns blocks (poengine.dashboard.blocks) that every format draws; with
 --- neither, the data is laid out as a key/value list and tables. `layout` is
---- "half" or "full" (the HTML page's grid; default "full").
----@param spec { name: string, title?: string, data: fun(src: table, options: table): any, view?: function, text?: function, markdown?: function, html?: function, layout?: string }
+--- "half" or "full" (the HTML page's grid; default "full"). `when(src)`,
+--- if given, says whether a dashboard without a `sections` option shows
+--- the section for that source (a section named in `sections` is shown).
+---@param spec { name: string, title?: string, data: fun(src: table, options: table): any, view?: function, text?: function, markdown?: function, html?: function, layout?: string, when?: fun(src: table): boolean }
 function M.section(spec)
   check_keys("po.dashboard.section", spec, SECTION_KEYS)
   check_name("po.dashboard.section", spec.name)
   if type(spec.data) ~= "function" then
     error("po.dashboard.section: data must be a function(src, options), got " .. type(spec.data), 2)
   end
-  for _, k in ipairs { "view", "text", "markdown", "html" } do
+  for _, k in ipairs { "view", "text", "markdown", "html", "when" } do
     if spec[k] ~= nil and type(spec[k]) ~= "function" then
       error("po.dashboard.section: " .. k .. " must be a function, got " .. type(spec[k]), 2)
     end
@@ -204,11 +206,12 @@ function Dashboard:data()
     return nil, err, code
   end
   local names, options = self.section_names or section_order, self.options
+  local chosen = self.section_names ~= nil
   local function compute()
     local list = {}
     for _, name in ipairs(names) do
       local spec = sections[name]
-      if spec then
+      if spec and (chosen or not spec.when or spec.when(src)) then
         local ok, value = xpcall(spec.data, debug.traceback, src, options)
         list[#list + 1] = {
           name = name,

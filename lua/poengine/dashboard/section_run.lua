@@ -15,17 +15,7 @@ end
 
 local finite = stats.finite
 
--- "1.93x [1.88, 1.99]", or a dash without a speedup.
-local function speedup_text(s, lo, hi)
-  if not finite(s) then
-    return fmt.none
-  end
-  local text = fmt.num(s, 3) .. "x"
-  if finite(lo) and finite(hi) then
-    text = text .. " [" .. fmt.num(lo, 3) .. ", " .. fmt.num(hi, 3) .. "]"
-  end
-  return text
-end
+local speedup_text = fmt.speedup
 
 local OUTCOMES = { "proposed", "unusable", "slower", "same", "faster" }
 
@@ -49,6 +39,10 @@ return {
   name = "run",
   title = "Run verdict",
   layout = "full",
+  -- A run's event log gives the judging sections, which say all this and more.
+  when = function(src)
+    return src.run_model == nil
+  end,
   data = function(src)
     local run = src.run
     local final = type(run.final) == "table" and run.final or nil

@@ -486,6 +486,11 @@ add {
   name = "profile",
   title = "Profile",
   layout = "full",
+  -- po.profile's report is this process's: a store another process wrote
+  -- shows it only when asked for.
+  when = function(src)
+    return src.kind ~= "store"
+  end,
   data = function()
     local po = require "poengine"
     local profile = po.profile
@@ -520,5 +525,10 @@ add {
 }
 
 add(require "poengine.dashboard.pareto")
+
+-- The judging sections come first: a run's dashboard opens on its verdict.
+for i, name in ipairs { "judge_best", "judge_candidates", "judge_tree", "judge_outcomes" } do
+  table.insert(M.list, i, require("poengine.dashboard." .. name))
+end
 
 return M

@@ -11,6 +11,9 @@
 ---     run = { direction = "min" | "max", ... },  -- the run record (col:run(), or the list's `run`);
 ---                                    -- the direction from the record, else the newest cycle's
 ---                                    -- metadata.direction, else "max" (a higher score is better)
+---     run_model = m | nil,           -- an optimizer run's model (poengine.runs.model) when the
+---                                    -- source is a run directory, a run's store, a collector on
+---                                    -- one, or a model itself (kind "run")
 ---     memo = {} }                    -- figures derived once per load (M.totals, M.successful,
 ---                                    -- M.validation_times)
 local M = {}
@@ -101,6 +104,9 @@ end
 ---@return string
 function M.describe(src)
   local n = src.kind == "statistics" and src.statistics.overall_stats.total_cycles or #src.cycles
+  if n == 0 and src.run_model then
+    n = src.run_model.cycles or 0
+  end
   return src.label .. " \194\183 " .. fmt.int(n) .. (n == 1 and " cycle" or " cycles")
 end
 
@@ -247,6 +253,49 @@ local function exists(path)
   return false
 end
 
+local function strip(path)
+  return (path:gsub("(.)/+$", "%1"))
+end
+
+--- The optimizer run directory `path` belongs to: `path` itself when it
+--- holds an event log (events.jsonl), its parent when `path` is a run's
+--- store (<run>/store beside the event log); else nil.
+---@param path string
+---@return string?
+function M.run_dir(path)
+  if type(path) ~= "string" or path == "" then
+    return nil
+  end
+  path = strip(path)
+  if exists(path .. "/events.jsonl") then
+    return path
+  end
+  local parent = path:match("^(.*)/store$")
+  if parent and exists(parent .. "/events.jsonl") then
+    return parent
+  end
+  return nil
+end
+
+-- Adds the run model of `dir` to a loaded source (read at each load, so a
+-- run still going shows its newest events). A log that cannot be read
+-- leaves the source as it was.
+local function with_model(src, dir)
+  local m = require("poengine.runs.model").load(dir)
+  if m then
+    src.run_model = m
+    if src.run.direction ~= m.direction and #src.cycles == 0 then
+      src.run.direction, src.memo.direction = m.direction, m.direction
+    end
+  end
+  return src
+end
+
+local function is_model(t)
+  return type(t) == "table" and type(t.candidates) == "table" and type(t.chain) == "table"
+    and type(t.cycle_outcomes) == "table"
+end
+
 --- Describes what `spec` is, raising when it cannot be a source at all:
 --- returns "collector", "store", "statistics" or "cycles".
 ---@param spec any
@@ -255,6 +304,8 @@ end
 function M.kind(spec, fname)
   if type(spec) == "string" then
     return "store"
+  elseif is_model(spec) then
+    return "run"
   elseif is_collector(spec) then
     return "collector"
   elseif type(spec) == "table" then
@@ -270,8 +321,19 @@ function M.kind(spec, fname)
     .. "records, got " .. type(spec), 3)
 end
 
+-- A source with no cycle records of its own: a run's model, or a run
+-- directory whose store is not there (yet).
+local function model_only(kind, label, direction)
+  local memo = {}
+  local src = with_run({ kind = kind, label = label, cycles = {}, memo = memo }, { direction = direction })
+  return lazy_statistics(src, function()
+    return M.statistics({}, memo)
+  end)
+end
+
 --- Reads the source. A store that does not exist, or that cannot be opened,
---- is a runtime failure: nil, message, code.
+--- is a runtime failure: nil, message, code. A run directory (or a run's
+--- store, or a collector on one) brings its run model along.
 ---@param spec any
 ---@param kind string   from M.kind
 ---@return table|nil source, string? err, string? code
@@ -279,9 +341,22 @@ function M.load(spec, kind)
   if kind == "collector" then
     local path = type(spec.path) == "string" and spec.path or nil
     local name = type(spec.name) == "string" and ("collector " .. spec.name) or "collector"
-    return from_collector(spec, "collector", name .. (path and (" at " .. path) or " (in memory)"))
+    local src = from_collector(spec, "collector", name .. (path and (" at " .. path) or " (in memory)"))
+    local run = M.run_dir(path)
+    return run and with_model(src, run) or src
+  elseif kind == "run" then
+    local src = model_only("run", "run " .. tostring(spec.id), spec.direction)
+    src.run_model = spec
+    return src
   elseif kind == "store" then
+    local run = M.run_dir(spec)
+    if run and run == strip(spec) then
+      spec = run .. "/store"
+    end
     if not exists(spec .. "/data.mdb") then
+      if run then
+        return with_model(model_only("store", "run " .. run), run)
+      end
       return nil, "po.dashboard: no store at " .. spec, "ENOENT"
     end
     local po = require "poengine"
@@ -298,7 +373,7 @@ function M.load(spec, kind)
       col:close()
     end
     src.collector = nil
-    return src
+    return run and with_model(src, run) or src
   elseif kind == "statistics" then
     return with_run({ kind = "statistics", label = "statistics table", cycles = {}, statistics = complete(spec),
       memo = {} }, spec.run or { direction = spec.direction })

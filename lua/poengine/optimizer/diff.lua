@@ -459,6 +459,41 @@ function M.unified(path, a, b, context, opts)
 end
 
 
+--- The lines of a unified diff with what each is: "header" (outside a
+--- hunk: "--- a/x", "+++ b/x", "diff ..."), "hunk" (an "@@" line),
+--- "add", "del", "context" or "note" ("\\ No newline ..."). A hunk's header
+--- counts its lines, so inside a hunk "--- text" is a removed "-- text",
+--- not the next file's header. Returns a list of { line, kind }.
+---@param text string
+---@return table[]
+function M.lines(text)
+  local out = {}
+  local old, new = 0, 0 -- lines left in the current hunk
+  for line in ((text or "") .. "\n"):gmatch("([^\n]*)\n") do
+    local first, kind = line:sub(1, 1), "header"
+    if old > 0 or new > 0 then
+      if first == "+" then
+        kind, new = "add", new - 1
+      elseif first == "-" then
+        kind, old = "del", old - 1
+      elseif first == "\\" then
+        kind = "note"
+      else
+        kind, old, new = "context", old - 1, new - 1
+      end
+    elseif first == "@" then
+      kind = "hunk"
+      local b, d = line:match("^@@ %-%d+,?(%d*) %+%d+,?(%d*) @@")
+      old, new = tonumber(b ~= "" and b or 1) or 0, tonumber(d ~= "" and d or 1) or 0
+    end
+    out[#out + 1] = { line, kind }
+  end
+  if out[#out][1] == "" and out[#out][2] == "header" then
+    out[#out] = nil -- the end of the text, not a line
+  end
+  return out
+end
+
 --- What a unified diff changes, for a line a person reads: the files with
 --- their added and removed line counts, "a.lua +12 -5, b.c +1 -0". Returns
 --- the text and the list { { path =, added =, removed = } }.
@@ -467,19 +502,17 @@ end
 ---@return table files
 function M.summary(text)
   local files, current = {}, nil
-  for line in (text or ""):gmatch("[^\n]+") do
-    local path = line:match("^%+%+%+ (.+)$")
+  for _, l in ipairs(M.lines(text)) do
+    local line, kind = l[1], l[2]
+    local path = kind == "header" and line:match("^%+%+%+ (.+)$")
     if path then
       path = path:gsub("^b/", ""):gsub("\t.*$", "")
       current = { path = path, added = 0, removed = 0 }
       files[#files + 1] = current
-    elseif current and not line:match("^%-%-%- ") then
-      local first = line:sub(1, 1)
-      if first == "+" then
-        current.added = current.added + 1
-      elseif first == "-" then
-        current.removed = current.removed + 1
-      end
+    elseif current and kind == "add" then
+      current.added = current.added + 1
+    elseif current and kind == "del" then
+      current.removed = current.removed + 1
     end
   end
   local parts = {}
