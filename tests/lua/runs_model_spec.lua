@@ -65,8 +65,11 @@ describe("poengine.runs.model", function()
     -- max direction: 15 over 10 is 1.5x, from the cycles' scores, no interval
     assert.are.same({ speedup = 1.5, source = "cycle scores" }, m.best)
     assert.are.equal(1764583200.5, m.started)
-    assert.are.equal(os.time { year = 2026, month = 12, day = 1, hour = 10, min = 0, sec = 2 }
-      + (os.time() - os.time(os.date("!*t"))), m.updated)
+    assert.are.equal(1796119202, m.updated) -- date -u -d 2026-12-01T10:00:02Z +%s
+    -- UTC arithmetic, whatever the reader's zone and its daylight saving
+    assert.are.equal(951782400, model.epoch("2000-02-29T00:00:00Z"))
+    assert.are.equal(0, model.epoch("1970-01-01T00:00:00Z"))
+    assert.are.equal(4107542399, model.epoch("2100-02-28T23:59:59Z"))
   end)
 
   it("takes the best from the final check once the run has ended, and says it finished", function()

@@ -151,6 +151,27 @@ describe("poengine serve", function()
     assert.are.same(evs[4], again[1].data)
   end)
 
+  it("starts a stream over, with a reset event, when the run is started afresh under its id", function()
+    local parse, got = home_tool.sse(), {}
+    local size = assert(po.files.stat(home .. "/runs/beta/events.jsonl")).size
+    local fut = po.http.request { url = srv.url .. "/api/runs/beta/events?from=" .. size, timeout = 120,
+      on_chunk = function(chunk)
+        for _, ev in ipairs(parse(chunk)) do
+          got[#got + 1] = ev
+        end
+      end }
+    home_tool.run(home, "beta", 1) -- not resumed: a new log
+    local evs = assert(model.events(home .. "/runs/beta"))
+    while #got < #evs + 1 do
+      po.sleep(0.05)
+    end
+    fut:cancel()
+    assert.are.equal("reset", got[1].event)
+    for i, ev in ipairs(evs) do
+      assert.are.same(ev, got[i + 1].data)
+    end
+  end)
+
   it("serves the index and a run's live page and fragment, self-contained", function()
     local index = get(srv.url .. "/")
     assert.are.equal(200, index.status)

@@ -180,7 +180,7 @@ def main(argv):
                session=session, deadline=deadline)
         for step, name, expr in evals:
             if step == "--sh":
-                subprocess.run(expr, shell=True, check=True)
+                subprocess.run(expr, shell=True, check=True, stdout=sys.stderr)  # the report alone on stdout
                 continue
             while True:
                 res = b.call("Runtime.evaluate", {"expression": expr, "returnByValue": True},

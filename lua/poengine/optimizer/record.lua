@@ -80,7 +80,8 @@ end
 function M.start_event(self)
   local task = self.task
   return { kind = "start", pid = M.pid(),
-    process_start = process_start(), method = tostring(task.method),
+    process_start = process_start(),
+    method = type(task.method) == "function" and "function" or tostring(task.method),
     direction = task.objective.direction == "max" and "max" or "min", cycles = task.budget.cycles,
     candidates_per_cycle = task.candidates_per_cycle, resumed_from = self.resumed_from,
     started = po.time() }

@@ -89,19 +89,28 @@ function M.alive(start)
   return false
 end
 
+-- Days from 1970-01-01 to a date of the proleptic Gregorian calendar
+-- (Howard Hinnant's days_from_civil): UTC arithmetic that no time zone or
+-- daylight-saving rule of the reader's machine can shift.
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
 -- Seconds since the epoch of an event's "time" (UTC, "%Y-%m-%dT%H:%M:%SZ").
 local function epoch(stamp)
   local y, mo, d, h, mi, s = tostring(stamp or ""):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)Z$")
   if not y then
     return nil
   end
-  -- os.time reads a table as local time; the offset of "now" corrects it.
-  local t = os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
-    min = tonumber(mi), sec = tonumber(s) }
-  local now = os.time()
-  local utc_now = os.time(os.date("!*t", now))
-  return t + (now - utc_now)
+  return days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60
+    + tonumber(s)
 end
+M.epoch = epoch
 
 local function candidate_of(ev)
   return {

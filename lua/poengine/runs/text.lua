@@ -102,7 +102,7 @@ end
 --- The method a run used: a Lua function's address says nothing to a
 --- reader, so it is "a Lua function".
 function M.method(m)
-  if type(m.method) == "string" and m.method:match("^function: ") then
+  if m.method == "function" or type(m.method) == "string" and m.method:match("^function: ") then
     return "a Lua function"
   end
   return m.method

@@ -4,6 +4,7 @@
 ---   GET /api/runs/<id>/candidates    its candidates, in cycle order
 ---   GET /api/runs/<id>/events        its event log as Server-Sent Events
 local po = require "poengine"
+local export = require "poengine.runs.export"
 local stream = require "poengine.serve.stream"
 
 local M = {}
@@ -23,7 +24,8 @@ function M.error(message, code)
 end
 
 --- A model without its candidates (their number instead), as
---- /api/runs and /api/runs/<id> give it.
+--- /api/runs and /api/runs/<id> give it: JSON-ready, lists as arrays and
+--- times in RFC 3339 (poengine.runs.export.document).
 function M.summary(m)
   local s = {}
   for k, v in pairs(m) do
@@ -31,6 +33,7 @@ function M.summary(m)
       s[k] = v
     end
   end
+  s = export.document(s)
   s.candidates = #m.candidates
   return s
 end
@@ -57,7 +60,7 @@ function M.candidates(cat, id)
   if not m then
     return M.error(err, code)
   end
-  return M.json(200, { id = m.id, candidates = po.json.array(m.candidates) })
+  return M.json(200, { id = m.id, candidates = export.document(m).candidates })
 end
 
 function M.events(cat, id, req, opts)

@@ -5,6 +5,7 @@
 --- that said "running" has its process looked at again each time.
 local po = require "poengine"
 local model = require "poengine.runs.model"
+local runs = require "poengine.runs"
 
 local M = {}
 local Catalogue = {}
@@ -15,18 +16,9 @@ function M.new(opts)
   return setmetatable({ home = opts.home, fixed = opts.runs, cache = {} }, Catalogue)
 end
 
---- An id names one directory under the runs directory: one path component,
---- nothing that steps out of it. nil, message, "EINVAL" otherwise.
-function M.check_id(id)
-  if type(id) ~= "string" or id == "" or id == "." or id == ".." or id:find("[/%z\\]") then
-    return nil, "not a run id: " .. string.format("%q", tostring(id)), "EINVAL"
-  end
-  return id
-end
-
 --- The directory of run `id`, or nil, message, code (EINVAL, ENOENT).
 function Catalogue:dir_of(id)
-  local ok, err, code = M.check_id(id)
+  local ok, err, code = runs.check_id(id)
   if not ok then
     return nil, err, code
   end
@@ -58,7 +50,7 @@ function Catalogue:entries()
     end
   elseif self.home then
     for _, e in ipairs(po.files.list(self.home .. "/runs") or {}) do
-      if e.type == "dir" and M.check_id(e.name) then
+      if e.type == "dir" and runs.check_id(e.name) then
         add(e.name, self.home .. "/runs/" .. e.name)
       end
     end

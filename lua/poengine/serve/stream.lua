@@ -25,6 +25,20 @@ function M.start_offset(req)
   return n
 end
 
+-- The log's first line (its start event, which names the writing process
+-- and when it started): a new run under the same id starts a new log,
+-- and a log that grew back past the offset within one poll is told apart
+-- by it.
+local function first_line(dir)
+  local f = io.open(dir .. "/events.jsonl", "rb")
+  if not f then
+    return nil
+  end
+  local head = f:read(4096) or ""
+  f:close()
+  return head:match("^([^\n]*)\n")
+end
+
 --- The body function of a streamed response (see po.http.serve) for the
 --- run in `dir`, from byte `offset`.
 function M.body(dir, offset, opts)
@@ -35,6 +49,7 @@ function M.body(dir, offset, opts)
       return
     end
     local quiet_since = po.now()
+    local first = offset > 0 and first_line(dir) or nil
     while true do
       local st = po.files.stat(dir .. "/events.jsonl")
       if not st then
@@ -42,6 +57,15 @@ function M.body(dir, offset, opts)
         return
       end
       if st.size ~= offset then
+        local now_first = first_line(dir)
+        if st.size < offset or (first and now_first and now_first ~= first) then
+          -- the run was started afresh: its new log from the top
+          offset, first, now_first = 0, nil, first_line(dir)
+          if not stream:write("event: reset\ndata: {}\n\n") then
+            return
+          end
+        end
+        first = first or now_first
         local events, next_offset, ends = model.events(dir, offset)
         if not events then
           stream:write("event: gone\ndata: {}\n\n")
