@@ -58,7 +58,9 @@ end
 
 -- curl's status code, or with body = true its body.
 local function curl(args, body)
-  local argv = { "curl", "-s", "-o", body and "-" or "/dev/null", "-w", body and "" or "%{http_code}", "--max-time", "20" }
+  local argv = { "curl", "-s", "--max-time", "20", "-o", body and "-" or "/dev/null" }
+  argv[#argv + 1] = "-w"
+  argv[#argv + 1] = body and "" or "%{http_code}"
   for _, a in ipairs(args) do
     argv[#argv + 1] = a
   end
@@ -451,7 +453,9 @@ describe("po.http.serve", function()
         end,
       }
       -- (curl: po.http.request would wait for the stream's connection)
-      local w = po.run { argv = { "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20", srv.url .. "/w" } }
+      local w = po.run {
+        argv = { "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20", srv.url .. "/w" },
+      }
       assert(got:wait(20))
       assert(w_started:wait(20))
       srv:close()
