@@ -396,6 +396,41 @@ describe("po.http.serve", function()
     assert.are.equal(100, srv:stats().requests)
   end)
 
+  it("keeps connections past max_connections waiting until one closes", function()
+    local gate, started = po.future(), { po.future(), po.future() }
+    local n, finished, third_saw = 0, 0, nil
+    local srv = serve {
+      max_connections = 2,
+      routes = {
+        ["GET /hold"] = function()
+          n = n + 1
+          if n <= 2 then
+            started[n]:resolve(true)
+            gate:wait()
+          else
+            third_saw = finished
+          end
+          finished = finished + 1
+          return 200, nil, "held"
+        end,
+      },
+    }
+    run(function()
+      local clients = {}
+      for i = 1, 2 do
+        clients[i] = po.run { argv = { "curl", "-s", "--max-time", "20", srv.url .. "/hold" } }
+      end
+      assert(po.all(started, 20))
+      clients[3] = po.run { argv = { "curl", "-s", "--max-time", "20", srv.url .. "/hold" } }
+      po.sleep(0.5) -- time for the third to be served, were it not held back
+      gate:resolve(true)
+      for i = 1, 3 do
+        assert.are.equal("held", clients[i]:wait().stdout)
+      end
+    end)
+    assert.is_true(third_saw >= 1) -- served only once a slot was free
+  end)
+
   it("serves other requests while a handler waits", function()
     local gate = po.future()
     local srv = serve {
