@@ -216,7 +216,8 @@ function M.serve(opts)
       req.route = route.pattern
       future.async(run_handler, srv, fn, handle, req)
     elseif route then
-      handle:respond(405, { ["Content-Type"] = TEXT["Content-Type"], Allow = concat(route, ", ") }, "method not allowed\n")
+      local headers = { ["Content-Type"] = TEXT["Content-Type"], Allow = concat(route, ", ") }
+      handle:respond(405, headers, "method not allowed\n")
       handle:release()
     else
       handle:respond(404, TEXT, "not found\n")

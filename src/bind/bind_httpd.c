@@ -324,7 +324,8 @@ static int l_httpd_serve(lua_State *L) {
                            : !o.token && !loopback ? "a token is required off loopback"
                                                   : po_strerror(rc));
     if (rc == PO_EIO)
-      return po_push_error_named(L, e == EADDRINUSE ? "EADDRINUSE" : "EIO", "po.http.serve: cannot listen on %s port %d: %s",
+      return po_push_error_named(L, e == EADDRINUSE ? "EADDRINUSE" : "EIO",
+                                 "po.http.serve: cannot listen on %s port %d: %s",
                                  host, o.port, strerror(e));
     return po_push_error(L, rc, "po.http.serve: %s", po_strerror(rc));
   }

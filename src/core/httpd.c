@@ -214,16 +214,18 @@ static enum MHD_Result queue(po_httpd_req *req) {
   return r;
 }
 
-static int reject(po_httpd *srv, po_httpd_req *req, int status) {
-  static const char *const texts[][2] = {{"400", "bad request\n"},
-                                         {"401", "unauthorized\n"},
-                                         {"413", "request body too large\n"},
-                                         {"431", "request header fields too large\n"}};
-  const char *text = "rejected\n";
-  char code[8];
-  snprintf(code, sizeof code, "%d", status);
-  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
-    if (strcmp(texts[i][0], code) == 0) text = texts[i][1];
+static const char *reject_text(int status) {
+  switch (status) {
+  case 400: return "bad request\n";
+  case 401: return "unauthorized\n";
+  case 413: return "request body too large\n";
+  default: return "request header fields too large\n";
+  }
+}
+
+/* Answers one of the server's own refusals (400, 401, 413, 431). */
+static enum MHD_Result reject(po_httpd *srv, po_httpd_req *req, int status) {
+  const char *text = reject_text(status);
   srv->stats.requests++;
   srv->stats.rejected++;
   req->answered = 1;
@@ -278,7 +280,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     *upload_size = 0;
     return MHD_YES;
   }
-  if (req->late_status) return req->answered ? MHD_NO : reject(srv, req, req->late_status);
+  if (req->late_status) return reject(srv, req, req->late_status);
   if (!req->dispatched) {
     srv->stats.requests++;
     req->dispatched = 1;

@@ -221,15 +221,19 @@ static void rejects_before_the_callback(void) {
   exchange(&a, "GET /a HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t0K\r\nConnection: close\r\n\r\n", buf, sizeof buf);
   CHECK(strncmp(buf, "HTTP/1.1 401", 12) == 0);
   CHECK(strstr(buf, "WWW-Authenticate: Bearer\r\n") != NULL);
-  exchange(&a, "POST /a HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t0k\r\nContent-Length: 11\r\nConnection: close\r\n\r\n",
+  exchange(&a,
+           "POST /a HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t0k\r\nContent-Length: 11\r\n"
+           "Connection: close\r\n\r\n",
            buf, sizeof buf);
   CHECK(strncmp(buf, "HTTP/1.1 413", 12) == 0);
   char big[2048];
-  snprintf(big, sizeof big, "GET /a HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t0k\r\nX-Big: %0700d\r\nConnection: close\r\n\r\n", 0);
+  snprintf(big, sizeof big,
+           "GET /a HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t0k\r\nX-Big: %0700d\r\nConnection: close\r\n\r\n", 0);
   exchange(&a, big, buf, sizeof buf);
   CHECK(strncmp(buf, "HTTP/1.1 431", 12) == 0);
   CHECK_EQ_INT(a.calls, 0);
-  exchange(&a, "GET /ok HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t0k\r\nConnection: close\r\n\r\n", buf, sizeof buf);
+  exchange(&a, "GET /ok HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t0k\r\nConnection: close\r\n\r\n", buf,
+           sizeof buf);
   CHECK(strncmp(buf, "HTTP/1.1 201", 12) == 0);
   po_httpd_stats st;
   po_httpd_get_stats(a.srv, &st);

@@ -58,7 +58,9 @@ end
 
 -- curl's status code, or with body = true its body.
 local function curl(args, body)
-  local argv = { "curl", "-s", "-o", body and "-" or "/dev/null", "-w", body and "" or "%{http_code}", "--max-time", "20" }
+  local argv = { "curl", "-s", "--max-time", "20", "-o", body and "-" or "/dev/null" }
+  argv[#argv + 1] = "-w"
+  argv[#argv + 1] = body and "" or "%{http_code}"
   for _, a in ipairs(args) do
     argv[#argv + 1] = a
   end
@@ -394,6 +396,41 @@ describe("po.http.serve", function()
     assert.are.equal(100, srv:stats().requests)
   end)
 
+  it("keeps connections past max_connections waiting until one closes", function()
+    local gate, started = po.future(), { po.future(), po.future() }
+    local n, finished, third_saw = 0, 0, nil
+    local srv = serve {
+      max_connections = 2,
+      routes = {
+        ["GET /hold"] = function()
+          n = n + 1
+          if n <= 2 then
+            started[n]:resolve(true)
+            gate:wait()
+          else
+            third_saw = finished
+          end
+          finished = finished + 1
+          return 200, nil, "held"
+        end,
+      },
+    }
+    run(function()
+      local clients = {}
+      for i = 1, 2 do
+        clients[i] = po.run { argv = { "curl", "-s", "--max-time", "20", srv.url .. "/hold" } }
+      end
+      assert(po.all(started, 20))
+      clients[3] = po.run { argv = { "curl", "-s", "--max-time", "20", srv.url .. "/hold" } }
+      po.sleep(0.5) -- time for the third to be served, were it not held back
+      gate:resolve(true)
+      for i = 1, 3 do
+        assert.are.equal("held", clients[i]:wait().stdout)
+      end
+    end)
+    assert.is_true(third_saw >= 1) -- served only once a slot was free
+  end)
+
   it("serves other requests while a handler waits", function()
     local gate = po.future()
     local srv = serve {
@@ -451,7 +488,9 @@ describe("po.http.serve", function()
         end,
       }
       -- (curl: po.http.request would wait for the stream's connection)
-      local w = po.run { argv = { "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20", srv.url .. "/w" } }
+      local w = po.run {
+        argv = { "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20", srv.url .. "/w" },
+      }
       assert(got:wait(20))
       assert(w_started:wait(20))
       srv:close()
