@@ -56,6 +56,34 @@ describe("poengine serve (the command)", function()
     fut:cancel()
   end)
 
+  it("lets poengine runs rm take a run it is serving: its stream says gone, its pages 404", function()
+    home_tool.run(home, "alpha", 1)
+    home_tool.run(home, "beta", 1)
+    local fut, wait_for = background { "serve", "--home", home, "--listen", "127.0.0.1:0" }
+    local url = wait_for("poengine serve: (http://127%.0%.0%.1:%d+)")
+    local parse, got = home_tool.sse(), {}
+    local size = assert(po.files.stat(home .. "/runs/beta/events.jsonl")).size
+    local stream = po.http.request { url = url .. "/api/runs/beta/events?from=" .. size, timeout = 60,
+      on_chunk = function(chunk)
+        for _, ev in ipairs(parse(chunk)) do
+          got[#got + 1] = ev
+        end
+      end }
+    assert.are.equal(200, get(url .. "/api/runs/beta").status)
+    local status, _, err = proc.sh("POENGINE_HOME=" .. proc.quote(home) .. " " .. proc.quote(bin) .. " runs rm beta")
+    assert.are.equal(0, status, err)
+    local res = assert(stream:wait()) -- the stream ends by itself
+    assert.are.equal(200, res.status)
+    assert.are.equal("gone", got[#got].event)
+    assert.are.equal(404, get(url .. "/api/runs/beta").status)
+    assert.are.equal(404, get(url .. "/runs/beta").status)
+    local doc = assert(po.json.decode(get(url .. "/api/runs").body))
+    assert.are.equal(1, #doc.runs)
+    assert.are.equal("alpha", doc.runs[1].id)
+    assert.is_false(fut:done()) -- the server went on
+    fut:cancel()
+  end)
+
   it("refuses an address off loopback without a token, and takes POENGINE_TOKEN", function()
     local r = proc.sh(proc.quote(bin) .. " serve --home " .. proc.quote(home) .. " --listen 0.0.0.0:0")
     assert.are.equal(1, r)

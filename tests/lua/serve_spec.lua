@@ -188,6 +188,45 @@ describe("poengine serve", function()
   end)
 end)
 
+describe("poengine serve, hostile clients", function()
+  local home, srv
+  setup(function()
+    home = proc.tempdir()
+    home_tool.run(home, "alpha", 1)
+    srv = assert(serve.start { home = home, listen = "127.0.0.1:0", timeout = 2 })
+  end)
+  teardown(function()
+    srv:close()
+    proc.rmdir(home)
+  end)
+
+  -- Raw bytes to the server on a socket of curl's own (telnet mode), what
+  -- came back.
+  local function raw(bytes, seconds)
+    local r = assert(po.run { argv = { "curl", "-s", "--max-time", tostring(seconds or 10), "telnet://"
+      .. srv.url:match("//(.*)$") }, stdin = bytes }:wait())
+    return r.stdout
+  end
+
+  it("answers oversized headers with 431 and a request line it cannot parse with 400", function()
+    local big = raw("GET /api/runs HTTP/1.1\r\nHost: x\r\nX-Big: " .. ("a"):rep(64 * 1024) .. "\r\n\r\n")
+    assert.truthy(big == "" or big:match("^HTTP/1%.1 431"), big:sub(1, 80))
+    local bad = raw("BLAH\r\n\r\n")
+    assert.truthy(bad == "" or bad:match("^HTTP/1%.1 400"), bad:sub(1, 80))
+    -- and the server goes on answering
+    assert.are.equal(200, assert(po.http.request { url = srv.url .. "/api/runs", timeout = 20 }:wait()).status)
+  end)
+
+  it("drops a client that sends half a request and stalls", function()
+    -- the request never ends; the server closes the connection after its
+    -- idle timeout (2 s here) instead of holding it: curl sees the close
+    -- well before its own 30 s limit
+    local r = assert(po.run { argv = { "curl", "-s", "--max-time", "30", "-w", "%{exitcode}", "telnet://"
+      .. srv.url:match("//(.*)$") }, stdin = "GET /api/runs HTTP/1.1\r\nHost: x\r\n" }:wait())
+    assert.are.equal("0", r.stdout:match("(%d+)$"), r.stdout .. r.stderr) -- 0: closed by the server; 28: curl's timeout
+  end)
+end)
+
 describe("poengine serve, guarded", function()
   it("needs a token off loopback, and then asks every request for it", function()
     local srv, err, code = serve.start { home = proc.tempdir(), listen = "0.0.0.0:0" }
@@ -196,8 +235,10 @@ describe("poengine serve, guarded", function()
     assert.truthy(err:find("token", 1, true))
 
     local home = proc.tempdir()
-    srv = assert(serve.start { home = home, listen = "127.0.0.1:0", token = "s3cret-token" })
-    local url = srv.url .. "/api/runs"
+    -- off loopback, with its token; asked through 127.0.0.1, which it
+    -- listens on too
+    srv = assert(serve.start { home = home, listen = "0.0.0.0:0", token = "s3cret-token" })
+    local url = "http://127.0.0.1:" .. srv.port .. "/api/runs"
     local res = get(url)
     assert.are.equal(401, res.status)
     assert.truthy((res.headers["www-authenticate"] or ""):find("Bearer", 1, true))
