@@ -32,6 +32,23 @@ function M.applies(src)
   return src.run_model ~= nil
 end
 
+--- A judging section: full width, shown only over a source with a run
+--- model, its data(m, src) given that model (a source without one gets
+--- `{ none = M.NONE }`). `def` holds name, title, data and the views.
+function M.section(def)
+  local data = def.data
+  def.layout = def.layout or "full"
+  def.when = M.applies
+  def.data = function(src)
+    local m = src.run_model
+    if not m then
+      return { none = M.NONE }
+    end
+    return data(m, src)
+  end
+  return def
+end
+
 --- What a candidate came to, one word that is also its CSS class:
 --- "faster", "same", "slower" (timed), "unusable" (the reply could not be
 --- used) or "failed" (a validator rejected it).

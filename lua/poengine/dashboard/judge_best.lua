@@ -21,16 +21,10 @@ local function chain_text(steps)
   return table.concat(parts, ARROW)
 end
 
-return {
+return judge.section {
   name = "best",
   title = "Best over the original",
-  layout = "full",
-  when = judge.applies,
-  data = function(src)
-    local m = src.run_model
-    if not m then
-      return { none = judge.NONE }
-    end
+  data = function(m)
     local by_id = {}
     for _, c in ipairs(m.candidates) do
       by_id[c.id] = c

@@ -181,16 +181,10 @@ local function markdown(d)
   return concat(out, "\n")
 end
 
-return {
+return judge.section {
   name = "candidates",
   title = "Candidates",
-  layout = "full",
-  when = judge.applies,
-  data = function(src)
-    local m = src.run_model
-    if not m then
-      return { none = judge.NONE }
-    end
+  data = function(m)
     local list = {}
     for i, c in ipairs(m.candidates) do
       list[i] = { cycle = c.cycle, id = c.id, parent = tostring(c.parent or "original"), change = c.change or "",

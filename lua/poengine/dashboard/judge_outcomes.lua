@@ -25,16 +25,10 @@ local function by_stage(failed)
   return total, table.concat(stages, ", ")
 end
 
-return {
+return judge.section {
   name = "outcomes",
   title = "Outcomes per cycle",
-  layout = "full",
-  when = judge.applies,
-  data = function(src)
-    local m = src.run_model
-    if not m then
-      return { none = judge.NONE }
-    end
+  data = function(m)
     local rows = {}
     for i, o in ipairs(m.cycle_outcomes) do
       local total, stages = by_stage(o.failed)

@@ -98,16 +98,10 @@ local function list_lines(n, depth, out, esc, mark)
   end
 end
 
-return {
+return judge.section {
   name = "evolution",
   title = "Evolution",
-  layout = "full",
-  when = judge.applies,
-  data = function(src)
-    local m = src.run_model
-    if not m then
-      return { none = judge.NONE }
-    end
+  data = function(m)
     return { tree = tree_of(m) }
   end,
   html = function(d)
