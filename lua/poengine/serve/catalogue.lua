@@ -96,8 +96,8 @@ function Catalogue:model(id)
   return self:model_of { id = id, dir = dir, size = st.size, mtime = st.mtime }
 end
 
---- Every run's model, newest first; a run that cannot be read is left out
---- (its id in the second list, with the reason).
+--- Every run's model, newest first (by start); a run that cannot be read
+--- is left out (its id in the second list, with the reason).
 function Catalogue:models()
   local models, broken, seen = {}, {}, {}
   for _, e in ipairs(self:entries()) do
@@ -114,6 +114,14 @@ function Catalogue:models()
       self.cache[id] = nil -- removed since: forget it
     end
   end
+  -- newest first by start, as poengine runs list orders them
+  table.sort(models, function(a, b)
+    local ta, tb = a.started or a.updated or 0, b.started or b.updated or 0
+    if ta ~= tb then
+      return ta > tb
+    end
+    return a.id < b.id
+  end)
   return models, broken
 end
 
