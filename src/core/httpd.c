@@ -59,6 +59,7 @@ struct po_httpd {
   void *ud;
   char *token;
   size_t max_header_bytes, max_body_bytes;
+  unsigned max_connections;
   int port;
   po_httpd_req *reqs;
   int in_run, closed, close_pending, free_pending, kicked;
@@ -128,10 +129,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
   po_httpd *srv = cls;
-  if (code == MHD_CONNECTION_NOTIFY_STARTED)
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
     srv->stats.active++;
-  else if (srv->stats.active > 0)
-    srv->stats.active--;
+    return;
+  }
+  /* At the limit MHD took its listening socket out of its epoll set; it
+   * puts it back at the start of a run, but counts a connection gone at
+   * the end of one. Without another run, connections waiting in the listen
+   * queue would wait until some other event came. */
+  if (srv->stats.active >= srv->max_connections) srv->kicked = 1;
+  if (srv->stats.active > 0) srv->stats.active--;
 }
 
 /* ---- reading a request ---- */
@@ -568,7 +575,7 @@ int po_httpd_new(po_loop *loop, const po_httpd_opts *opts, po_httpd_request_fn o
     free(srv);
     return PO_ENOMEM;
   }
-  unsigned max_conn = opts->max_connections ? opts->max_connections : 256;
+  unsigned max_conn = srv->max_connections = opts->max_connections ? opts->max_connections : 256;
   double t = opts->timeout > 0 ? ceil(opts->timeout) : 30;
   unsigned timeout = t > 86400 ? 86400 : (unsigned)t;
   /* MHD keeps a connection's read buffer, its parsed headers and the

@@ -327,6 +327,37 @@ static void a_stream_learns_the_client_left(void) {
   stop(&a);
 }
 
+static void a_connection_past_the_limit_waits_for_a_free_slot(void) {
+  app a;
+  po_httpd_opts o = {.max_connections = 1};
+  REQUIRE(start(&a, &o) == 0);
+  a.mode = HOLD;
+  const char *req = "GET /w HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+  int first = connect_to(po_httpd_port(a.srv));
+  REQUIRE(first >= 0);
+  CHECK(send(first, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+  for (int i = 0; i < 100 && !a.held; i++) po_loop_run_once(a.loop, 0.05, NULL);
+  REQUIRE(a.held != NULL);
+  int second = connect_to(po_httpd_port(a.srv)); /* waits in the listen queue */
+  REQUIRE(second >= 0);
+  CHECK(send(second, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+  for (int i = 0; i < 4; i++) po_loop_run_once(a.loop, 0.02, NULL);
+  CHECK_EQ_INT(a.calls, 1);
+  answer_later(a.loop, &a);
+  char buf[4096] = "";
+  CHECK(pump(&a, first, buf, sizeof buf, NULL));
+  CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+  close(first);
+  for (int i = 0; i < 100 && !a.held; i++) po_loop_run_once(a.loop, 0.05, NULL);
+  CHECK_EQ_INT(a.calls, 2);
+  if (a.held) answer_later(a.loop, &a);
+  buf[0] = 0;
+  CHECK(pump(&a, second, buf, sizeof buf, NULL));
+  CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+  close(second);
+  stop(&a);
+}
+
 static void closing_leaves_held_requests_valid(void) {
   app a;
   po_httpd_opts o = {0};
@@ -365,6 +396,7 @@ int main(void) {
   RUN(answers_later_from_a_timer);
   RUN(streams_chunks_as_written_and_idles_when_dry);
   RUN(a_stream_learns_the_client_left);
+  RUN(a_connection_past_the_limit_waits_for_a_free_slot);
   RUN(closing_leaves_held_requests_valid);
   return TEST_SUMMARY();
 }
