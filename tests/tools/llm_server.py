@@ -86,6 +86,9 @@ or, as the same "key=value;..." text, in an X-Test-Fault request header (the
 header wins over the model name). The model name is echoed back without them.
 
     delay=S          wait S seconds before answering
+    wait_for=N       answer only once N requests are open at once (at most
+                     10 s): shows that a client sends N at the same time,
+                     however slow the machine
     token_delay=S    wait S seconds between streamed events
     text=T           reply with T instead of the echo (verbatim, even when
                      JSON is asked: how a reply that does not parse is made)
@@ -145,6 +148,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "streams")
 WIRE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "wire")
 LOCK = threading.Lock()
+OPEN = threading.Condition(LOCK)  # notified as requests open, for wait_for
 STATS = {}
 FAULT_COUNTS = {}
 
@@ -290,6 +294,7 @@ class Handler(BaseHTTPRequestHandler):
             STATS["by_model"][model_field] = STATS["by_model"].get(model_field, 0) + 1
             STATS["current"] += 1
             STATS["max_concurrent"] = max(STATS["max_concurrent"], STATS["current"])
+            OPEN.notify_all()
             STATS["last_headers"] = {k.lower(): v for k, v in self.headers.items()}
             STATS["last_body"] = req
             fault = opts.get("fault")
@@ -307,6 +312,9 @@ class Handler(BaseHTTPRequestHandler):
     # ---- the three formats ----
 
     def answer(self, fmt, req, model, opts, fault):
+        if "wait_for" in opts:
+            with LOCK:
+                OPEN.wait_for(lambda: STATS["current"] >= int(opts["wait_for"]), timeout=10)
         delay = float(opts.get("delay", 0))
         if delay:
             time.sleep(delay)
