@@ -72,6 +72,45 @@ describe("poengine.runs.model", function()
     assert.are.equal(4107542399, model.epoch("2100-02-28T23:59:59Z"))
   end)
 
+  it("shows the cycle in progress: candidates validated so far, pending until their cycle is recorded", function()
+    assert(os.execute("mkdir -p " .. dir) == 0)
+    local events = {
+      { kind = "start", pid = 1, direction = "min" },
+      cand(1, "c1.1", { parent = "original", verdict = "faster", speedup = 2, accepted = true }),
+      { kind = "cycle", cycle = 1, accepted = "c1.1", best_score = 1, original_score = 2 },
+      { kind = "validated", cycle = 2, candidate = "c2.2", parent = "c1.1", passed = true, params = { n = 3 },
+        results = { { name = "tests", status = "ok", passed = true } } },
+      { kind = "validated", cycle = 2, candidate = "c2.1", parent = "c1.1", passed = false, stage = "tests",
+        results = { { name = "tests", status = "failed", passed = false } } },
+    }
+    write_log(dir, events)
+    local m = assert(model.load(dir))
+    assert.are.equal(3, #m.candidates)
+    local p1, p2 = m.candidates[2], m.candidates[3]
+    assert.are.same({ "c2.2", true, true, "c1.1", "n=3" }, { p1.id, p1.pending, p1.passed, p1.parent, p1.change })
+    assert.is_nil(p1.stage)
+    assert.are.same({ "c2.1", true, false, "tests" }, { p2.id, p2.pending, p2.passed, p2.stage })
+    assert.are.equal(1, #m.cycle_outcomes) -- counted once their cycle is recorded
+    local judge = require "poengine.dashboard.judge"
+    assert.are.same({ "pending", "waiting for timing", "passed, to be timed" },
+      { judge.outcome(p1), judge.stage(p1), judge.verdict(p1) })
+    assert.are.equal("failed at tests", judge.verdict(p2))
+    -- the cycle recorded: the same candidates, no longer pending
+    events[#events + 1] = cand(2, "c2.1", { parent = "c1.1", stage = "tests" })
+    events[#events + 1] = cand(2, "c2.2", { parent = "c1.1", verdict = "same", speedup = 1 })
+    write_log(dir, events)
+    m = assert(model.load(dir))
+    assert.are.equal(3, #m.candidates)
+    for _, c in ipairs(m.candidates) do
+      assert.is_nil(c.pending)
+    end
+    assert.are.equal(2, #m.cycle_outcomes)
+    -- a run resumed after its process died runs the cycle again: what the
+    -- dead one validated is forgotten
+    write_log(dir, { events[1], events[2], events[3], events[4], { kind = "start", pid = 1 } })
+    assert.are.equal(1, #assert(model.load(dir)).candidates)
+  end)
+
   it("takes the best from the final check once the run has ended, and says it finished", function()
     assert(os.execute("mkdir -p " .. dir) == 0)
     write_log(dir, {

@@ -51,9 +51,12 @@ end
 
 --- What a candidate came to, one word that is also its CSS class:
 --- "faster", "same", "slower" (timed), "unusable" (the reply could not be
---- used) or "failed" (a validator rejected it).
+--- used), "failed" (a validator rejected it) or "pending" (validated in
+--- the cycle still going on, its verdict to come).
 function M.outcome(c)
-  if c.malformed then
+  if c.pending then
+    return "pending" -- validated in the cycle still going on
+  elseif c.malformed then
     return "unusable"
   elseif c.verdict == "faster" or c.verdict == "same" or c.verdict == "slower" then
     return c.verdict
@@ -64,7 +67,9 @@ end
 --- How far a candidate got: "reply" (unusable), the stage it failed at,
 --- or "timing" (it passed every validator and was timed).
 function M.stage(c)
-  if c.malformed then
+  if c.pending then
+    return c.passed and "waiting for timing" or ("failed at " .. tostring(c.stage))
+  elseif c.malformed then
     return "reply"
   elseif c.stage then
     return tostring(c.stage)
@@ -78,6 +83,9 @@ end
 --- "unusable".
 function M.verdict(c)
   local o = M.outcome(c)
+  if o == "pending" then
+    return c.passed and "passed, to be timed" or ("failed at " .. tostring(c.stage))
+  end
   if o == "failed" then
     return c.stage and ("failed at " .. tostring(c.stage)) or "failed"
   end

@@ -50,7 +50,7 @@ M.script = [[
     source = new EventSource(body.getAttribute("data-events"));
     source.onopen = function () { retry = 1000; state("live"); refresh(); };
     source.onmessage = refresh;
-    ["start", "candidate", "cycle", "final", "end", "update"].forEach(function (k) {
+    ["start", "validated", "candidate", "cycle", "final", "end", "reset", "update"].forEach(function (k) {
       source.addEventListener(k, refresh);
     });
     source.onerror = function () {

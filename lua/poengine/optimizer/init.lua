@@ -264,6 +264,7 @@ function Optimizer:validate_phase(cy, candidates)
         c.dir = dir
         c.cand = sandbox.candidate(self.task, dir, c.id, c.params)
         c.passed = self:validate_candidate(cy, c, c.cand)
+        self:event(record.validated_event(cy, c))
         finished = finished + 1
         self:status("cycle %d of %d: %d of %d candidates validated", k, cycles, finished, total)
       end)

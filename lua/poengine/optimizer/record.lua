@@ -120,6 +120,14 @@ function M.results_of(c)
   return results
 end
 
+--- The event of a candidate whose validation has just finished, before
+--- the cycle's timing: what a live view shows while the cycle goes on (the
+--- candidate event at the cycle's end says the rest).
+function M.validated_event(cy, c)
+  return { kind = "validated", cycle = cy.k, candidate = c.id, parent = cy.parent, params = c.params, diff = c.diff,
+    passed = c.passed == true, stage = c.stage, results = M.results_of(c), cost = c.cost }
+end
+
 function M.record_cycle(self, cycle_id, candidates, accepted_c)
   local col = self.collector
   M.record_report(self, cycle_id, candidates, accepted_c)

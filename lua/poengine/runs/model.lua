@@ -148,6 +148,7 @@ function M.build(dir, events, cp)
   }
   local start, finished
   local by_cycle, order = {}, {}
+  local pending, pending_order = {}, {} -- validated, not yet recorded with their cycle
   for _, ev in ipairs(events) do
     local kind = ev.kind
     m.task = m.task or ev.task
@@ -158,8 +159,16 @@ function M.build(dir, events, cp)
       end
       start = ev
       finished = nil -- a resumed run is going again
+      pending, pending_order = {}, {} -- the cycle a killed process left is run again
       m.method, m.direction = ev.method or m.method, ev.direction or m.direction
+    elseif kind == "validated" and type(ev.cycle) == "number" then
+      local id = tostring(ev.candidate)
+      if not pending[id] then
+        pending_order[#pending_order + 1] = id
+      end
+      pending[id] = ev
     elseif kind == "candidate" and type(ev.cycle) == "number" then
+      pending[tostring(ev.candidate)] = nil
       local c = candidate_of(ev)
       m.candidates[#m.candidates + 1] = c
       if not by_cycle[ev.cycle] then
@@ -212,6 +221,19 @@ function M.build(dir, events, cp)
     m.cycle_outcomes[#m.cycle_outcomes + 1] = outcomes_of(by_cycle[k], k)
     if k > m.cycles then
       m.cycles = k
+    end
+  end
+  -- The cycle in progress: its candidates validated so far, not yet timed
+  -- (pending; in no outcome count until their cycle is recorded).
+  for _, id in ipairs(pending_order) do
+    local ev = pending[id]
+    if ev then
+      local c = candidate_of(ev)
+      c.pending = true
+      c.parent = c.parent or parent
+      c.stage = ev.passed and nil or c.stage
+      c.passed = ev.passed
+      m.candidates[#m.candidates + 1] = c
     end
   end
   if cp then

@@ -145,7 +145,9 @@ end
 --- The stage a candidate reached: "proposal" (its change could not be
 --- used), the validator it failed at, or "timing" (it was timed).
 function M.stage(c)
-  if c.malformed then
+  if c.pending then
+    return c.passed and "to be timed" or tostring(c.stage or fmt.none)
+  elseif c.malformed then
     return "proposal"
   elseif c.verdict then
     return "timing"
@@ -197,7 +199,8 @@ function M.show(m, width)
   rows = {}
   for _, c in ipairs(m.candidates or {}) do
     rows[#rows + 1] = { fmt.int(c.cycle), str(c.id) .. (c.accepted and " *" or ""), str(c.change), M.stage(c),
-      str(c.verdict), ratio(c.speedup, c.ci_low, c.ci_high), c.cost and M.cost(c.cost) or fmt.none }
+      c.pending and "pending" or str(c.verdict), ratio(c.speedup, c.ci_low, c.ci_high),
+      c.cost and M.cost(c.cost) or fmt.none }
   end
   out[#out + 1] = "\ncandidates (* accepted; speedup: times better than its baseline)\n"
     .. table_text({ { "cycle", "right" }, "id", { "change", "left", flex = true }, "stage", "verdict",
