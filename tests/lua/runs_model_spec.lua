@@ -92,7 +92,7 @@ describe("poengine.runs.model", function()
     assert.are.same({ "c2.1", true, false, "tests" }, { p2.id, p2.pending, p2.passed, p2.stage })
     assert.are.equal(1, #m.cycle_outcomes) -- counted once their cycle is recorded
     local judge = require "poengine.dashboard.judge"
-    assert.are.same({ "pending", "waiting for timing", "passed, to be timed" },
+    assert.are.same({ "pending", "validated", "to be timed" },
       { judge.outcome(p1), judge.stage(p1), judge.verdict(p1) })
     assert.are.equal("failed at tests", judge.verdict(p2))
     -- the cycle recorded: the same candidates, no longer pending

@@ -68,7 +68,7 @@ end
 --- or "timing" (it passed every validator and was timed).
 function M.stage(c)
   if c.pending then
-    return c.passed and "waiting for timing" or ("failed at " .. tostring(c.stage))
+    return c.passed and "validated" or tostring(c.stage)
   elseif c.malformed then
     return "reply"
   elseif c.stage then
@@ -84,7 +84,7 @@ end
 function M.verdict(c)
   local o = M.outcome(c)
   if o == "pending" then
-    return c.passed and "passed, to be timed" or ("failed at " .. tostring(c.stage))
+    return c.passed and "to be timed" or ("failed at " .. tostring(c.stage))
   end
   if o == "failed" then
     return c.stage and ("failed at " .. tostring(c.stage)) or "failed"
