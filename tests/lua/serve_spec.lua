@@ -227,6 +227,20 @@ describe("poengine serve, hostile clients", function()
   end)
 end)
 
+describe("poengine serve's addresses", function()
+  it("reads HOST:PORT, [IPv6]:PORT, PORT and localhost, and names what is wrong", function()
+    assert.are.same({ "127.0.0.1", 8080 }, { serve.parse_listen("127.0.0.1:8080") })
+    assert.are.same({ "::1", 9 }, { serve.parse_listen("[::1]:9") })
+    assert.are.same({ "127.0.0.1", 0 }, { serve.parse_listen("0") })
+    assert.are.same({ "127.0.0.1", 8080 }, { serve.parse_listen("localhost:8080") })
+    for _, bad in ipairs { "", "nowhere", "1.2.3.4:99999", "host:", ":80" } do
+      local host, err = serve.parse_listen(bad)
+      assert.is_nil(host, bad)
+      assert.is_string(err)
+    end
+  end)
+end)
+
 describe("poengine serve, guarded", function()
   it("needs a token off loopback, and then asks every request for it", function()
     local srv, err, code = serve.start { home = proc.tempdir(), listen = "0.0.0.0:0" }

@@ -13,7 +13,7 @@ local M = {}
 M.DEFAULT_LISTEN = "127.0.0.1:8080"
 
 --- "HOST:PORT", "[IPv6]:PORT" or "PORT" (on 127.0.0.1) → host, port; nil,
---- message when it is none of these.
+--- message when it is none of these. "localhost" is 127.0.0.1.
 function M.parse_listen(s)
   if type(s) ~= "string" or s == "" then
     return nil, "an address must be HOST:PORT, [IPv6]:PORT or PORT"
@@ -26,6 +26,9 @@ function M.parse_listen(s)
     host, port = "127.0.0.1", s
   end
   port = tonumber(port)
+  if host == "localhost" then
+    host = "127.0.0.1" -- the server binds numeric addresses only
+  end
   if not host or not port or port > 65535 then
     return nil, "'" .. s .. "' is not HOST:PORT, [IPv6]:PORT or PORT (0 to 65535)"
   end
