@@ -172,6 +172,27 @@ describe("poengine serve", function()
     end
   end)
 
+  it("waits for the log of a run whose directory exists but whose first event is still to come", function()
+    assert(os.execute("mkdir -p " .. home .. "/runs/fresh") == 0)
+    local parse, got = home_tool.sse(), {}
+    local fut = po.http.request { url = srv.url .. "/api/runs/fresh/events", timeout = 60,
+      on_chunk = function(chunk)
+        for _, ev in ipairs(parse(chunk)) do
+          got[#got + 1] = ev
+        end
+      end }
+    po.sleep(0.6) -- two polls with no log: the stream stays open
+    assert.is_false(fut:done())
+    assert(po.write_file(home .. "/runs/fresh/events.jsonl", '{"kind":"start","task":"fresh"}\n'))
+    while #got == 0 do
+      po.sleep(0.05)
+    end
+    fut:cancel()
+    assert.are.equal("start", got[1].event)
+    assert.are.equal("fresh", got[1].data.task)
+    proc.rmdir(home .. "/runs/fresh")
+  end)
+
   it("serves the index and a run's live page and fragment, self-contained", function()
     local index = get(srv.url .. "/")
     assert.are.equal(200, index.status)

@@ -52,10 +52,11 @@ function M.body(dir, offset, opts)
     local first = offset > 0 and first_line(dir) or nil
     while true do
       local st = po.files.stat(dir .. "/events.jsonl")
-      if not st then
+      if not st and not po.files.stat(dir) then
         stream:write("event: gone\ndata: {}\n\n")
         return
       end
+      st = st or { size = 0 } -- a run just made: its log comes with its first event
       if st.size ~= offset then
         local now_first = first_line(dir)
         if st.size < offset or (first and now_first and now_first ~= first) then
@@ -67,18 +68,18 @@ function M.body(dir, offset, opts)
         end
         first = first or now_first
         local events, next_offset, ends = model.events(dir, offset)
-        if not events then
+        if not events and not po.files.stat(dir) then
           stream:write("event: gone\ndata: {}\n\n")
           return
         end
-        for i, ev in ipairs(events) do
+        for i, ev in ipairs(events or {}) do
           local kind = tostring(ev.kind or "event"):gsub("[^%w_]", "_")
           if not stream:write(format("id: %d\nevent: %s\ndata: %s\n\n", ends[i], kind,
               po.json.encode(ev, { sort_keys = true }))) then
             return
           end
         end
-        offset = next_offset
+        offset = events and next_offset or 0
         quiet_since = po.now()
       elseif po.now() - quiet_since >= keepalive then
         if not stream:write(": keep-alive\n\n") then
