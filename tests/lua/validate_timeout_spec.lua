@@ -128,6 +128,21 @@ describe("isolated function validators (isolate = true)", function()
     assert.are.equal(0, po.pool.stats().in_flight)
   end)
 
+  it("leave nothing lost when the abandoned worker had used its event loop", function()
+    -- The worker's loop lives as long as its thread (to the process's end);
+    -- under scripts/test --sanitize, LeakSanitizer would fail the child's
+    -- exit status if it could not reach it.
+    local res = run_script([[
+      po.pool.configure { workers = 1 }
+      local slept = po.validate.run({ { name = "sleeps", run = function() po.sleep(0.01) return true end } }, {})
+      local spun = po.validate.run({ { name = "spins", timeout = 0.3, run = function() while true do end end } }, {})
+      io.write(slept.results[1].status, " ", spun.results[1].status)
+    ]])
+    assert.are.equal("ok", res.status, res.stderr)
+    assert.are.equal("ok timeout", res.stdout)
+    assert.is_nil(res.stderr:find("LeakSanitizer", 1, true), res.stderr)
+  end)
+
   it("stop a runaway allocation at memory_limit with ENOMEM", function()
     local report = v.run({
       { name = "hog", isolate = true, memory_limit = 64 * 2 ^ 20, timeout = 60, run = function()
