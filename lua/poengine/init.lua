@@ -44,6 +44,7 @@ local lazy_modules = {
   optimizer = "poengine.optimizer",
   http = "poengine.http",
   llm = "poengine.llm",
+  redis = "poengine.redis",
 }
 
 return setmetatable(po, {

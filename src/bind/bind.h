@@ -72,7 +72,8 @@ const char *po_json_canonical_key(lua_State *L, int idx, const char *fn, po_json
   X(files) \
   X(dir) \
   X(http) \
-  X(httpd)
+  X(httpd) \
+  X(redis)
 
 #define PO_DECLARE_OPENER(x) void po_open_##x(lua_State *L);
 PO_BINDINGS(PO_DECLARE_OPENER)

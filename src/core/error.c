@@ -20,6 +20,9 @@ const char *po_strerror(int code) {
   case PO_ECONNREFUSED: return "connection refused";
   case PO_ECONN: return "connection failed";
   case PO_ETLS: return "TLS failure";
+  case PO_EREDIS: return "Redis error reply";
+  case PO_EAUTH: return "authentication refused";
+  case PO_EUNSUPPORTED: return "not supported by this build";
   default: return "unknown error";
   }
 }
@@ -44,6 +47,9 @@ const char *po_errname(int code) {
   case PO_ECONNREFUSED: return "ECONNREFUSED";
   case PO_ECONN: return "ECONN";
   case PO_ETLS: return "ETLS";
+  case PO_EREDIS: return "EREDIS";
+  case PO_EAUTH: return "EAUTH";
+  case PO_EUNSUPPORTED: return "EUNSUPPORTED";
   default: return "EUNKNOWN";
   }
 }

@@ -26,6 +26,9 @@ enum po_error {
   PO_ECONNREFUSED = -15, /* the server refused the connection */
   PO_ECONN = -16,        /* a connection failed otherwise: reset, closed early, no such host */
   PO_ETLS = -17,         /* TLS handshake or certificate verification failed */
+  PO_EREDIS = -18,       /* a Redis server answered with an error reply */
+  PO_EAUTH = -19,        /* a server refused the credentials */
+  PO_EUNSUPPORTED = -20, /* a feature this build or its libraries lack (rediss:// without TLS) */
 };
 
 /* Human-readable text for a PO_E... code; never NULL. */
