@@ -138,6 +138,23 @@ function M.record_cycle(self, cycle_id, candidates, accepted_c)
   end
 end
 
+--- A cycle's candidates counted by outcome: { proposed, unusable,
+--- failed = { [stage] = n }, slower, same, faster }.
+function M.outcomes(candidates)
+  local o = { proposed = #candidates, unusable = 0, failed = {}, slower = 0, same = 0, faster = 0 }
+  for _, c in ipairs(candidates) do
+    if c.malformed then
+      o.unusable = o.unusable + 1
+    elseif c.verdict and o[c.verdict] then
+      o[c.verdict] = o[c.verdict] + 1
+    else
+      local stage = tostring(c.stage or "unknown")
+      o.failed[stage] = (o.failed[stage] or 0) + 1
+    end
+  end
+  return o
+end
+
 --- What the dashboards read of a cycle (into its metadata): the
 --- objective's direction, how many candidates were proposed, unusable,
 --- failed (by stage), slower, same and faster, and the accepted one's
@@ -153,17 +170,7 @@ function M.record_report(self, cycle_id, candidates, accepted_c)
   if not col.annotate then
     return -- a collector of the script's own, without per-cycle notes
   end
-  local outcomes = { proposed = #candidates, unusable = 0, failed = {}, slower = 0, same = 0, faster = 0 }
-  for _, c in ipairs(candidates) do
-    if c.malformed then
-      outcomes.unusable = outcomes.unusable + 1
-    elseif c.verdict and outcomes[c.verdict] then
-      outcomes[c.verdict] = outcomes[c.verdict] + 1
-    else
-      local stage = tostring(c.stage or "unknown")
-      outcomes.failed[stage] = (outcomes.failed[stage] or 0) + 1
-    end
-  end
+  local outcomes = M.outcomes(candidates)
   local accepted
   if accepted_c then
     accepted = { id = tostring(accepted_c.id), change = M.describe_change(accepted_c) or "", speedup = accepted_c.speedup,

@@ -124,18 +124,8 @@ local function candidate_of(ev)
 end
 
 local function outcomes_of(list, cycle)
-  local o = { cycle = cycle, proposed = 0, unusable = 0, failed = {}, slower = 0, same = 0, faster = 0 }
-  for _, c in ipairs(list) do
-    o.proposed = o.proposed + 1
-    if c.malformed then
-      o.unusable = o.unusable + 1
-    elseif c.verdict and o[c.verdict] then
-      o[c.verdict] = o[c.verdict] + 1
-    else
-      local stage = tostring(c.stage or "unknown")
-      o.failed[stage] = (o.failed[stage] or 0) + 1
-    end
-  end
+  local o = record.outcomes(list)
+  o.cycle = cycle
   return o
 end
 
