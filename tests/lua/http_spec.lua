@@ -218,6 +218,11 @@ describe("po.http.request", function()
     ]]))
     local out = os.tmpname()
     local server = po.run { argv = { "sh", "-c", 'exec "$0" "$1" > "$2"', po.executable(), script, out } }
+    finally(function() -- a failed assertion must not leave the server running
+      server:cancel()
+      os.remove(script)
+      os.remove(out)
+    end)
     local url
     while not url do
       po.sleep(0.02)
@@ -241,9 +246,6 @@ describe("po.http.request", function()
     end
     assert.is_false(feed:done()) -- the stream was open all along
     feed:cancel()
-    server:cancel()
-    os.remove(script)
-    os.remove(out)
   end)
 
   it("works inside po.async tasks", function()

@@ -16,6 +16,9 @@ local function background(args, env)
   local out = dir .. "/stdout"
   local fut = po.run { argv = { "sh", "-c", 'exec "$0" "$@" >' .. proc.quote(out) .. " 2>" .. proc.quote(dir .. "/stderr"),
     bin, table.unpack(args) }, env = env }
+  finally(function() -- a failed assertion must not leave it running
+    fut:cancel()
+  end)
   local function wait_for(pattern)
     while true do
       local f = io.open(out, "rb")
