@@ -53,25 +53,28 @@ function M.describe_verdict(c)
   return text
 end
 
--- This process's start time in clock ticks since boot (/proc/self/stat,
--- field 22): with the pid it names the process even after the pid is
--- reused, so a reader can tell a run still going from one that was killed.
-local function process_start()
-  local f = io.open("/proc/self/stat", "rb")
+--- A process's id and start time in clock ticks since boot, from
+--- /proc/<pid>/stat (field 22); `which` is a pid or "self". With the pid
+--- the start time names the process even after the pid is reused, so a
+--- reader can tell a run still going from one that was killed. nil where
+--- there is no such process (or no /proc).
+function M.process(which)
+  local f = io.open("/proc/" .. tostring(which) .. "/stat", "rb")
   if not f then
     return nil
   end
-  local stat = f:read("*a")
+  local stat = f:read("*a") or ""
   f:close()
+  local pid = tonumber(stat:match("^(%d+)"))
   local rest = stat:match("%)%s+(.*)$") or ""
   local i = 2 -- the field after ")" is the third
   for field in rest:gmatch("%S+") do
     i = i + 1
     if i == 22 then
-      return tonumber(field)
+      return pid, tonumber(field)
     end
   end
-  return nil
+  return pid, nil
 end
 
 --- The event that opens a run (and each resumption of it): who runs it
@@ -79,23 +82,12 @@ end
 --- objective's direction, the cycle budget and where a resumed run went on.
 function M.start_event(self)
   local task = self.task
-  return { kind = "start", pid = M.pid(),
-    process_start = process_start(),
+  local pid, started_ticks = M.process("self")
+  return { kind = "start", pid = pid, process_start = started_ticks,
     method = type(task.method) == "function" and "function" or tostring(task.method),
     direction = task.objective.direction == "max" and "max" or "min", cycles = task.budget.cycles,
     candidates_per_cycle = task.candidates_per_cycle, resumed_from = self.resumed_from,
     started = po.time() }
-end
-
---- This process's id, read from /proc/self (nil where there is no /proc).
-function M.pid()
-  local f = io.open("/proc/self/stat", "rb")
-  if not f then
-    return nil
-  end
-  local pid = tonumber((f:read("*l") or ""):match("^(%d+)"))
-  f:close()
-  return pid
 end
 
 -- The last `limit` bytes of a validator's output, for the dashboards.

@@ -69,24 +69,11 @@ function M.alive(start)
   if type(start.pid) ~= "number" then
     return false
   end
-  local f = io.open("/proc/" .. math.floor(start.pid) .. "/stat", "rb")
-  if not f then
+  local pid, ticks = record.process(math.floor(start.pid))
+  if not pid then
     return false
   end
-  local stat = f:read("*a") or ""
-  f:close()
-  if not start.process_start then
-    return true
-  end
-  local rest = stat:match("%)%s+(.*)$") or ""
-  local i = 2
-  for field in rest:gmatch("%S+") do
-    i = i + 1
-    if i == 22 then
-      return tonumber(field) == start.process_start
-    end
-  end
-  return false
+  return not start.process_start or ticks == start.process_start
 end
 
 -- Days from 1970-01-01 to a date of the proleptic Gregorian calendar
