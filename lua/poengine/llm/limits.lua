@@ -4,8 +4,10 @@
 --- spend leaves the window); the state lives in the deployment's fields:
 --- inflight, waiters, starts (start times) and spent ({ t, tokens }).
 --- Per router: the budget, kept by reservation (a call reserves its worst
---- case before it is sent, and settles to its real cost after).
+--- case before it is sent, and settles to its real cost after), in this
+--- process or, with r.shared, in Redis (poengine.llm.router_shared).
 local po = require "poengine"
+local shared = require "poengine.llm.router_shared"
 
 local M = {}
 
@@ -200,26 +202,53 @@ end
 -- what calls in flight may still spend; r.budget_waiters, the futures of
 -- calls waiting for them to settle.
 
+-- r.spent_offset_*: what the engines sharing r's budget had spent beyond
+-- this one when Redis last answered (the local limits start from there).
 local function fits(r, usd, tokens)
   local b = r.budget
-  return (not b.usd or r.spent_usd + r.reserved_usd + usd <= b.usd)
-    and (not b.tokens or r.spent_tokens + r.reserved_tokens + tokens <= b.tokens)
+  return (not b.usd or r.spent_usd + (r.spent_offset_usd or 0) + r.reserved_usd + usd <= b.usd)
+    and (not b.tokens or r.spent_tokens + (r.spent_offset_tokens or 0) + r.reserved_tokens + tokens <= b.tokens)
+end
+
+-- The router's shared state when its budget (a cap) is held in Redis.
+local function shared_budget(r)
+  local b = r.budget
+  return (b.usd or b.tokens) and r.shared
+end
+M.shared_budget = shared_budget
+
+local function hold(r, call)
+  r.reserved_usd = r.reserved_usd + call.usd
+  r.reserved_tokens = r.reserved_tokens + call.tokens
+  r.reservations = r.reservations + 1
+  call.reserved = true
+  return true
 end
 
 --- Reserves call.usd and call.tokens (the call's worst case) in router r's
 --- budget: at once when they fit, after calls in flight settle when they
 --- fit then, never when they cannot. Returns true, or nil, message,
---- "EBUDGET" (nothing was sent).
+--- "EBUDGET" (nothing was sent). A shared budget is reserved in Redis,
+--- and here when Redis is away and the router says "local".
 ---@param r table   a router
 ---@param call table { usd =, tokens = }
 ---@param on_wait? fun(text: string) told when the call waits for calls in flight
 function M.reserve(r, call, on_wait)
+  local sh = shared_budget(r)
+  if sh then
+    local ok, err, code = shared.reserve(sh, r, call, on_wait)
+    if ok then
+      return hold(r, call)
+    elseif ok == nil then
+      return nil, err, code
+    end
+  end
   while not fits(r, call.usd, call.tokens) do
     if r.reservations == 0 then
       local b = r.budget
       return nil, string.format("budget: this call may cost up to $%.6f and %d tokens; $%.6f of $%s and %d of %s"
-        .. " tokens are spent; nothing was sent", call.usd, call.tokens, r.spent_usd, tostring(b.usd or "-"),
-        r.spent_tokens, tostring(b.tokens or "-")), "EBUDGET"
+        .. " tokens are spent; nothing was sent", call.usd, call.tokens, r.spent_usd + (r.spent_offset_usd or 0),
+        tostring(b.usd or "-"), r.spent_tokens + (r.spent_offset_tokens or 0), tostring(b.tokens or "-")), "EBUDGET"
     end
     if on_wait then
       on_wait(("llm: waiting for %d call%s in flight to settle: the budget has no room for this one yet")
@@ -229,11 +258,7 @@ function M.reserve(r, call, on_wait)
     r.budget_waiters[#r.budget_waiters + 1] = turn
     turn:wait()
   end
-  r.reserved_usd = r.reserved_usd + call.usd
-  r.reserved_tokens = r.reserved_tokens + call.tokens
-  r.reservations = r.reservations + 1
-  call.reserved = true
-  return true
+  return hold(r, call)
 end
 
 --- Replaces call's reservation by what it really cost, and lets the calls
@@ -256,6 +281,10 @@ function M.settle(r, call, usd, tokens)
   end
   r.spent_usd = r.spent_usd + usd
   r.spent_tokens = r.spent_tokens + tokens
+  local sh = shared_budget(r)
+  if sh then
+    shared.settle(sh, r, call, usd, tokens)
+  end
   local waiters = r.budget_waiters
   r.budget_waiters = {}
   for _, w in ipairs(waiters) do

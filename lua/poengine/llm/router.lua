@@ -11,6 +11,7 @@ local prices = require "poengine.llm.prices"
 local future = require "poengine.future"
 local rstats = require "poengine.llm.router_stats"
 local rcache = require "poengine.llm.router_cache"
+local rshared = require "poengine.llm.router_shared"
 
 local M = {}
 
@@ -30,7 +31,7 @@ local STRATEGIES = { ordered = true, weighted = true, latency = true, ["least-bu
 local ROUTER_OPTIONS = {
   deployments = "table", strategy = "string", retries = "number", backoff = "table", timeout = "number",
   ttft_timeout = "number", cooldown = "table", cache = true, budget = "table", name = "string",
-  cache_scope = "string", replay_pace = "number", on_wait = "function",
+  cache_scope = "string", replay_pace = "number", on_wait = "function", shared = "table",
 }
 
 -- Deployment fields the router keeps; the rest configure its provider.
@@ -166,6 +167,9 @@ function M.new(opts)
   local defaults = { timeout = opts.timeout or 120, ttft_timeout = opts.ttft_timeout or 30 }
   for i, d in ipairs(opts.deployments) do
     self.deployments[i] = new_deployment(fname, i, d, defaults)
+  end
+  if opts.shared then
+    self.shared = rshared.new(fname, opts.shared)
   end
   return self
 end
@@ -367,10 +371,16 @@ function Router:complete(request, opts)
   local t0 = now()
 
   local budget = self.budget
-  if (budget.usd and self.spent_usd >= budget.usd) or (budget.tokens and self.spent_tokens >= budget.tokens) then
+  local spent_usd, spent_tokens = self.spent_usd, self.spent_tokens
+  local seen = limits.shared_budget(self) and self.shared.seen
+  if seen then -- (what the engines sharing it had spent at the last reply)
+    spent_usd, spent_tokens = seen.usd, seen.tokens
+  end
+  if (budget.usd and spent_usd >= budget.usd) or (budget.tokens and spent_tokens >= budget.tokens) then
     c.errors = c.errors + 1
-    return nil, string.format("budget spent: $%.6f of $%s, %d of %s tokens; nothing was sent", self.spent_usd,
-      tostring(budget.usd or "-"), self.spent_tokens, tostring(budget.tokens or "-")), "EBUDGET"
+    return nil, string.format("budget spent: $%.6f of $%s, %d of %s tokens%s; nothing was sent", spent_usd,
+      tostring(budget.usd or "-"), spent_tokens, tostring(budget.tokens or "-"),
+      seen and (" by the engines sharing '" .. self.shared.name .. "'") or ""), "EBUDGET"
   end
 
   local order = self:_order()
@@ -541,6 +551,17 @@ function Router:_cooling_message()
         or "none kept")
   end
   return "no deployment is available: all are cooling down: " .. table.concat(lines, "; ")
+end
+
+--- With shared limits: sends the budget's settles kept while Redis was
+--- away (if it answers now) and waits for those sent in the background.
+--- Returns how many settles are still kept (0 without shared limits).
+---@return integer
+function Router:flush()
+  if getmetatable(self) ~= Router then
+    error("router:flush: called on a " .. type(self) .. " (use r:flush())", 2)
+  end
+  return self.shared and rshared.flush(self.shared, self) or 0
 end
 
 --- Like complete, as a future (a po.async task).
