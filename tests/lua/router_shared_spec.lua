@@ -133,6 +133,37 @@ describe("router: a budget shared through Redis", function()
   end)
 end)
 
+describe("router: rate limits shared through Redis", function()
+  it("limits a second process by the first one's calls under one rpm", function()
+    -- 3 calls each, 3 a window between them: without sharing, neither would wait
+    local reports = workers(2, { model = "m", rpm = 3, window = 3, redis = redis.url, name = "rpm", calls = 3 })
+    local told = 0
+    for _, r in ipairs(reports) do
+      assert.are.equal(3, r.ok)
+      for _, text in ipairs(r.waits) do
+        assert.matches("^llm: waiting [%d.]+ s for the shared rpm window of openai$", text)
+        told = told + 1
+      end
+    end
+    assert.is_true(told >= 3, told .. " waits") -- each call past the third waited
+    assert.are.equal(6, server:stats().requests)
+  end)
+
+  it("counts one engine's tokens, corrected to the real count, in another's tpm window", function()
+    local said = {}
+    local a = router { deployment = { tpm = 20 } }
+    local b = router { deployment = { tpm = 20 }, on_wait = function(text) said[#said + 1] = text end }
+    a._limit_window, b._limit_window = 1, 1
+    assert(a:complete { prompt = PROMPT, max_tokens = 10 }) -- 15 estimated, 9 counted
+    a.shared.client:command("PING"):wait() -- (its correction went first, on the same connection)
+    local tokens = client:command("HVALS", "poengine:router:{team}:d:openai/m:tpm_tokens"):wait()
+    assert.are.same({ "9", n = 1 }, tokens)
+    assert(b:complete { prompt = PROMPT, max_tokens = 10 }) -- 9 + 15 > 20: waits for a's to leave
+    assert.matches("^llm: waiting [%d.]+ s for the shared tpm window of openai$", said[1])
+    assert.are.equal(2, server:stats().requests)
+  end)
+end)
+
 describe("router: Redis gone under a shared budget", function()
   -- What the router writes on stderr, until the test ends.
   local stderr
@@ -188,7 +219,8 @@ describe("router: Redis gone under a shared budget", function()
     assert.matches("nothing was sent$", err)
     assert.are.equal(5, server:stats().requests)
     assert.are.equal(1, #said) -- said once
-    assert.matches("calls that need the budget fail with EBUDGET until Redis answers", said[1])
+    assert.matches("calls that need the budget fail with EBUDGET, and rate limits and cooldowns are this engine's own,"
+      .. " until Redis answers", said[1], 1, true)
     local s = r:stats().shared
     assert.is_false(s.reachable)
     assert.are.equal(5, s.unsettled)

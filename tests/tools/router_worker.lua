@@ -6,7 +6,8 @@
 --- together), sequential? }. Makes `calls` calls at once (one after the
 --- other with sequential) through a router sharing its limits, and prints
 --- one JSON line: { ok =, codes = { CODE = n }, messages = { first message
---- of each code }, spent_tokens =, spent_usd =, shared = (stats) }.
+--- of each code }, waits = { what on_wait was told }, spent_tokens =,
+--- spent_usd =, shared = (stats) }.
 local po = require "poengine"
 
 local cfg = assert(po.json.decode(assert(arg[1], "usage: router_worker.lua JSON")))
@@ -15,6 +16,7 @@ local shared
 if cfg.redis then
   shared = { redis = cfg.redis, name = cfg.name, on_shared_error = cfg.on_shared_error, timeout = cfg.timeout }
 end
+local waits = {}
 local r = po.llm.router {
   deployments = { { provider = "openai", base_url = cfg.llm_url .. "/v1", model = cfg.model, api_key = cfg.key,
     rpm = cfg.rpm, tpm = cfg.tpm, name = "openai" } },
@@ -23,6 +25,9 @@ local r = po.llm.router {
   budget = cfg.budget,
   cooldown = cfg.cooldown,
   shared = shared,
+  on_wait = function(text)
+    waits[#waits + 1] = text
+  end,
 }
 if cfg.window then
   r._limit_window = cfg.window
@@ -58,5 +63,5 @@ else
   end
 end
 r:flush() -- the settles sent in the background
-io.stdout:write(po.json.encode { ok = ok, codes = codes, messages = messages, spent_tokens = r.spent_tokens,
+io.stdout:write(po.json.encode { ok = ok, codes = codes, messages = messages, waits = waits, spent_tokens = r.spent_tokens,
   spent_usd = r.spent_usd, shared = r:stats().shared }, "\n")

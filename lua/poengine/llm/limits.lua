@@ -113,7 +113,8 @@ function M.estimate_tokens(req)
 end
 
 --- Waits (yields inside po.async) for a concurrency slot of deployment d,
---- then for room under its rpm and tpm. Returns the tpm reservation
+--- then for room under its rpm and tpm (d.shared: in Redis, unless it is
+--- away). Returns the tpm reservation
 --- { t =, tokens = estimate }, to be corrected with the real count. What it
 --- holds is written into call as it gets it (call.slot_wait: the future of
 --- a queued call, done once it holds a slot; call.slot; call.tpm), so that
@@ -137,6 +138,13 @@ function M.acquire(d, estimate, window, call, on_wait)
     d.inflight = d.inflight + 1
   end
   call.slot = true
+  if d.shared and (d.rpm or d.tpm) then
+    local entry = shared.acquire(d.shared, d, estimate, window, on_wait)
+    if entry then
+      call.tpm = entry
+      return entry
+    end
+  end
   while true do
     local t = now()
     local wait = 0
@@ -171,6 +179,21 @@ function M.acquire(d, estimate, window, call, on_wait)
   end
   call.tpm = reservation
   return reservation
+end
+
+--- Corrects the tokens a call counts for in its deployment's tpm window
+--- to its real count (the estimate was taken before it was sent).
+---@param call table
+---@param tokens integer
+function M.correct(call, tokens)
+  local entry = call.tpm
+  if not entry then
+    return
+  end
+  entry.tokens = tokens
+  if entry.shared_id then
+    shared.correct(call.d.shared, call.d, entry.shared_id, tokens)
+  end
 end
 
 --- Gives d's concurrency slot back: to the oldest call still waiting, if
@@ -304,9 +327,7 @@ function M.abandon(r, call, usd, tokens)
     call.slot, call.slot_wait = false, nil
     M.release(call.d)
   end
-  if call.tpm then
-    call.tpm.tokens = tokens
-  end
+  M.correct(call, tokens)
   M.settle(r, call, usd, tokens)
 end
 

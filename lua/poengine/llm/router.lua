@@ -170,6 +170,9 @@ function M.new(opts)
   end
   if opts.shared then
     self.shared = rshared.new(fname, opts.shared)
+    for _, d in ipairs(self.deployments) do
+      rshared.deployment(self.shared, d)
+    end
   end
   return self
 end
@@ -487,7 +490,7 @@ function Router:_attempts(order, req, opts, t0, call_opts, st)
       end
       if res then
         local used = res.usage.input + res.usage.output
-        call.tpm.tokens = used
+        limits.correct(call, used)
         limits.settle(self, call, res.cost, used)
         self:_charge(d, res.cost, used)
         rstats.record_latency(s, res.latency)
@@ -505,7 +508,7 @@ function Router:_attempts(order, req, opts, t0, call_opts, st)
       elseif call.arrived > 0 then
         usd, tokens = partial_cost(call)
       end
-      call.tpm.tokens = tokens
+      limits.correct(call, tokens)
       limits.settle(self, call, usd, tokens)
       self:_charge(d, usd, tokens)
       info = info or {}

@@ -1,8 +1,10 @@
 --- A router's limits shared through Redis (`po.llm.router{ shared = {...} }`):
---- the budget's reservations held by atomic scripts (router_shared_scripts)
---- in keys every engine that names the same `name` uses. Redis unreachable:
+--- the budget's reservations, each deployment's rpm/tpm windows and its
+--- breaker's cooldown, held by atomic scripts (router_shared_scripts) in
+--- keys every engine that names the same `name` uses. Redis unreachable:
 --- a call's reservation fails closed (EBUDGET with the cause), or with
---- on_shared_error = "local" falls back to this engine's own limits; after
+--- on_shared_error = "local" falls back to this engine's own limits; the
+--- windows and cooldowns are this engine's own meanwhile; after
 --- a failure Redis is left alone for a second and while the client is not
 --- connected, so no call waits on a server that is gone, then shared mode
 --- resumes. Settles are sent in the background, and those that fail are
@@ -110,7 +112,8 @@ local function tell(sh)
   sh.told = true
   io.stderr:write(fmt("poengine: router '%s': the shared limits at %s cannot be reached (%s): %s\n", sh.name,
     sh.url, sh.cause, sh.mode == "local" and "using this engine's local limits until Redis answers"
-      or "calls that need the budget fail with EBUDGET until Redis answers"))
+      or "calls that need the budget fail with EBUDGET, and rate limits and cooldowns are this engine's own,"
+        .. " until Redis answers"))
 end
 
 local function failed(sh, message, code)
@@ -260,6 +263,51 @@ function M.settle(sh, r, call, usd, tokens)
   end
   send_settle(sh, r, id, usd, tokens)
 end
+
+---------------------------------------------------------------------------
+-- Deployments: rpm/tpm windows and cooldowns
+
+--- Names the Redis keys of router deployment d: its name and the model it
+--- calls, so engines configured alike share them.
+function M.deployment(sh, d)
+  local key = sh.prefix .. "d:" .. tostring(d.name) .. "/" .. tostring(d.model or d.provider.model or "")
+  d.shared = sh
+  d.window_keys = { key .. ":starts", key .. ":tpm", key .. ":tpm_tokens" }
+end
+
+--- Waits (yields inside po.async) for room in d's shared rpm and tpm
+--- windows and takes it. Returns the tpm entry { t =, tokens =,
+--- shared_id = }, or nil when Redis cannot be reached (the caller uses
+--- d's local windows).
+function M.acquire(sh, d, estimate, window, on_wait)
+  local id = M.next_id(sh)
+  local args = { id, d.rpm or "", d.tpm or "", estimate, math.floor(window * 1000) }
+  while true do
+    local reply = M.eval(sh, scripts.WINDOW, d.window_keys, args)
+    if not reply then
+      sh.counts.fallbacks = sh.counts.fallbacks + 1
+      return nil
+    end
+    if reply[1] == 1 then
+      return { t = now(), tokens = estimate, shared_id = d.tpm and id or nil }
+    end
+    local wait = reply[2] / 1000
+    if on_wait then
+      on_wait(("llm: waiting %.1f s for the shared %s window of %s"):format(wait, reply[3], d.name))
+    end
+    po.sleep(wait)
+  end
+end
+
+--- Corrects a call's tokens in d's shared tpm window (in the background:
+--- an estimate left there only makes the window stricter).
+function M.correct(sh, d, id, tokens)
+  if M.reachable(sh) then
+    sh.client:eval(scripts.TOKENS, { d.window_keys[2], d.window_keys[3] }, { id, tokens })
+  end
+end
+
+---------------------------------------------------------------------------
 
 --- Sends the settles kept while Redis was away (when it answers now) and
 --- waits for every settle in flight. Returns how many are still kept.

@@ -90,4 +90,67 @@ su, st = su + usd, st + tok
 return finish(1)
 ]]
 
+-- The windows of one deployment: KEYS[1] a sorted set of the calls'
+-- starts (rpm), KEYS[2] one of the calls' token entries (tpm) and KEYS[3]
+-- a hash of their tokens, all by id; each expires a window after its last
+-- write.
+local NOW = [[
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+]]
+
+--- Takes a place for call ARGV[1] in the rpm (ARGV[2], "" for none) and
+--- tpm (ARGV[3]) windows of ARGV[5] ms, with ARGV[4] estimated tokens, when
+--- there is room: returns { 1 }; else { 0, ms to wait, "rpm" | "tpm" }
+--- (until the oldest start or spend leaves the window), taking nothing.
+M.WINDOW = NOW .. [[
+local rpm, tpm, est, window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local cut = now - window
+local function oldest(key)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(first[2]) + window - now)
+end
+if rpm then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cut)
+  if redis.call('ZCARD', KEYS[1]) >= rpm then
+    return { 0, oldest(KEYS[1]), 'rpm' }
+  end
+end
+if tpm then
+  local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cut, 'LIMIT', 0, 1000)
+  if #old > 0 then
+    redis.call('ZREM', KEYS[2], unpack(old))
+    redis.call('HDEL', KEYS[3], unpack(old))
+  end
+  local vals = redis.call('HVALS', KEYS[3])
+  local sum = 0
+  for _, v in ipairs(vals) do
+    sum = sum + tonumber(v)
+  end
+  if #vals > 0 and sum + est > tpm then
+    return { 0, oldest(KEYS[2]), 'tpm' }
+  end
+end
+if rpm then
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], window)
+end
+if tpm then
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
+  redis.call('HSET', KEYS[3], ARGV[1], est)
+  redis.call('PEXPIRE', KEYS[2], window)
+  redis.call('PEXPIRE', KEYS[3], window)
+end
+return { 1 }
+]]
+
+--- Corrects call ARGV[1]'s tokens in the tpm window to ARGV[2], the real
+--- count, while it is still in the window.
+M.TOKENS = [[
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+return 1
+]]
+
 return M
