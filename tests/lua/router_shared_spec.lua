@@ -164,6 +164,24 @@ describe("router: rate limits shared through Redis", function()
   end)
 end)
 
+describe("router: cooldowns shared through Redis", function()
+  it("skips a deployment in one process that another process cooled down", function()
+    local cfg = { model = "m#fault=status;status=500", redis = redis.url, name = "cool", calls = 1,
+      cooldown = { fails = 1, window = 60, time = 60 } }
+    local first = workers(1, cfg)[1]
+    assert.are.equal(1, first.codes.EHTTP)
+    assert.are.equal(1, server:stats().requests)
+    local left = client:command("PTTL", "poengine:router:{cool}:d:openai/m#fault=status;status=500:cooldown"):wait()
+    assert.is_true(left > 0 and left <= 60000)
+    local second = workers(1, cfg)[1]
+    assert.are.equal(1, second.codes.ECOOLDOWN)
+    assert.are.equal(1, server:stats().requests) -- nothing sent
+    assert.matches("all are cooling down: openai m#fault=status;status=500 back in [%d.]+ s %(last error: .*injected failure",
+      second.messages.ECOOLDOWN)
+    assert.is_nil(second.messages.ECOOLDOWN:find(KEY, 1, true))
+  end)
+end)
+
 describe("router: Redis gone under a shared budget", function()
   -- What the router writes on stderr, until the test ends.
   local stderr

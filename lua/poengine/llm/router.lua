@@ -184,8 +184,12 @@ local function available(d, t)
   return d.down_until <= t
 end
 
--- Deployments to try, in order, skipping those cooling down.
+-- Deployments to try, in order, skipping those cooling down (here, or,
+-- with shared limits, in any engine).
 function Router:_order()
+  if self.shared then
+    rshared.cooldowns(self.shared, self.deployments)
+  end
   local t = now()
   local list = {}
   for _, d in ipairs(self.deployments) do
@@ -276,7 +280,7 @@ function Router:_failed(d, code, info, err)
   local t = now()
   d.last_error = tostring(err) .. " (" .. tostring(code) .. ")"
   if code == "EQUOTA" then
-    d.down_until = t + self.cooldown.time -- out of credit: every call would fail alike
+    self:_cool(d, self.cooldown.time) -- out of credit: every call would fail alike
     d.fails = {}
     return
   end
@@ -286,8 +290,17 @@ function Router:_failed(d, code, info, err)
     table.remove(fails, 1)
   end
   if #fails >= cd.fails then
-    d.down_until = t + cd.time
+    self:_cool(d, cd.time)
     d.fails = {}
+  end
+end
+
+-- Skips d for `seconds` (longer, when it is already skipped for longer),
+-- in every engine that shares the router's limits.
+function Router:_cool(d, seconds)
+  d.down_until = max(d.down_until, now() + seconds)
+  if self.shared then
+    rshared.cool(self.shared, d, seconds, util.scrub(d.last_error or "", util.secrets(d.provider)))
   end
 end
 
@@ -526,7 +539,7 @@ function Router:_attempts(order, req, opts, t0, call_opts, st)
       if ra and ra > self.backoff.max then
         -- The server said when to come back: no call of this router is sent
         -- before, even once this one has run out of retries.
-        d.down_until = max(d.down_until, now() + ra)
+        self:_cool(d, ra)
       end
       if what == "next" or attempt > self.retries or (ra and ra > self.backoff.max) then
         break -- (too long to wait here: try the others)

@@ -273,6 +273,7 @@ function M.deployment(sh, d)
   local key = sh.prefix .. "d:" .. tostring(d.name) .. "/" .. tostring(d.model or d.provider.model or "")
   d.shared = sh
   d.window_keys = { key .. ":starts", key .. ":tpm", key .. ":tpm_tokens" }
+  d.cool_key = key .. ":cooldown"
 end
 
 --- Waits (yields inside po.async) for room in d's shared rpm and tpm
@@ -304,6 +305,37 @@ end
 function M.correct(sh, d, id, tokens)
   if M.reachable(sh) then
     sh.client:eval(scripts.TOKENS, { d.window_keys[2], d.window_keys[3] }, { id, tokens })
+  end
+end
+
+--- Cools d down for `seconds` in Redis too, so every engine skips it (in
+--- the background); text: why, scrubbed of secrets.
+function M.cool(sh, d, seconds, text)
+  if M.reachable(sh) then
+    po.async(M.eval, sh, scripts.COOL, { d.cool_key }, { math.ceil(seconds * 1000), text or "" })
+  end
+end
+
+--- Moves each deployment's down_until to the cooldown another engine set,
+--- when it ends later; keeps the local state when Redis is away.
+function M.cooldowns(sh, deployments)
+  local keys = {}
+  for i, d in ipairs(deployments) do
+    keys[i] = d.cool_key
+  end
+  local reply = M.eval(sh, scripts.COOLDOWNS, keys)
+  if not reply then
+    return
+  end
+  local t = now()
+  for i, d in ipairs(deployments) do
+    local left = reply[2 * i - 1]
+    if left > 0 and t + left / 1000 > d.down_until then
+      d.down_until = t + left / 1000
+      if reply[2 * i] ~= "" then
+        d.last_error = reply[2 * i]
+      end
+    end
   end
 end
 

@@ -153,4 +153,24 @@ end
 return 1
 ]]
 
+--- Cools deployment key KEYS[1] down for ARGV[1] ms, with the error that
+--- sent it there (ARGV[2]); a longer cooldown already there stays.
+M.COOL = [[
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+end
+return 1
+]]
+
+--- For each cooldown key: ms left (<= 0: none) and its error.
+M.COOLDOWNS = [[
+local out = {}
+for _, k in ipairs(KEYS) do
+  local left = redis.call('PTTL', k)
+  out[#out + 1] = left
+  out[#out + 1] = left > 0 and redis.call('GET', k) or ''
+end
+return out
+]]
+
 return M
