@@ -25,6 +25,9 @@ local OPTIONS = { redis = "string", name = "string", on_shared_error = "string",
 -- Seconds Redis is left alone after a failed call, before one call tries it again.
 local RETRY = 1
 
+-- Seconds between two looks at the cooldowns other engines set.
+local COOLDOWN_LOOK = 0.1
+
 -- The longest a call waits for other engines' calls to settle before looking again.
 local POLL_MAX = 0.5
 
@@ -94,6 +97,7 @@ function M.new(fname, opts)
     unsettled = {}, -- settles that failed, to send again: { id, usd, tokens }
     sending = {}, -- the tasks of settles in flight
     seen = nil, -- the budget's totals in the last reply
+    cooldowns_at = -math.huge, -- when the cooldowns were last looked up
     counts = { failures = 0, refused = 0, fallbacks = 0, outages = 0, expired = 0 },
   }
 end
@@ -317,8 +321,14 @@ function M.cool(sh, d, seconds, text)
 end
 
 --- Moves each deployment's down_until to the cooldown another engine set,
---- when it ends later; keeps the local state when Redis is away.
+--- when it ends later; keeps the local state when Redis is away. Looks at
+--- most every COOLDOWN_LOOK seconds: calls made together share one look.
 function M.cooldowns(sh, deployments)
+  local t0 = now()
+  if t0 < sh.cooldowns_at + COOLDOWN_LOOK then
+    return
+  end
+  sh.cooldowns_at = t0
   local keys = {}
   for i, d in ipairs(deployments) do
     keys[i] = d.cool_key

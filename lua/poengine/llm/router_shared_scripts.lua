@@ -92,8 +92,9 @@ return finish(1)
 
 -- The windows of one deployment: KEYS[1] a sorted set of the calls'
 -- starts (rpm), KEYS[2] one of the calls' token entries (tpm) and KEYS[3]
--- a hash of their tokens, all by id; each expires a window after its last
--- write.
+-- a hash of their tokens, all by id, with their sum in its field "sum"
+-- (so no call adds up the whole window); each expires a window after its
+-- last write.
 local NOW = [[
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -116,18 +117,21 @@ if rpm then
     return { 0, oldest(KEYS[1]), 'rpm' }
   end
 end
+local sum = 0
 if tpm then
+  sum = tonumber(redis.call('HGET', KEYS[3], 'sum')) or 0
   local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cut, 'LIMIT', 0, 1000)
   if #old > 0 then
+    for _, v in ipairs(redis.call('HMGET', KEYS[3], unpack(old))) do
+      sum = sum - (tonumber(v) or 0)
+    end
     redis.call('ZREM', KEYS[2], unpack(old))
     redis.call('HDEL', KEYS[3], unpack(old))
   end
-  local vals = redis.call('HVALS', KEYS[3])
-  local sum = 0
-  for _, v in ipairs(vals) do
-    sum = sum + tonumber(v)
-  end
-  if #vals > 0 and sum + est > tpm then
+  if redis.call('ZCARD', KEYS[2]) == 0 then
+    sum = 0 -- no rounding left over
+  elseif sum + est > tpm then
+    redis.call('HSET', KEYS[3], 'sum', sum)
     return { 0, oldest(KEYS[2]), 'tpm' }
   end
 end
@@ -137,7 +141,7 @@ if rpm then
 end
 if tpm then
   redis.call('ZADD', KEYS[2], now, ARGV[1])
-  redis.call('HSET', KEYS[3], ARGV[1], est)
+  redis.call('HSET', KEYS[3], ARGV[1], est, 'sum', sum + est)
   redis.call('PEXPIRE', KEYS[2], window)
   redis.call('PEXPIRE', KEYS[3], window)
 end
@@ -147,8 +151,10 @@ return { 1 }
 --- Corrects call ARGV[1]'s tokens in the tpm window to ARGV[2], the real
 --- count, while it is still in the window.
 M.TOKENS = [[
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+local was = redis.call('HGET', KEYS[2], ARGV[1])
+if was and redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('HINCRBY', KEYS[2], 'sum', tonumber(ARGV[2]) - tonumber(was))
 end
 return 1
 ]]
