@@ -12,6 +12,7 @@ local po = require "poengine"
 local lib = require "tests.bench.lib"
 local llm_server = require "tests.tools.llm_server"
 local redis_server = require "tests.tools.redis_server"
+local router_worker = require "tests.tools.router_worker"
 
 local redis = redis_server.start_temp()
 local server = llm_server.start()
@@ -21,17 +22,11 @@ local CAP, COST, RUNS = 200, 9, 5 -- a call: 4 words in, 5 out; it reserves 15
 local sent, spent = {}, {}
 for run = 1, RUNS do
   server:reset()
-  local cfg = po.json.encode { llm_url = server.url, key = "sk-bench", model = "m#delay=0.05", redis = redis.url,
-    name = "bench" .. run, calls = 20, budget = { tokens = CAP } }
-  local futs = {}
-  for i = 1, 4 do
-    futs[i] = po.run { argv = { po.executable(), "tests/tools/router_worker.lua", cfg }, timeout = 120 }
-  end
+  local reports = router_worker.run(4, { llm_url = server.url, key = "sk-bench", model = "m#delay=0.05",
+    redis = redis.url, name = "bench" .. run, calls = 20, budget = { tokens = CAP } })
   local tokens = 0
-  for i = 1, 4 do
-    local res = futs[i]:wait()
-    assert(res.status == "ok", res.stderr)
-    tokens = tokens + po.json.decode(res.stdout).spent_tokens
+  for _, r in ipairs(reports) do
+    tokens = tokens + r.spent_tokens
   end
   sent[run], spent[run] = server:stats().requests, tokens
 end

@@ -6,6 +6,7 @@
 local po = require "poengine"
 local llm_server = require "tests.tools.llm_server"
 local redis_server = require "tests.tools.redis_server"
+local router_worker = require "tests.tools.router_worker"
 
 local server = llm_server.for_spec(setup, teardown, before_each)
 
@@ -13,30 +14,11 @@ local KEY = "sk-shared-SECRET-5"
 local PROMPT = "one two three four" -- an estimated 5 input tokens; the server counts 4 in and 5 out
 local ONE_CALL, REAL = 5 + 10, 9 -- what a call with max_tokens = 10 reserves, and what it costs
 
-local source = os.getenv("POENGINE_SOURCE_DIR") or "."
-
--- Starts `n` workers with the config cfg (plus llm_url and key), released
--- together, and returns their decoded reports once all have exited.
+-- Starts n workers (tests/tools/router_worker.lua) with the config cfg,
+-- released together, and returns their reports.
 local function workers(n, cfg)
   cfg.llm_url, cfg.key = server.url, KEY
-  local go = os.tmpname()
-  os.remove(go)
-  cfg.go = go
-  local futs = {}
-  for i = 1, n do
-    futs[i] = po.run { argv = { po.executable(), source .. "/tests/tools/router_worker.lua", po.json.encode(cfg) },
-      timeout = 120 }
-  end
-  assert(po.write_file(go, "go"))
-  local reports = {}
-  for i = 1, n do
-    local res = futs[i]:wait()
-    assert(res.status == "ok", res.stderr)
-    reports[i] = assert(po.json.decode(res.stdout))
-    reports[i].stderr = res.stderr
-  end
-  os.remove(go)
-  return reports
+  return router_worker.run(n, cfg)
 end
 
 local function hash(client, key)
@@ -130,6 +112,23 @@ describe("router: a budget shared through Redis", function()
     assert(f:wait())
     assert.are.equal(0, r:flush())
     assert.are.equal(2 * REAL, hash(client, "poengine:router:{team}:budget").spent_tokens)
+  end)
+end)
+
+describe("router: a canceled call under a shared budget", function()
+  it("gives its reservation back in Redis, charged what it may have cost", function()
+    local r = router { model = "m#delay=2", budget = { tokens = 100 } }
+    local f = r:complete_async { prompt = PROMPT, max_tokens = 10 }
+    while server:stats().current == 0 do
+      po.sleep(0.01)
+    end
+    assert.are.equal(1, hash(client, "poengine:router:{team}:budget").res_n)
+    assert.is_true(f:cancel())
+    assert.are.equal(0, r:flush())
+    local b = hash(client, "poengine:router:{team}:budget")
+    assert.are.equal(0, b.res_n)
+    assert.are.equal(5, b.spent_tokens) -- sent: its estimated input; nothing arrived
+    assert.are.equal(0, r.reservations)
   end)
 end)
 
