@@ -2,7 +2,9 @@
 --- strategy to order them, retries with backoff honouring Retry-After,
 --- fallback, a circuit breaker per deployment, concurrency and rpm/tpm
 --- limits that make excess calls wait, a budget, the response cache and the
---- global metrics collector. See docs/scripting.md, "po.llm.router".
+--- global metrics collector; the budget, limits and cooldowns optionally
+--- shared with other engines through Redis (router_shared). See
+--- docs/scripting.md, "po.llm.router".
 local po = require "poengine"
 local util = require "poengine.llm.util"
 local provider_mod = require "poengine.llm.provider"

@@ -32,10 +32,12 @@ local COOLDOWN_LOOK = 0.1
 local POLL_MAX = 0.5
 
 --- The URL without its user and password: what messages and stats show.
+--- Everything up to the last "@" goes, so a password holding "/" or "@"
+--- never shows.
 ---@param url string
 ---@return string
 function M.public_url(url)
-  return (url:gsub("^(%a+://)[^@/]*@", "%1"))
+  return (url:gsub("^(%a+://).*@", "%1"))
 end
 
 local function engine_id()
