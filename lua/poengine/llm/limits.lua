@@ -4,8 +4,10 @@
 --- spend leaves the window); the state lives in the deployment's fields:
 --- inflight, waiters, starts (start times) and spent ({ t, tokens }).
 --- Per router: the budget, kept by reservation (a call reserves its worst
---- case before it is sent, and settles to its real cost after).
+--- case before it is sent, and settles to its real cost after), in this
+--- process or, with r.shared, in Redis (poengine.llm.router_shared).
 local po = require "poengine"
+local shared = require "poengine.llm.router_shared"
 
 local M = {}
 
@@ -111,7 +113,8 @@ function M.estimate_tokens(req)
 end
 
 --- Waits (yields inside po.async) for a concurrency slot of deployment d,
---- then for room under its rpm and tpm. Returns the tpm reservation
+--- then for room under its rpm and tpm (d.shared: in Redis, unless it is
+--- away). Returns the tpm reservation
 --- { t =, tokens = estimate }, to be corrected with the real count. What it
 --- holds is written into call as it gets it (call.slot_wait: the future of
 --- a queued call, done once it holds a slot; call.slot; call.tpm), so that
@@ -135,6 +138,13 @@ function M.acquire(d, estimate, window, call, on_wait)
     d.inflight = d.inflight + 1
   end
   call.slot = true
+  if d.shared and (d.rpm or d.tpm) then
+    local entry = shared.acquire(d.shared, d, estimate, window, on_wait)
+    if entry then
+      call.tpm = entry
+      return entry
+    end
+  end
   while true do
     local t = now()
     local wait = 0
@@ -171,6 +181,21 @@ function M.acquire(d, estimate, window, call, on_wait)
   return reservation
 end
 
+--- Corrects the tokens a call counts for in its deployment's tpm window
+--- to its real count (the estimate was taken before it was sent).
+---@param call table
+---@param tokens integer
+function M.correct(call, tokens)
+  local entry = call.tpm
+  if not entry then
+    return
+  end
+  entry.tokens = tokens
+  if entry.shared_id then
+    shared.correct(call.d.shared, call.d, entry.shared_id, tokens)
+  end
+end
+
 --- Gives d's concurrency slot back: to the oldest call still waiting, if
 --- any (a canceled waiter's future has failed and is passed over).
 ---@param d table
@@ -200,26 +225,53 @@ end
 -- what calls in flight may still spend; r.budget_waiters, the futures of
 -- calls waiting for them to settle.
 
+-- r.spent_offset_*: what the engines sharing r's budget had spent beyond
+-- this one when Redis last answered (the local limits start from there).
 local function fits(r, usd, tokens)
   local b = r.budget
-  return (not b.usd or r.spent_usd + r.reserved_usd + usd <= b.usd)
-    and (not b.tokens or r.spent_tokens + r.reserved_tokens + tokens <= b.tokens)
+  return (not b.usd or r.spent_usd + (r.spent_offset_usd or 0) + r.reserved_usd + usd <= b.usd)
+    and (not b.tokens or r.spent_tokens + (r.spent_offset_tokens or 0) + r.reserved_tokens + tokens <= b.tokens)
+end
+
+-- The router's shared state when its budget (a cap) is held in Redis.
+local function shared_budget(r)
+  local b = r.budget
+  return (b.usd or b.tokens) and r.shared
+end
+M.shared_budget = shared_budget
+
+local function hold(r, call)
+  r.reserved_usd = r.reserved_usd + call.usd
+  r.reserved_tokens = r.reserved_tokens + call.tokens
+  r.reservations = r.reservations + 1
+  call.reserved = true
+  return true
 end
 
 --- Reserves call.usd and call.tokens (the call's worst case) in router r's
 --- budget: at once when they fit, after calls in flight settle when they
 --- fit then, never when they cannot. Returns true, or nil, message,
---- "EBUDGET" (nothing was sent).
+--- "EBUDGET" (nothing was sent). A shared budget is reserved in Redis,
+--- and here when Redis is away and the router says "local".
 ---@param r table   a router
 ---@param call table { usd =, tokens = }
 ---@param on_wait? fun(text: string) told when the call waits for calls in flight
 function M.reserve(r, call, on_wait)
+  local sh = shared_budget(r)
+  if sh then
+    local ok, err, code = shared.reserve(sh, r, call, on_wait)
+    if ok then
+      return hold(r, call)
+    elseif ok == nil then
+      return nil, err, code
+    end
+  end
   while not fits(r, call.usd, call.tokens) do
     if r.reservations == 0 then
       local b = r.budget
       return nil, string.format("budget: this call may cost up to $%.6f and %d tokens; $%.6f of $%s and %d of %s"
-        .. " tokens are spent; nothing was sent", call.usd, call.tokens, r.spent_usd, tostring(b.usd or "-"),
-        r.spent_tokens, tostring(b.tokens or "-")), "EBUDGET"
+        .. " tokens are spent; nothing was sent", call.usd, call.tokens, r.spent_usd + (r.spent_offset_usd or 0),
+        tostring(b.usd or "-"), r.spent_tokens + (r.spent_offset_tokens or 0), tostring(b.tokens or "-")), "EBUDGET"
     end
     if on_wait then
       on_wait(("llm: waiting for %d call%s in flight to settle: the budget has no room for this one yet")
@@ -229,11 +281,7 @@ function M.reserve(r, call, on_wait)
     r.budget_waiters[#r.budget_waiters + 1] = turn
     turn:wait()
   end
-  r.reserved_usd = r.reserved_usd + call.usd
-  r.reserved_tokens = r.reserved_tokens + call.tokens
-  r.reservations = r.reservations + 1
-  call.reserved = true
-  return true
+  return hold(r, call)
 end
 
 --- Replaces call's reservation by what it really cost, and lets the calls
@@ -256,6 +304,10 @@ function M.settle(r, call, usd, tokens)
   end
   r.spent_usd = r.spent_usd + usd
   r.spent_tokens = r.spent_tokens + tokens
+  local sh = shared_budget(r)
+  if sh then
+    shared.settle(sh, r, call, usd, tokens)
+  end
   local waiters = r.budget_waiters
   r.budget_waiters = {}
   for _, w in ipairs(waiters) do
@@ -275,9 +327,7 @@ function M.abandon(r, call, usd, tokens)
     call.slot, call.slot_wait = false, nil
     M.release(call.d)
   end
-  if call.tpm then
-    call.tpm.tokens = tokens
-  end
+  M.correct(call, tokens)
   M.settle(r, call, usd, tokens)
 end
 

@@ -2,7 +2,9 @@
 --- strategy to order them, retries with backoff honouring Retry-After,
 --- fallback, a circuit breaker per deployment, concurrency and rpm/tpm
 --- limits that make excess calls wait, a budget, the response cache and the
---- global metrics collector. See docs/scripting.md, "po.llm.router".
+--- global metrics collector; the budget, limits and cooldowns optionally
+--- shared with other engines through Redis (router_shared). See
+--- docs/scripting.md, "po.llm.router".
 local po = require "poengine"
 local util = require "poengine.llm.util"
 local provider_mod = require "poengine.llm.provider"
@@ -11,6 +13,7 @@ local prices = require "poengine.llm.prices"
 local future = require "poengine.future"
 local rstats = require "poengine.llm.router_stats"
 local rcache = require "poengine.llm.router_cache"
+local rshared = require "poengine.llm.router_shared"
 
 local M = {}
 
@@ -30,7 +33,7 @@ local STRATEGIES = { ordered = true, weighted = true, latency = true, ["least-bu
 local ROUTER_OPTIONS = {
   deployments = "table", strategy = "string", retries = "number", backoff = "table", timeout = "number",
   ttft_timeout = "number", cooldown = "table", cache = true, budget = "table", name = "string",
-  cache_scope = "string", replay_pace = "number", on_wait = "function",
+  cache_scope = "string", replay_pace = "number", on_wait = "function", shared = "table",
 }
 
 -- Deployment fields the router keeps; the rest configure its provider.
@@ -167,6 +170,12 @@ function M.new(opts)
   for i, d in ipairs(opts.deployments) do
     self.deployments[i] = new_deployment(fname, i, d, defaults)
   end
+  if opts.shared then
+    self.shared = rshared.new(fname, opts.shared)
+    for _, d in ipairs(self.deployments) do
+      rshared.deployment(self.shared, d)
+    end
+  end
   return self
 end
 
@@ -177,8 +186,12 @@ local function available(d, t)
   return d.down_until <= t
 end
 
--- Deployments to try, in order, skipping those cooling down.
+-- Deployments to try, in order, skipping those cooling down (here, or,
+-- with shared limits, in any engine).
 function Router:_order()
+  if self.shared then
+    rshared.cooldowns(self.shared, self.deployments)
+  end
   local t = now()
   local list = {}
   for _, d in ipairs(self.deployments) do
@@ -269,7 +282,7 @@ function Router:_failed(d, code, info, err)
   local t = now()
   d.last_error = tostring(err) .. " (" .. tostring(code) .. ")"
   if code == "EQUOTA" then
-    d.down_until = t + self.cooldown.time -- out of credit: every call would fail alike
+    self:_cool(d, self.cooldown.time) -- out of credit: every call would fail alike
     d.fails = {}
     return
   end
@@ -279,8 +292,17 @@ function Router:_failed(d, code, info, err)
     table.remove(fails, 1)
   end
   if #fails >= cd.fails then
-    d.down_until = t + cd.time
+    self:_cool(d, cd.time)
     d.fails = {}
+  end
+end
+
+-- Skips d for `seconds` (longer, when it is already skipped for longer),
+-- in every engine that shares the router's limits.
+function Router:_cool(d, seconds)
+  d.down_until = max(d.down_until, now() + seconds)
+  if self.shared then
+    rshared.cool(self.shared, d, seconds, util.scrub(d.last_error or "", util.secrets(d.provider)))
   end
 end
 
@@ -367,10 +389,16 @@ function Router:complete(request, opts)
   local t0 = now()
 
   local budget = self.budget
-  if (budget.usd and self.spent_usd >= budget.usd) or (budget.tokens and self.spent_tokens >= budget.tokens) then
+  local spent_usd, spent_tokens = self.spent_usd, self.spent_tokens
+  local seen = limits.shared_budget(self) and self.shared.seen
+  if seen then -- (what the engines sharing it had spent at the last reply)
+    spent_usd, spent_tokens = seen.usd, seen.tokens
+  end
+  if (budget.usd and spent_usd >= budget.usd) or (budget.tokens and spent_tokens >= budget.tokens) then
     c.errors = c.errors + 1
-    return nil, string.format("budget spent: $%.6f of $%s, %d of %s tokens; nothing was sent", self.spent_usd,
-      tostring(budget.usd or "-"), self.spent_tokens, tostring(budget.tokens or "-")), "EBUDGET"
+    return nil, string.format("budget spent: $%.6f of $%s, %d of %s tokens%s; nothing was sent", spent_usd,
+      tostring(budget.usd or "-"), spent_tokens, tostring(budget.tokens or "-"),
+      seen and (" by the engines sharing '" .. self.shared.name .. "'") or ""), "EBUDGET"
   end
 
   local order = self:_order()
@@ -477,7 +505,7 @@ function Router:_attempts(order, req, opts, t0, call_opts, st)
       end
       if res then
         local used = res.usage.input + res.usage.output
-        call.tpm.tokens = used
+        limits.correct(call, used)
         limits.settle(self, call, res.cost, used)
         self:_charge(d, res.cost, used)
         rstats.record_latency(s, res.latency)
@@ -495,7 +523,7 @@ function Router:_attempts(order, req, opts, t0, call_opts, st)
       elseif call.arrived > 0 then
         usd, tokens = partial_cost(call)
       end
-      call.tpm.tokens = tokens
+      limits.correct(call, tokens)
       limits.settle(self, call, usd, tokens)
       self:_charge(d, usd, tokens)
       info = info or {}
@@ -513,7 +541,7 @@ function Router:_attempts(order, req, opts, t0, call_opts, st)
       if ra and ra > self.backoff.max then
         -- The server said when to come back: no call of this router is sent
         -- before, even once this one has run out of retries.
-        d.down_until = max(d.down_until, now() + ra)
+        self:_cool(d, ra)
       end
       if what == "next" or attempt > self.retries or (ra and ra > self.backoff.max) then
         break -- (too long to wait here: try the others)
@@ -541,6 +569,17 @@ function Router:_cooling_message()
         or "none kept")
   end
   return "no deployment is available: all are cooling down: " .. table.concat(lines, "; ")
+end
+
+--- With shared limits: sends the budget's settles kept while Redis was
+--- away (if it answers now) and waits for those sent in the background.
+--- Returns how many settles are still kept (0 without shared limits).
+---@return integer
+function Router:flush()
+  if getmetatable(self) ~= Router then
+    error("router:flush: called on a " .. type(self) .. " (use r:flush())", 2)
+  end
+  return self.shared and rshared.flush(self.shared, self) or 0
 end
 
 --- Like complete, as a future (a po.async task).

@@ -25,7 +25,7 @@ end
 
 --- The router's own counts (never the cache's): total_calls, total_tokens,
 --- total_errors, success_rate, by_provider, cache, cost, tokens_saved,
---- cost_saved.
+--- cost_saved; and shared, the figures of limits shared through Redis.
 function M.stats(self)
   local c = self.counts
   local by = {}
@@ -50,6 +50,7 @@ function M.stats(self)
     cost = self.spent_usd,
     tokens_saved = c.tokens_saved,
     cost_saved = c.cost_saved,
+    shared = self.shared and require("poengine.llm.router_shared").stats(self.shared) or nil,
   }
 end
 
