@@ -9,30 +9,17 @@
 --- compares the full key as the store does and comes back with the same
 --- value, flags and age as a local hit; Redis expires it with the entry.
 ---
---- Redis is an optional tier: every failure (refused, dropped, timed out,
---- an error reply) is counted and leaves the caller on the local tiers, and
---- after one the tier is skipped for `retry` seconds rather than making
---- each lookup wait out the timeout. The first failure of a server is said
---- once on stderr.
+--- Redis is an optional tier (poengine.redis_optional): a failure is
+--- counted and leaves the caller on the local tiers.
 local core = require "poengine_core"
+local optional = require "poengine.redis_optional"
 
 local type, tostring, error, ipairs, ceil, unpack = type, tostring, error, ipairs, math.ceil, unpack or table.unpack
-local now = core.now
 
 local M = {}
 
 local check_names = require("poengine.util.options").check
 local OPTIONS = { redis = "string", prefix = "string", timeout = "number", retry = "number" }
-
--- Servers whose unreachability was said on stderr already, in this process.
-local told = {}
-
---- The URL with any user and password taken out, for messages.
----@param url string
----@return string
-function M.public_url(url)
-  return (url:gsub("^(%a+://)[^@/]*@", "%1"))
-end
 
 -- Escapes the glob characters of SCAN's MATCH.
 local function glob_literal(s)
@@ -64,72 +51,18 @@ end
 ---@param namespace string
 ---@return table tier
 function M.open(s, namespace)
-  local fn = "po.cache.open"
-  local timeout = s.timeout or 1
   local prefix = (s.prefix or "poengine:") .. "cache:v" .. core.cache.KEY_VERSION .. ":" .. namespace .. ":"
-  local client, ready, code = core.redis_connect(s.redis, {
-    connect_timeout = timeout,
-    command_timeout = timeout,
-    max_queue = 1000,
-  })
-  if not client then
-    if code == "EINVAL" or code == "EUNSUPPORTED" then
-      error(fn .. ": shared.redis: " .. tostring(ready), 3)
-    end
-    error(fn .. ": shared.redis: " .. tostring(ready) .. " (" .. tostring(code) .. ")", 3)
-  end
-  local tier = {
-    client = client,
-    url = M.public_url(s.redis),
+  return {
+    conn = optional.open(s.redis, { timeout = s.timeout or 1, retry = s.retry or 1,
+      what = "cache: the shared tier", fn = "po.cache.open: shared.redis", level = 3 }),
     prefix = prefix,
     pattern = glob_literal(prefix) .. ("?"):rep(32),
-    retry = s.retry or 1,
-    down_until = -math.huge,
-    stats = { hits = 0, misses = 0, sets = 0, deletes = 0, failures = 0, skipped = 0 },
+    stats = { hits = 0, misses = 0, sets = 0, deletes = 0 },
   }
-  local ok, message, ecode = ready:wait()
-  if not ok then
-    M._failed(tier, message, ecode)
-  end
-  return tier
 end
 
--- Counts a failure, says so once per server, and rests the tier.
-function M._failed(tier, message, code)
-  local st = tier.stats
-  st.failures = st.failures + 1
-  tier.down_until = now() + tier.retry
-  if not told[tier.url] then
-    told[tier.url] = true
-    io.stderr:write(
-      "poengine: cache: the shared tier at ",
-      tier.url,
-      " failed (",
-      tostring(code),
-      ": ",
-      tostring(message),
-      "); using the local tiers until it answers again\n"
-    )
-  end
-end
-
--- Sends a command and waits for its reply (yielding inside a task):
--- reply, true | nil, false when the tier is resting or the command failed.
 local function call(tier, ...)
-  if now() < tier.down_until then
-    tier.stats.skipped = tier.stats.skipped + 1
-    return nil, false
-  end
-  local fut, message, code = tier.client:command(...)
-  local reply
-  if fut then
-    reply, message, code = fut:wait()
-  end
-  if reply == nil and code then
-    M._failed(tier, message, code)
-    return nil, false
-  end
-  return reply, true
+  return tier.conn:call(...)
 end
 
 --- After a local miss: value, flags, age from Redis (the local tiers filled
@@ -211,21 +144,20 @@ end
 --- The tier's counters (a fresh table): hits, misses, sets, deletes,
 --- failures, skipped, and connected (a boolean).
 function M.stats(tier)
-  local st = tier.stats
-  local cs = tier.client:stats()
+  local st, conn = tier.stats, tier.conn
   return {
     hits = st.hits,
     misses = st.misses,
     sets = st.sets,
     deletes = st.deletes,
-    failures = st.failures,
-    skipped = st.skipped,
-    connected = cs.connected and true or false,
+    failures = conn.failures,
+    skipped = conn.skipped,
+    connected = conn:connected(),
   }
 end
 
 function M.close(tier)
-  tier.client:close()
+  tier.conn:close()
 end
 
 return M
