@@ -83,6 +83,9 @@ function Conn:call(...)
     reply, message, code = fut:wait()
   end
   if reply == nil and code then
+    if self.closed then
+      return nil, false -- closed by its owner: not a failure of the server
+    end
     self:failed(message, code)
     return nil, false
   end
@@ -95,6 +98,7 @@ function Conn:connected()
 end
 
 function Conn:close()
+  self.closed = true
   self.client:close()
 end
 
