@@ -96,9 +96,9 @@ function M.set(tier, h, key, text, flags, ttl)
   ttl = ttl or h:config().ttl
   local rkey = tier.prefix .. hex
   local _, ok
-  if ttl <= 0 then
+  if ttl <= 0 or ttl >= 2 ^ 40 then -- none, or beyond any expiry that matters (35,000 years)
     _, ok = call(tier, "SET", rkey, record)
-  elseif ttl % 1 == 0 and ttl <= 2 ^ 50 then
+  elseif ttl % 1 == 0 then
     _, ok = call(tier, "SET", rkey, record, "EX", string.format("%d", ttl))
   else
     _, ok = call(tier, "SET", rkey, record, "PX", string.format("%d", ceil(ttl * 1000)))

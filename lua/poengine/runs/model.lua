@@ -121,11 +121,12 @@ end
 
 -- A mirrored run's figures from its workers' own (per[worker]): the
 -- summed cost, the best worker's score, chain and final check, and
--- m.workers. Returns whether every worker that started has ended.
+-- m.workers. Returns whether some worker started and every one that did
+-- has ended.
 local function merge_workers(m, names, per)
   local usd, tokens = 0, 0
   local best
-  local all_ended = true
+  local all_ended, started = true, false
   m.workers = {}
   for _, name in ipairs(names) do
     local ws = per[name]
@@ -135,6 +136,7 @@ local function merge_workers(m, names, per)
     if ws.start and not ws.finished then
       all_ended = false
     end
+    started = started or ws.start ~= nil
     if type(ws.best_score) == "number" and (not best or score.better(m.direction, ws.best_score, best.best_score)) then
       best = ws
     end
@@ -146,7 +148,7 @@ local function merge_workers(m, names, per)
   if best then
     m.best_score, m.chain, m.final = best.best_score, best.chain, best.final
   end
-  return all_ended
+  return all_ended and started
 end
 
 -- The workers that published a mirrored run's events (poengine.runs.mirror
@@ -194,7 +196,7 @@ function M.build(dir, events, cp)
   end
   local start, finished
   local by_cycle, order = {}, {}
-  local pending, pending_order = {}, {} -- validated, not yet recorded with their cycle
+  local pending, pending_order, listed = {}, {}, {} -- validated, not yet recorded with their cycle
   for _, ev in ipairs(events) do
     local kind = ev.kind
     local ws = worker_state(ev)
@@ -216,8 +218,9 @@ function M.build(dir, events, cp)
       m.method, m.direction = ev.method or m.method, ev.direction or m.direction
     elseif kind == "validated" and type(ev.cycle) == "number" then
       local id = qualified(ev, ev.candidate)
-      if not pending[id] then
+      if not pending[id] and not listed[id] then
         pending_order[#pending_order + 1] = id
+        listed[id] = true
       end
       pending[id] = ev
     elseif kind == "candidate" and type(ev.cycle) == "number" then
