@@ -7,6 +7,7 @@
 --- everything else go through the C API binding (src/bind/bind_cache.c).
 local core = require "poengine_core"
 local cffi = require "poengine._ffi"
+local shared_tier = require "poengine.cache_shared"
 
 local ccache = core.cache
 local json_encode, json_decode = core.json.encode, core.json.decode
@@ -139,13 +140,21 @@ function M.open(opts)
     error("po.cache.open: options must be a table, got " .. type(opts), 2)
   end
   local semantic = check_semantic(opts and opts.semantic)
+  local shared = opts and opts.shared
+  if shared ~= nil then
+    shared_tier.check(shared)
+  end
   local h, err, code = ccache.open(opts)
   if not h then
     return nil, err, code
   end
   local cfg = h:config()
   local cp, rp, sync = h:pointers()
+  if shared ~= nil then
+    shared = shared_tier.open(shared, cfg.namespace)
+  end
   return setmetatable({
+    _shared = shared or false,
     _h = h,
     _c = C and ffi.cast("po_cache *", cp) or false, -- false: no FFI; nil: closed
     _r = C and ffi.cast("po_cache_result *", rp),
@@ -230,6 +239,9 @@ function Cache:get(key)
       return nil, flags, age
     end
   end
+  if value == nil and self._shared then
+    value, flags, age = shared_tier.get(self._shared, self._h, key)
+  end
   if value ~= nil then
     return result(value, flags, age, "exact", 1)
   end
@@ -274,6 +286,8 @@ local function set_ttl(self, opts)
   return ttl
 end
 
+local set_local
+
 --- Stores value (a string, or a JSON-able table) under key. Returns true, or
 --- nil, message, code.
 ---@param key string|table
@@ -286,6 +300,19 @@ function Cache:set(key, value, opts)
   end
   local text, flags = encode_value(value)
   local ttl = set_ttl(self, opts)
+  local tier = self._shared
+  if not tier then
+    return set_local(self, c, key, text, flags, ttl)
+  end
+  local ok, err, code = set_local(self, c, key, text, flags, ttl)
+  if ok then
+    shared_tier.set(tier, self._h, key, text, flags, ttl)
+  end
+  return ok, err, code
+end
+
+-- Cache:set in the memory and LMDB tiers.
+function set_local(self, c, key, text, flags, ttl)
   local sem = self._semantic
   if sem then
     -- The vector comes from the memo of the lookup that missed, else from
@@ -320,7 +347,11 @@ function Cache:delete(key)
   if self._c == nil then
     closed("cache:delete")
   end
-  return self._h:delete(key)
+  local removed, err, code = self._h:delete(key)
+  if self._shared and removed ~= nil then
+    removed = shared_tier.delete(self._shared, key) or removed
+  end
+  return removed, err, code
 end
 
 --- Removes every entry of the cache's namespace (in the store too).
@@ -328,7 +359,11 @@ function Cache:clear()
   if self._c == nil then
     closed("cache:clear")
   end
-  return self._h:clear()
+  local ok, err, code = self._h:clear()
+  if ok and self._shared then
+    shared_tier.clear(self._shared)
+  end
+  return ok, err, code
 end
 
 --- Counters since the cache was opened in this process; see docs/scripting.md.
@@ -336,7 +371,17 @@ function Cache:stats()
   if self._c == nil then
     closed("cache:stats")
   end
-  return self._h:stats()
+  local st, err, code = self._h:stats()
+  local tier = self._shared
+  if st and tier then
+    -- A shared hit was a local miss first: the cache as a whole answered it.
+    local sh = shared_tier.stats(tier)
+    st.shared = sh
+    st.hits, st.misses = st.hits + sh.hits, st.misses - sh.hits
+    st.hit_rate = st.total_requests > 0 and st.hits / st.total_requests or 0
+    st.api_call_reduction = st.hit_rate * 100
+  end
+  return st, err, code
 end
 
 --- Removes entries from the cache's store: every expired one, those written
@@ -371,6 +416,9 @@ function Cache:close()
   end
   self._c, self._r = nil, nil
   self._h:close()
+  if self._shared then
+    shared_tier.close(self._shared)
+  end
 end
 
 --- The namespaces of the cache store in path (creating nothing), or nil,

@@ -11,6 +11,7 @@
 #include "cache.h"
 #include "cache_disk.h"
 #include "cache_key.h"
+#include "cache_record.h"
 #include "cache_semantic.h"
 #include "clock.h"
 #include "error.h"
@@ -104,7 +105,7 @@ static int store_error(lua_State *L, int rc, const char *fn) {
 /* core.cache.open(options) -> handle | nil, message, code */
 static int l_open(lua_State *L) {
   static const char *const allowed[] = {"path", "namespace", "max_entries", "max_bytes", "ttl", "policy",
-                                        "sync", "semantic", "create", NULL};
+                                        "sync", "semantic", "create", "shared", NULL};
   const char *fn = "po.cache.open";
   if (lua_isnoneornil(L, 1)) {
     lua_settop(L, 0);
@@ -362,6 +363,70 @@ static int l_semantic_get(lua_State *L) {
   if (rc != 0) return store_error(L, rc, fn);
   push_result(L, h);
   lua_pushnumber(L, score);
+  return 4;
+}
+
+/* ---- the shared tier ------------------------------------------------------------
+ * lua/poengine/cache_shared.lua keeps entries in Redis in the store's record
+ * form (cache_record.h); these two turn an entry into that form and a record
+ * found there back into a local entry. */
+
+/* h:shared_record(key, value, flags [, ttl]) -> hex hash of the key, record
+ * The record of an entry set now (created now, expiring ttl from now). */
+static int l_shared_record(lua_State *L) {
+  const char *fn = "cache:set";
+  handle *h = check_open(L, 1, fn);
+  lua_settop(L, 5);
+  size_t vlen;
+  const char *value = luaL_checklstring(L, 3, &vlen);
+  unsigned flags = (unsigned)luaL_checkinteger(L, 4);
+  double ttl = lua_isnil(L, 5) ? h->ttl : check_ttl(L, 5, fn);
+  size_t klen;
+  int pushed;
+  const char *key = key_arg(L, 2, fn, &klen, &pushed);
+  double now = po_wallclock();
+  po_strbuf rec = {0};
+  int rc = po_cache_record_encode(key, klen, value, vlen, flags, now, ttl > 0 ? now + ttl : 0, &rec);
+  char hex[33];
+  po_cache_hash_hex(po_cache_hash_key(key, klen), hex);
+  lua_pop(L, pushed);
+  if (rc != 0) {
+    po_strbuf_free(&rec);
+    return po_push_error(L, rc, "%s: %s", fn, po_strerror(rc));
+  }
+  lua_pushlstring(L, hex, 32);
+  lua_pushlstring(L, rec.data, rec.len);
+  po_strbuf_free(&rec);
+  return 2;
+}
+
+/* h:shared_fill(key, record) -> value, flags, age, ttl | nil
+ * A record found in the shared tier: nil when it is not one, holds another
+ * key, or has expired; else its entry, also stored in the local tiers with
+ * its own write time and expiry (ttl: the seconds it has left, 0: none). */
+static int l_shared_fill(lua_State *L) {
+  const char *fn = "cache:get";
+  handle *h = check_open(L, 1, fn);
+  size_t len;
+  const char *bytes = luaL_checklstring(L, 3, &len);
+  size_t klen;
+  int pushed;
+  const char *key = key_arg(L, 2, fn, &klen, &pushed);
+  po_cache_record rec;
+  double now = po_wallclock();
+  int ok = po_cache_record_decode(bytes, len, &rec) == 0 && rec.klen == klen && memcmp(rec.key, key, klen) == 0 &&
+           (rec.expires == 0 || rec.expires > now);
+  /* A local tier that cannot take it (too big, a store failure) still leaves a hit. */
+  if (ok) po_cache_put(h->c, key, klen, rec.value, rec.vlen, rec.flags, rec.created, rec.expires, h->sync);
+  lua_pop(L, pushed);
+  if (!ok) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushlstring(L, rec.value, rec.vlen);
+  lua_pushinteger(L, (lua_Integer)rec.flags);
+  lua_pushnumber(L, now - rec.created);
+  lua_pushnumber(L, rec.expires > 0 ? rec.expires - now : 0);
   return 4;
 }
 
@@ -635,7 +700,8 @@ void po_open_cache(lua_State *L) {
                                      {"clear", l_clear},     {"stats", l_stats},   {"config", l_config},
                                      {"close", l_close},     {"pointers", l_pointers},
                                      {"semantic_get", l_semantic_get}, {"prune", l_prune},
-                                     {"contents", l_contents}, {NULL, NULL}};
+                                     {"contents", l_contents}, {"shared_record", l_shared_record},
+                                     {"shared_fill", l_shared_fill}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", l_close}, {NULL, NULL}};
   static const luaL_Reg fns[] = {{"open", l_open},
                                  {"key", l_key},
@@ -648,5 +714,7 @@ void po_open_cache(lua_State *L) {
   po_set_funcs(L, fns);
   lua_pushinteger(L, PO_ENOENT); /* what po_cache_get returns for a miss, to the FFI fast path */
   lua_setfield(L, -2, "ENOENT");
+  lua_pushinteger(L, PO_CACHE_KEY_VERSION); /* the shared tier's keys carry it */
+  lua_setfield(L, -2, "KEY_VERSION");
   lua_setfield(L, -2, "cache");
 }

@@ -606,16 +606,22 @@ static size_t take_touched(po_cache *c, po_cache_hash *out) {
   return n;
 }
 
-/* po_cache_set for a key hashed as h, storing the vector record vec (may be
- * NULL) with it; *vseq gets the record's seq in the store. */
+/* The expiry time of an entry set now with ttl (0: never), or -1 for a bad ttl. */
+static double expiry_of(double now, double ttl) {
+  if (!(ttl >= 0) || isinf(ttl)) return -1;
+  return ttl > 0 ? now + ttl : 0;
+}
+
+/* Stores an entry written at `now` (its created time) that expires at
+ * `expires` (0: never) for a key hashed as h, with the vector record vec
+ * (may be NULL); *vseq gets the record's seq in the store. count: a set of
+ * the caller's, counted in the statistics (a fill from another tier is not). */
 static int set_hashed(po_cache *c, po_cache_hash h, const void *key, size_t klen, const void *value, size_t vlen,
-                      unsigned flags, double ttl, po_store_durability sync, const po_cache_disk_vector *vec,
-                      uint64_t *vseq) {
-  if (!(ttl >= 0) || isinf(ttl)) return PO_EINVAL;
+                      unsigned flags, double now, double expires, po_store_durability sync,
+                      const po_cache_disk_vector *vec, uint64_t *vseq, int count) {
+  if (!(expires >= 0)) return PO_EINVAL;
   if (c->opts.max_bytes && klen + vlen > c->opts.max_bytes) return PO_EINVAL;
   *vseq = 0;
-  double now = now_coarse();
-  double expires = ttl > 0 ? now + ttl : 0;
   uint64_t gen = 0;
   if (c->disk) {
     flush_batch(c, 0);
@@ -637,7 +643,7 @@ static int set_hashed(po_cache *c, po_cache_hash h, const void *key, size_t klen
     ADD(c->disk_expirations, w.expired);
     if (sync == PO_STORE_SYNC_BATCH) mark_dirty(c);
   }
-  ADD(c->sets, 1);
+  if (count) ADD(c->sets, 1);
   entry *e = new_entry(h, key, klen, value, vlen, flags, now, expires, gen);
   shard *s = shard_of(c, h);
   if (c->nshards > 1) {
@@ -666,7 +672,17 @@ static int set_hashed(po_cache *c, po_cache_hash h, const void *key, size_t klen
 int po_cache_set(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
                  double ttl, po_store_durability sync) {
   uint64_t vseq;
-  return set_hashed(c, po_cache_hash_key(key, klen), key, klen, value, vlen, flags, ttl, sync, NULL, &vseq);
+  double now = now_coarse();
+  return set_hashed(c, po_cache_hash_key(key, klen), key, klen, value, vlen, flags, now, expiry_of(now, ttl), sync,
+                    NULL, &vseq, 1);
+}
+
+int po_cache_put(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
+                 double created, double expires, po_store_durability sync) {
+  uint64_t vseq;
+  if (!(created >= 0) || isinf(created) || !(expires >= 0) || isinf(expires)) return PO_EINVAL;
+  return set_hashed(c, po_cache_hash_key(key, klen), key, klen, value, vlen, flags, created, expires, sync, NULL,
+                    &vseq, 0);
 }
 
 /* ---- the semantic tier ---------------------------------------------------------- */
@@ -707,7 +723,8 @@ int po_cache_set_vector(po_cache *c, const void *key, size_t klen, const void *v
   uint64_t id = 0;
   if (rc == 0) {
     po_cache_disk_vector dv = {rec.data, rec.len};
-    rc = set_hashed(c, h, key, klen, value, vlen, flags, ttl, sync, &dv, &id);
+    double now = now_coarse();
+    rc = set_hashed(c, h, key, klen, value, vlen, flags, now, expiry_of(now, ttl), sync, &dv, &id, 1);
   }
   if (rc == 0) {
     if (!c->disk) id = __atomic_add_fetch(&c->sem_next_id, 1, __ATOMIC_RELAXED);

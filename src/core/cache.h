@@ -116,6 +116,14 @@ int po_cache_get_hashed(po_cache *c, po_cache_hash h, const void *key, size_t kl
 int po_cache_set(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
                  double ttl, po_store_durability sync);
 
+/* Stores an entry copied from another tier (the shared one) with its own
+ * write time and expiry (wall-clock seconds; expires 0: never), so that its
+ * age and remaining life carry over. Not counted as a set. Returns what
+ * po_cache_set returns (PO_EINVAL also for a time that is negative or
+ * infinite). */
+int po_cache_put(po_cache *c, const void *key, size_t klen, const void *value, size_t vlen, unsigned flags,
+                 double created, double expires, po_store_durability sync);
+
 /* Removes key. Returns 0, PO_ENOENT when it was absent, or a store failure. */
 int po_cache_delete(po_cache *c, const void *key, size_t klen, po_store_durability sync);
 

@@ -1,5 +1,6 @@
 #include "cache_disk.h"
 #include "cache_disk_internal.h"
+#include "cache_record.h"
 
 #include "clock.h"
 #include "error.h"
@@ -407,8 +408,8 @@ static int put_fn(MDB_txn *txn, void *ud) {
   }
   if (rc != 0) return rc;
 
-  entry_hdr hdr = {RECORD_VERSION, (uint8_t)p->flags, 0, (uint32_t)p->klen, ++ns.next_seq, 0, p->created,
-                   p->expires};
+  entry_hdr hdr;
+  po_cache_record_header(&hdr, p->flags, p->klen, ++ns.next_seq, p->created, p->expires);
   unsigned char k[EXPIRY_KEY], v[ORDER_VALUE];
   if (p->vec) {
     hdr.vseq = w->vseq = ++ns.next_vseq;

@@ -139,6 +139,49 @@ describe("poengine.runs.model", function()
     assert.are.equal("stopped", assert(model.load(dir)).status)
   end)
 
+  it("makes one run of several workers' mirrored events: ids per worker, own lineages, summed cost", function()
+    local function w(name, ev)
+      ev.worker, ev.stream_id = name, "1-0"
+      ev.time = ev.time or "2026-12-01T10:00:00Z"
+      return ev
+    end
+    local events = {
+      w("a", { kind = "start", pid = 1, direction = "min" }),
+      w("b", { kind = "start", pid = 1, direction = "min" }),
+      w("a", { kind = "validated", cycle = 1, candidate = "c1.1", parent = "original", passed = true }),
+      w("b", { kind = "validated", cycle = 1, candidate = "c1.1", parent = "original", passed = true }),
+      -- b restarts: its pending candidate is dropped, a's stays
+      w("b", { kind = "start", pid = 2, direction = "min" }),
+      w("b", { kind = "validated", cycle = 1, candidate = "c1.1", parent = "original", passed = false, stage = "tests" }),
+      w("a", cand(1, "c1.1", { parent = "original", verdict = "faster", accepted = true })),
+      w("a", { kind = "cycle", cycle = 1, best_score = 5, original_score = 10, spent = { usd = 0.5, tokens = 50 } }),
+      w("b", cand(1, "c1.1", { parent = "original", verdict = "faster", accepted = true })),
+      w("b", { kind = "validated", cycle = 2, candidate = "c2.1", parent = "c1.1", passed = true }),
+      w("b", { kind = "cycle", cycle = 1, best_score = 4, original_score = 10, spent = { usd = 0.25, tokens = 20 } }),
+      w("a", { kind = "end", best_score = 5, spent = { usd = 0.5, tokens = 50 } }),
+    }
+    local m = model.build(dir, events, nil)
+    local ids = {}
+    for i, c in ipairs(m.candidates) do
+      ids[i] = c.id .. (c.pending and " (pending)" or "") .. " <- " .. c.parent
+    end
+    assert.are.same({ "a/c1.1 <- original", "b/c1.1 <- original", "b/c2.1 (pending) <- b/c1.1" }, ids)
+    assert.are.same({ "original", "b/c1.1" }, m.chain) -- b's best (4) beats a's (5) when lower is better
+    assert.are.equal(4, m.best_score)
+    assert.are.same({ usd = 0.75, tokens = 70 }, m.cost)
+    assert.are.equal("running", m.status) -- b has not ended
+    assert.is_nil(m.process)
+    assert.are.same({ "a", "finished", 1 }, { m.workers[1].name, m.workers[1].status, m.workers[1].candidates })
+    assert.are.same({ "b", "running", 1 }, { m.workers[2].name, m.workers[2].status, m.workers[2].candidates })
+    assert.are.equal(2, m.cycle_outcomes[1].proposed)
+    events[#events + 1] = w("b", { kind = "end", best_score = 4 })
+    assert.are.equal("finished", model.build(dir, events, nil).status)
+    -- one worker: the ids as it wrote them
+    local one = model.build(dir, { events[1], events[3], events[7], events[8] }, nil)
+    assert.are.same({ "original", "c1.1" }, one.chain)
+    assert.are.equal("running", one.status)
+  end)
+
   it("reads events from an offset, complete lines only, with each event's end offset", function()
     assert(os.execute("mkdir -p " .. dir) == 0)
     write_log(dir, { { kind = "start" }, { kind = "cycle", cycle = 1 } }, '{"kind":"cand')

@@ -2,7 +2,7 @@
 --- compared (and their bests timed against each other), removed and
 --- exported (poengine.runs).
 local M = {
-  summary = "list, show, compare, remove and export optimizer runs (runs list|show|compare|rm|export)",
+  summary = "list, show, compare, remove, export and pull optimizer runs (runs list|show|compare|rm|export|pull)",
 }
 
 local USAGE = [[
@@ -11,6 +11,7 @@ usage: poengine runs list [--json] [--home DIR]
        poengine runs compare A B [--time --task FILE] [--home DIR]
        poengine runs rm ID [--force] [--home DIR]
        poengine runs export ID --format json|csv [-o FILE] [--home DIR]
+       poengine runs pull URL [--stream NAME] [--home DIR]
   --home DIR         the runs are DIR/runs/ID (default: $POENGINE_HOME, else
                      $XDG_CACHE_HOME/poengine, else ~/.cache/poengine)
   --json             list: the runs as a JSON array
@@ -23,6 +24,8 @@ usage: poengine runs list [--json] [--home DIR]
   --format FORMAT    export: json (the run as a document) or csv (one row per
                      candidate)
   -o, --output FILE  export: write to FILE instead of standard output
+  --stream NAME      pull: only this stream (default: every poengine:run:*
+                     stream of the Redis server at URL)
 exit status: 0 done, 1 failed (the reason on standard error), 2 usage
 ]]
 
@@ -34,6 +37,7 @@ local COMMANDS = {
   compare = { args = { "A", "B" }, options = { time = true, task = "value" } },
   rm = { args = { "ID" }, options = { force = true } },
   export = { args = { "ID" }, options = { format = "value", output = "value" } },
+  pull = { args = { "URL" }, options = { stream = "value" } },
 }
 
 local WIDTH = 1000 -- tables are never cut: a wide one wraps rather than loses text
@@ -47,11 +51,11 @@ function M.parse(args)
   if command == "-h" or command == "--help" then
     return { help = true }
   elseif not command then
-    return nil, "a command is needed (list, show, compare, rm, export)"
+    return nil, "a command is needed (list, show, compare, rm, export, pull)"
   end
   local spec = COMMANDS[command]
   if not spec then
-    return nil, "unknown command '" .. command .. "' (list, show, compare, rm, export)"
+    return nil, "unknown command '" .. command .. "' (list, show, compare, rm, export, pull)"
   end
   local opts = { command = command, args = {} }
   local i = 2
@@ -100,7 +104,7 @@ function M.parse(args)
     return nil, ("'runs %s' needs %s"):format(command, table.concat(spec.args, " and "))
   end
   local runs = require "poengine.runs"
-  for _, id in ipairs(opts.args) do
+  for _, id in ipairs(command == "pull" and {} or opts.args) do
     local ok, err = runs.check_id(id)
     if not ok then
       return nil, err
@@ -216,6 +220,30 @@ function commands.export(runs, home, opts)
   if not ok then
     return fail(err)
   end
+  return 0
+end
+
+-- Mirrors the runs published to a Redis stream into the home (poengine.runs.mirror).
+function commands.pull(_, home, opts)
+  local ok, mirror = pcall(require("poengine.runs.mirror").new, { redis = opts.args[1], home = home,
+    streams = opts.stream and { opts.stream } or nil })
+  if not ok then
+    return fail(mirror)
+  end
+  local n, err = mirror:pull()
+  local st = mirror:stats()
+  mirror:close()
+  if not n then
+    return fail(err)
+  end
+  local ids = {}
+  for _, id in pairs(st.streams) do
+    if id then
+      ids[#ids + 1] = id
+    end
+  end
+  table.sort(ids)
+  io.stdout:write(("pulled %d events into %d runs%s\n"):format(n, #ids, #ids > 0 and (": " .. table.concat(ids, ", ")) or ""))
   return 0
 end
 

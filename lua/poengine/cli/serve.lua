@@ -1,18 +1,22 @@
---- `poengine serve [--home DIR] [--listen ADDR] [--token T]`: the runs of a
---- home directory over HTTP until stopped — a page of every run, a live
---- page of each, /metrics for Prometheus and a JSON API (docs/cli.md).
+--- `poengine serve [--home DIR] [--listen ADDR] [--token T] [--redis URL]`:
+--- the runs of a home directory over HTTP until stopped — a page of every
+--- run, a live page of each, /metrics for Prometheus and a JSON API — and
+--- with --redis the runs published to that server's streams, mirrored into
+--- the home as they come (docs/cli.md).
 local M = {
   summary = "serve the runs: live pages, /metrics, a JSON API (serve [--listen ADDR])",
 }
 
 local USAGE = [[
-usage: poengine serve [--home DIR] [--listen ADDR] [--token TOKEN]
+usage: poengine serve [--home DIR] [--listen ADDR] [--token TOKEN] [--redis URL]
   --home DIR      the runs of DIR/runs (default: $POENGINE_HOME, else
                   $XDG_CACHE_HOME/poengine, else ~/.cache/poengine)
   --listen ADDR   HOST:PORT, [IPv6]:PORT or PORT (default 127.0.0.1:8080;
                   port 0 picks a free one)
   --token TOKEN   every request must carry "Authorization: Bearer TOKEN"
                   (default: $POENGINE_TOKEN); required off loopback
+  --redis URL     also mirror the runs published to this Redis server's
+                  poengine:run:* streams into DIR/runs, live
 exit status: 1 when it cannot serve (the address is taken, no token off
 loopback), 2 usage
 ]]
@@ -26,7 +30,7 @@ function M.parse(args)
     local name = a:match("^%-%-(%a+)$")
     if a == "-h" or a == "--help" then
       opts.help = true
-    elseif name == "home" or name == "listen" or name == "token" then
+    elseif name == "home" or name == "listen" or name == "token" or name == "redis" then
       if args[i + 1] == nil then
         return nil, "option " .. a .. " needs a value"
       end
@@ -69,6 +73,15 @@ function M.main(args)
   if token == "" then
     token = nil
   end
+  local mirror
+  if opts.redis then
+    local ok, m = pcall(require("poengine.runs.mirror").new, { redis = opts.redis, home = home })
+    if not ok then
+      io.stderr:write("poengine serve: --redis: ", tostring(m), "\n")
+      return 2
+    end
+    mirror = m
+  end
   local srv, serr = serve.start { home = home, listen = opts.listen, token = token }
   if not srv then
     io.stderr:write("poengine serve: ", tostring(serr), "\n")
@@ -78,6 +91,9 @@ function M.main(args)
   -- script learns which port was picked.
   io.stdout:write("poengine serve: ", srv.url, " (", home, ")\n")
   io.stdout:flush()
+  if mirror then
+    mirror:follow()
+  end
   srv:wait()
   return 0
 end

@@ -38,6 +38,7 @@ local result = require "poengine.optimizer.result"
 local timing = require "poengine.optimizer.timing"
 local record = require "poengine.optimizer.record"
 local score = require "poengine.optimizer.score"
+local publish = require "poengine.runs.publish"
 
 local M = {}
 M.diff, M.prompts, M.search = diff, prompts, search
@@ -118,8 +119,12 @@ end
 function Optimizer:event(record)
   record.time = os.date("!%Y-%m-%dT%H:%M:%SZ")
   record.task = self.task.id
-  self.events:write(po.json.encode(record, { sort_keys = true }), "\n")
+  local line = po.json.encode(record, { sort_keys = true })
+  self.events:write(line, "\n")
   self.events:flush()
+  if self.publisher then
+    self.publisher:publish(line)
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -492,6 +497,10 @@ function Optimizer:run()
   end
   local res = self:finish(stopped)
   res.pareto = task.objective.pareto and self.pareto or nil
+  if self.publisher then
+    res.published = self.publisher:stats()
+    self.publisher:close()
+  end
   local llm = self.llm_unanswered
   if llm then
     return nil, "po.optimizer: " .. llm.line, llm.code or "ELLM"
@@ -512,11 +521,20 @@ end
 --- global unless asked: `global_collector = true` makes the run's
 --- collector po.metrics.global(), where the router records its calls.
 ---@param task table
----@param opts? { router?: table, collector?: table, global_collector?: boolean, output?: string, resume?: boolean, quiet?: boolean, verbose?: boolean, progress?: fun(line: string), status?: fun(line: string), keep_sandboxes?: boolean, parallel?: boolean }
+---@param opts? { router?: table, collector?: table, global_collector?: boolean, output?: string, resume?: boolean, quiet?: boolean, verbose?: boolean, progress?: fun(line: string), status?: fun(line: string), keep_sandboxes?: boolean, parallel?: boolean, publish?: table|string }
 ---@return table|nil optimizer, string? message, string? code
 function M.new(task, opts)
   task = task_mod.check(task)
   opts = opts or {}
+  -- Where the run's events are also published: the option, the task's
+  -- field, else $POENGINE_PUBLISH (a URL).
+  local pub = opts.publish or task.publish
+  if pub == nil and (os.getenv("POENGINE_PUBLISH") or "") ~= "" then
+    pub = os.getenv("POENGINE_PUBLISH")
+  end
+  if pub ~= nil then
+    pub = publish.check(pub, "po.optimizer", 2)
+  end
   opts.router = opts.router or task.router
   if (task.method == "llm-rewrite" or task.method == "llm-diff") and not opts.router then
     error("po.optimizer: method '" .. task.method .. "' needs a router (opts.router or task.router)", 2)
@@ -565,6 +583,9 @@ function M.new(task, opts)
   local opened, err, code = checkpoint.open(self, opts)
   if not opened then
     return nil, err, code
+  end
+  if pub then
+    self.publisher = publish.open(pub, out_dir:match("([^/]+)/*$"))
   end
   if opts.global_collector then
     po.metrics.set_global(self.collector)

@@ -15,6 +15,7 @@ local TASK_FIELDS = {
   apply = "boolean", space = "table", strategy = "string", seed = "number", prompts = "table",
   model = "string", apply_params = "function", write_params = "function", baseline_params = "table", score = "function",
   keep_sandboxes = "boolean",
+  publish = true, -- a table or a redis:// URL: checked by poengine.runs.publish
   max_tokens = "number", temperature = "number", router = "table",
 }
 

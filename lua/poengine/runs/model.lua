@@ -12,6 +12,7 @@ local po = require "poengine"
 local checkpoint = require "poengine.optimizer.checkpoint"
 local record = require "poengine.optimizer.record"
 local result = require "poengine.optimizer.result"
+local score = require "poengine.optimizer.score"
 
 local M = {}
 
@@ -99,9 +100,11 @@ local function epoch(stamp)
 end
 M.epoch = epoch
 
-local function candidate_of(ev)
+-- id and parent: the candidate's and its parent's ids as the run knows
+-- them (qualified by worker in a run of several).
+local function candidate_of(ev, id, parent)
   return {
-    cycle = ev.cycle, id = tostring(ev.candidate), parent = ev.parent or nil,
+    cycle = ev.cycle, id = id, parent = parent, worker = ev.worker,
     change = record.describe_change { params = ev.params, diff = ev.diff } or "",
     params = ev.params, diff = ev.diff, stage = ev.stage, verdict = ev.verdict, speedup = ev.speedup,
     ci_low = ev.ci_low, ci_high = ev.ci_high, runs = ev.runs, confirm = ev.confirm,
@@ -116,18 +119,87 @@ local function outcomes_of(list, cycle)
   return o
 end
 
+-- A mirrored run's figures from its workers' own (per[worker]): the
+-- summed cost, the best worker's score, chain and final check, and
+-- m.workers. Returns whether some worker started and every one that did
+-- has ended.
+local function merge_workers(m, names, per)
+  local usd, tokens = 0, 0
+  local best
+  local all_ended, started = true, false
+  m.workers = {}
+  for _, name in ipairs(names) do
+    local ws = per[name]
+    if ws.spent then
+      usd, tokens = usd + (ws.spent.usd or 0), tokens + (ws.spent.tokens or 0)
+    end
+    if ws.start and not ws.finished then
+      all_ended = false
+    end
+    started = started or ws.start ~= nil
+    if type(ws.best_score) == "number" and (not best or score.better(m.direction, ws.best_score, best.best_score)) then
+      best = ws
+    end
+    m.workers[#m.workers + 1] = { name = name, status = ws.finished and "finished" or "running",
+      candidates = ws.candidates, best_score = ws.best_score, cost = ws.spent and { usd = ws.spent.usd or 0,
+      tokens = ws.spent.tokens or 0 } or nil }
+  end
+  m.cost = { usd = usd, tokens = tokens }
+  if best then
+    m.best_score, m.chain, m.final = best.best_score, best.chain, best.final
+  end
+  return all_ended and started
+end
+
+-- The workers that published a mirrored run's events (poengine.runs.mirror
+-- adds `worker` to each), in order of appearance; empty for a local run.
+local function workers_of(events)
+  local list, seen = {}, {}
+  for _, ev in ipairs(events) do
+    local w = ev.worker
+    if type(w) == "string" and not seen[w] then
+      seen[w] = true
+      list[#list + 1] = w
+    end
+  end
+  return list
+end
+
 --- Builds the model from a list of events (as M.events gives them) and the
 --- run's last checkpoint (or nil); `dir` names the run.
+---
+--- A run mirrored from a stream that several workers published to is one
+--- run of several lineages: each worker's candidate ids are qualified as
+--- "<worker>/<id>" (so two workers' "1.1" stay apart), each worker's
+--- start, cycles and end are its own, the cost is their sum, the best is
+--- the best worker's (with its chain), and the run is finished when every
+--- worker has ended. m.workers lists them.
 function M.build(dir, events, cp)
   local m = {
     id = dir:match("([^/]+)/*$") or dir, dir = dir, direction = "min", status = "stopped", cycles = 0,
     cost = { usd = 0, tokens = 0 }, candidates = {}, chain = { "original" }, cycle_outcomes = {},
   }
+  local worker_names = workers_of(events)
+  local multi = #worker_names > 1
+  local function qualified(ev, id)
+    if id == nil then
+      return nil
+    end
+    id = tostring(id)
+    return (multi and id ~= "original") and (tostring(ev.worker) .. "/" .. id) or id
+  end
+  local per = {} -- worker (or "") -> { start, finished, spent, best_score, chain }
+  local function worker_state(ev)
+    local w = ev.worker or ""
+    per[w] = per[w] or { chain = { "original" }, candidates = 0 }
+    return per[w]
+  end
   local start, finished
   local by_cycle, order = {}, {}
-  local pending, pending_order = {}, {} -- validated, not yet recorded with their cycle
+  local pending, pending_order, listed = {}, {}, {} -- validated, not yet recorded with their cycle
   for _, ev in ipairs(events) do
     local kind = ev.kind
+    local ws = worker_state(ev)
     m.task = m.task or ev.task
     m.updated = epoch(ev.time) or m.updated
     if kind == "start" then
@@ -136,18 +208,27 @@ function M.build(dir, events, cp)
       end
       start = ev
       finished = nil -- a resumed run is going again
-      pending, pending_order = {}, {} -- the cycle a killed process left is run again
+      ws.start, ws.finished = ev, nil
+      -- the cycle a killed process left is run again
+      for id, pev in pairs(pending) do
+        if pev.worker == ev.worker then
+          pending[id] = nil
+        end
+      end
       m.method, m.direction = ev.method or m.method, ev.direction or m.direction
     elseif kind == "validated" and type(ev.cycle) == "number" then
-      local id = tostring(ev.candidate)
-      if not pending[id] then
+      local id = qualified(ev, ev.candidate)
+      if not pending[id] and not listed[id] then
         pending_order[#pending_order + 1] = id
+        listed[id] = true
       end
       pending[id] = ev
     elseif kind == "candidate" and type(ev.cycle) == "number" then
-      pending[tostring(ev.candidate)] = nil
-      local c = candidate_of(ev)
+      local id = qualified(ev, ev.candidate)
+      pending[id] = nil
+      local c = candidate_of(ev, id, qualified(ev, ev.parent))
       m.candidates[#m.candidates + 1] = c
+      ws.candidates = ws.candidates + 1
       if not by_cycle[ev.cycle] then
         by_cycle[ev.cycle] = {}
         order[#order + 1] = ev.cycle
@@ -156,8 +237,11 @@ function M.build(dir, events, cp)
       list[#list + 1] = c
       if c.accepted then
         m.chain[#m.chain + 1] = c.id
+        ws.chain[#ws.chain + 1] = c.id
       end
     elseif kind == "cycle" then
+      ws.spent = ev.spent or ws.spent
+      ws.best_score = ev.best_score or ws.best_score
       if ev.spent then
         m.cost = { usd = ev.spent.usd or 0, tokens = ev.spent.tokens or 0 }
       end
@@ -172,8 +256,10 @@ function M.build(dir, events, cp)
       end
     elseif kind == "final" then
       finished = finished or ev -- a run written before end events existed
+      ws.finished = ws.finished or ev
     elseif kind == "end" then
       finished = ev
+      ws.finished, ws.spent, ws.best_score, ws.final = ev, ev.spent or ws.spent, ev.best_score or ws.best_score, ev.final
       m.final = ev.final
       m.warning = ev.warning
       m.original_score = ev.original_score or m.original_score
@@ -205,7 +291,7 @@ function M.build(dir, events, cp)
   for _, id in ipairs(pending_order) do
     local ev = pending[id]
     if ev then
-      local c = candidate_of(ev)
+      local c = candidate_of(ev, id, qualified(ev, ev.parent))
       c.pending = true
       c.parent = c.parent or parent
       c.stage = ev.passed and nil or c.stage
@@ -222,12 +308,17 @@ function M.build(dir, events, cp)
     end
     m.task = m.task or cp.task
   end
-  if finished then
+  if #worker_names > 0 then
+    finished = merge_workers(m, worker_names, per)
+    -- Its workers' processes are on other machines: a worker that has not
+    -- ended is taken as running.
+    m.status = finished and "finished" or (start and "running" or m.status)
+  elseif finished then
     m.status = "finished"
   elseif start and M.alive(start) then
     m.status = "running"
   end
-  if start and not finished then
+  if start and not finished and #worker_names == 0 then
     m.process = { pid = start.pid, process_start = start.process_start }
   end
   -- The best over the original: the final side-by-side check's verdict
