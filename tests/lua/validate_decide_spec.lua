@@ -25,6 +25,59 @@ describe("decide statistics", function()
     assert.are.equal(1, decide.p_smaller({ 2, 2, 2 }, { 2, 2, 2 }))
   end)
 
+  it("p_low is the exact hypergeometric tail of x's share of the fastest runs", function()
+    -- Pool of 6, fastest half (K = 3) all x's: 1 split of C(6,3) = 20.
+    assert.is_true(math.abs(decide.p_low({ 1, 2, 3 }, { 4, 5, 6 }, 0.5) - 1 / 20) < 1e-12)
+    -- Fastest one (K = 1) is x's: P(X >= 1) = 1 - C(3,1)/C(6,1) = 0.5.
+    assert.is_true(math.abs(decide.p_low({ 1, 2, 3 }, { 4, 5, 6 }, 1 / 6) - 0.5) < 1e-12)
+    -- K = 2 of 8, one of them x's: P(X >= 1) = 1 - C(4,2)/C(8,2) = 1 - 6/28.
+    assert.is_true(math.abs(decide.p_low({ 1, 10, 11, 12 }, { 2, 3, 4, 5 }, 0.25) - (1 - 6 / 28)) < 1e-12)
+    -- Only the fast runs count: x's slow outliers do not hide its lead
+    -- (K = 4 of 20 at the default fraction, all x's: C(10,4)/C(20,4)).
+    local x, y = {}, {}
+    for i = 1, 10 do
+      x[i] = i <= 5 and i or 1000 + i
+      y[i] = 5.5 + i
+    end
+    assert.is_true(math.abs(decide.p_low(x, y) - 210 / 4845) < 1e-12)
+    assert.is_true(decide.p_smaller(x, y) > 0.2) -- the rank test sees no lead
+    -- Ties count against x: all equal gives p = 1.
+    assert.are.equal(1, decide.p_low({ 2, 2, 2, 2 }, { 2, 2, 2, 2 }, 0.5))
+  end)
+
+  it("low_shift estimates the shift of the fast runs and brackets it", function()
+    local x, y = {}, {}
+    for i = 1, 30 do
+      y[i] = math.log(1 + i / 30)
+      x[i] = y[i] - 0.3 -- the same shape, 0.3 lower in log time
+    end
+    local est, lo, hi = decide.low_shift(x, y, 0.9)
+    assert.is_true(math.abs(est + 0.3) < 1e-12)
+    assert.is_true(lo < -0.3 and hi > -0.3, ("[%g, %g]"):format(lo, hi))
+    assert.is_true(hi < 0, "a clear shift gives an interval that excludes 0")
+    -- Samples too small for the level: unbounded on both sides.
+    local _, l2, h2 = decide.low_shift({ 1, 2 }, { 1, 2 }, 0.99)
+    assert.are.equal(-math.huge, l2)
+    assert.are.equal(math.huge, h2)
+  end)
+
+  it("compare_samples takes statistic = \"low\" and refuses an unknown one", function()
+    local x, y = {}, {}
+    for i = 1, 20 do
+      x[i] = i <= 10 and 1.0 + i * 1e-3 or 3.0 + i * 1e-3 -- half its runs slowed down by noise
+      y[i] = 1.2 + i * 1e-3
+    end
+    local low = assert(decide.compare_samples(x, y, { statistic = "low", alpha = 0.01 }))
+    assert.are.equal("low", low.statistic)
+    assert.are.equal("faster", low.verdict)
+    assert.is_true(low.speedup > 1.15 and low.speedup < 1.25)
+    local rank = assert(decide.compare_samples(x, y, { alpha = 0.01 }))
+    assert.are.equal("rank", rank.statistic)
+    assert.are_not.equal("faster", rank.verdict)
+    assert.has_error(function() decide.compare_samples(x, y, { statistic = "mean" }) end,
+      'po.validate.decide: statistic must be "rank" or "low", got mean')
+  end)
+
   it("shift is the Hodges-Lehmann median of pairwise differences", function()
     -- differences of {1,2,3} - {1,2,3}: -2,-1,-1,0,0,0,1,1,2 -> median 0
     local est = decide.shift({ 1, 2, 3 }, { 1, 2, 3 }, 0.5)

@@ -2,26 +2,33 @@
 --- rates.
 ---
 --- The comparison is on log times, so "5% faster" means the same thing for a
---- 2 ms and a 2 s benchmark. For one candidate beside the baseline:
+--- 2 ms and a 2 s benchmark. Two tests, both distribution-free:
 ---
---- * the speedup estimate is exp of minus the Hodges–Lehmann shift (the median
----   of all pairwise differences of log times), robust to the occasional
----   run slowed by another process;
---- * its confidence interval and the one-sided p-value come from the
+--- * "rank" (compare_samples' default): the speedup estimate is exp of minus
+---   the Hodges–Lehmann shift (the median of all pairwise differences of log
+---   times); its confidence interval and the one-sided p-value come from the
 ---   Mann–Whitney U statistic (normal approximation with a continuity
----   correction and a tie correction), which assumes nothing about the shape
----   of the timing distribution.
+---   correction and a tie correction). It weighs every run alike.
+--- * "low" (the sequential design's default): the p-value is exact — of the
+---   fastest fifth of the pooled runs, how many are the candidate's
+---   (hypergeometric under no difference) — and the speedup is the ratio of
+---   the two samples' 20th percentiles, its interval found by inverting the
+---   test. Another process on the machine only ever slows a run down, so the
+---   fast runs carry the least of its noise: under load this tells a 5% gain
+---   apart in far fewer runs (docs/benchmarks.md, the calibration benchmark).
 ---
 --- A candidate is "faster" when its p-value passes the cycle's error budget
 --- and its estimated speedup is at least 1 + min_effect. The budget `alpha`
 --- is the family-wise false-accept rate of one decision over all candidates:
 --- Holm's step-down across candidates, and, because the sequential design
 --- looks at the data several times, a share of alpha for each look (the
---- shares sum to alpha, so the union bound holds; M.spending keeps most of
---- it for the later looks, where close cases are decided). Stopping early
---- for a candidate that cannot reach min_effect never raises the
---- false-accept rate, so it is done at a looser level (`futility`), which
---- saves most of the runs of hopeless candidates.
+--- shares sum to alpha, so the union bound holds whichever test a look
+--- uses; M.spending keeps most of it for the later looks, where close cases
+--- are decided). Stopping early for a candidate that cannot reach
+--- min_effect never raises the false-accept rate, so it is done at a looser
+--- level (`futility`), which saves most of the runs of hopeless candidates.
+--- "Slower" accepts nothing and spends no budget; it is always the rank
+--- test's verdict (the middle of the samples, where a slowdown shows).
 ---
 --- Pure Lua, no engine calls: the optimizer, po.validate.compare and the
 --- calibration benchmark share it.
@@ -33,7 +40,13 @@ M.ALPHA_ONE, M.ALPHA = 0.05, 0.05
 
 --- The sequential design's defaults (see M.sequential for how they were
 --- chosen).
-M.MAX_RUNS, M.FUTILITY, M.SPENDING = 45, 0.45, 3
+M.MAX_RUNS, M.FUTILITY, M.SPENDING = 40, 0.45, 3
+--- The sequential design's test: "low" (M.p_low, on the fastest runs) or
+--- "rank" (Mann–Whitney, on all of them). With "low", the looks before
+--- M.LOW_FROM runs use the rank test: the fastest fifth of a pool of 12 or
+--- 18 runs is too few runs to decide anything, while a total separation
+--- (a 2x faster candidate) passes the rank test at 9 runs.
+M.STATISTIC, M.LOW_FROM = "low", 14
 
 local exp, log, sqrt, floor, max, min, abs = math.exp, math.log, math.sqrt, math.floor, math.max, math.min, math.abs
 local sort = table.sort
@@ -184,6 +197,132 @@ function M.shift(x, y, level)
   return est, d[c], d[mn + 1 - c]
 end
 
+-- log(k!) for k up to the largest pooled sample seen, grown on demand.
+local log_fact = { [0] = 0 }
+local function lfact(k)
+  for i = #log_fact + 1, k do
+    log_fact[i] = log_fact[i - 1] + log(i)
+  end
+  return log_fact[k]
+end
+
+local function lchoose(n, k)
+  return lfact(n) - lfact(k) - lfact(n - k)
+end
+
+--- The fraction of the pooled runs that the lower-tail test looks at.
+M.LOW_FRACTION = 0.2
+M.LOW_FROM = 14
+
+--- One-sided p-value that the x sample's fast runs are faster than the y
+--- sample's: pool both, take the fastest K (a fraction `q` of them, default
+--- M.LOW_FRACTION), and count how many are x's. With no difference every
+--- split of the pool is equally likely, so the count is hypergeometric and
+--- the p-value exact, whatever the timings' distribution. Another process
+--- only ever slows a run down, so the fastest runs carry the least of its
+--- noise: at the same error rate this test tells a 5% gain apart in far
+--- fewer runs than one on the middle of the samples. Ties count against x.
+---@param x number[]
+---@param y number[]
+---@param q? number
+---@return number p
+function M.p_low(x, y, q)
+  local m, n = #x, #y
+  local N = m + n
+  local all = {}
+  for i = 1, m do
+    all[i] = { x[i], 1 }
+  end
+  for j = 1, n do
+    all[m + j] = { y[j], 0 }
+  end
+  sort(all, function(a, b)
+    if a[1] ~= b[1] then
+      return a[1] < b[1]
+    end
+    return a[2] < b[2] -- on a tie y's run comes first
+  end)
+  local k = max(1, min(N - 1, floor((q or M.LOW_FRACTION) * N + 0.5)))
+  local hits = 0
+  for i = 1, k do
+    hits = hits + all[i][2]
+  end
+  if hits == 0 then
+    return 1 -- the whole distribution (a sum of floats would fall just short)
+  end
+  local total = lchoose(N, k)
+  local p = 0
+  for j = hits, min(k, m) do
+    if k - j <= n then
+      p = p + exp(lchoose(m, j) + lchoose(n, k - j) - total)
+    end
+  end
+  return min(p, 1)
+end
+
+-- The value at fraction q of a sample (linear between order statistics).
+local function quantile(xs, q)
+  local s = {}
+  for i = 1, #xs do
+    s[i] = xs[i]
+  end
+  sort(s)
+  local h = (#s - 1) * q + 1
+  local lo = floor(h)
+  if lo >= #s then
+    return s[#s]
+  end
+  return s[lo] + (h - lo) * (s[lo + 1] - s[lo])
+end
+
+--- The shift of x's fast runs relative to y's (the difference of the two
+--- samples' values at fraction q, default M.LOW_FRACTION), and its interval
+--- at the given two-sided level, found by inverting M.p_low: the shifts d
+--- for which x - d is told apart from y in neither direction.
+---@param x number[]
+---@param y number[]
+---@param level number
+---@param q? number
+---@return number estimate, number low, number high
+function M.low_shift(x, y, level, q)
+  q = q or M.LOW_FRACTION
+  local est = quantile(x, q) - quantile(y, q)
+  local a = (1 - level) / 2
+  local function shifted(d)
+    local out = {}
+    for i = 1, #x do
+      out[i] = x[i] - d
+    end
+    return out
+  end
+  -- Moving x down by d makes "x - d is faster" more likely: the upper bound
+  -- is where that test starts to reject, the lower bound where "y is
+  -- faster than x - d" stops rejecting. Log times: 5 is a factor of 150.
+  local function upper()
+    local lo, hi = -5, 5
+    if M.p_low(shifted(hi), y, q) >= a then
+      return math.huge
+    end
+    for _ = 1, 50 do
+      local mid = (lo + hi) / 2
+      if M.p_low(shifted(mid), y, q) < a then hi = mid else lo = mid end
+    end
+    return hi
+  end
+  local function lower()
+    local lo, hi = -5, 5
+    if M.p_low(y, shifted(lo), q) >= a then
+      return -math.huge
+    end
+    for _ = 1, 50 do
+      local mid = (lo + hi) / 2
+      if M.p_low(y, shifted(mid), q) < a then lo = mid else hi = mid end
+    end
+    return lo
+  end
+  return est, lower(), upper()
+end
+
 local function check_opts(opts, default_alpha)
   local a = opts.alpha or default_alpha
   if type(a) ~= "number" or a <= 0 or a >= 0.5 then
@@ -198,12 +337,15 @@ end
 
 --- Compares one candidate's samples with the baseline's at a given one-sided
 --- level. Times by default (lower is better); higher_is_better for scores.
+--- `statistic` picks the test: "rank" (default; fine from 5 samples a side)
+--- or "low" (the fastest runs; needs about 15 a side to decide anything).
 --- Returns a table { verdict = "faster"|"slower"|"same", speedup, ci_low,
---- ci_high, p, level, n_candidate, n_baseline } where speedup > 1 always
---- means the candidate is better, and p is the one-sided p-value that it is.
+--- ci_high, p, p_worse, level, statistic, n_candidate, n_baseline } where
+--- speedup > 1 always means the candidate is better, p is the one-sided
+--- p-value that it is, and p_worse the rank test's that it is worse.
 ---@param candidate number[]
 ---@param baseline number[]
----@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean }
+---@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean, statistic?: "rank"|"low" }
 ---@return table|nil result
 ---@return string? err
 ---@return string? code
@@ -230,9 +372,17 @@ function M.compare_samples(candidate, baseline, opts)
     for i = 1, #x do x[i] = -x[i] end
     for j = 1, #y do y[j] = -y[j] end
   end
-  local p_better = M.p_smaller(x, y)
-  local p_worse = M.p_smaller(y, x)
-  local est, lo, hi = M.shift(x, y, 1 - 2 * alpha)
+  local statistic = opts.statistic or "rank"
+  local p_better, p_worse, est, lo, hi
+  if statistic == "rank" then
+    p_better, p_worse = M.p_smaller(x, y), M.p_smaller(y, x)
+    est, lo, hi = M.shift(x, y, 1 - 2 * alpha)
+  elseif statistic == "low" then
+    p_better, p_worse = M.p_low(x, y), M.p_smaller(y, x)
+    est, lo, hi = M.low_shift(x, y, 1 - 2 * alpha)
+  else
+    error("po.validate.decide: statistic must be \"rank\" or \"low\", got " .. tostring(statistic), 2)
+  end
   local speedup = exp(-est)
   local verdict = "same"
   if p_better < alpha and speedup >= 1 + min_effect then
@@ -243,7 +393,7 @@ function M.compare_samples(candidate, baseline, opts)
   return {
     verdict = verdict, speedup = speedup,
     ci_low = exp(-hi), ci_high = exp(-lo), -- the interval of the speedup
-    p = p_better, p_worse = p_worse, level = 1 - 2 * alpha,
+    p = p_better, p_worse = p_worse, level = 1 - 2 * alpha, statistic = statistic,
     n_candidate = #candidate, n_baseline = #baseline,
   }
 end
@@ -329,16 +479,18 @@ end
 ---@param n_candidates integer
 ---@param run fun(arm: integer): number|nil, string?
 --- Defaults: alpha 0.05 (the family-wise false-accept rate of a cycle),
---- min_effect 0.01, warmup 1, first 6, max_runs 45, spending 3, futility
+--- min_effect 0.01, warmup 1, first 6, max_runs 40, spending 3, futility
 --- 0.45 (the level, one-sided, of the bound that must still reach
 --- min_effect: about the point estimate, so a candidate that looks no
---- better stops at once). These were chosen on the calibration benchmark's
---- recorded timings (docs/benchmarks.md): together they bring the power at
---- a 5% gain to about 90% at fewer timing seconds than benchstat's 20-run
---- design, with false accepts well under 1% a comparison; a lower futility
---- level or later futility looks saved a few more true gains but cost far
---- more runs of hopeless ones.
----@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean, warmup?: integer, first?: integer, max_runs?: integer, spending?: number, futility?: number, seed?: integer, on_round?: fun(round: integer, active: integer) }
+--- better stops at once), statistic "low" from low_from = 14 runs on.
+--- These were chosen on the calibration benchmark's recorded timings
+--- (docs/benchmarks.md): power at a 5% gain of 80–98% under a compile loop
+--- (which stretch of noise a recording caught decides where in that range),
+--- at about the timing seconds of benchstat's 20-run design, with false
+--- accepts well under 1% a comparison; a lower futility level or later
+--- futility looks saved a few more true gains but cost far more runs of
+--- hopeless ones.
+---@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean, warmup?: integer, first?: integer, max_runs?: integer, spending?: number, futility?: number, statistic?: "low"|"rank", low_from?: integer, seed?: integer, on_round?: fun(round: integer, active: integer) }
 function M.sequential(n_candidates, run, opts)
   opts = opts or {}
   local alpha, min_effect = check_opts(opts, M.ALPHA)
@@ -356,6 +508,7 @@ function M.sequential(n_candidates, run, opts)
   local spend = M.spending(looks, max_runs, alpha, opts.spending or M.SPENDING)
   local next_int = rng(opts.seed or 1)
   local hib = opts.higher_is_better
+  local statistic = opts.statistic or M.STATISTIC
 
   local samples = {}
   for arm = 0, n_candidates do
@@ -415,11 +568,16 @@ function M.sequential(n_candidates, run, opts)
     end
     if rounds >= looks[look_i] then
       local last = look_i == #looks
+      local look_statistic = statistic
+      if statistic == "low" and looks[look_i] < (opts.low_from or M.LOW_FROM) then
+        look_statistic = "rank"
+      end
       -- Holm across the candidates still active at this look.
       local pending = {}
       for i = 1, n_candidates do
         if active[i] then
-          local r, err, code = M.compare_samples(samples[i], samples[0], { alpha = spend[look_i], min_effect = min_effect, higher_is_better = hib })
+          local r, err, code = M.compare_samples(samples[i], samples[0], { alpha = spend[look_i], min_effect = min_effect,
+            higher_is_better = hib, statistic = look_statistic })
           if not r then
             return nil, err, code -- a measurement that is not a positive number
           end
@@ -449,7 +607,7 @@ function M.sequential(n_candidates, run, opts)
             for a = 1, #x do x[a] = -x[a] end
             for b = 1, #y do y[b] = -y[b] end
           end
-          local _, lo = M.shift(x, y, 1 - 2 * futility)
+          local _, lo = (statistic == "low" and M.low_shift or M.shift)(x, y, 1 - 2 * futility)
           if exp(-lo) < 1 + min_effect then
             stop = true
           end
