@@ -134,7 +134,7 @@ end
 -- cy.spans.validations.
 function Optimizer:run_validators(cy, cand)
   local start = po.time()
-  local report = po.validate.run(self.task.validators, cand, { cascade = true })
+  local report = po.validate.run(self.task.validators, cand, { cascade = true, executor = self.task.executor })
   local spans = cy.spans.validations
   spans[#spans + 1] = { candidate = cand.id, start = start, finish = po.time() }
   self.validation_time = self.validation_time + report.duration
@@ -538,7 +538,7 @@ function M.new(task, opts)
     end
     out_dir = home .. "/runs/" .. task.id
   end
-  local made = po.run_sync { argv = { "mkdir", "-p", out_dir .. "/sandboxes" } }
+  local made = po.run_sync { argv = { "mkdir", "-p", out_dir .. "/sandboxes", sandbox.root(task, out_dir) } }
   if made.status ~= "ok" then
     return nil, "po.optimizer: cannot make the run's directory " .. out_dir .. ": " .. (made.stderr or made.status),
       "EIO"
@@ -551,7 +551,7 @@ function M.new(task, opts)
     prior_spent = { usd = 0, tokens = 0 },
     original = { files = files, params = task.baseline_params },
     baseline = { files = files, params = task.baseline_params },
-    sandboxes = sandbox.new(task, out_dir .. "/sandboxes"),
+    sandboxes = sandbox.new(task, sandbox.root(task, out_dir)),
   }, Optimizer)
   if task.method == "search" then
     self.searcher = search.new { space = task.space, strategy = task.strategy, seed = task.seed,

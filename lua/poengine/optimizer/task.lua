@@ -16,6 +16,7 @@ local TASK_FIELDS = {
   model = "string", apply_params = "function", write_params = "function", baseline_params = "table", score = "function",
   keep_sandboxes = "boolean",
   max_tokens = "number", temperature = "number", router = "table",
+  executor = true, shared_dir = "string", -- where command validators run; sandboxes then on shared_dir
 }
 
 --- Checks a task and fills in defaults; raises naming the field on a
@@ -26,6 +27,9 @@ function M.check(task)
     error("po.optimizer: task must be a table, got " .. type(task), 3)
   end
   options.check("po.optimizer", task, TASK_FIELDS, 3, "field", "task.")
+  if task.executor ~= nil then
+    po.executor.resolve(task.executor, "po.optimizer: task", "default")
+  end
   local t = {}
   for k, v in pairs(task) do
     t[k] = v
