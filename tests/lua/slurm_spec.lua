@@ -70,6 +70,33 @@ describe("executor slurm", function()
     assert.are.equal(l.error, s.error)
   end)
 
+  it("gives status error with sbatch's message when the job cannot be submitted", function()
+    local r = assert(po.run { argv = { "true" }, executor = { kind = "slurm", partition = "no-such-partition" } }:wait())
+    assert.are.equal("error", r.status)
+    assert.matches("^sbatch failed: .*partition", r.error)
+  end)
+
+  it("cuts stdout at output_limit and says so", function()
+    local r = assert(slurm_run { argv = { "sh", "-c", "printf 0123456789" }, output_limit = 4 })
+    assert.are.equal("0123", r.stdout)
+    assert.is_true(r.truncated)
+  end)
+
+  it("makes command validators Slurm jobs with POENGINE_EXECUTOR=slurm; po.run stays local", function()
+    local script = proc.tempfile([[
+      local po = require "poengine"
+      local report = po.validate.run({ po.validate.command { argv = { "sh", "-c", "echo job=$SLURM_JOB_ID" } } },
+        { dir = os.getenv("POENGINE_SHARED_DIR") })
+      local here = po.run_sync { argv = { "sh", "-c", "echo job=$SLURM_JOB_ID" } }
+      io.write(report.results[1].stdout, here.stdout)
+    ]], ".lua")
+    local status, out, err = proc.sh("POENGINE_EXECUTOR=slurm SLURM_CONF=" .. proc.quote(env.SLURM_CONF)
+      .. " POENGINE_SHARED_DIR=" .. proc.quote(shared) .. " " .. proc.quote(proc.bin) .. " " .. proc.quote(script))
+    os.remove(script)
+    assert.are.equal(0, status, err)
+    assert.matches("^job=%d+\njob=\n$", out)
+  end)
+
   it("kills a job that ignores SIGTERM at its deadline, its grandchild too: status timeout", function()
     local pidfile = shared .. "/grandchild." .. math.random(1e9)
     local script = "trap '' TERM; sh -c 'trap \"\" TERM; echo $$ > " .. pidfile
