@@ -198,6 +198,55 @@ describe("executor slurm", function()
   end)
 end)
 
+describe("executor slurm, timing", function()
+  local env, shared
+  setup(function()
+    env = cluster.up()
+    shared = env.POENGINE_SHARED_DIR
+    po.executor.configure { kind = "slurm", slurm_conf = env.SLURM_CONF, shared_dir = shared }
+  end)
+  teardown(function()
+    po.executor.configure { kind = "local" }
+    cluster.down(env)
+  end)
+
+  it("times on Slurm with timing_executor = \"slurm\", each sample an --exclusive job", function()
+    local work, out = proc.tempdir(), proc.tempdir()
+    local log = shared .. "/timing-" .. math.random(1e9) .. ".log"
+    assert(po.write_file(work .. "/notes.txt", "n\n"))
+    local result = assert(po.optimizer.run({
+      id = "spec-slurm-timing", workdir = work, target_files = { "notes.txt" },
+      method = "search", strategy = "grid", space = { n = { 1, 2 } }, baseline_params = { n = 1 },
+      candidates_per_cycle = 1, executor = "slurm", shared_dir = shared, timing_executor = "slurm",
+      validators = {},
+      objective = {
+        direction = "max", confirm = false,
+        validator = po.validate.benchmark { name = "rate", warmup = 0,
+          argv = { "sh", "-c", "echo \"$SLURM_JOB_ID\" >> " .. log .. "; cat params.json" },
+          metric = function(r) return po.json.decode(r.stdout).n end },
+      },
+      budget = { cycles = 1 },
+    }, { output = out, quiet = true }))
+    proc.rmdir(work)
+    proc.rmdir(out)
+    assert.are.equal(2, result.best_score)
+    local jobs = {}
+    for line in io.lines(log) do
+      -- the timing phase's samples are jobs; the benchmark's own runs in
+      -- the validation phase stay local (an empty line)
+      if line ~= "" then
+        assert.matches("^%d+$", line)
+        jobs[#jobs + 1] = line
+      end
+    end
+    os.remove(log)
+    assert.is_true(#jobs >= 4, #jobs .. " samples on Slurm")
+    -- and each job asked for its node alone
+    local r = cluster.client(env, { "scontrol", "show", "job", "-o", jobs[#jobs] })
+    assert.matches("OverSubscribe=NO", r.stdout)
+  end)
+end)
+
 describe("executor slurm, bad input", function()
   it("raises naming the argument", function()
     assert.has_error(function() po.run { argv = { "true" }, executor = "pbs" } end,
@@ -207,6 +256,9 @@ describe("executor slurm, bad input", function()
     assert.has_error(function() po.run { argv = {}, executor = "slurm" } end, "po.run: argv must not be empty")
     assert.has_error(function() po.executor.configure { kind = "slurm", cpus_per_task = 0 } end,
       "po.executor.configure: cpus_per_task must be a whole number of at least 1")
+    assert.has_error(function() po.optimizer.run { id = "x", workdir = ".", target_files = { "a" }, timing_executor = 1,
+      objective = { validator = po.validate.benchmark { argv = { "true" } } } } end,
+      "po.optimizer: task.timing_executor: executor must be \"local\", \"slurm\", \"default\" or a table { kind = ... }, got number")
     assert.has_error(function() po.executor.configure { kind = "slurm", partiton = "x" } end,
       "po.executor.configure: unknown option 'partiton'")
   end)

@@ -288,11 +288,11 @@ function Optimizer:time_phase(cy, candidates)
     end
   end
   local cycles = self.task.budget.cycles
-  local where = timing.cpu()
+  local where = not self.task.timing_executor and timing.cpu()
   self:status("cycle %d of %d: timing %d candidates and the baseline%s", cy.k, cycles, #timed,
     where and (" on cpu " .. where) or "")
   local res, err, spans = timing.run(self.task.objective, arms, {
-    seed = (self.task.seed or 1) * 1000 + cy.k,
+    seed = (self.task.seed or 1) * 1000 + cy.k, executor = self.task.timing_executor,
     on_round = function(round, runs)
       self:status("cycle %d of %d: timing, round %d, %d runs", cy.k, cycles, round, runs)
     end,
@@ -345,7 +345,7 @@ function Optimizer:confirm_phase(cy, timed)
     self:status("cycle %d of %d: confirming %s", cy.k, self.task.budget.cycles, c.id)
     local res, err, spans = timing.run(self.task.objective,
       { [0] = { id = "baseline", cand = cy.baseline_cand }, { id = c.id, cand = c.cand } },
-      { seed = (self.task.seed or 1) * 1000 + cy.k + 500 * i })
+      { seed = (self.task.seed or 1) * 1000 + cy.k + 500 * i, executor = self.task.timing_executor })
     for _, span in ipairs(res and res.spans or spans or {}) do
       cy.spans.runs[#cy.spans.runs + 1] = span
     end

@@ -301,8 +301,8 @@ function M.benchmark(opts)
   local v = validator({ name = "benchmark", stage = 3, inline = true }, opts)
   v.measure = function(candidate, mopts)
     local cpu = mopts and mopts.cpu
-    local value, err = measure(expand(opts.argv, candidate), metric, opts.cwd or candidate.dir, opts.env, per_run, cpu,
-      opts.executor)
+    local ex = mopts and mopts.executor or opts.executor
+    local value, err = measure(expand(opts.argv, candidate), metric, opts.cwd or candidate.dir, opts.env, per_run, cpu, ex)
     if not value then
       return nil, err, "EBENCH"
     end
