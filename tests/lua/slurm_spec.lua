@@ -132,6 +132,10 @@ describe("executor slurm", function()
       assert.are.equal(i % 2, r.details.code)
     end
     assert.are.equal(0, require("poengine.executor.slurm").watched())
+    -- every job's files are gone from the shared directory
+    for _, e in ipairs(assert(po.files.list(shared))) do
+      assert.is_nil(e.name:match("^poengine%-"), e.name)
+    end
   end)
 
   it("cancels the job when the future is canceled", function()

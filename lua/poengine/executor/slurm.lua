@@ -41,7 +41,7 @@ local BROKEN = { NODE_FAIL = true, BOOT_FAIL = true, REVOKED = true, PREEMPTED =
 
 local jobs, watched = {}, 0 -- job id (string) -> job, and how many
 local poll_timer, polling, delay = nil, 0, M.MIN_DELAY
-local job_seq, base_dir = 0, nil
+local job_seq, process_name = 0, nil
 -- Per cluster (its slurm.conf, "" for the environment's): the job
 -- completion log's path (false: none), and whether it was asked for.
 local jobcomp_logs, jobcomp_asked = {}, {}
@@ -137,15 +137,16 @@ local function first_line(path)
   return data and data:match("^[^\n]*")
 end
 
--- This process's directory on the shared one, made on first use: the host
--- and pid keep two engines sharing it apart.
+-- This process's directory on the shared one (made with its first job's
+-- files, removed with its last's): the host and pid keep two engines
+-- sharing it apart.
 local function process_dir(shared)
-  if not base_dir then
+  if not process_name then
     local host = (first_line("/proc/sys/kernel/hostname") or "host"):gsub("[^%w.-]", "_")
     local pid = (first_line("/proc/self/stat") or ""):match("^%d+") or tostring(floor(core.now() * 1e6))
-    base_dir = shared .. "/poengine-" .. host .. "-" .. pid
+    process_name = "poengine-" .. host .. "-" .. pid
   end
-  return base_dir
+  return shared .. "/" .. process_name
 end
 
 -- The batch script: cd, environment, exec. A run that cannot start (no
@@ -193,6 +194,7 @@ local function remove_dir(dir)
     os.remove(dir .. "/" .. name)
   end
   os.remove(dir)
+  os.remove((dir:gsub("/[^/]*$", ""))) -- the process's directory, once empty
 end
 
 ---------------------------------------------------------------------------
