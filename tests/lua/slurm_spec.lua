@@ -138,6 +138,15 @@ describe("executor slurm", function()
     end
   end)
 
+  it("skips the Slurm validators not yet started after a failure with fail_fast", function()
+    local report = po.validate.run({
+      po.validate.command { name = "fails", argv = { "false" } },
+      po.validate.command { name = "later", argv = { "true" } },
+    }, { dir = shared }, { executor = "slurm", fail_fast = true, workers = 1 })
+    assert.are.equal("failed", report.results[1].status)
+    assert.are.equal("skipped", report.results[2].status)
+  end)
+
   it("cancels the job when the future is canceled", function()
     local fut = po.run { argv = { "sleep", "300" }, executor = "slurm" }
     local slurm = require "poengine.executor.slurm"

@@ -203,7 +203,12 @@ local function run_group(indices, validators, candidate, opts, ctx, on_done)
       running = running + 1
       local v = validators[i]
       local runner = runner_of(v)
-      if runner and runners.on_cluster(v, ctx) then
+      local on_cluster = runner and runners.on_cluster(v, ctx)
+      if runner and not on_cluster then
+        start_limited(i, v, runner)
+      elseif ctx.stopped then
+        finish(i, failed_result(v, "skipped", "skipped: an earlier validator failed (fail_fast)"), false)
+      elseif on_cluster then
         -- A Slurm job uses none of this machine's CPUs: the cluster
         -- schedules it, so it holds no slot of the process-wide limit.
         local ok, err = xpcall(runner, traceback, v, candidate, v.timeout or opts.timeout or M.DEFAULT_TIMEOUT, ctx, i,
@@ -211,10 +216,6 @@ local function run_group(indices, validators, candidate, opts, ctx, on_done)
         if not ok then
           finish(i, failed_result(v, "error", "po.validate: internal error: " .. tostring(err)), false)
         end
-      elseif runner then
-        start_limited(i, v, runner)
-      elseif ctx.stopped then
-        finish(i, failed_result(v, "skipped", "skipped: an earlier validator failed (fail_fast)"), false)
       else
         t0 = t0 or now()
         local ok, err = xpcall(submit_pooled, traceback, ctx, v, i, v.timeout or opts.timeout or M.DEFAULT_TIMEOUT,
