@@ -45,6 +45,7 @@ local lazy_modules = {
   http = "poengine.http",
   llm = "poengine.llm",
   redis = "poengine.redis",
+  executor = "poengine.executor",
 }
 
 return setmetatable(po, {

@@ -18,10 +18,19 @@ local M = {}
 ---@field pid? integer
 ---@field error? string why it could not start (status "error")
 
---- Starts a child process and returns a future of its result table.
----@param spec { argv?: string[], cmd?: string, shell?: boolean, cwd?: string, env?: table<string, string|false>, inherit_env?: boolean, stdin?: string, timeout?: number, kill_grace?: number, output_limit?: integer, cpu?: integer }
+local core_run = core.run
+
+--- Starts a child process and returns a future of its result table. With
+--- `executor` ("local", "slurm", "default" or { kind =, ... }) it runs
+--- there instead (poengine.executor); without, it is a local child.
+---@param spec { argv?: string[], cmd?: string, shell?: boolean, cwd?: string, env?: table<string, string|false>, inherit_env?: boolean, stdin?: string, timeout?: number, kill_grace?: number, output_limit?: integer, cpu?: integer, executor?: string|table }
 ---@return poengine.Future
-M.run = core.run
+function M.run(spec)
+  if type(spec) == "table" and spec.executor ~= nil then
+    return require("poengine.executor").run(spec)
+  end
+  return core_run(spec)
+end
 
 --- The CPUs this process may run on (its affinity mask), ascending: the
 --- values `po.run{ cpu = }` accepts.
@@ -32,7 +41,7 @@ M.cpus = core.cpus
 ---@param spec table as for po.run
 ---@return poengine.RunResult|nil result, string? err, string? code
 function M.run_sync(spec)
-  return core.run(spec):wait()
+  return M.run(spec):wait()
 end
 
 return M

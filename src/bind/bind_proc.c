@@ -375,7 +375,16 @@ static int l_cpus(lua_State *L) {
   return 1;
 }
 
+/* core.signal_name(number) -> "SIGKILL" | nil: the names po.run results
+ * use, for runs whose signal number comes from elsewhere (Slurm's records). */
+static int l_signal_name(lua_State *L) {
+  const char *name = po_signal_name((int)luaL_checkinteger(L, 1));
+  if (!name) return 0;
+  lua_pushstring(L, name);
+  return 1;
+}
+
 void po_open_proc(lua_State *L) {
-  static const luaL_Reg fns[] = {{"run", l_run}, {"cpus", l_cpus}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"run", l_run}, {"cpus", l_cpus}, {"signal_name", l_signal_name}, {NULL, NULL}};
   po_set_funcs(L, fns);
 }

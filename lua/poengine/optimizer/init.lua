@@ -139,7 +139,7 @@ end
 -- cy.spans.validations.
 function Optimizer:run_validators(cy, cand)
   local start = po.time()
-  local report = po.validate.run(self.task.validators, cand, { cascade = true })
+  local report = po.validate.run(self.task.validators, cand, { cascade = true, executor = self.task.executor })
   local spans = cy.spans.validations
   spans[#spans + 1] = { candidate = cand.id, start = start, finish = po.time() }
   self.validation_time = self.validation_time + report.duration
@@ -293,11 +293,11 @@ function Optimizer:time_phase(cy, candidates)
     end
   end
   local cycles = self.task.budget.cycles
-  local where = timing.cpu()
+  local where = not self.task.timing_executor and timing.cpu()
   self:status("cycle %d of %d: timing %d candidates and the baseline%s", cy.k, cycles, #timed,
     where and (" on cpu " .. where) or "")
   local res, err, spans = timing.run(self.task.objective, arms, {
-    seed = (self.task.seed or 1) * 1000 + cy.k,
+    seed = (self.task.seed or 1) * 1000 + cy.k, executor = self.task.timing_executor,
     on_round = function(round, runs)
       self:status("cycle %d of %d: timing, round %d, %d runs", cy.k, cycles, round, runs)
     end,
@@ -350,7 +350,7 @@ function Optimizer:confirm_phase(cy, timed)
     self:status("cycle %d of %d: confirming %s", cy.k, self.task.budget.cycles, c.id)
     local res, err, spans = timing.run(self.task.objective,
       { [0] = { id = "baseline", cand = cy.baseline_cand }, { id = c.id, cand = c.cand } },
-      { seed = (self.task.seed or 1) * 1000 + cy.k + 500 * i })
+      { seed = (self.task.seed or 1) * 1000 + cy.k + 500 * i, executor = self.task.timing_executor })
     for _, span in ipairs(res and res.spans or spans or {}) do
       cy.spans.runs[#cy.spans.runs + 1] = span
     end
@@ -556,7 +556,7 @@ function M.new(task, opts)
     end
     out_dir = home .. "/runs/" .. task.id
   end
-  local made = po.run_sync { argv = { "mkdir", "-p", out_dir .. "/sandboxes" } }
+  local made = po.run_sync { argv = { "mkdir", "-p", out_dir .. "/sandboxes", sandbox.root(task, out_dir) } }
   if made.status ~= "ok" then
     return nil, "po.optimizer: cannot make the run's directory " .. out_dir .. ": " .. (made.stderr or made.status),
       "EIO"
@@ -569,7 +569,7 @@ function M.new(task, opts)
     prior_spent = { usd = 0, tokens = 0 },
     original = { files = files, params = task.baseline_params },
     baseline = { files = files, params = task.baseline_params },
-    sandboxes = sandbox.new(task, out_dir .. "/sandboxes"),
+    sandboxes = sandbox.new(task, sandbox.root(task, out_dir)),
   }, Optimizer)
   if task.method == "search" then
     self.searcher = search.new { space = task.space, strategy = task.strategy, seed = task.seed,

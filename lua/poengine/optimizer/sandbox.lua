@@ -66,6 +66,18 @@ function M.absolute(dir)
   return (r.stdout:gsub("%s+$", ""))
 end
 
+--- Where a task's sandboxes go: under the run's directory, or on the
+--- shared directory (task.shared_dir, else the executor's) when its
+--- validators run on Slurm, whose nodes must see them.
+function M.root(task, out_dir)
+  local ex = po.executor
+  if ex.kind_of(task.executor) == "slurm" then
+    local settings = type(task.executor) == "table" and task.executor or ex.settings()
+    return (task.shared_dir or ex.shared_dir(settings)) .. "/" .. task.id .. "/sandboxes"
+  end
+  return out_dir .. "/sandboxes"
+end
+
 local Sandboxes = {}
 Sandboxes.__index = Sandboxes
 

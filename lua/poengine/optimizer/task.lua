@@ -17,7 +17,31 @@ local TASK_FIELDS = {
   keep_sandboxes = "boolean",
   publish = true, -- a table or a redis:// URL: checked by poengine.runs.publish
   max_tokens = "number", temperature = "number", router = "table",
+  executor = true, shared_dir = "string", -- where command validators run; sandboxes then on shared_dir
+  timing_executor = true, -- where the timing phase measures (default here, see docs/optimizer.md)
 }
+
+--- The timing phase's executor settings from resolved ones: nil for local
+--- (the default); on Slurm with `--exclusive` added, so that a timed run
+--- has its node to itself.
+function M.timing_executor(ex)
+  if not ex or ex.kind ~= "slurm" then
+    return nil
+  end
+  local copy, args = {}, {}
+  for k, v in pairs(ex) do
+    copy[k] = v
+  end
+  for i, a in ipairs(ex.extra_args or {}) do
+    if a == "--exclusive" or a:match("^%-%-exclusive=") then
+      return copy
+    end
+    args[i] = a
+  end
+  args[#args + 1] = "--exclusive"
+  copy.extra_args = args
+  return copy
+end
 
 --- Checks a task and fills in defaults; raises naming the field on a
 --- mistake (a task is code the user wrote). Returns the checked task.
@@ -27,10 +51,16 @@ function M.check(task)
     error("po.optimizer: task must be a table, got " .. type(task), 3)
   end
   options.check("po.optimizer", task, TASK_FIELDS, 3, "field", "task.")
+  if task.executor ~= nil then
+    po.executor.resolve(task.executor, "po.optimizer: task", "default")
+  end
+  local timing_ex = task.timing_executor ~= nil
+    and po.executor.resolve(task.timing_executor, "po.optimizer: task.timing_executor", "local")
   local t = {}
   for k, v in pairs(task) do
     t[k] = v
   end
+  t.timing_executor = M.timing_executor(timing_ex)
   if not t.id or not t.id:match("^[%w_.%-]+$") then
     error("po.optimizer: task.id must be a name of letters, digits, '_', '.' or '-'", 3)
   end

@@ -64,10 +64,10 @@ local function arm_result(r, stats, base_samples, o)
 end
 
 -- Times with v.measure. See M.run for arms and the result.
-local function sequential(v, arms, o, cpu, seed, on_round, spans)
+local function sequential(v, arms, o, cpu, seed, on_round, spans, executor)
   local function once(arm)
     local start = po.time()
-    local value, err, code = v.measure(arms[arm].cand, { cpu = cpu })
+    local value, err, code = v.measure(arms[arm].cand, { cpu = cpu, executor = executor })
     spans[#spans + 1] = { arm = arms[arm].id, cpu = cpu, start = start, finish = po.time() }
     if value ~= nil and not (type(value) == "number" and value > 0) then
       -- The rule compares log values: the arm's benchmark is what failed.
@@ -191,15 +191,16 @@ end
 --- nil, message when the baseline's benchmark fails.
 ---@param objective table the task's objective
 ---@param arms table
----@param opts { seed: integer, on_round?: fun(round: integer, runs: integer) }
+---@param opts { seed: integer, on_round?: fun(round: integer, runs: integer), executor?: table }
 function M.run(objective, arms, opts)
   local v = objective.validator
   local o = M.options(objective)
   local spans = {}
   local res, err, cpu
   if type(v.measure) == "function" then
-    cpu = M.cpu()
-    res, err = sequential(v, arms, o, cpu, opts.seed, opts.on_round, spans)
+    -- On a Slurm node (opts.executor) a core of this machine means nothing.
+    cpu = not opts.executor and M.cpu() or nil
+    res, err = sequential(v, arms, o, cpu, opts.seed, opts.on_round, spans, opts.executor)
   else
     res, err = whole(v, arms, o, opts.seed, spans)
   end

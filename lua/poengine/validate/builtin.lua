@@ -20,7 +20,7 @@ local function validator(defaults, from)
   for k, value in pairs(defaults) do
     v[k] = value
   end
-  for _, k in ipairs { "name", "timeout", "stage", "cwd", "env", "kill_grace" } do
+  for _, k in ipairs { "name", "timeout", "stage", "cwd", "env", "kill_grace", "executor" } do
     if from[k] ~= nil then
       v[k] = from[k]
     end
@@ -253,8 +253,11 @@ end
 
 -- Runs argv once (pinned to `cpu` when given) and returns the metric, or
 -- nil and an error message.
-local function measure(argv, metric, cwd, env, timeout, cpu)
-  local r = po.run_sync { argv = argv, cwd = cwd, env = env, timeout = timeout, cpu = cpu }
+local function measure(argv, metric, cwd, env, timeout, cpu, executor)
+  if executor ~= nil and po.executor.kind_of(executor) ~= "local" then
+    cpu = nil -- a core of this machine means nothing on a cluster node
+  end
+  local r = po.run_sync { argv = argv, cwd = cwd, env = env, timeout = timeout, cpu = cpu, executor = executor }
   if r.status ~= "ok" then
     return nil, (r.error or ("exited with " .. tostring(r.code or r.signal or r.status))) .. ": " .. r.stderr:sub(1, 500)
   end
@@ -298,7 +301,8 @@ function M.benchmark(opts)
   local v = validator({ name = "benchmark", stage = 3, inline = true }, opts)
   v.measure = function(candidate, mopts)
     local cpu = mopts and mopts.cpu
-    local value, err = measure(expand(opts.argv, candidate), metric, opts.cwd or candidate.dir, opts.env, per_run, cpu)
+    local ex = mopts and mopts.executor or opts.executor
+    local value, err = measure(expand(opts.argv, candidate), metric, opts.cwd or candidate.dir, opts.env, per_run, cpu, ex)
     if not value then
       return nil, err, "EBENCH"
     end
@@ -314,7 +318,7 @@ function M.benchmark(opts)
       local order = round % 2 == 1 and { argv, base_argv } or { base_argv, argv }
       for _, which in ipairs(order) do
         if which then
-          local value, err = measure(which, metric, cwd, opts.env, per_run)
+          local value, err = measure(which, metric, cwd, opts.env, per_run, nil, opts.executor)
           if not value then
             return false, { errors = { (which == argv and "" or "baseline: ") .. err } }
           end

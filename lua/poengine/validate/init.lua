@@ -20,6 +20,7 @@ local builtin = require "poengine.validate.builtin"
 local runners = require "poengine.validate.runners"
 local sched = require "poengine.validate.sched"
 local options = require "poengine.util.options"
+local executor = require "poengine.executor"
 
 local now = po.now
 local type, pairs, ipairs, tostring, error, xpcall = type, pairs, ipairs, tostring, error, xpcall
@@ -64,6 +65,7 @@ end
 local VALIDATOR_FIELDS = {
   name = true, run = true, timeout = true, stage = true, parse = true, cwd = true, env = true, inline = true,
   kill_grace = true, isolate = true, memory_limit = true,
+  executor = true, -- where an argv validator runs (po.executor); default: the run's, else the process's
   measure = "function", -- one measurement, for the optimizer's timing phase
 }
 
@@ -105,9 +107,12 @@ local function check_validator(v, i, names)
   if v.parse ~= nil and type(v.parse) ~= "function" then
     error(where .. " (" .. v.name .. "): parse must be a function", 4)
   end
+  if v.executor ~= nil then
+    executor.resolve(v.executor, where .. " (" .. v.name .. ")", "default")
+  end
 end
 
-local RUN_OPTIONS = { workers = true, timeout = true, cascade = true, fail_fast = true }
+local RUN_OPTIONS = { workers = true, timeout = true, cascade = true, fail_fast = true, executor = true }
 
 local function check_options(opts)
   if opts == nil then
@@ -122,6 +127,9 @@ local function check_options(opts)
   end
   if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
     error("po.validate.run: timeout must be a positive number of seconds", 3)
+  end
+  if opts.executor ~= nil then
+    executor.resolve(opts.executor, "po.validate.run", "default")
   end
   return opts
 end
@@ -195,10 +203,19 @@ local function run_group(indices, validators, candidate, opts, ctx, on_done)
       running = running + 1
       local v = validators[i]
       local runner = runner_of(v)
-      if runner then
+      local on_cluster = runner and runners.on_cluster(v, ctx)
+      if runner and not on_cluster then
         start_limited(i, v, runner)
       elseif ctx.stopped then
         finish(i, failed_result(v, "skipped", "skipped: an earlier validator failed (fail_fast)"), false)
+      elseif on_cluster then
+        -- A Slurm job uses none of this machine's CPUs: the cluster
+        -- schedules it, so it holds no slot of the process-wide limit.
+        local ok, err = xpcall(runner, traceback, v, candidate, v.timeout or opts.timeout or M.DEFAULT_TIMEOUT, ctx, i,
+          function(r) finish(i, r, false) end)
+        if not ok then
+          finish(i, failed_result(v, "error", "po.validate: internal error: " .. tostring(err)), false)
+        end
       else
         t0 = t0 or now()
         local ok, err = xpcall(submit_pooled, traceback, ctx, v, i, v.timeout or opts.timeout or M.DEFAULT_TIMEOUT,
@@ -224,7 +241,7 @@ end
 --- order. Inside po.async the calling task yields while they run.
 ---@param validators table[]
 ---@param candidate table|string a table, or a file path (candidate.file)
----@param opts? { workers?: integer, timeout?: number, cascade?: boolean, fail_fast?: boolean }
+---@param opts? { workers?: integer, timeout?: number, cascade?: boolean, fail_fast?: boolean, executor?: string|table }
 function M.run(validators, candidate, opts)
   if type(validators) ~= "table" then
     error("po.validate.run: validators must be a list of validators, got " .. type(validators), 2)
@@ -240,7 +257,7 @@ function M.run(validators, candidate, opts)
     check_validator(v, i, names)
   end
 
-  local ctx = { results = {}, stops = {}, validators = validators }
+  local ctx = { results = {}, stops = {}, validators = validators, executor = opts.executor }
   local t0 = now()
   local n = #validators
   local finished = po.future()

@@ -9,6 +9,7 @@
 --- ctx.stops[i]. ctx is the run's state (validate/init.lua).
 local po = require "poengine"
 local sched = require "poengine.validate.sched"
+local executor = require "poengine.executor"
 
 local now = po.now
 local type, ipairs, tostring, xpcall, pcall = type, ipairs, tostring, xpcall, pcall
@@ -111,6 +112,7 @@ local function run_argv(v, candidate, timeout, ctx, i, done)
   end
   local fut = po.run {
     argv = argv, cwd = v.cwd or candidate.dir, env = v.env, timeout = timeout, kill_grace = v.kill_grace,
+    executor = v.executor or ctx.executor or "default",
   }
   ctx.stops[i] = function() fut:cancel() end
   fut:on_settle(function()
@@ -354,6 +356,12 @@ local function runner_of(v)
     return run_inline
   end
   return nil
+end
+
+-- True when an argv validator runs as a Slurm job (its own executor, else
+-- the run's, else the process default).
+function M.on_cluster(v, ctx)
+  return runner_of(v) == run_argv and executor.kind_of(v.executor or ctx.executor) == "slurm"
 end
 
 M.new_result, M.failed_result = new_result, failed_result
