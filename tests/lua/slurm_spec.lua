@@ -177,6 +177,40 @@ describe("executor slurm", function()
     assert.are.equal("CANCELLED", state)
   end)
 
+  it("cancels the jobs still running when the script exits, as local children are killed", function()
+    local script = proc.tempfile([[
+      local po = require "poengine"
+      po.run { argv = { "sleep", "300" }, executor = "slurm" }
+      local slurm = require "poengine.executor.slurm"
+      -- exit once Slurm runs it (the poller has its record by then)
+      for _ = 1, 600 do
+        local r = po.run_sync { argv = { "squeue", "--noheader", "--states=RUNNING", "--name=poengine", "--Format=JobID" } }
+        local id = r.stdout:match("%d+")
+        if id then
+          io.write(id)
+          break
+        end
+        po.sleep(0.05)
+      end
+      assert(slurm.watched() == 1)
+    ]], ".lua")
+    local status, out, err = proc.sh("SLURM_CONF=" .. proc.quote(env.SLURM_CONF) .. " POENGINE_SHARED_DIR="
+      .. proc.quote(shared) .. " " .. proc.quote(proc.bin) .. " " .. proc.quote(script))
+    os.remove(script)
+    assert.are.equal(0, status, err)
+    local id = assert(out:match("^%d+$"), "the job never ran: " .. out)
+    local state
+    for _ = 1, 600 do
+      local r = cluster.client(env, { "squeue", "--noheader", "--states=all", "--jobs=" .. id, "--Format=State" })
+      state = r.stdout:match("%u+")
+      if state == "CANCELLED" or state == "COMPLETED" or state == "FAILED" then
+        break
+      end
+      po.sleep(0.05)
+    end
+    assert.are.equal("CANCELLED", state)
+  end)
+
   it("runs an optimizer cycle whose validators are Slurm jobs on sandboxes of the shared directory", function()
     local work, out = proc.tempdir(), proc.tempdir()
     local log = shared .. "/optimizer-" .. math.random(1e9) .. ".log"

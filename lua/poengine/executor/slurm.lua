@@ -576,6 +576,29 @@ function M.available()
   return M._available
 end
 
+-- When the Lua state closes (the script's end, os.exit), the jobs still
+-- watched are cancelled, as local children are killed then: a job nobody
+-- will read would otherwise hold its node until Slurm's own time limit.
+-- Synchronous, through the shell: the event loop is gone by then.
+local function cancel_all()
+  local by_conf = {}
+  for id, job in pairs(jobs) do
+    local list = by_conf[job.conf]
+    if not list then
+      list = {}
+      by_conf[job.conf] = list
+    end
+    list[#list + 1] = id
+  end
+  for conf, ids in pairs(by_conf) do
+    local env = conf ~= "" and "SLURM_CONF=" .. quote(conf) .. " " or ""
+    os.execute(env .. "scancel --quiet " .. table.concat(ids, " ") .. " >/dev/null 2>&1")
+  end
+end
+local closing = newproxy(true)
+getmetatable(closing).__gc = cancel_all
+M._closing = closing -- kept alive by the module until the state closes
+
 --- The jobs this process is watching, for tests: their count.
 function M.watched()
   return watched
