@@ -8,17 +8,28 @@ local po = require "poengine"
 local proc = require "tests.tools.proc"
 local cluster = require "tests.tools.slurm_cluster"
 
-describe("executor slurm", function()
-  local env, shared
-
+-- The cluster for one describe block: up in its setup (the Slurm
+-- executor configured for it), down in its teardown. Returns a table whose
+-- env and shared fields are set once setup has run.
+local function with_cluster()
+  local c = {}
   setup(function()
-    env = cluster.up()
-    shared = env.POENGINE_SHARED_DIR
-    po.executor.configure { kind = "slurm", slurm_conf = env.SLURM_CONF, shared_dir = shared }
+    c.env = cluster.up()
+    c.shared = c.env.POENGINE_SHARED_DIR
+    po.executor.configure { kind = "slurm", slurm_conf = c.env.SLURM_CONF, shared_dir = c.shared }
   end)
   teardown(function()
     po.executor.configure { kind = "local" }
-    cluster.down(env)
+    cluster.down(c.env)
+  end)
+  return c
+end
+
+describe("executor slurm", function()
+  local c = with_cluster()
+  local env, shared
+  setup(function()
+    env, shared = c.env, c.shared
   end)
 
   local function slurm_run(spec)
@@ -246,15 +257,10 @@ describe("executor slurm", function()
 end)
 
 describe("executor slurm, timing", function()
+  local c = with_cluster()
   local env, shared
   setup(function()
-    env = cluster.up()
-    shared = env.POENGINE_SHARED_DIR
-    po.executor.configure { kind = "slurm", slurm_conf = env.SLURM_CONF, shared_dir = shared }
-  end)
-  teardown(function()
-    po.executor.configure { kind = "local" }
-    cluster.down(env)
+    env, shared = c.env, c.shared
   end)
 
   it("times on Slurm with timing_executor = \"slurm\", each sample an --exclusive job", function()

@@ -454,8 +454,8 @@ local function poll_cluster(conf, ids)
   end)
 end
 
-poll = function()
-  poll_timer = nil
+-- The watched jobs' ids by the slurm.conf of their cluster.
+local function ids_by_cluster()
   local by_conf = {}
   for id, job in pairs(jobs) do
     local ids = by_conf[job.conf]
@@ -465,7 +465,12 @@ poll = function()
     end
     ids[#ids + 1] = id
   end
-  for conf, ids in pairs(by_conf) do
+  return by_conf
+end
+
+poll = function()
+  poll_timer = nil
+  for conf, ids in pairs(ids_by_cluster()) do
     poll_cluster(conf, ids)
   end
 end
@@ -581,16 +586,7 @@ end
 -- will read would otherwise hold its node until Slurm's own time limit.
 -- Synchronous, through the shell: the event loop is gone by then.
 local function cancel_all()
-  local by_conf = {}
-  for id, job in pairs(jobs) do
-    local list = by_conf[job.conf]
-    if not list then
-      list = {}
-      by_conf[job.conf] = list
-    end
-    list[#list + 1] = id
-  end
-  for conf, ids in pairs(by_conf) do
+  for conf, ids in pairs(ids_by_cluster()) do
     local env = conf ~= "" and "SLURM_CONF=" .. quote(conf) .. " " or ""
     os.execute(env .. "scancel --quiet " .. table.concat(ids, " ") .. " >/dev/null 2>&1")
   end
