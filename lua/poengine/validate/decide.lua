@@ -212,7 +212,6 @@ end
 
 --- The fraction of the pooled runs that the lower-tail test looks at.
 M.LOW_FRACTION = 0.2
-M.LOW_FROM = 14
 
 --- One-sided p-value that the x sample's fast runs are faster than the y
 --- sample's: pool both, take the fastest K (a fraction `q` of them, default
@@ -220,8 +219,9 @@ M.LOW_FROM = 14
 --- split of the pool is equally likely, so the count is hypergeometric and
 --- the p-value exact, whatever the timings' distribution. Another process
 --- only ever slows a run down, so the fastest runs carry the least of its
---- noise: at the same error rate this test tells a 5% gain apart in far
---- fewer runs than one on the middle of the samples. Ties count against x.
+--- noise: at the same error rate this test tells a small gain apart in
+--- fewer runs than one on the middle of the samples (the calibration
+--- benchmark measures how many). Ties count against x.
 ---@param x number[]
 ---@param y number[]
 ---@param q? number
