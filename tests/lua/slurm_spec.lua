@@ -158,6 +158,21 @@ describe("executor slurm", function()
     assert.are.equal("skipped", report.results[2].status)
   end)
 
+  -- The job's state once it has ended (CANCELLED, COMPLETED or FAILED), as
+  -- squeue reports it; the last state seen if it has not ended in 30 s.
+  local function final_state(id)
+    local state
+    for _ = 1, 600 do
+      local r = cluster.client(env, { "squeue", "--noheader", "--states=all", "--jobs=" .. id, "--Format=State" })
+      state = r.stdout:match("%u+")
+      if state == "CANCELLED" or state == "COMPLETED" or state == "FAILED" then
+        break
+      end
+      po.sleep(0.05)
+    end
+    return state
+  end
+
   it("cancels the job when the future is canceled", function()
     local fut = po.run { argv = { "sleep", "300" }, executor = "slurm" }
     local slurm = require "poengine.executor.slurm"
@@ -176,16 +191,7 @@ describe("executor slurm", function()
     local _, _, code = fut:wait()
     assert.are.equal("ECANCELED", code)
     assert.are.equal(0, slurm.watched())
-    local state
-    for _ = 1, 600 do
-      local r = cluster.client(env, { "squeue", "--noheader", "--states=all", "--jobs=" .. id, "--Format=State" })
-      state = r.stdout:match("%u+")
-      if state == "CANCELLED" or state == "COMPLETED" or state == "FAILED" then
-        break
-      end
-      po.sleep(0.05)
-    end
-    assert.are.equal("CANCELLED", state)
+    assert.are.equal("CANCELLED", final_state(id))
   end)
 
   it("cancels the jobs still running when the script exits, as local children are killed", function()
@@ -210,16 +216,7 @@ describe("executor slurm", function()
     os.remove(script)
     assert.are.equal(0, status, err)
     local id = assert(out:match("^%d+$"), "the job never ran: " .. out)
-    local state
-    for _ = 1, 600 do
-      local r = cluster.client(env, { "squeue", "--noheader", "--states=all", "--jobs=" .. id, "--Format=State" })
-      state = r.stdout:match("%u+")
-      if state == "CANCELLED" or state == "COMPLETED" or state == "FAILED" then
-        break
-      end
-      po.sleep(0.05)
-    end
-    assert.are.equal("CANCELLED", state)
+    assert.are.equal("CANCELLED", final_state(id))
   end)
 
   it("runs an optimizer cycle whose validators are Slurm jobs on sandboxes of the shared directory", function()
