@@ -143,6 +143,19 @@ local function sequential(v, arms, o, cpu, seed, on_round, spans, executor)
   return { results = out, baseline = po.validate.stats(runs.baseline), rounds = runs.rounds }
 end
 
+-- Why an arm's whole run gave no figures. A parse function that fails
+-- without errors of its own leaves the report's errors empty: the status and
+-- the first line of stderr say what happened then.
+local function failure_text(r)
+  if r.passed then
+    return "the objective validator reported no median"
+  elseif r.errors and #r.errors > 0 then
+    return table.concat(r.errors, "; ")
+  end
+  local first = (r.stderr or ""):match("[^\n]+")
+  return tostring(r.status) .. (first and (": " .. first) or "")
+end
+
 -- Runs the validator whole per arm and compares the figures it reports.
 local function whole(v, arms, o, seed, spans)
   local order = { 0 }
@@ -163,8 +176,7 @@ local function whole(v, arms, o, seed, spans)
     if r.passed and r.details and r.details.median then
       figures[arm] = r.details
     else
-      failures[arm] = r.passed and "the objective validator reported no median"
-        or table.concat(r.errors or { r.status }, "; ")
+      failures[arm] = failure_text(r)
     end
   end
   if not figures[0] then
