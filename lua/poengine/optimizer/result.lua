@@ -138,12 +138,22 @@ function M.write_params(self, result)
   if not task.write_params then
     return
   end
-  local patch, err = M.params_patch(task, self.baseline.params)
+  local patch, err, files = M.params_patch(task, self.baseline.params)
   if not patch then
     result.patch_error = err
   elseif patch ~= "" and not result.patch then
     result.patch = self.out_dir .. "/best.patch"
     sandbox.write_files(self.out_dir, { ["best.patch"] = patch }, true)
+    -- task.apply: the best point's files go into the workdir, as an LLM
+    -- run's best files do (without write_params a point has no files).
+    if task.apply and not result.applied and #self.accepted > 0 then
+      local ok, werr = sandbox.write_files(task.workdir, files, true)
+      if ok then
+        result.applied = true
+      else
+        result.apply_error = werr
+      end
+    end
   end
 end
 
@@ -160,8 +170,9 @@ end
 
 --- A search task's best point as a change: task.write_params(params)
 --- gives { [path] = text } (paths inside the workdir), compared with the
---- workdir's files. Returns the unified diff ("" when nothing changes), or
---- nil, message when write_params raises or returns something else.
+--- workdir's files. Returns the unified diff ("" when nothing changes) and
+--- the files (nil, then the files' table), or nil, message when
+--- write_params raises or returns something else.
 function M.params_patch(task, params)
   local ok, files = pcall(task.write_params, params)
   if not ok or type(files) ~= "table" then
@@ -183,7 +194,7 @@ function M.params_patch(task, params)
       parts[#parts + 1] = diff.unified(path, a, files[path])
     end
   end
-  return concat(parts)
+  return concat(parts), nil, files
 end
 
 -- The final check and the accepted chain in the collector's run record,
