@@ -13,6 +13,7 @@
 #include <lua.h>
 #include <luajit.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,12 +41,48 @@ static void dump(void) {
   snprintf(path, sizeof path, "%s/%ld.lines", dir, (long)getpid());
   FILE *f = fopen(path, "a");
   if (!f) return;
-  pthread_mutex_lock(&lock);
+  /* At exit from a signal (see on_terminate) the interrupted thread may
+   * hold the lock: wait a little for it, then read without it. */
+  int locked = 0;
+  for (int tries = 0; tries < 100 && !(locked = pthread_mutex_trylock(&lock) == 0); tries++) usleep(1000);
   for (int i = 0; i < nfiles; i++)
     for (int l = 0; l < files[i].cap; l++)
       if (files[i].lines[l]) fprintf(f, "%s\t%d\n", files[i].name, l);
-  pthread_mutex_unlock(&lock);
+  if (locked) pthread_mutex_unlock(&lock);
   fclose(f);
+}
+
+/* Specs stop `poengine serve` and other children with SIGTERM, whose
+ * default action ends the process without exit handlers: its Lua lines and
+ * its gcov counts (written by a destructor of the executable) were lost.
+ * In a Lua process whose disposition is still the default, the signal
+ * exits instead, which runs both, and the shim's destructor (after the
+ * executable's) raises the signal again, so the parent still sees the
+ * process die by it. The alarm ends a dump that cannot finish. */
+static volatile sig_atomic_t dying_signal;
+
+static void on_terminate(int sig) {
+  dying_signal = sig;
+  alarm(10);
+  exit(128 + sig);
+}
+
+__attribute__((destructor)) static void die_as_signalled(void) {
+  if (dying_signal) raise(dying_signal); /* the handler was reset to the default on entry */
+}
+
+static void catch_termination(void) {
+  static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+  for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+    struct sigaction old;
+    if (sigaction(signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL) continue;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_terminate;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(signals[i], &sa, NULL);
+  }
 }
 
 /* The last chunk this thread saw, and its entry in files (-1: not ours):
@@ -142,6 +179,7 @@ void luaL_openlibs(lua_State *L) {
     const char *m = getenv("POENGINE_LUA_COVERAGE_MATCH");
     if (m && *m) match = m;
     atexit(dump);
+    catch_termination();
   }
   pthread_mutex_unlock(&lock);
   setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
