@@ -8,10 +8,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <lauxlib.h>
+#include <lua.h>
+
 #include "error.h"
 #include "fault.h"
 #include "harness.h"
 #include "metrics.h"
+#include "runtime.h"
 
 typedef struct census {
   const char *name;
@@ -127,9 +131,36 @@ static void a_failed_range_probe_is_out_of_memory(void) {
   CHECK(po_metrics_register(&spec, &m) == 0 && m != NULL);
 }
 
+/* From Lua, an allocation failure raises "<function>: out of memory" (a
+ * programmer error it is not, but po.metrics constructors return no
+ * nil, message pair), and the same call works afterwards. */
+static void lua_sees_out_of_memory(void) {
+  lua_State *L = po_runtime_new();
+  REQUIRE(L);
+  REQUIRE(luaL_dostring(L, "local po = require 'poengine'\n"
+                           "return function() return pcall(po.metrics.histogram, 'fault_from_lua', "
+                           "{ labels = { k = 'v' } }) end") == 0);
+  lua_pushvalue(L, -1);
+  fault_arm("malloc", 1, 0, ENOMEM);
+  lua_call(L, 0, 2);
+  long fired = fault_fired();
+  fault_disarm();
+  CHECK_EQ_INT(fired, 1);
+  CHECK(!lua_toboolean(L, -2));
+  const char *msg = lua_tostring(L, -1), *want = "po.metrics.histogram: out of memory";
+  /* after the location in poengine's Lua layer, which made the call */
+  CHECK(msg && strlen(msg) >= strlen(want) && strcmp(msg + strlen(msg) - strlen(want), want) == 0);
+  lua_pop(L, 2);
+  lua_call(L, 0, 2);
+  CHECK(lua_toboolean(L, -2));
+  CHECK_EQ_INT(children_of("fault_from_lua"), 1);
+  lua_close(L);
+}
+
 int main(void) {
   RUN(every_allocation_of_a_new_family_fails_once);
   RUN(every_allocation_of_a_new_child_fails_once);
   RUN(a_failed_range_probe_is_out_of_memory);
+  RUN(lua_sees_out_of_memory);
   return TEST_SUMMARY();
 }

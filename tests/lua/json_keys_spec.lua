@@ -25,6 +25,10 @@ describe("po.json.encode options", function()
     assert.are.equal("[\n" .. (" "):rep(16) .. "1\n]", encode({ 1 }, { indent = 16 }))
     raises("po.json.encode: indent must be true, false or an integer from 0 to 16", encode, { 1 }, { indent = 17 })
   end)
+
+  it("are named by strings", function()
+    raises("po.json.encode: option names must be strings, got number", encode, { 1 }, { true })
+  end)
 end)
 
 describe("po.json marks", function()
