@@ -1,6 +1,7 @@
 /* src/core/json_check.c at its edges: missing text, invalid input given to
  * the helpers that expect checked text (they refuse it and leave the buffer
- * as it was), a long number beyond the doubles of either sign, a surrogate
+ * as it was), a long number beyond the doubles of either sign, a number
+ * cut short by the end of the text, a surrogate
  * pair whose second half is past U+DFFF, and po_json_format_number's
  * refusals. */
 #include "error.h"
@@ -78,6 +79,16 @@ static void a_low_surrogate_past_dfff_is_unpaired(void) {
   CHECK_EQ_STR(r.error_reason, "unpaired surrogate in \\u escape");
 }
 
+static void a_number_cut_short_at_the_end_is_invalid(void) {
+  static const char *const cut[] = {"1.", "1e", "1E+", "-0e-", "[2.5e"};
+  for (size_t k = 0; k < sizeof cut / sizeof cut[0]; k++) {
+    po_json_check_result r;
+    CHECK_EQ_INT(po_json_check(cut[k], strlen(cut[k]), PO_JSON_MAX_DEPTH, &r), PO_EJSON);
+    CHECK_EQ_INT(r.error_offset, strlen(cut[k]));
+    CHECK_EQ_STR(r.error_reason, "invalid number");
+  }
+}
+
 static void format_number_refuses_what_json_cannot_hold(void) {
   char buf[PO_JSON_NUMBER_BUF];
   size_t n;
@@ -95,6 +106,7 @@ int main(void) {
   RUN(unchecked_text_is_refused_whole);
   RUN(long_numbers_past_the_doubles_become_1e999);
   RUN(a_low_surrogate_past_dfff_is_unpaired);
+  RUN(a_number_cut_short_at_the_end_is_invalid);
   RUN(format_number_refuses_what_json_cannot_hold);
   return TEST_SUMMARY();
 }

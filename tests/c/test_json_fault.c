@@ -40,14 +40,23 @@ static long sweep_c(int (*once)(long nth)) {
   return -1;
 }
 
-/* Thirty control bytes, each escaped to six: the output outgrows the room
- * reserved for the plain length. */
-static char escaped_input[128], escaped_want[512];
+/* Control bytes, each escaped to six bytes, between runs of plain text of
+ * `run` bytes: the output outgrows the room reserved for the plain length,
+ * inside an escape (run 0) or inside a run of plain text (run 10). */
+static char escaped_input[512], escaped_want[1024];
 
-static void make_escape_case(void) {
+static void append_run(char *s, size_t run) {
+  size_t n = strlen(s);
+  memcpy(s + n, "abcdefghij", run);
+  s[n + run] = '\0';
+}
+
+static void make_escape_case(size_t run) {
   strcpy(escaped_input, "tab\t \"quoted\" back\\slash nl\n ");
   strcpy(escaped_want, "\"tab\\t \\\"quoted\\\" back\\\\slash nl\\n ");
   for (int i = 0; i < 30; i++) {
+    append_run(escaped_input, run);
+    append_run(escaped_want, run);
     strcat(escaped_input, "\x01");
     strcat(escaped_want, "\\u0001");
   }
@@ -71,7 +80,9 @@ static int escape_once(long nth) {
 /* po_json_append_string grows once for the plain length, then again as
  * escapes outgrow it: every one of those growths fails once. */
 static void escaping_fails_whole(void) {
-  make_escape_case();
+  make_escape_case(0);
+  CHECK_EQ_INT(sweep_c(escape_once), 2);
+  make_escape_case(10);
   CHECK_EQ_INT(sweep_c(escape_once), 2);
 }
 
@@ -245,8 +256,10 @@ static void encode_sorted_and_indented(void) {
 }
 
 static void encode_compact_unsorted(void) {
-  /* the output buffer from 64 bytes to 16 KiB */
-  CHECK_EQ_INT(sweep_lua(encode_compact), 9);
+  /* the output buffer from 64 bytes to 16 KiB, in fewer steps when a long
+   * value comes early: the table's key order decides */
+  long runs = sweep_lua(encode_compact);
+  CHECK(runs >= 5 && runs <= 9);
 }
 
 static void decode_with_long_numbers(void) {
