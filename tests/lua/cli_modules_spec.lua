@@ -5,18 +5,28 @@
 local proc = require "tests.tools.proc"
 local q = proc.quote
 
-local shim = (os.getenv("POENGINE_BUILD_DIR") or "build") .. "/tests/libfaultshim.so"
+local build = os.getenv("POENGINE_BUILD_DIR") or "build"
+local shim = build .. "/tests/libfaultshim.so"
+
+-- The source a copy of poengine in dir, with POENGINE_LUA_PATH unset, loads
+-- poengine.future from.
+local function future_source_of_copy_in(dir)
+  assert(os.execute("mkdir -p " .. q(dir) .. " && cp " .. q(proc.bin) .. " " .. q(dir .. "/poengine")) == 0)
+  local status, out, err = proc.sh("env -u POENGINE_LUA_PATH " .. q(dir .. "/poengine")
+    .. [[ -e 'print(debug.getinfo(require("poengine.future").async, "S").source)']])
+  proc.rmdir(dir)
+  assert.are.equal(0, status, err)
+  return out
+end
 local sanitizer = os.getenv("POENGINE_EXE_SANITIZER_PRELOAD") or ""
 
 describe("an installed poengine", function()
   it("uses its embedded modules, not the source tree, when POENGINE_LUA_PATH is unset", function()
-    local dir = proc.tempdir()
-    assert(os.execute("cp " .. q(proc.bin) .. " " .. q(dir .. "/poengine")) == 0)
-    local status, out, err = proc.sh("env -u POENGINE_LUA_PATH " .. q(dir .. "/poengine")
-      .. [[ -e 'print(debug.getinfo(require("poengine.future").async, "S").source)']])
-    proc.rmdir(dir)
-    assert.are.equal(0, status, err)
-    assert.are.equal("@lua/poengine/future.lua\n", out)
+    assert.are.equal("@lua/poengine/future.lua\n", future_source_of_copy_in(proc.tempdir()))
+  end)
+
+  it("is not taken for the build's own binary in a directory whose name only starts like the build's", function()
+    assert.are.equal("@lua/poengine/future.lua\n", future_source_of_copy_in(build .. "-copy"))
   end)
 end)
 
