@@ -1,6 +1,7 @@
 -- po.metrics at the binding's edges: a range or bucket option of the wrong
 -- type or size, and the histogram methods of the C object called on a
--- counter or a gauge (the Lua layer checks first; the binding must too).
+-- counter or a gauge (the Lua layer checks first; the binding must too),
+-- and its type kept when poengine_core is opened a second time.
 local po = require "poengine"
 local core = require "poengine_core"
 local raises = require("tests.tools.expect").raises
@@ -37,5 +38,18 @@ describe("the C object's histogram methods", function()
     raises("histogram:snapshot: the metric is a gauge, not a histogram", g.snapshot, g)
     raises("histogram:merge: the metric is a counter, not a histogram", h.merge, h, c)
     raises("histogram:merge: the metric is a gauge, not a histogram", g.merge, g, h)
+  end)
+
+  it("keeps its type when poengine_core is opened again in the same state", function()
+    local before = core.metrics.register("histogram", "opt_reopened")
+    package.loaded.poengine_core = nil
+    local ok, again = pcall(require, "poengine_core")
+    package.loaded.poengine_core = core
+    assert(ok, again)
+    assert.are_not.equal(core, again)
+    local after = again.metrics.register("histogram", "opt_reopened")
+    assert.are.equal(getmetatable(before), getmetatable(after))
+    before:observe(1)
+    assert.are.equal(1, after:snapshot().count)
   end)
 end)
