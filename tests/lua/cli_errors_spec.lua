@@ -92,11 +92,26 @@ describe("a script that cannot be opened or read", function()
   end)
 
   it("is a missing script, not a subcommand, when the name cannot be one", function()
-    for _, name in ipairs { "Test", "test.lua", "9test", "te$t" } do
-      local status, _, err = proc.poengine(q(name))
-      assert.are.equal(2, status)
-      assert.are.equal("poengine: cannot open " .. name .. ": No such file or directory\n", err)
+    -- subcommand modules under every name; only [a-z][a-z0-9_-]* names run
+    local dir = proc.tempdir()
+    assert(os.execute("mkdir -p " .. q(dir .. "/poengine/cli")) == 0)
+    local names = { "hello_2-x", "Test", "9test", "te$t", "~test" }
+    for _, name in ipairs(names) do
+      local f = assert(io.open(dir .. "/poengine/cli/" .. name .. ".lua", "wb"))
+      f:write("return { main = function() print('ran " .. name .. "') return 0 end }\n")
+      f:close()
     end
+    local env = "POENGINE_LUA_PATH=" .. q(dir) .. " "
+    local status, out, err = proc.sh(env .. q(proc.bin) .. " hello_2-x")
+    assert.are.equal(0, status, err)
+    assert.are.equal("ran hello_2-x\n", out)
+    for i = 2, #names do
+      status, out, err = proc.sh(env .. q(proc.bin) .. " " .. q(names[i]))
+      assert.are.equal(2, status)
+      assert.are.equal("", out)
+      assert.are.equal("poengine: cannot open " .. names[i] .. ": No such file or directory\n", err)
+    end
+    proc.rmdir(dir)
   end)
 
   it("exits 1 with the message when a subcommand raises", function()
