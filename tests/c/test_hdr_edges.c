@@ -1,6 +1,7 @@
 /* src/core/hdr.c at its edges: the widest range a double allows, ranges
  * that differ at one end only, merging an empty histogram, percentiles asked
- * out of order, and the range a histogram reports. */
+ * out of order, the range a histogram reports, and the extremes when
+ * threads race to move them. */
 #include "error.h"
 #include "hdr.h"
 
@@ -8,6 +9,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 
 static void the_whole_normal_range_fits(void) {
   po_hdr *h;
@@ -59,9 +61,51 @@ static void percentiles_come_back_in_the_order_asked(void) {
   po_hdr_free(h);
 }
 
+/* Every record of every thread moves the max (rising values) or the min
+ * (falling values), so the threads keep overwriting each other's extreme:
+ * whichever store lands last, the extreme must be the true one. */
+enum { THREADS = 4, PER_THREAD = 400000 };
+
+typedef struct racer {
+  po_hdr *rising, *falling;
+  int t;
+} racer;
+
+static void *race(void *ud) {
+  racer *r = ud;
+  for (int i = 0; i < PER_THREAD; i++) {
+    double v = (double)(i * THREADS + r->t + 1);
+    po_hdr_record(r->rising, v, NULL);
+    po_hdr_record(r->falling, (double)(THREADS * PER_THREAD + 1) - v, NULL);
+  }
+  return NULL;
+}
+
+static void extremes_are_exact_under_racing_threads(void) {
+  po_hdr *rising, *falling;
+  REQUIRE(po_hdr_new(1, 1e7, &rising) == 0);
+  REQUIRE(po_hdr_new(1, 1e7, &falling) == 0);
+  racer r[THREADS];
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    r[i] = (racer){rising, falling, i};
+    REQUIRE(pthread_create(&t[i], NULL, race, &r[i]) == 0);
+  }
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  po_hdr_stats up, down;
+  po_hdr_stats_get(rising, &up);
+  po_hdr_stats_get(falling, &down);
+  CHECK(up.min == 1 && up.max == THREADS * PER_THREAD);
+  CHECK(down.min == 1 && down.max == THREADS * PER_THREAD);
+  CHECK(up.sum == down.sum && up.count == down.count);
+  po_hdr_free(rising);
+  po_hdr_free(falling);
+}
+
 int main(void) {
   RUN(the_whole_normal_range_fits);
   RUN(merging_needs_both_ends_equal);
   RUN(percentiles_come_back_in_the_order_asked);
+  RUN(extremes_are_exact_under_racing_threads);
   return TEST_SUMMARY();
 }
