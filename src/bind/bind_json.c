@@ -97,13 +97,12 @@ static void enc_nomem(lua_State *L, encoder *e) {
 
 /* ---- scalars --------------------------------------------------------------- */
 
-/* The JSON text of a finite d (see po_json_format_number). */
+/* The JSON text of a finite d (see po_json_format_number, which fails only
+ * for NaN and the infinities: callers refuse those first, and NaN cannot be
+ * a table key). */
 static size_t format_number(lua_Number d, char *buf) {
   size_t n = 0;
-  if (po_json_format_number(d, buf, PO_JSON_NUMBER_BUF, &n)) {
-    memcpy(buf, "?", 2);
-    n = 1;
-  }
+  (void)po_json_format_number(d, buf, PO_JSON_NUMBER_BUF, &n);
   return n;
 }
 
@@ -361,11 +360,8 @@ static void encode_value(lua_State *L, encoder *e) {
     break;
   }
   case LUA_TLIGHTUSERDATA:
-    if (lua_touserdata(L, -1) == NULL) {
-      PUTS(e, L, "null");
-      break;
-    }
-    enc_raise(L, e, "cannot encode a light userdata");
+    if (lua_touserdata(L, -1) != NULL) enc_raise(L, e, "cannot encode a light userdata");
+    PUTS(e, L, "null"); /* po.json.null */
     break;
   case LUA_TTABLE:
     encode_table(L, e);
@@ -430,7 +426,7 @@ static int l_encode(lua_State *L) {
   lua_pushvalue(L, 1);
   encode_value(L, e);
   e->busy = 0;
-  lua_pushlstring(L, e->out.data ? e->out.data : "", e->out.len);
+  lua_pushlstring(L, e->out.data, e->out.len); /* never empty: every value writes something */
   po_strbuf_reset(&e->out, ENCODE_KEEP_BYTES);
   return 1;
 }

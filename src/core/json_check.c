@@ -300,6 +300,7 @@ static int append_short_number(const unsigned char *s, size_t n, po_strbuf *out)
 
 int po_json_shorten_numbers(const char *text, size_t len, po_strbuf *out) {
   if (!out || (!text && len)) return PO_EINVAL;
+  if (len == 0) return 0; /* text may be NULL then: no arithmetic on it */
   const unsigned char *s = (const unsigned char *)text;
   size_t before = out->len, copied = 0, i = 0, dlen;
   int nul = 0, rc = 0;

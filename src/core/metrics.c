@@ -191,7 +191,9 @@ static int check_histogram(const po_metric_spec *spec) {
   double lo = spec->lowest ? spec->lowest : PO_HDR_DEFAULT_LOWEST;
   double hi = spec->highest ? spec->highest : PO_HDR_DEFAULT_HIGHEST;
   po_hdr *probe;
-  if (po_hdr_new(lo, hi, &probe) != 0)
+  int rc = po_hdr_new(lo, hi, &probe);
+  if (rc == PO_ENOMEM) return rc; /* not the spec's fault: the caller says "out of memory" */
+  if (rc != 0)
     return fail("invalid range [%g, %g]: lowest must be a positive normal number below a finite highest", lo, hi);
   po_hdr_free(probe);
   return 0;
@@ -264,7 +266,6 @@ static char *dup(const char *s) {
 }
 
 static void free_family(family *f) {
-  if (!f) return;
   free(f->name);
   free(f->help);
   free(f->unit);
@@ -335,7 +336,6 @@ static char *label_key(const po_metric_label *labels, size_t n) {
 }
 
 static void free_child(po_metric *m) {
-  if (!m) return;
   if (m->type == PO_METRIC_HISTOGRAM) {
     po_hdr_free(m->u.h.hdr);
     free(m->u.h.le);
@@ -438,10 +438,11 @@ int po_metrics_register(const po_metric_spec *spec, po_metric **out) {
   po_metric_label labels[PO_METRICS_MAX_LABELS];
   if (rc == 0) rc = check_labels(spec, labels);
   if (rc == 0) rc = check_histogram(spec);
-  if (rc != 0) return rc;
-  pthread_mutex_lock(&registry_lock);
-  rc = register_locked(spec, name, labels, out);
-  pthread_mutex_unlock(&registry_lock);
+  if (rc == 0) {
+    pthread_mutex_lock(&registry_lock);
+    rc = register_locked(spec, name, labels, out);
+    pthread_mutex_unlock(&registry_lock);
+  }
   if (rc == PO_ENOMEM) snprintf(last_error, sizeof last_error, "out of memory");
   return rc;
 }

@@ -228,13 +228,22 @@ describe("po.json", function()
       local big = {}
       for i = 1, 2000 do big["k" .. i] = { i, "v" .. i } end
       local expect = sorted(big)
-      for _ = 1, 5 do
-        for _ = 1, 2000 do
-          local p = newproxy(true)
-          getmetatable(p).__gc = function() assert(encode({ z = { 1 } }) == '{"z":[1]}') end
-        end
-        assert.are.equal(expect, sorted(big))
+      -- With a pause of 0 the collector steps at each of encode's 2000 key
+      -- pushes, so finalizers of the proxies run inside the encode.
+      local encoding, inner = false, {}
+      local pause = collectgarbage("setpause", 0)
+      collectgarbage()
+      for _ = 1, 200 do
+        local p = newproxy(true)
+        getmetatable(p).__gc = function() if encoding then inner[#inner + 1] = encode({ z = { 1 } }) end end
       end
+      encoding = true
+      local out = encode(big, { sort_keys = true })
+      encoding = false
+      collectgarbage("setpause", pause)
+      assert.are.equal(expect, out)
+      assert.is_true(#inner > 0, "no finalizer ran during the encode")
+      for _, text in ipairs(inner) do assert.are.equal('{"z":[1]}', text) end
     end)
 
     it("still works after an error", function()
