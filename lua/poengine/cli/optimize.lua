@@ -248,16 +248,7 @@ function M.main(args)
     io.stdout:write("\r\27[K", text)
     io.stdout:flush()
   end or plain_status
-  local server
-  if opts.serve then
-    local serr
-    server, serr = M.serve_run(po, task, opts)
-    if not server then
-      io.stderr:write("poengine optimize: --serve: ", tostring(serr), "\n")
-      return 1
-    end
-  end
-  local result, rerr = po.optimizer.run(task, {
+  local optimizer, rerr = po.optimizer.new(task, {
     router = router,
     -- The router records its LLM calls in po.metrics.global(): make that the
     -- run's collector, so they reach the cycles and the dashboards.
@@ -273,6 +264,20 @@ function M.main(args)
       io.stdout:flush()
     end,
   })
+  -- Served once the run's directory and event log exist, so the address it
+  -- prints answers for the run from the first request on.
+  local server, result
+  if optimizer and opts.serve then
+    local serr
+    server, serr = M.serve_run(po, task, opts)
+    if not server then
+      io.stderr:write("poengine optimize: --serve: ", tostring(serr), "\n")
+      return 1
+    end
+  end
+  if optimizer then
+    result, rerr = optimizer:run()
+  end
   current = nil -- the run is over: no phase line may follow its summary
   show_status = nil
   if server then
