@@ -203,6 +203,35 @@ describe("poengine_core.cache", function()
       assert.are.equal(ccache.key { "a", "b", "c" }, ccache.key(late))
     end)
 
+    it("is made right by a finalizer that runs while another key is being made", function()
+      -- A key of 5000 pairs reads names again (lua_pushlstring), where the
+      -- collector may step and run finalizers that make keys themselves.
+      local big = {}
+      for i = 1, 5000 do
+        big["k" .. i] = { i }
+      end
+      local expected = ccache.key(big)
+      local made = {}
+      collectgarbage("setpause", 1)
+      collectgarbage("setstepmul", 1000)
+      for _ = 1, 10 do
+        for i = 1, 200 do
+          local p = newproxy(true)
+          getmetatable(p).__gc = function()
+            made[#made + 1] = { i, ccache.key { finalizer = i } }
+          end
+        end
+        assert.are.equal(expected, ccache.key(big))
+      end
+      collectgarbage("setpause", 200)
+      collectgarbage("setstepmul", 200)
+      collectgarbage()
+      assert.are.equal(2000, #made)
+      for _, m in ipairs(made) do
+        assert.are.equal(ccache.key { finalizer = m[1] }, m[2])
+      end
+    end)
+
     it("shows a string key as it is and a request as canonical text", function()
       assert.are.equal("plain key", ccache.canonical("plain key"))
       assert.are.equal('{"b":[1,2.5],"c":{}}', ccache.canonical { c = {}, b = { 1, 2.5 } })
