@@ -232,6 +232,19 @@ describe("poengine_core.cache", function()
       end
     end)
 
+    it("writes a long array the same however it was built", function()
+      local fwd, bwd = {}, {}
+      for i = 1, 5000 do
+        fwd[i] = i
+      end
+      for i = 5000, 1, -1 do
+        bwd[i] = i
+      end
+      assert.are.equal(ccache.key(fwd), ccache.key(bwd))
+      assert.are_not.equal(ccache.key(fwd), ccache.key { 1, 2, 3 })
+      assert.are.equal("[1,null,3]", ccache.canonical { 1, po.json.null, 3 })
+    end)
+
     it("shows a string key as it is and a request as canonical text", function()
       assert.are.equal("plain key", ccache.canonical("plain key"))
       assert.are.equal('{"b":[1,2.5],"c":{}}', ccache.canonical { c = {}, b = { 1, 2.5 } })
