@@ -1,5 +1,5 @@
 /* The semantic tier's index of vectors (cache_semantic.h) under allocation
- * failures (tests/c/fault.h): 150 vectors in three groups are added (the
+ * failures (tests/c/fault.h): 100 vectors in three groups are added (the
  * id and entry maps double twice, each group grows its vector index) with
  * each allocation failing once in turn. A failed add reports PO_ENOMEM and
  * leaves the tier as it was; afterwards the count is the number of adds
@@ -15,7 +15,7 @@
 #include "fault.h"
 #include "harness.h"
 
-enum { N = 150, DIM = 8 };
+enum { N = 100, DIM = 8 };
 
 static void vector_of(int i, float *v) {
   double n = 0;
