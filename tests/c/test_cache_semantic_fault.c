@@ -1,6 +1,6 @@
 /* The semantic tier's index of vectors (cache_semantic.h) under allocation
  * failures (tests/c/fault.h): 100 vectors in three groups are added (the
- * id and entry maps double twice, each group grows its vector index) with
+ * id and entry maps double, each group grows its vector index) with
  * each allocation failing once in turn. A failed add reports PO_ENOMEM and
  * leaves the tier as it was; afterwards the count is the number of adds
  * that succeeded and each of those vectors is found for its own entry. */
