@@ -82,22 +82,48 @@ static void bad_times_and_vectors_change_nothing(void) {
 
 /* Three entries expire together in one shard; a read drops at most two
  * through the sweep, so the third is found expired in its slot: a miss,
- * counted as an expiration like the others. */
+ * counted as an expiration like the others (with a store, by the store,
+ * which drops it when the read reaches it). */
 static void an_entry_found_expired_is_a_miss(void) {
-  po_cache_options o = {.ns = "bounds-expired", .max_entries = 10};
+  char dir[64];
+  strcpy(dir, "/tmp/po-cache-bounds-XXXXXX");
+  REQUIRE(mkdtemp(dir));
+  for (int with_store = 0; with_store <= 1; with_store++) {
+    po_cache_options o = {.path = with_store ? dir : NULL, .ns = "bounds-expired", .max_entries = 10};
+    po_cache *c;
+    REQUIRE(po_cache_open(&o, &c) == 0);
+    CHECK_EQ_INT(po_cache_set(c, "a", 1, "1", 1, 0, 0.01, PO_STORE_SYNC_NONE), 0);
+    CHECK_EQ_INT(po_cache_set(c, "b", 1, "2", 1, 0, 0.02, PO_STORE_SYNC_NONE), 0);
+    CHECK_EQ_INT(po_cache_set(c, "c", 1, "3", 1, 0, 0.03, PO_STORE_SYNC_NONE), 0);
+    nap(0.1);
+    po_cache_result r = {0};
+    CHECK_EQ_INT(po_cache_get(c, "c", 1, &r), PO_ENOENT);
+    po_cache_stats st;
+    REQUIRE(po_cache_stats_get(c, &st) == 0);
+    CHECK_EQ_INT(st.expirations, with_store ? 1 : 3); /* the store has dropped "c" only, so far */
+    if (!with_store) CHECK_EQ_INT(st.size, 0);
+    CHECK_EQ_INT(st.misses, 1);
+    po_cache_result_free(&r);
+    po_cache_close(c);
+  }
+  char cmd[96];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+/* A value longer than the result buffer's first size comes back whole. */
+static void a_long_value_comes_back_whole(void) {
+  po_cache_options o = {.ns = "bounds-long", .max_entries = 10};
   po_cache *c;
   REQUIRE(po_cache_open(&o, &c) == 0);
-  CHECK_EQ_INT(po_cache_set(c, "a", 1, "1", 1, 0, 0.01, PO_STORE_SYNC_NONE), 0);
-  CHECK_EQ_INT(po_cache_set(c, "b", 1, "2", 1, 0, 0.02, PO_STORE_SYNC_NONE), 0);
-  CHECK_EQ_INT(po_cache_set(c, "c", 1, "3", 1, 0, 0.03, PO_STORE_SYNC_NONE), 0);
-  nap(0.1);
+  char value[5000];
+  for (size_t i = 0; i < sizeof value; i++) value[i] = (char)('a' + i % 26);
   po_cache_result r = {0};
-  CHECK_EQ_INT(po_cache_get(c, "c", 1, &r), PO_ENOENT);
-  po_cache_stats st;
-  REQUIRE(po_cache_stats_get(c, &st) == 0);
-  CHECK_EQ_INT(st.expirations, 3);
-  CHECK_EQ_INT(st.size, 0);
-  CHECK_EQ_INT(st.misses, 1);
+  REQUIRE(po_cache_set(c, "short", 5, "x", 1, 0, 0, PO_STORE_SYNC_NONE) == 0);
+  REQUIRE(po_cache_get(c, "short", 5, &r) == 0);
+  REQUIRE(po_cache_set(c, "long", 4, value, sizeof value, 0, 0, PO_STORE_SYNC_NONE) == 0);
+  REQUIRE(po_cache_get(c, "long", 4, &r) == 0);
+  CHECK(r.len == sizeof value && memcmp(r.value, value, sizeof value) == 0);
   po_cache_result_free(&r);
   po_cache_close(c);
 }
@@ -108,10 +134,12 @@ static void two_stores_keep_one_namespace_apart(void) {
   strcpy(b, "/tmp/po-cache-bounds-XXXXXX");
   REQUIRE(mkdtemp(a) && mkdtemp(b));
   po_cache_options oa = {.path = a, .ns = "same"}, ob = {.path = b, .ns = "same"};
-  po_cache *ca, *cb, *ca2;
+  po_cache *ca, *cb, *ca2, *cm;
+  po_cache_options om = {.ns = "same"}; /* and in memory only */
+  REQUIRE(po_cache_open(&om, &cm) == 0);
   REQUIRE(po_cache_open(&oa, &ca) == 0);
   REQUIRE(po_cache_open(&ob, &cb) == 0);
-  CHECK(ca != cb);
+  CHECK(ca != cb && ca != cm && cb != cm);
   REQUIRE(po_cache_open(&oa, &ca2) == 0);
   CHECK(ca == ca2);
   CHECK_EQ_INT(po_cache_set(ca, "k", 1, "in a", 4, 0, 0, PO_STORE_SYNC_BATCH), 0);
@@ -129,6 +157,7 @@ static void two_stores_keep_one_namespace_apart(void) {
   po_cache_result_free(&r);
   po_cache_close(ca);
   po_cache_close(cb);
+  po_cache_close(cm);
   char cmd[160];
   snprintf(cmd, sizeof cmd, "rm -rf %s %s", a, b);
   CHECK(system(cmd) == 0);
@@ -153,6 +182,7 @@ int main(void) {
   RUN(open_refuses_bad_options);
   RUN(bad_times_and_vectors_change_nothing);
   RUN(an_entry_found_expired_is_a_miss);
+  RUN(a_long_value_comes_back_whole);
   RUN(two_stores_keep_one_namespace_apart);
   RUN(separators_make_no_secret);
   return TEST_SUMMARY();
