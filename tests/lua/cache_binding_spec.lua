@@ -57,7 +57,7 @@ describe("poengine_core.cache", function()
       assert.are.equal("ENOENT", code)
       assert.truthy(err:find("po.cache.open: no cache store in " .. dir .. "/none", 1, true))
       -- a store that exists opens
-      local made = assert(open { path = dir .. "/made" })
+      local made = assert(open { path = dir .. "/made", create = true })
       made:close()
       local again = assert(open { path = dir .. "/made", create = false })
       again:close()
@@ -165,6 +165,8 @@ describe("poengine_core.cache", function()
       raises("cache:prune: older_than must be a non-negative number of seconds, got string", h.prune, h,
         { older_than = "1d" })
       raises("cache:prune: max_bytes must be a non-negative integer, got 1.5", h.prune, h, { max_bytes = 1.5 })
+      raises("cache:prune: max_bytes must be a non-negative integer, got 1.1529215046068e+18", h.prune, h,
+        { max_bytes = 2 ^ 60 })
       raises("cache:prune: batch must be an integer from 1 to 1048576", h.prune, h, { batch = 0 })
       raises("cache:prune: batch must be an integer from 1 to 1048576", h.prune, h, { batch = 2 ^ 21 })
       raises("cache:prune: dry_run must be a boolean, got number", h.prune, h, { dry_run = 1 })
