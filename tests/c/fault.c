@@ -129,6 +129,11 @@ char *__wrap_strndup(const char *s, size_t n) {
   if (hit("malloc")) return errno = ENOMEM, NULL;
   return __real_strndup(s, n);
 }
+int __real_posix_memalign(void **, size_t, size_t);
+int __wrap_posix_memalign(void **p, size_t align, size_t n) {
+  if (hit("malloc")) return ENOMEM;
+  return __real_posix_memalign(p, align, n);
+}
 
 /* System calls: -1 with errno. */
 #define FAIL_SYSCALL(name)        \

@@ -4,8 +4,8 @@
  * goes through here and the Nth one can be made to fail. The test binary
  * alone is affected; poengine never links this.
  *
- * Names: "malloc" (counts malloc, calloc, realloc, strdup and strndup
- * together, as an allocation failure is the same event for the caller),
+ * Names: "malloc" (counts malloc, calloc, realloc, strdup, strndup and
+ * posix_memalign together, as an allocation failure is the same event for the caller),
  * "write", "read", "open", "rename", "mkdir", "fsync" (fsync and fdatasync),
  * "pthread_create", and the LMDB calls "mdb_env_open", "mdb_txn_begin",
  * "mdb_txn_commit", "mdb_put", "mdb_get", "mdb_del", "mdb_dbi_open",
