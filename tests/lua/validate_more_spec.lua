@@ -159,3 +159,75 @@ describe("an isolated function validator whose process ends without a result", f
       { r.killed.status, r.killed.errors })
   end)
 end)
+
+describe("validators stopped before their end", function()
+  it("an inline function past its timeout, and a run whose {files} is empty", function()
+    local report = v.run({
+      { name = "slow", inline = true, timeout = 0.2, run = function() po.sleep(60) return true end },
+      { name = "nofiles", run = { "cat", "{files}" } },
+    }, { files = {} })
+    local r = report.by_name
+    assert.are.same({ "timeout", { "timed out after 0.2 s" } }, { r.slow.status, r.slow.errors })
+    assert.are.same({ false, { "argv uses {files} but the candidate has no files" } },
+      { r.nofiles.passed, r.nofiles.errors })
+  end)
+
+  it("with fail_fast, an inline function and an isolated one still running are canceled", function()
+    local before = v.limits().concurrency
+    v.configure { concurrency = 4 } -- all three run at once, whatever the machine's CPUs
+    local report = v.run({
+      { name = "inline", inline = true, run = function() po.sleep(60) return true end },
+      { name = "isolated", isolate = true, run = function() os.execute("sleep 60") return true end },
+      { name = "fails", run = sh "exit 1" },
+    }, {}, { fail_fast = true })
+    v.configure { concurrency = before }
+    local r = report.by_name
+    assert.are.equal("failed", r.fails.status)
+    assert.are.same({ "canceled", { "canceled" } }, { r.inline.status, r.inline.errors })
+    assert.are.equal("canceled", r.isolated.status)
+  end)
+end)
+
+describe("po.validate.decide's checks and failures", function()
+  local decide = require "poengine.validate.decide"
+
+  it("refuses a min_effect out of [0, 1), samples that are not lists, a run that is not a function", function()
+    assert.has_error(function() decide.compare_samples({ 1, 2 }, { 1, 2 }, { min_effect = 1 }) end,
+      "po.validate.decide: min_effect must be a number in [0, 1)")
+    assert.has_error(function() decide.compare_samples({ 1, 2 }, 3) end,
+      "po.validate.decide: candidate and baseline must be arrays of samples")
+    assert.has_error(function() decide.sequential(1, "run") end,
+      "po.validate.decide.sequential: run must be a function(arm) -> number")
+  end)
+
+  it("a baseline sample that is not positive is EINVAL, naming the side", function()
+    local r, msg, code = decide.compare_samples({ 1, 2 }, { 1, -1 })
+    assert.are.same({ nil, "EINVAL" }, { r, code })
+    assert.matches("^po%.validate%.decide: baseline ", msg)
+  end)
+
+  it("sequential: a run that fails in a timed round, or measures a negative time, ends it with the reason", function()
+    local calls = 0
+    local res, msg, code = decide.sequential(1, function()
+      calls = calls + 1
+      if calls > 4 then
+        return nil, "the benchmark crashed", "EBENCH"
+      end
+      return 1
+    end, { warmup = 1, seed = 1 })
+    assert.are.same({ nil, "the benchmark crashed", "EBENCH" }, { res, msg, code })
+    res, msg, code = decide.sequential(1, function(arm) return arm == 0 and 1 or -1 end, { warmup = 0, first = 2, seed = 1 })
+    assert.are.same({ nil, "EINVAL" }, { res, code })
+    assert.matches("^po%.validate%.decide: candidate ", msg)
+  end)
+
+  it("sequential with higher_is_better: a candidate no better stops as futile, not faster", function()
+    local n = 0
+    local res = assert(decide.sequential(1, function()
+      n = n + 1
+      return 100 + (n * 7919) % 13
+    end, { higher_is_better = true, seed = 3, first = 4, max_runs = 40 }))
+    assert.are_not.equal("faster", res.candidates[1].verdict)
+    assert.is_true(res.candidates[1].runs < 40)
+  end)
+end)
