@@ -181,7 +181,9 @@ function M.run(spec, fallback)
   if ex.kind == "local" then
     return core.run(copy)
   end
-  return require("poengine.executor.slurm").run(copy, ex)
+  -- Not a tail call: slurm's checks raise at the level that counts this frame.
+  local fut = require("poengine.executor.slurm").run(copy, ex)
+  return fut
 end
 
 return M
