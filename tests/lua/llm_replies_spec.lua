@@ -1,6 +1,6 @@
 -- Replies the adapters and the provider must refuse or take as they come,
 -- beyond the documented exchanges: embeddings replies of the wrong shape
--- from the test server (fault=replay with tests/fixtures/streams/embed_*),
+-- from the test server (fault=replay with tests/fixtures/streams/openai_embed_*),
 -- a chat reply that is not an object, a stream request answered in one
 -- piece with its reasoning, a URL libcurl cannot take; the Ollama and
 -- OpenAI adapters' own edges, called directly as the wire specs do.
@@ -33,28 +33,28 @@ end
 
 describe("po.llm.embed refuses a reply of the wrong shape with EPROTO", function()
   it("a reply that is not an object", function()
-    local got = embed_replayed("reply_number.json")
+    local got = embed_replayed("openai_reply_number.json")
     assert.are.same({ nil, "EPROTO" }, { got[1], got[3] })
     assert.matches(": bad reply: the reply is number, not an object$", got[2])
   end)
 
   it("data that is not a list (the adapter's complaint, with the model)", function()
-    local got = embed_replayed("embed_data_string.json")
-    assert.are.same({ nil, "openai " .. embed_model("embed_data_string.json") .. ": bad reply: data is string, not a list",
+    local got = embed_replayed("openai_embed_data_string.json")
+    assert.are.same({ nil, "openai " .. embed_model("openai_embed_data_string.json") .. ": bad reply: data is string, not a list",
       "EPROTO" }, { got[1], got[2], got[3] })
   end)
 
   it("fewer vectors than texts", function()
-    local got = embed_replayed("embed_one_vector.json", { "one", "two" })
-    assert.are.same({ nil, "openai " .. embed_model("embed_one_vector.json") .. ": the reply holds 1 vectors for 2 texts", "EPROTO" },
+    local got = embed_replayed("openai_embed_one_vector.json", { "one", "two" })
+    assert.are.same({ nil, "openai " .. embed_model("openai_embed_one_vector.json") .. ": the reply holds 1 vectors for 2 texts", "EPROTO" },
       { got[1], got[2], got[3] })
   end)
 
   it("an empty vector, or one holding a string", function()
-    local got = embed_replayed("embed_empty_vector.json")
-    assert.are.same({ nil, "openai " .. embed_model("embed_empty_vector.json") .. ": vector 1 is not a list of numbers", "EPROTO" },
+    local got = embed_replayed("openai_embed_empty_vector.json")
+    assert.are.same({ nil, "openai " .. embed_model("openai_embed_empty_vector.json") .. ": vector 1 is not a list of numbers", "EPROTO" },
       { got[1], got[2], got[3] })
-    got = embed_replayed("embed_string_number.json")
+    got = embed_replayed("openai_embed_string_number.json")
     assert.are.same({ nil, "EPROTO" }, { got[1], got[3] })
     assert.matches("data%[1%]%.embedding%[2%] is string, not a number", got[2])
   end)
@@ -84,10 +84,10 @@ end)
 
 describe("the provider's reading of a chat reply", function()
   it("a reply that is JSON but not an object is EPROTO, with its status", function()
-    local p = openai_provider { model = "m#fault=replay;file=reply_number.json" }
+    local p = openai_provider { model = "m#fault=replay;file=openai_reply_number.json" }
     local res, msg, code, info = p:complete { prompt = "hi" }
     assert.are.same({ nil, "EPROTO", 200 }, { res, code, info.status })
-    assert.matches("^openai m#fault=replay;file=reply_number%.json: bad reply: the reply is number, not an object$", msg)
+    assert.matches("^openai m#fault=replay;file=openai_reply_number%.json: bad reply: the reply is number, not an object$", msg)
   end)
 
   it("a stream request answered in one piece hands its reasoning and text over whole", function()
