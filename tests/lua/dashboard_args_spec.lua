@@ -146,3 +146,34 @@ describe("po.dashboard.fmt's edge values", function()
     assert.are.same({ "", "" }, { fmt.truncate("hello", 0), fmt.truncate("hello", -3) })
   end)
 end)
+
+describe("po.dashboard's blocks for data without a view", function()
+  local blocks = require "poengine.dashboard.blocks"
+
+  it("a scalar is a note; a fraction keeps 4 significant digits", function()
+    assert.are.same({ { "note", text = "2.5" } }, blocks.auto(2.5))
+    assert.are.same({ { "note", text = "0.3333" } }, blocks.auto(1 / 3))
+  end)
+
+  it("a list of records is a table of every key, sorted, numeric keys found by their text", function()
+    local t = blocks.auto({ { a = 1.25, [2] = "two" }, { b = { 1 } } })[1]
+    assert.are.equal("table", t[1])
+    assert.are.same({ "2", "a", "b" }, { t.columns[1][1], t.columns[2][1], t.columns[3][1] })
+    assert.are.same({ { "two", "1.25", "" }, { "", "", "[1]" } }, t.rows)
+  end)
+
+  it("a record's table values are JSON text, or their plain name when JSON cannot hold them", function()
+    local kv = blocks.auto({ opts = { x = 1 }, bad = { f = print }, n = 3 })[1]
+    assert.are.equal("kv", kv[1])
+    assert.are.same({ "n", "3" }, kv.items[2])
+    assert.are.same({ "opts", "{\"x\":1}" }, kv.items[3])
+    assert.are.equal("bad", kv.items[1][1])
+    assert.matches("^table: ", kv.items[1][2])
+  end)
+
+  it("a sparkline of nothing is empty, and a value that is not a number leaves a gap", function()
+    assert.are.equal("", blocks.sparkline({}, 5))
+    local line = blocks.sparkline({ 1, 0 / 0, 3 }, 3)
+    assert.are.equal(" ", line:sub(4, 4))
+  end)
+end)
