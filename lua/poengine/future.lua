@@ -124,14 +124,10 @@ local function turn(max_wait)
   local last = ready_tail
   local ran = last - ready_head + 1
   while ready_head <= last do
-    local item = ready[ready_head]
+    local task = ready[ready_head] -- (only tasks are queued)
     ready[ready_head] = nil
     ready_head = ready_head + 1
-    if type(item) == "function" then
-      item()
-    else
-      resume_task(item)
-    end
+    resume_task(task)
   end
   ran = ran + run_due_timers()
   local wait = max_wait

@@ -97,12 +97,16 @@ end
 
 --- The executor a run with `executor` (nil, "default", "local", "slurm" or
 --- a table { kind =, ... }) uses: its settings table. nil means `fallback`
---- ("local" for po.run, "default" for validators). Raises naming `fname`.
+--- ("local" for po.run, "default" for validators). Raises naming `fname`,
+--- at `level` (error()'s, counted from resolve's caller's caller: 3 unless
+--- the user's call is further up).
 ---@param executor nil|string|table
 ---@param fname string
 ---@param fallback "local"|"default"
+---@param level? integer
 ---@return table settings
-function M.resolve(executor, fname, fallback)
+function M.resolve(executor, fname, fallback, level)
+  level = level or 3
   if executor == nil then
     executor = fallback
   end
@@ -117,7 +121,7 @@ function M.resolve(executor, fname, fallback)
     end
     return { kind = "slurm" }
   elseif type(executor) == "table" then
-    check(fname .. ": executor", executor, 3)
+    check(fname .. ": executor", executor, level)
     local merged = {}
     local base = current()
     if executor.kind == nil or executor.kind == base.kind then
@@ -132,7 +136,7 @@ function M.resolve(executor, fname, fallback)
     return merged
   end
   error(fname .. ": executor must be \"local\", \"slurm\", \"default\" or a table { kind = ... }, got "
-    .. (type(executor) == "string" and ("\"" .. executor .. "\"") or type(executor)), 3)
+    .. (type(executor) == "string" and ("\"" .. executor .. "\"") or type(executor)), level)
 end
 
 --- The shared directory of Slurm settings `ex` (the node and this machine
@@ -177,7 +181,9 @@ function M.run(spec, fallback)
   if ex.kind == "local" then
     return core.run(copy)
   end
-  return require("poengine.executor.slurm").run(copy, ex)
+  -- Not a tail call: slurm's checks raise at the level that counts this frame.
+  local fut = require("poengine.executor.slurm").run(copy, ex)
+  return fut
 end
 
 return M

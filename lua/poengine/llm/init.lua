@@ -14,8 +14,11 @@ M.adapters = provider.adapters
 M.prices = require "poengine.llm.prices"
 
 --- po.llm.router{...}: deployments, retries, fallbacks, limits, budget, cache.
+-- Not a tail call: router.new's errors count this frame to reach the
+-- caller's line (a tail call would drop it and blame the caller's caller).
 function M.router(opts)
-  return require("poengine.llm.router").new(opts)
+  local router = require("poengine.llm.router").new(opts)
+  return router
 end
 
 --- po.llm.tool_loop(client, request, handlers, opts): call → tools → call until a final answer.
@@ -27,7 +30,8 @@ M.embedder = require("poengine.llm.embed").embedder
 
 --- po.llm.cassette{ path =, mode = }: record and replay around a router or provider.
 function M.cassette(opts)
-  return require("poengine.llm.cassette").new(opts)
+  local cassette, err, code = require("poengine.llm.cassette").new(opts) -- not a tail call: as for router
+  return cassette, err, code
 end
 
 return M

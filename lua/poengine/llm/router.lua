@@ -50,22 +50,25 @@ local function check_table(fname, what, t, allowed)
   check_names(fname, t, allowed, 4, nil, what and (what .. "."))
 end
 
-local function positive(fname, name, v, allow_zero)
+-- level: error()'s, counted from positive; 4 from M.new (positive, M.new,
+-- po.llm.router, the caller).
+local function positive(fname, name, v, allow_zero, level)
   if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0 or (v == 0 and not allow_zero)) then
     error(fname .. ": " .. name .. " must be a " .. (allow_zero and "non-negative" or "positive") .. " number, got "
-      .. tostring(v), 4)
+      .. tostring(v), level or 4)
   end
   return v
 end
 
+-- Its errors are raised at level 4: new_deployment, M.new, po.llm.router, the caller.
 local function new_deployment(fname, i, d, opts)
   if type(d) ~= "table" then
-    error(fname .. ": deployments[" .. i .. "] must be a table, got " .. type(d), 3)
+    error(fname .. ": deployments[" .. i .. "] must be a table, got " .. type(d), 4)
   end
   local popts = {}
   for k, v in pairs(d) do
     if not ROUTING_FIELDS[k] and not PROVIDER_FIELDS[k] then
-      error(fname .. ": unknown option 'deployments[" .. i .. "]." .. tostring(k) .. "'", 3)
+      error(fname .. ": unknown option 'deployments[" .. i .. "]." .. tostring(k) .. "'", 4)
     end
     if PROVIDER_FIELDS[k] then
       popts[k] = v
@@ -78,14 +81,14 @@ local function new_deployment(fname, i, d, opts)
     p = provider_mod.new(p, popts)
   elseif getmetatable(p) == nil or type(p.complete) ~= "function" then
     error(fname .. ": deployments[" .. i .. "].provider must be a provider kind (\""
-      .. table.concat(provider_mod.kinds(), "\", \"") .. "\") or a provider object", 3)
+      .. table.concat(provider_mod.kinds(), "\", \"") .. "\") or a provider object", 4)
   end
   local where = "deployments[" .. i .. "]"
-  positive(fname, where .. ".weight", d.weight)
-  positive(fname, where .. ".max_concurrency", d.max_concurrency)
-  positive(fname, where .. ".rpm", d.rpm)
-  positive(fname, where .. ".tpm", d.tpm)
-  positive(fname, where .. ".max_tokens", d.max_tokens)
+  positive(fname, where .. ".weight", d.weight, false, 5)
+  positive(fname, where .. ".max_concurrency", d.max_concurrency, false, 5)
+  positive(fname, where .. ".rpm", d.rpm, false, 5)
+  positive(fname, where .. ".tpm", d.tpm, false, 5)
+  positive(fname, where .. ".max_tokens", d.max_tokens, false, 5)
   local kind = p.kind or p.name or "custom"
   if kind == "lua" then
     kind = "lua:" .. tostring(p.name) -- each function answers in its own way

@@ -108,7 +108,7 @@ local function check_validator(v, i, names)
     error(where .. " (" .. v.name .. "): parse must be a function", 4)
   end
   if v.executor ~= nil then
-    executor.resolve(v.executor, where .. " (" .. v.name .. ")", "default")
+    executor.resolve(v.executor, where .. " (" .. v.name .. ")", "default", 4)
   end
 end
 
@@ -129,7 +129,7 @@ local function check_options(opts)
     error("po.validate.run: timeout must be a positive number of seconds", 3)
   end
   if opts.executor ~= nil then
-    executor.resolve(opts.executor, "po.validate.run", "default")
+    executor.resolve(opts.executor, "po.validate.run", "default", 4)
   end
   return opts
 end
