@@ -16,6 +16,18 @@ local function router(deployments, extra)
   return server:router(deployments, { retries = 0, backoff = { base = 0.01, max = 1 } }, extra)
 end
 
+-- Waits until cond() holds, as the test observes it (not for a time the
+-- machine may or may not keep to); the minute is only a guard against a hang.
+local function once(cond, what)
+  local deadline = po.now() + 60
+  while not cond() do
+    if po.now() > deadline then
+      error("never happened: " .. what, 2)
+    end
+    po.sleep(0.005)
+  end
+end
+
 local PROMPT = "one two three four" -- 18 bytes: an estimated 5 input tokens; 4 words in, 5 out
 local ONE_CALL = 5 + 10 -- what a call with max_tokens = 10 reserves
 
@@ -137,7 +149,9 @@ describe("router: cancel", function()
       for i = 1, 100 do
         futs[i] = r:complete_async({ prompt = "a b c d e f g h", max_tokens = 10 }, { on_token = on_token })
       end
-      po.sleep(0.08) -- four in flight, streaming; 96 queued for a slot
+      local before = tokens
+      -- four in flight, streaming; 96 queued for a slot
+      once(function() return r.deployments[1].inflight == 4 and tokens > before end, "four calls streaming")
       assert.are.equal(4, r.deployments[1].inflight)
       for i = 100, 1, -1 do
         assert.is_true(futs[i]:cancel())
@@ -183,7 +197,7 @@ describe("router: cancel", function()
     local again = po.async(function()
       return slow:complete { prompt = "y" }
     end)
-    po.sleep(0.05)
+    once(function() return server:stats().current == 1 end, "the new call reaching the server")
     assert.are.equal(1, server:stats().current)
     again:cancel()
   end)
@@ -194,7 +208,7 @@ describe("router: cancel", function()
       local res = r:complete { prompt = "inner" }
       return res
     end)
-    po.sleep(0.05)
+    once(function() return r.deployments[1].inflight == 1 end, "the call in flight")
     assert.are.equal(1, r.deployments[1].inflight)
     task:cancel()
     assert.are.equal(0, po.http.stats().running)
@@ -205,7 +219,7 @@ describe("router: cancel", function()
     local r = router({ dep("m#delay=0.3") }, { budget = { tokens = ONE_CALL } })
     local first = r:complete_async { prompt = PROMPT, max_tokens = 10 }
     local second = r:complete_async { prompt = PROMPT, max_tokens = 10 }
-    po.sleep(0.05)
+    once(function() return #r.budget_waiters == 1 end, "the second call waiting for the budget")
     assert.are.equal(1, #r.budget_waiters)
     second:cancel()
     assert(first:wait())
