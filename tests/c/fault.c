@@ -206,6 +206,13 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(voi
   return __real_pthread_create(t, a, fn, arg);
 }
 
+/* Counted only (a test waits for a pool's stop to reach its joins). */
+int __real_pthread_join(pthread_t, void **);
+int __wrap_pthread_join(pthread_t t, void **ret) {
+  FAIL_RETURN("pthread_join");
+  return __real_pthread_join(t, ret);
+}
+
 int __real_mdb_env_open(MDB_env *, const char *, unsigned int, mdb_mode_t);
 int __wrap_mdb_env_open(MDB_env *env, const char *path, unsigned int flags, mdb_mode_t mode) {
   FAIL_RETURN("mdb_env_open");
