@@ -279,6 +279,7 @@ struct po_pool_client {
   po_pool_job *staged_head, *staged_tail;
   int staged;
   int flush_posted;
+  int start_error; /* the code of the loop's flush that could not start the pool, or 0 */
 };
 
 int po_pool_client_new(po_loop *loop, po_pool_local_free_fn local_free, po_pool_deliver_fn deliver, void *ud,
@@ -328,7 +329,8 @@ static void flush_post(po_loop *loop, void *ud) {
   (void)loop;
   po_pool_client *c = ud;
   c->flush_posted = 0;
-  if (po_pool_client_flush(c) == 0) return;
+  c->start_error = po_pool_client_flush(c);
+  if (c->start_error == 0) return;
   /* No pool to run them, and no later flush is sure to come: the staged
    * jobs go back through their drop, as if the pool had stopped. */
   po_pool_job *list = c->staged_head;
@@ -339,7 +341,10 @@ static void flush_post(po_loop *loop, void *ud) {
     list = job->next;
     job->drop(job);
   }
+  c->start_error = 0;
 }
+
+int po_pool_client_start_error(const po_pool_client *c) { return c->start_error; }
 
 int po_pool_client_stage(po_pool_client *c, po_pool_job *job) {
   if (!c->flush_posted) {

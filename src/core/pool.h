@@ -155,6 +155,11 @@ int po_pool_client_stage(po_pool_client *c, po_pool_job *job);
  * or the code of po_pool_new (the jobs stay staged for the next flush). */
 int po_pool_client_flush(po_pool_client *c);
 
+/* In a job's drop, on the loop's thread: the code (PO_ENOMEM, PO_EIO) of
+ * the failed start of the pool for which the staged jobs are being
+ * dropped, or 0 when the drop is a pool being stopped. */
+int po_pool_client_start_error(const po_pool_client *c);
+
 /* From any thread: hands a finished job back to the client's loop, where
  * deliver gets it. The job's `next` is the client's from here. */
 void po_pool_client_finish(po_pool_client *c, po_pool_job *job);

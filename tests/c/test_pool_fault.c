@@ -24,6 +24,7 @@ typedef struct test_job {
   int dropped;
   int delivered;
   int fail_alloc; /* the run hands the job back with every allocation failing */
+  int start_error; /* po_pool_client_start_error when dropped */
 } test_job;
 
 static void job_run(void **local, void *p) {
@@ -40,7 +41,9 @@ static void job_run(void **local, void *p) {
 static void job_drop(void *p) {
   test_job *j = p;
   j->dropped = 1;
-  if (j->client) po_pool_client_finish(j->client, &j->node);
+  if (!j->client) return;
+  j->start_error = po_pool_client_start_error(j->client);
+  po_pool_client_finish(j->client, &j->node);
 }
 
 static void on_deliver(void *ud, po_pool_job *node) {
@@ -244,6 +247,8 @@ static void staged_jobs_without_threads_are_dropped(void) {
   CHECK(deliver_until(loop, &j, 1));
   fault_disarm();
   CHECK(j.dropped && !j.ran);
+  CHECK_EQ_INT(j.start_error, PO_EIO);
+  CHECK_EQ_INT(po_pool_client_start_error(c), 0); /* only while the drops run */
   CHECK(!po_loop_alive(loop));
   CHECK_EQ_INT(po_pool_client_abandon(c, &j.node), PO_ENOENT); /* no pool */
   po_pool_client_free(c, on_deliver);
@@ -305,7 +310,75 @@ static void state_closed_with_jobs_queued(void) {
   CHECK(system(cmd) == 0);
 }
 
+/* The Lua side of a failed start: a batch's staged job reports it. */
+static void batch_without_threads_reports_the_start(void) {
+  lua_State *L = po_runtime_new();
+  REQUIRE(L);
+  fault_arm("pthread_create", 1, 1, EAGAIN);
+  int rc = run_lua(L, "local po = require('poengine')\n"
+                      "local got\n"
+                      "local b = po.pool.batch(function(...) got = { ... } end)\n"
+                      "b:submit(1, function() return 1 end)\n"
+                      "while b:in_flight() > 0 do po.sleep(0.001) end\n"
+                      "assert(got[1] == 1 and got[2] == nil, tostring(got[2]))\n"
+                      "assert(got[3] == 'po.pool: cannot start the worker threads: input/output error', got[3])\n"
+                      "assert(got[4] == 'EIO', got[4])\n"
+                      "local ok, err = pcall(po.pool.submit, function() end)\n"
+                      "assert(not ok and err:find('po.pool.submit: cannot start the worker threads', 1, true), err)\n");
+  fault_disarm();
+  CHECK(rc == 0);
+  lua_close(L);
+}
+
+/* po.pool.submit and a batch, with each of poengine's allocations (LuaJIT's
+ * own are not malloc) failing in turn: each raises "out of memory" or
+ * reports ENOMEM, or works; never a wrong value, a hang or a leak. */
+static const char pool_chunk[] =
+    "local po = require('poengine')\n"
+    "local function check(ok, a, b, code)\n"
+    "  if not ok then return tostring(a):find('out of memory', 1, true) and 'ok' or 'raised ' .. tostring(a) end\n"
+    "  if a == 42 and type(b) == 'table' and b.y == 'z' then return 'ok' end\n"
+    "  if a == nil and code == 'ENOMEM' then return 'ok' end\n"
+    "  return 'got ' .. tostring(a) .. ', ' .. tostring(b) .. ', ' .. tostring(code)\n"
+    "end\n"
+    "local function add(x, t) return x + 1, t end\n"
+    "outcome = check(pcall(function() return po.pool.submit(add, 41, { y = 'z' }):wait() end))\n"
+    "if outcome ~= 'ok' then return end\n"
+    "outcome = check(pcall(function()\n"
+    "  local got\n"
+    "  local b = po.pool.batch(function(id, seconds, ...) got = { seconds, ... } end, 40)\n"
+    "  b:submit(1, function(s, x) return s + x, { y = 'z' } end, 2)\n"
+    "  while b:in_flight() > 0 do po.sleep(0.001) end\n"
+    "  if got[1] then return got[2], got[3] end\n"
+    "  return nil, got[2], got[3]\n"
+    "end))\n";
+
+static int lua_pool_life(void *arg) {
+  (void)arg;
+  lua_State *L = po_runtime_new();
+  if (!L) return 0;
+  int rc = luaL_dostring(L, pool_chunk);
+  int ok = 0;
+  if (rc != 0) {
+    const char *msg = lua_tostring(L, -1);
+    ok = msg && strstr(msg, "out of memory") != NULL;
+    if (!ok) fprintf(stderr, "lua_pool_life: %s\n", msg ? msg : "(no message)");
+  } else {
+    lua_getglobal(L, "outcome");
+    const char *outcome = lua_tostring(L, -1);
+    ok = outcome && strcmp(outcome, "ok") == 0;
+    if (!ok) fprintf(stderr, "lua_pool_life: %s\n", outcome ? outcome : "(no outcome)");
+  }
+  lua_close(L);
+  return ok ? 0 : -1;
+}
+
+static void lua_pool_under_failing_allocation(void) {
+  CHECK(fault_sweep("malloc", ENOMEM, lua_pool_life, NULL, 400) >= 10);
+}
+
 int main(void) {
+  alarm(600); /* a lost job would hang a wait: fail instead */
   RUN(threads_that_cannot_start);
   RUN(pool_start_under_failing_allocation);
   RUN(abandon_without_a_thread);
@@ -314,5 +387,7 @@ int main(void) {
   RUN(client_under_failing_allocation);
   RUN(staged_jobs_without_threads_are_dropped);
   RUN(state_closed_with_jobs_queued);
+  RUN(batch_without_threads_reports_the_start);
+  RUN(lua_pool_under_failing_allocation);
   return TEST_SUMMARY();
 }

@@ -9,12 +9,14 @@
 #include "fault.h"
 #include "loop.h"
 #include "proc.h"
+#include "runtime.h"
 
 #include "harness.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <lauxlib.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -456,6 +458,46 @@ static void out_of_descriptors(void) {
   po_loop_free(loop);
 }
 
+/* po.run through the binding, each of poengine's allocations failing in
+ * turn: it raises "out of memory", or the run completes as the core's
+ * sweep above allows. */
+static const char run_chunk[] =
+    "local po = require('poengine')\n"
+    "local ok, r = pcall(function()\n"
+    "  return po.run{ argv = { 'sh', '-c', 'echo hi; exit 2' }, stdin = 'x', timeout = 60 }:wait()\n"
+    "end)\n"
+    "if not ok then\n"
+    "  outcome = tostring(r):find('out of memory', 1, true) and 'ok' or 'raised ' .. tostring(r)\n"
+    "elseif r.status == 'failed' and (r.code == 2 and (r.stdout == 'hi\\n' or r.truncated or r.stdout == '')\n"
+    "    or r.signal == 'SIGKILL') then\n"
+    "  outcome = 'ok'\n"
+    "else\n"
+    "  outcome = 'got ' .. tostring(r.status) .. ' ' .. tostring(r.code) .. ' ' .. tostring(r.signal)\n"
+    "end\n";
+
+static int lua_run_life(void *arg) {
+  (void)arg;
+  lua_State *L = po_runtime_new();
+  if (!L) return 0;
+  int ok = 0;
+  if (luaL_dostring(L, run_chunk) != 0) {
+    const char *msg = lua_tostring(L, -1);
+    ok = msg && strstr(msg, "out of memory") != NULL;
+    if (!ok) fprintf(stderr, "lua_run_life (%s): %s\n", path_name, msg ? msg : "(no message)");
+  } else {
+    lua_getglobal(L, "outcome");
+    const char *said = lua_tostring(L, -1);
+    ok = said && strcmp(said, "ok") == 0;
+    if (!ok) fprintf(stderr, "lua_run_life (%s): %s\n", path_name, said ? said : "(no outcome)");
+  }
+  lua_close(L);
+  return ok ? 0 : -1;
+}
+
+static void po_run_under_failing_allocation(void) {
+  CHECK(fault_sweep("malloc", ENOMEM, lua_run_life, NULL, 400) >= 5);
+}
+
 static void on_both_paths(void (*test)(void)) {
   for (int polling = 0; polling < 2; polling++) {
     int before = harness_failures;
@@ -477,6 +519,7 @@ BOTH(linger_ends_a_run_whose_pipes_outlive_the_group)
 BOTH(leftover_in_the_group_is_killed)
 BOTH(status_taken_by_someone_else)
 BOTH(every_allocation_fails_in_turn)
+BOTH(po_run_under_failing_allocation)
 
 int main(void) {
   RUN(both_exit_code_and_output);
@@ -487,6 +530,7 @@ int main(void) {
   RUN(both_leftover_in_the_group_is_killed);
   RUN(both_status_taken_by_someone_else);
   RUN(both_every_allocation_fails_in_turn);
+  RUN(both_po_run_under_failing_allocation);
   RUN(empty_input_is_an_empty_stdin);
   RUN(large_input_and_input_nobody_reads);
   RUN(bad_arguments);
