@@ -145,6 +145,22 @@ int po_loop_post(po_loop *loop, po_post_cb cb, void *ud) {
 
 void po_loop_post_into(po_loop *loop, po_post *post, po_post_cb cb, void *ud) { post_queue(loop, post, cb, ud, 0); }
 
+void po_loop_post_cancel(po_loop *loop, po_post *post) {
+  pthread_mutex_lock(&loop->post_lock);
+  po_post *prev = NULL;
+  for (po_post *item = loop->post_head; item; prev = item, item = item->next) {
+    if (item != post) continue;
+    if (prev)
+      prev->next = item->next;
+    else
+      loop->post_head = item->next;
+    if (loop->post_tail == item) loop->post_tail = prev;
+    loop->post_count--;
+    break;
+  }
+  pthread_mutex_unlock(&loop->post_lock);
+}
+
 void po_loop_hold(po_loop *loop) { __atomic_add_fetch(&loop->holds, 1, __ATOMIC_SEQ_CST); }
 
 void po_loop_release(po_loop *loop) { __atomic_sub_fetch(&loop->holds, 1, __ATOMIC_SEQ_CST); }

@@ -64,6 +64,10 @@ typedef struct po_post {
  * loop is freed). */
 void po_loop_post_into(po_loop *loop, po_post *post, po_post_cb cb, void *ud);
 
+/* Thread-safe: takes post out of the queue if it is there (its poster is
+ * going away before the loop has run it). */
+void po_loop_post_cancel(po_loop *loop, po_post *post);
+
 /* Thread-safe: counts work in flight elsewhere (a job on another thread) so
  * that po_loop_alive() reports it. Each hold is matched by one release. */
 void po_loop_hold(po_loop *loop);

@@ -427,6 +427,7 @@ void po_pool_client_shutdown(po_pool_client *c) {
 void po_pool_client_free(po_pool_client *c, po_pool_deliver_fn discard) {
   if (!c) return;
   po_pool_free(c->pool); /* joins the workers; queued jobs are dropped into the done list */
+  po_loop_post_cancel(c->loop, &c->delivery); /* it lives in c */
   po_pool_job *list = c->done_head;
   c->done_head = c->done_tail = NULL;
   if (c->staged_tail) { /* jobs never handed over go too */

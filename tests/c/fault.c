@@ -172,6 +172,28 @@ int __wrap_open(const char *path, int flags, ...) {
   }
   return __real_open(path, flags, mode);
 }
+/* With 64-bit file offsets the headers turn open and openat into these. */
+static mode_t open_mode(int flags, va_list ap) {
+  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+int __real_open64(const char *, int, ...);
+int __wrap_open64(const char *path, int flags, ...) {
+  FAIL_SYSCALL("open");
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = open_mode(flags, ap);
+  va_end(ap);
+  return __real_open64(path, flags, mode);
+}
+int __real_openat64(int, const char *, int, ...);
+int __wrap_openat64(int dirfd, const char *path, int flags, ...) {
+  FAIL_SYSCALL("open");
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = open_mode(flags, ap);
+  va_end(ap);
+  return __real_openat64(dirfd, path, flags, mode);
+}
 int __real_rename(const char *, const char *);
 int __wrap_rename(const char *from, const char *to) {
   FAIL_SYSCALL("rename");
@@ -181,6 +203,21 @@ int __real_mkdir(const char *, mode_t);
 int __wrap_mkdir(const char *path, mode_t mode) {
   FAIL_SYSCALL("mkdir");
   return __real_mkdir(path, mode);
+}
+int __real_mkdirat(int, const char *, mode_t);
+int __wrap_mkdirat(int dirfd, const char *path, mode_t mode) {
+  FAIL_SYSCALL("mkdir");
+  return __real_mkdirat(dirfd, path, mode);
+}
+/* A failing close still closes, as Linux's does. */
+int __real_close(int);
+int __wrap_close(int fd) {
+  int err = hit("close");
+  if (err) {
+    __real_close(fd);
+    return errno = err, -1;
+  }
+  return __real_close(fd);
 }
 int __real_fsync(int);
 int __wrap_fsync(int fd) {

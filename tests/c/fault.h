@@ -6,7 +6,8 @@
  *
  * Names: "malloc" (counts malloc, calloc, realloc, strdup and strndup
  * together, as an allocation failure is the same event for the caller),
- * "write", "read", "open", "rename", "mkdir", "fsync" (fsync and fdatasync),
+ * "write", "read", "open" (open, open64, openat64), "rename", "mkdir" (mkdir and mkdirat), "close"
+ * (the descriptor is closed all the same, as Linux does), "fsync" (fsync and fdatasync),
  * "pthread_create", "pthread_join", and the LMDB calls "mdb_env_open", "mdb_txn_begin",
  * "mdb_txn_commit", "mdb_put", "mdb_get", "mdb_del", "mdb_dbi_open",
  * "mdb_cursor_open", "mdb_cursor_get", "mdb_cursor_put", "mdb_cursor_del",
