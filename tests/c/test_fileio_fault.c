@@ -11,6 +11,9 @@
 #include "fault.h"
 #include "fileio.h"
 #include "harness.h"
+#include "runtime.h"
+
+#include <lauxlib.h>
 
 static char dir[64];
 static po_root *root;
@@ -212,6 +215,68 @@ static void no_root_and_no_start_directory(void) {
   unlink(path);
 }
 
+/* po.files.write and po.files.read under a root, each of poengine's
+ * allocations failing in turn: a call raises "out of memory", or each file
+ * comes back done or failed with ENOMEM, never wrong. */
+static const char files_chunk[] =
+    "local po = require('poengine')\n"
+    "local root = ...\n"
+    "local function check(want, ok, res)\n"
+    "  if not ok then\n"
+    "    if type(res) == 'table' then\n"
+    "      local t = {}\n"
+    "      for k, v in pairs(res) do t[#t + 1] = tostring(k) .. '=' .. tostring(v) end\n"
+    "      res = table.concat(t, ' ')\n"
+    "    end\n"
+    "    return tostring(res):find('out of memory', 1, true) and 'ok' or 'raised ' .. tostring(res)\n"
+    "  end\n"
+    "  for i, w in ipairs(want) do\n"
+    "    local r = res[i]\n"
+    "    if r.code ~= 'ENOMEM' and r.code ~= w.code and r.content ~= w.content and r.ok ~= w.ok then\n"
+    "      return 'file ' .. i .. ': ' .. tostring(r.err)\n"
+    "    end\n"
+    "  end\n"
+    "  return 'ok'\n"
+    "end\n"
+    "outcome = check({ { ok = true }, { ok = true } }, pcall(po.files.write,\n"
+    "  { { path = 'w1', content = 'one' }, { path = 'sub/w2', content = 'two' } }, { root = root .. '/lua' }))\n"
+    "if outcome ~= 'ok' then return end\n"
+    "outcome = check({ { content = 'one' }, { content = 'two' }, { code = 'ENOENT' } },\n"
+    "  pcall(po.files.read, { 'w1', 'sub/w2', 'none' }, { root = root .. '/lua' }))\n"
+    "if outcome ~= 'ok' then return end\n"
+    "local ok, err = pcall(po.files.read, { 'a\\0b' })\n"
+    "if ok or not (err:find('po.files.read: paths must not contain zero bytes', 1, true)\n"
+    "    or err:find('po.files.read: out of memory', 1, true)) then\n"
+    "  outcome = 'zero byte: ' .. tostring(err)\n"
+    "end\n";
+
+static int lua_files(void *arg) {
+  (void)arg;
+  lua_State *L = po_runtime_new();
+  if (!L) return 0;
+  int ok = luaL_loadstring(L, files_chunk) == 0;
+  lua_pushstring(L, dir);
+  ok = ok && lua_pcall(L, 1, 0, 0) == 0;
+  if (ok) {
+    lua_getglobal(L, "outcome");
+    const char *said = lua_tostring(L, -1);
+    ok = said && strcmp(said, "ok") == 0;
+    if (!ok) fprintf(stderr, "lua_files: %s\n", said ? said : "(no outcome)");
+  } else {
+    const char *msg = lua_tostring(L, -1);
+    ok = msg && strstr(msg, "out of memory");
+    if (!ok) fprintf(stderr, "lua_files: %s\n", msg ? msg : "(no message)");
+  }
+  lua_close(L);
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf %s/lua", dir);
+  return ok && system(cmd) == 0 ? 0 : 1;
+}
+
+static void lua_files_under_failing_allocation(void) {
+  CHECK(fault_sweep("malloc", ENOMEM, lua_files, NULL, 400) >= 10);
+}
+
 /* The same, confined by realpath checks (kernels without openat2). */
 static void on_the_fallback(void) {
   po_fileio_force_fallback(1);
@@ -239,6 +304,7 @@ int main(void) {
   RUN(root_in_a_removed_directory);
   RUN(no_root_and_no_start_directory);
   RUN(on_the_fallback);
+  RUN(lua_files_under_failing_allocation);
   po_root_close(root);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
