@@ -316,20 +316,26 @@ int __wrap_mdb_cursor_del(MDB_cursor *cur, unsigned int flags) {
   return __real_mdb_cursor_del(cur, flags);
 }
 
-/* pidfd_open, which proc.c reaches through syscall(): only that number
- * counts ("pidfd_open"), so that ENOSYS can stand for a kernel before 5.3;
- * every other system call passes through with its six argument registers. */
+/* pidfd_open and openat2, which proc.c and fileio.c reach through
+ * syscall(): only those numbers count ("pidfd_open", "openat2"), so that
+ * ENOSYS can stand for a kernel before 5.3 or 5.6;
+ * every other system call passes through with five arguments (as many as
+ * arrive in registers; none of poengine's calls has a sixth, and reading
+ * one would read the caller's stack). */
 long __real_syscall(long, ...);
 long __wrap_syscall(long number, ...) {
   va_list ap;
   va_start(ap, number);
-  long a[6];
-  for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long);
+  long a[5];
+  for (int i = 0; i < 5; i++) a[i] = va_arg(ap, long);
   va_end(ap);
 #ifdef SYS_pidfd_open
   if (number == SYS_pidfd_open) FAIL_SYSCALL("pidfd_open");
 #endif
-  return __real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+#ifdef SYS_openat2
+  if (number == SYS_openat2) FAIL_SYSCALL("openat2");
+#endif
+  return __real_syscall(number, a[0], a[1], a[2], a[3], a[4]);
 }
 
 /* Starting a process ("posix_spawn"): the set-up calls that can run out of

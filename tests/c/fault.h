@@ -11,7 +11,7 @@
  * "pthread_create", "pthread_join", and the LMDB calls "mdb_env_open", "mdb_txn_begin",
  * "mdb_txn_commit", "mdb_put", "mdb_get", "mdb_del", "mdb_dbi_open",
  * "mdb_cursor_open", "mdb_cursor_get", "mdb_cursor_put", "mdb_cursor_del",
- * "mdb_env_set_mapsize"; "pidfd_open" (the system call, through syscall())
+ * "mdb_env_set_mapsize"; "pidfd_open" and "openat2" (the system calls, through syscall())
  * and "posix_spawn" (posix_spawn, posix_spawnp and the file-action and
  * attribute set-up calls adddup2, file_actions_init, spawnattr_init). A failing system call returns -1 with errno set to
  * err; allocation returns NULL (errno ENOMEM); pthread_create and the LMDB

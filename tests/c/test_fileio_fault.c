@@ -277,6 +277,35 @@ static void lua_files_under_failing_allocation(void) {
   CHECK(fault_sweep("malloc", ENOMEM, lua_files, NULL, 400) >= 10);
 }
 
+/* A kernel without openat2: the first ENOSYS moves every later open to
+ * the realpath checks, and reading works as before. */
+static void no_openat2_falls_back(void) {
+  fault_always("openat2", ENOSYS);
+  fault_count_start();
+  po_strbuf b;
+  po_strbuf_init(&b);
+  const char *now = content_now(&b);
+  CHECK(now && strcmp(now, "old") == 0);
+  CHECK_EQ_INT(fault_count("openat2"), 1);
+  CHECK_EQ_INT(fault_count("open"), 1);
+  po_strbuf_free(&b);
+  po_strbuf_init(&b);
+  now = content_now(&b);
+  CHECK(now && strcmp(now, "old") == 0);
+  CHECK_EQ_INT(fault_count("openat2"), 1); /* not tried again */
+  po_strbuf_free(&b);
+  fault_always(NULL, 0);
+  po_fileio_force_fallback(0);
+  /* openat2 failing otherwise is the open's failure */
+  fault_arm("openat2", 1, 0, EACCES);
+  int err = 0;
+  po_strbuf_init(&b);
+  CHECK_EQ_INT(po_file_read(root, "f.txt", &b, &err), PO_EIO);
+  CHECK_EQ_INT(err, EACCES);
+  fault_disarm();
+  po_strbuf_free(&b);
+}
+
 /* The same, confined by realpath checks (kernels without openat2). */
 static void on_the_fallback(void) {
   po_fileio_force_fallback(1);
@@ -303,6 +332,7 @@ int main(void) {
   RUN(root_open_under_faults);
   RUN(root_in_a_removed_directory);
   RUN(no_root_and_no_start_directory);
+  RUN(no_openat2_falls_back);
   RUN(on_the_fallback);
   RUN(lua_files_under_failing_allocation);
   po_root_close(root);
