@@ -1,0 +1,66 @@
+-- The worker pool at its edges: errors that are not strings, results that
+-- cannot come back, nil upvalues, a worker's function cache filling up,
+-- modules that are not tables, and bytes that are not a packed job.
+local po = require "poengine"
+
+describe("po.pool at its edges", function()
+  it("reports an error object that is not a string by its type", function()
+    local v, err, code = po.pool.submit(function() error({ reason = "table" }) end):wait()
+    assert.is_nil(v)
+    assert.are.equal("(error object is a table value)", err)
+    assert.are.equal("ERUNTIME", code)
+  end)
+
+  it("fails a job whose results cannot be copied back, with EINVAL", function()
+    local v, err, code = po.pool.submit(function() return 1, coroutine.create(print) end):wait()
+    assert.is_nil(v)
+    assert.are.equal("po.pool.submit: cannot copy a thread at result[2]", err)
+    assert.are.equal("EINVAL", code)
+  end)
+
+  it("carries nil upvalues as nil", function()
+    local none
+    local t = { n = 1 }
+    local is_nil, n = po.pool.submit(function() return none == nil, t.n end):wait()
+    assert.is_true(is_nil)
+    assert.are.equal(1, n)
+  end)
+
+  it("keeps running new functions once a worker's cache is full", function()
+    po.pool.configure { workers = 1 }
+    local futures = {}
+    for i = 1, 300 do -- more distinct functions than one worker caches
+      futures[i] = po.pool.submit(assert(loadstring("return " .. i .. ", ...")), -i)
+    end
+    for i = 1, 300 do
+      local a, b = futures[i]:wait()
+      assert.are.equal(i, a)
+      assert.are.equal(-i, b)
+    end
+    po.pool.configure { workers = po.pool.cpu_count() }
+  end)
+
+  it("names a module that is not a table", function()
+    local v, err, code = po.pool.submit({ module = "poengine.dashboard.judge_css", fn = "x" }):wait()
+    assert.is_nil(v)
+    assert.matches("po.pool: module 'poengine.dashboard.judge_css' is not a table", err, 1, true)
+    assert.are.equal("ERUNTIME", code)
+    assert.has_error(function() po.pool.submit({ module = "string" }) end,
+      "po.pool.submit: fn as a table needs module and fn, both strings")
+  end)
+
+  it("refuses bytes that are not a packed job, and code that does not load", function()
+    local packed = po.pool.pack(function(x) return x end, 5)
+    local not_a_job = "po.pool.unpack: s is not a job from po.pool.pack"
+    assert.has_error(function() po.pool.unpack("") end, not_a_job)
+    assert.has_error(function() po.pool.unpack("POJ1") end, not_a_job)
+    assert.has_error(function() po.pool.unpack("POJ1\9" .. packed:sub(6)) end, not_a_job) -- unknown kind
+    assert.has_error(function() po.pool.unpack(packed .. "x") end, not_a_job)
+    assert.has_error(function() po.pool.unpack(packed:sub(1, 12)) end, not_a_job) -- inside a length
+    -- the code block's first byte (after "POJ1", the kind and its length)
+    local broken = packed:sub(1, 13) .. "x" .. packed:sub(15)
+    local ok, err = pcall(po.pool.unpack, broken)
+    assert.is_false(ok)
+    assert.matches("^pool job:", err)
+  end)
+end)
