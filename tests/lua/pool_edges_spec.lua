@@ -49,6 +49,28 @@ describe("po.pool at its edges", function()
       "po.pool.submit: fn as a table needs module and fn, both strings")
   end)
 
+  it("names where a value that cannot be copied sits", function()
+    local function raises(value, where)
+      assert.has_error(function() po.pool.encode(value) end, "po.pool.encode: cannot copy a function at " .. where)
+    end
+    raises({ [true] = { print } }, "value[1][true][1]")
+    raises({ [false] = print }, "value[1][false]")
+    raises({ [1.5] = print }, "value[1][1.5]")
+    raises({ ["a\"b\\c\1"] = print }, 'value[1]["a\\"b\\\\c\\u0001"]')
+    raises({ ["9lives"] = print }, 'value[1]["9lives"]')
+    raises({ [string.rep("k", 45)] = print }, "value[1]." .. string.rep("k", 45))
+    raises({ ["-" .. string.rep("k", 44)] = print }, 'value[1]["-' .. string.rep("k", 39) .. '..."]')
+    raises({ [string.rep("k", 65)] = print }, 'value[1]["' .. string.rep("k", 40) .. '..."]')
+    local deep = {}
+    local t = deep
+    for _ = 1, 30 do
+      t.next = {}
+      t = t.next
+    end
+    t.f = print
+    raises(deep, "value[1]" .. string.rep(".next", 6) .. "...(19 more)..." .. string.rep(".next", 5) .. ".f")
+  end)
+
   it("refuses bytes that are not a packed job, and code that does not load", function()
     local packed = po.pool.pack(function(x) return x end, 5)
     local not_a_job = "po.pool.unpack: s is not a job from po.pool.pack"
