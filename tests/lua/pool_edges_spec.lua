@@ -71,6 +71,21 @@ describe("po.pool at its edges", function()
     raises(deep, "value[1]" .. string.rep(".next", 6) .. "...(19 more)..." .. string.rep(".next", 5) .. ".f")
   end)
 
+  it("refuses damaged copied values", function()
+    local one = po.pool.encode(true):sub(1, 4) -- the count of values: one
+    assert.are.equal(true, po.pool.decode(one .. "t"))
+    for _, damaged in ipairs {
+      one .. "x", -- no such tag
+      one .. "s\100\0\0\0\0\0\0\0ab", -- a string longer than what is left
+      one .. "d\0\0", -- a number cut short
+      one .. "{", -- a table without its end
+      one .. "{s", -- a key cut short
+      one .. ("{"):rep(300), -- nested deeper than anything copied
+    } do
+      assert.has_error(function() po.pool.decode(damaged) end, "poengine: corrupt copied value")
+    end
+  end)
+
   it("refuses bytes that are not a packed job, and code that does not load", function()
     local packed = po.pool.pack(function(x) return x end, 5)
     local not_a_job = "po.pool.unpack: s is not a job from po.pool.pack"
