@@ -498,6 +498,37 @@ static void po_run_under_failing_allocation(void) {
   CHECK(fault_sweep("malloc", ENOMEM, lua_run_life, NULL, 400) >= 5);
 }
 
+/* A state closed while a run is going: the child's group is killed and the
+ * child reaped (no zombie left), and the pending future let go of. */
+static void state_closed_with_a_run_going(void) {
+  char pidfile[] = "/tmp/po_proc_fault_XXXXXX";
+  int fd = mkstemp(pidfile);
+  REQUIRE(fd >= 0);
+  close(fd);
+  unlink(pidfile);
+  lua_State *L = po_runtime_new();
+  REQUIRE(L);
+  lua_pushstring(L, pidfile);
+  lua_setglobal(L, "pidfile");
+  int rc = luaL_dostring(L, "local po = require('poengine')\n"
+                            "running = po.run{ argv = { 'sh', '-c', 'echo $$ > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
+                            "exec sleep 100', 'sh', pidfile } }\n"
+                            "local limit = os.time() + 30\n"
+                            "while not io.open(pidfile) and os.time() < limit do end\n");
+  if (rc != 0) fprintf(stderr, "lua: %s\n", lua_tostring(L, -1));
+  CHECK(rc == 0);
+  lua_close(L);
+  FILE *f = fopen(pidfile, "r");
+  int pid = 0;
+  if (f) {
+    if (fscanf(f, "%d", &pid) != 1) pid = 0;
+    fclose(f);
+  }
+  unlink(pidfile);
+  REQUIRE(pid > 0);
+  CHECK(kill(pid, 0) != 0 && errno == ESRCH);
+}
+
 static void on_both_paths(void (*test)(void)) {
   for (int polling = 0; polling < 2; polling++) {
     int before = harness_failures;
@@ -532,6 +563,7 @@ int main(void) {
   RUN(both_every_allocation_fails_in_turn);
   RUN(both_po_run_under_failing_allocation);
   RUN(empty_input_is_an_empty_stdin);
+  RUN(state_closed_with_a_run_going);
   RUN(large_input_and_input_nobody_reads);
   RUN(bad_arguments);
   RUN(leftover_under_failing_allocation);

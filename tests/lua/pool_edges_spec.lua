@@ -49,6 +49,41 @@ describe("po.pool at its edges", function()
       "po.pool.submit: fn as a table needs module and fn, both strings")
   end)
 
+  it("times a job with submit_timed", function()
+    local seconds, doubled, extra = po.pool.submit_timed(function(x) return x * 2, "more" end, 21):wait()
+    assert.is_true(type(seconds) == "number" and seconds >= 0)
+    assert.are.equal(42, doubled)
+    assert.are.equal("more", extra)
+  end)
+
+  it("keeps work that would wait for the pool out of a worker", function()
+    local ok, err = po.pool.submit(function()
+      return pcall(require("poengine").files.read, { "/dev/null" })
+    end):wait()
+    assert.is_false(ok)
+    assert.matches("po.files.read: not available inside a pool worker", err, 1, true)
+  end)
+
+  it("lets a batch go once its last job in flight is abandoned", function()
+    po.pool.configure { workers = 1 }
+    local release = os.tmpname()
+    os.remove(release)
+    local b = po.pool.batch(function() end)
+    b:submit(1, function(p)
+      local limit = os.time() + 30
+      while not io.open(p) and os.time() < limit do end
+    end, release)
+    b:flush()
+    while not b:started(1) do
+      po.sleep(0.001)
+    end
+    assert.is_true(b:abandon(1))
+    assert.are.equal(0, b:in_flight())
+    io.open(release, "w"):close()
+    os.remove(release)
+    po.pool.configure { workers = po.pool.cpu_count() }
+  end)
+
   it("names where a value that cannot be copied sits", function()
     local function raises(value, where)
       assert.has_error(function() po.pool.encode(value) end, "po.pool.encode: cannot copy a function at " .. where)

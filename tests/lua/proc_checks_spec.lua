@@ -42,6 +42,14 @@ describe("po.run checks", function()
     assert.is_nil(r.code)
   end)
 
+  it("names signals by number for results recorded elsewhere", function()
+    local core = require "poengine_core"
+    assert.are.equal("SIGKILL", core.signal_name(9))
+    assert.are.equal("SIGTERM", core.signal_name(15))
+    assert.is_nil(core.signal_name(0))
+    assert.is_nil(core.signal_name(4096))
+  end)
+
   it("reports a CPU outside the mask as a run that could not start", function()
     local r = po.run_sync { argv = { "true" }, cpu = 999999 }
     assert.are.equal("error", r.status)
