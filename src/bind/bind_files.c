@@ -163,6 +163,7 @@ static fileset *fileset_new(lua_State *L, const char *fname, int writing) {
     size_t len;
     const char *path = lua_tolstring(L, -1, &len);
     it->path = dup_lstr(path, len);
+    b->n = i + 1; /* from here fileset_release frees it */
     ok = it->path != NULL && strlen(it->path) == len;
     if (!ok && it->path) {
       lua_pop(L, writing ? 2 : 1);
@@ -179,7 +180,6 @@ static fileset *fileset_new(lua_State *L, const char *fname, int writing) {
       lua_pop(L, 2);
     }
     lua_pop(L, 1);
-    b->n = i + 1;
   }
   if (!ok) {
     fileset_release(b);

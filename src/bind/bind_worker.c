@@ -10,6 +10,7 @@
 #include "error.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,8 +56,15 @@ static void set_error(job *j, const char *code, const char *msg, size_t len) {
 
 static void job_drop(void *p) {
   job *j = p;
-  const char msg[] = "po.pool: the pool was shut down before the job ran";
-  set_error(j, "ECANCELED", msg, sizeof msg - 1);
+  int rc = po_pool_client_start_error(j->client);
+  if (rc) {
+    char msg[96];
+    int n = snprintf(msg, sizeof msg, "po.pool: cannot start the worker threads: %s", po_strerror(rc));
+    set_error(j, po_errname(rc), msg, (size_t)n);
+  } else {
+    const char msg[] = "po.pool: the pool was shut down before the job ran";
+    set_error(j, "ECANCELED", msg, sizeof msg - 1);
+  }
   po_pool_client_finish(j->client, &j->node);
 }
 

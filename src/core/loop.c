@@ -27,12 +27,6 @@ typedef struct io_watch {
   int active;
 } io_watch;
 
-typedef struct post_item {
-  struct post_item *next;
-  po_post_cb cb;
-  void *ud;
-} post_item;
-
 struct po_loop {
   int epfd;
   int wakefd;
@@ -46,7 +40,7 @@ struct po_loop {
   int watch_count;
 
   pthread_mutex_t post_lock;
-  post_item *post_head, *post_tail;
+  po_post *post_head, *post_tail;
   int post_count; /* guarded by post_lock */
   int holds;      /* atomic */
 };
@@ -125,10 +119,8 @@ int po_loop_io_stop(po_loop *loop, int fd) {
 
 /* ---- posts from other threads ---- */
 
-int po_loop_post(po_loop *loop, po_post_cb cb, void *ud) {
-  post_item *item = malloc(sizeof *item);
-  if (!item) return PO_ENOMEM;
-  *item = (post_item){.cb = cb, .ud = ud};
+static void post_queue(po_loop *loop, po_post *item, po_post_cb cb, void *ud, int allocated) {
+  *item = (po_post){.cb = cb, .ud = ud, .allocated = allocated};
   pthread_mutex_lock(&loop->post_lock);
   if (loop->post_tail)
     loop->post_tail->next = item;
@@ -142,7 +134,31 @@ int po_loop_post(po_loop *loop, po_post_cb cb, void *ud) {
    * only mean EAGAIN at that bound, and the loop is awake then anyway. */
   ssize_t n = write(loop->wakefd, &one, sizeof one);
   (void)n;
+}
+
+int po_loop_post(po_loop *loop, po_post_cb cb, void *ud) {
+  po_post *item = malloc(sizeof *item);
+  if (!item) return PO_ENOMEM;
+  post_queue(loop, item, cb, ud, 1);
   return 0;
+}
+
+void po_loop_post_into(po_loop *loop, po_post *post, po_post_cb cb, void *ud) { post_queue(loop, post, cb, ud, 0); }
+
+void po_loop_post_cancel(po_loop *loop, po_post *post) {
+  pthread_mutex_lock(&loop->post_lock);
+  po_post *prev = NULL;
+  for (po_post *item = loop->post_head; item; prev = item, item = item->next) {
+    if (item != post) continue;
+    if (prev)
+      prev->next = item->next;
+    else
+      loop->post_head = item->next;
+    if (loop->post_tail == item) loop->post_tail = prev;
+    loop->post_count--;
+    break;
+  }
+  pthread_mutex_unlock(&loop->post_lock);
 }
 
 void po_loop_hold(po_loop *loop) { __atomic_add_fetch(&loop->holds, 1, __ATOMIC_SEQ_CST); }
@@ -154,16 +170,16 @@ static int run_posts(po_loop *loop) {
   ssize_t n = read(loop->wakefd, &count, sizeof count);
   (void)n;
   pthread_mutex_lock(&loop->post_lock);
-  post_item *item = loop->post_head;
+  po_post *item = loop->post_head;
   loop->post_head = loop->post_tail = NULL;
   loop->post_count = 0;
   pthread_mutex_unlock(&loop->post_lock);
   int ran = 0;
   while (item) {
-    post_item *next = item->next;
+    po_post *next = item->next;
     po_post_cb cb = item->cb;
     void *ud = item->ud;
-    free(item);
+    if (item->allocated) free(item); /* the poster's own may be posted again from cb on */
     cb(loop, ud);
     ran++;
     item = next;
@@ -292,9 +308,9 @@ void po_loop_free(po_loop *loop) {
   for (size_t i = 0; i < loop->timers.len; i++) free(loop->timers.nodes[i].item);
   po_heap_free(&loop->timers);
   free(loop->watches);
-  for (post_item *item = loop->post_head; item;) {
-    post_item *next = item->next;
-    free(item);
+  for (po_post *item = loop->post_head; item;) {
+    po_post *next = item->next;
+    if (item->allocated) free(item);
     item = next;
   }
   pthread_mutex_destroy(&loop->post_lock);

@@ -50,6 +50,24 @@ int po_loop_io_stop(po_loop *loop, int fd);
  * loop if it is waiting. Returns 0 or PO_ENOMEM. */
 int po_loop_post(po_loop *loop, po_post_cb cb, void *ud);
 
+/* A post in memory its poster owns, for a poster that has at most one
+ * queued at a time: posting it cannot fail. The fields are the loop's. */
+typedef struct po_post {
+  struct po_post *next;
+  po_post_cb cb;
+  void *ud;
+  int allocated; /* by po_loop_post, freed by the loop */
+} po_post;
+
+/* Thread-safe: po_loop_post with the caller's post, which must not be
+ * queued already; it is the caller's again once cb has started (or the
+ * loop is freed). */
+void po_loop_post_into(po_loop *loop, po_post *post, po_post_cb cb, void *ud);
+
+/* Thread-safe: takes post out of the queue if it is there (its poster is
+ * going away before the loop has run it). */
+void po_loop_post_cancel(po_loop *loop, po_post *post);
+
 /* Thread-safe: counts work in flight elsewhere (a job on another thread) so
  * that po_loop_alive() reports it. Each hold is matched by one release. */
 void po_loop_hold(po_loop *loop);

@@ -92,13 +92,16 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-/* A worker of pool, running; NULL if no thread could be started. */
-static worker *worker_start(po_pool *pool) {
+/* A worker of pool, running; NULL if no thread could be started, with *rc
+ * PO_ENOMEM or PO_EIO. */
+static worker *worker_start(po_pool *pool, int *rc) {
   worker *w = calloc(1, sizeof *w);
+  *rc = PO_ENOMEM;
   if (!w) return NULL;
   w->pool = pool;
   if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
     free(w);
+    *rc = PO_EIO;
     return NULL;
   }
   return w;
@@ -117,14 +120,15 @@ int po_pool_new(int workers, po_pool_local_free_fn local_free, po_pool **out) {
   pthread_cond_init(&pool->wake, NULL);
   pool->local_free = local_free;
   pool->refs = 1;
+  int rc = 0;
   for (int i = 0; i < workers; i++) {
-    worker *w = worker_start(pool);
+    worker *w = worker_start(pool, &rc);
     if (!w) break;
     pool->workers[pool->size++] = w;
   }
   if (pool->size == 0) {
     pool_destroy(pool);
-    return PO_EIO;
+    return rc;
   }
   *out = pool;
   return 0;
@@ -192,10 +196,11 @@ int po_pool_abandon(po_pool *pool, po_pool_job *job) {
   }
   /* The replacement first, so that a failure changes nothing; it waits for
    * the lock, and leaves at once if the job is claimed meanwhile. */
-  worker *fresh = worker_start(pool);
+  int rc;
+  worker *fresh = worker_start(pool, &rc);
   if (!fresh) {
     pthread_mutex_unlock(&pool->lock);
-    return PO_EIO;
+    return rc;
   }
   int expected = PO_POOL_JOB_RUNNING;
   if (!__atomic_compare_exchange_n(&job->state, &expected, PO_POOL_JOB_ABANDONED, 0, __ATOMIC_ACQ_REL,
@@ -270,9 +275,11 @@ struct po_pool_client {
   pthread_mutex_t lock;
   po_pool_job *done_head, *done_tail; /* finished, not yet delivered (lock) */
   int delivery_posted;                /* (lock) */
+  po_post delivery;                   /* queued while delivery_posted */
   po_pool_job *staged_head, *staged_tail;
   int staged;
   int flush_posted;
+  int start_error; /* the code of the loop's flush that could not start the pool, or 0 */
 };
 
 int po_pool_client_new(po_loop *loop, po_pool_local_free_fn local_free, po_pool_deliver_fn deliver, void *ud,
@@ -322,8 +329,22 @@ static void flush_post(po_loop *loop, void *ud) {
   (void)loop;
   po_pool_client *c = ud;
   c->flush_posted = 0;
-  po_pool_client_flush(c); /* on failure they wait for the next flush */
+  c->start_error = po_pool_client_flush(c);
+  if (c->start_error == 0) return;
+  /* No pool to run them, and no later flush is sure to come: the staged
+   * jobs go back through their drop, as if the pool had stopped. */
+  po_pool_job *list = c->staged_head;
+  c->staged_head = c->staged_tail = NULL;
+  c->staged = 0;
+  while (list) {
+    po_pool_job *job = list;
+    list = job->next;
+    job->drop(job);
+  }
+  c->start_error = 0;
 }
+
+int po_pool_client_start_error(const po_pool_client *c) { return c->start_error; }
 
 int po_pool_client_stage(po_pool_client *c, po_pool_job *job) {
   if (!c->flush_posted) {
@@ -384,12 +405,8 @@ void po_pool_client_finish(po_pool_client *c, po_pool_job *job) {
   int post = !c->delivery_posted;
   c->delivery_posted = 1;
   pthread_mutex_unlock(&c->lock);
-  /* On ENOMEM the job waits in the list for the next successful post. */
-  if (post && po_loop_post(c->loop, deliver_post, c) != 0) {
-    pthread_mutex_lock(&c->lock);
-    c->delivery_posted = 0;
-    pthread_mutex_unlock(&c->lock);
-  }
+  /* The client's own post: a worker has nobody to report a failure to. */
+  if (post) po_loop_post_into(c->loop, &c->delivery, deliver_post, c);
 }
 
 int po_pool_client_abandon(po_pool_client *c, po_pool_job *job) {
@@ -410,6 +427,7 @@ void po_pool_client_shutdown(po_pool_client *c) {
 void po_pool_client_free(po_pool_client *c, po_pool_deliver_fn discard) {
   if (!c) return;
   po_pool_free(c->pool); /* joins the workers; queued jobs are dropped into the done list */
+  po_loop_post_cancel(c->loop, &c->delivery); /* it lives in c */
   po_pool_job *list = c->done_head;
   c->done_head = c->done_tail = NULL;
   if (c->staged_tail) { /* jobs never handed over go too */

@@ -55,8 +55,8 @@ double po_pool_job_started(const po_pool_job *job);
 void po_pool_job_restart(po_pool_job *job);
 
 /* Starts `workers` threads (<= 0: one per online CPU) in *out. local_free may
- * be NULL. Returns 0, PO_ENOMEM, or PO_EIO when no thread could be started
- * (if only some could, the pool runs with those). */
+ * be NULL. Returns 0 (if only some workers could be started, the pool runs
+ * with those), or, when not one could, PO_ENOMEM or PO_EIO (no thread). */
 int po_pool_new(int workers, po_pool_local_free_fn local_free, po_pool **out);
 
 /* Queues job (whose run and drop the caller has set; drop may be NULL).
@@ -82,7 +82,8 @@ void po_pool_counts(po_pool *pool, int *queued, int *running);
  * po_pool_job_claim); the old thread exits when run returns, freeing its
  * slot. Must not be called from a worker. Returns 0; PO_ENOENT when the
  * job is not running (still queued, or already claimed: it is being handed
- * back); PO_EIO when no thread could be started (nothing changes). */
+ * back); PO_ENOMEM or PO_EIO (no thread) when no new worker could be
+ * started (nothing changes). */
 int po_pool_abandon(po_pool *pool, po_pool_job *job);
 
 /* Abandoned workers whose job has not returned yet (a snapshot). */
@@ -106,7 +107,10 @@ int po_cpu_count(void);
  * one delivery for the whole list, so a burst of results costs one loop
  * wake-up, not one per job. Jobs may also be staged and handed to the pool
  * together (po_pool_submit_many), at the latest when the loop next runs.
- * Every function but po_pool_client_finish runs on the loop's thread. */
+ * Every function but po_pool_client_finish runs on the loop's thread.
+ * A client's jobs need a drop that hands the job back with
+ * po_pool_client_finish: staged jobs are dropped too when the loop's flush
+ * cannot start the pool (nothing else is sure to flush them later). */
 
 typedef struct po_pool_client po_pool_client;
 
@@ -143,13 +147,18 @@ int po_pool_client_submit(po_pool_client *c, po_pool_job *job);
 
 /* Stages job: it goes to the pool with the other staged jobs at the next
  * po_pool_client_flush, when PO_POOL_STAGE_CHUNK are staged, or when the
- * loop next runs, whichever comes first. Returns 0, or PO_ENOMEM (the job is
- * still the caller's). */
+ * loop next runs, whichever comes first (that flush drops them if it cannot
+ * start the pool). Returns 0, or PO_ENOMEM (the job is still the caller's). */
 int po_pool_client_stage(po_pool_client *c, po_pool_job *job);
 
 /* Hands the staged jobs to the pool now, starting it if needed. Returns 0,
  * or the code of po_pool_new (the jobs stay staged for the next flush). */
 int po_pool_client_flush(po_pool_client *c);
+
+/* In a job's drop, on the loop's thread: the code (PO_ENOMEM, PO_EIO) of
+ * the failed start of the pool for which the staged jobs are being
+ * dropped, or 0 when the drop is a pool being stopped. */
+int po_pool_client_start_error(const po_pool_client *c);
 
 /* From any thread: hands a finished job back to the client's loop, where
  * deliver gets it. The job's `next` is the client's from here. */

@@ -250,13 +250,15 @@ static void on_stdin(po_loop *loop, int fd, unsigned events, void *ud) {
 
 /* ---- exit ---- */
 
-static void reap(po_proc *p) {
+/* Returns 1 when the child was reaped: p may have been freed by then (the
+ * callback may free it). */
+static int reap(po_proc *p) {
   int st = 0;
   pid_t r;
   do {
     r = waitpid(p->pid, &st, WNOHANG);
   } while (r < 0 && errno == EINTR);
-  if (r == 0) return;
+  if (r == 0) return 0;
   p->reaped = 1;
   p->ended = po_monotonic();
   if (r > 0)
@@ -270,6 +272,7 @@ static void reap(po_proc *p) {
   drain(p, &p->err);
   settle_leftovers(p);
   maybe_finish(p);
+  return 1;
 }
 
 static void on_pidfd(po_loop *loop, int fd, unsigned events, void *ud) { reap(ud); }
@@ -277,8 +280,7 @@ static void on_pidfd(po_loop *loop, int fd, unsigned events, void *ud) { reap(ud
 static void on_poll(po_loop *loop, void *ud) {
   po_proc *p = ud;
   p->poll_timer = NULL;
-  reap(p);
-  if (p->reaped) return;
+  if (reap(p)) return;
   p->poll_interval = p->poll_interval * 2 > POLL_MAX ? POLL_MAX : p->poll_interval * 2;
   if (po_loop_timer_start(loop, p->poll_interval, on_poll, p, &p->poll_timer) != 0) {
     /* Without a timer nothing would ever reap the child: wait for it here. */

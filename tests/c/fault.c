@@ -6,15 +6,17 @@
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
-enum { MAX_NAMES = 24 };
+enum { MAX_NAMES = 40 };
 typedef struct {
   const char *name;
   long calls;
@@ -26,6 +28,8 @@ static int ncounters;
 static const char *armed; /* the name that fails; NULL: none */
 static long armed_nth, fired;
 static int armed_every_after, armed_err;
+static const char *always; /* fails every call, beside the armed one; NULL: none */
+static int always_err;
 
 static counter *counter_for(const char *name) {
   for (int i = 0; i < ncounters; i++)
@@ -44,6 +48,8 @@ static int hit(const char *name) {
   if (armed && strcmp(armed, name) == 0 && (n == armed_nth || (armed_every_after && n > armed_nth))) {
     err = armed_err;
     fired++;
+  } else if (always && strcmp(always, name) == 0) {
+    err = always_err;
   }
   pthread_mutex_unlock(&lock);
   return err;
@@ -63,6 +69,13 @@ void fault_arm(const char *name, long nth, int every_after, int err) {
   armed_every_after = every_after;
   armed_err = err;
   fired = 0;
+  pthread_mutex_unlock(&lock);
+}
+
+void fault_always(const char *name, int err) {
+  pthread_mutex_lock(&lock);
+  always = name;
+  always_err = err;
   pthread_mutex_unlock(&lock);
 }
 
@@ -164,6 +177,28 @@ int __wrap_open(const char *path, int flags, ...) {
   }
   return __real_open(path, flags, mode);
 }
+/* With 64-bit file offsets the headers turn open and openat into these. */
+static mode_t open_mode(int flags, va_list ap) {
+  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+int __real_open64(const char *, int, ...);
+int __wrap_open64(const char *path, int flags, ...) {
+  FAIL_SYSCALL("open");
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = open_mode(flags, ap);
+  va_end(ap);
+  return __real_open64(path, flags, mode);
+}
+int __real_openat64(int, const char *, int, ...);
+int __wrap_openat64(int dirfd, const char *path, int flags, ...) {
+  FAIL_SYSCALL("open");
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = open_mode(flags, ap);
+  va_end(ap);
+  return __real_openat64(dirfd, path, flags, mode);
+}
 int __real_rename(const char *, const char *);
 int __wrap_rename(const char *from, const char *to) {
   FAIL_SYSCALL("rename");
@@ -173,6 +208,21 @@ int __real_mkdir(const char *, mode_t);
 int __wrap_mkdir(const char *path, mode_t mode) {
   FAIL_SYSCALL("mkdir");
   return __real_mkdir(path, mode);
+}
+int __real_mkdirat(int, const char *, mode_t);
+int __wrap_mkdirat(int dirfd, const char *path, mode_t mode) {
+  FAIL_SYSCALL("mkdir");
+  return __real_mkdirat(dirfd, path, mode);
+}
+/* A failing close still closes, as Linux's does. */
+int __real_close(int);
+int __wrap_close(int fd) {
+  int err = hit("close");
+  if (err) {
+    __real_close(fd);
+    return errno = err, -1;
+  }
+  return __real_close(fd);
 }
 int __real_fsync(int);
 int __wrap_fsync(int fd) {
@@ -196,6 +246,13 @@ int __real_pthread_create(pthread_t *, const pthread_attr_t *, void *(*)(void *)
 int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg) {
   FAIL_RETURN("pthread_create");
   return __real_pthread_create(t, a, fn, arg);
+}
+
+/* Counted only (a test waits for a pool's stop to reach its joins). */
+int __real_pthread_join(pthread_t, void **);
+int __wrap_pthread_join(pthread_t t, void **ret) {
+  FAIL_RETURN("pthread_join");
+  return __real_pthread_join(t, ret);
 }
 
 int __real_mdb_env_open(MDB_env *, const char *, unsigned int, mdb_mode_t);
@@ -262,4 +319,58 @@ int __real_mdb_cursor_del(MDB_cursor *, unsigned int);
 int __wrap_mdb_cursor_del(MDB_cursor *cur, unsigned int flags) {
   FAIL_RETURN("mdb_cursor_del");
   return __real_mdb_cursor_del(cur, flags);
+}
+
+/* pidfd_open and openat2, which proc.c and fileio.c reach through
+ * syscall(): only those numbers count ("pidfd_open", "openat2"), so that
+ * ENOSYS can stand for a kernel before 5.3 or 5.6;
+ * every other system call passes through with five arguments (as many as
+ * arrive in registers; none of poengine's calls has a sixth, and reading
+ * one would read the caller's stack). */
+long __real_syscall(long, ...);
+long __wrap_syscall(long number, ...) {
+  va_list ap;
+  va_start(ap, number);
+  long a[5];
+  for (int i = 0; i < 5; i++) a[i] = va_arg(ap, long);
+  va_end(ap);
+#ifdef SYS_pidfd_open
+  if (number == SYS_pidfd_open) FAIL_SYSCALL("pidfd_open");
+#endif
+#ifdef SYS_openat2
+  if (number == SYS_openat2) FAIL_SYSCALL("openat2");
+#endif
+  return __real_syscall(number, a[0], a[1], a[2], a[3], a[4]);
+}
+
+/* Starting a process ("posix_spawn"): the set-up calls that can run out of
+ * memory, and the spawn itself; each returns its error, as they do. */
+int __real_posix_spawn_file_actions_init(posix_spawn_file_actions_t *);
+int __wrap_posix_spawn_file_actions_init(posix_spawn_file_actions_t *fa) {
+  FAIL_RETURN("posix_spawn");
+  return __real_posix_spawn_file_actions_init(fa);
+}
+int __real_posix_spawnattr_init(posix_spawnattr_t *);
+int __wrap_posix_spawnattr_init(posix_spawnattr_t *attr) {
+  FAIL_RETURN("posix_spawn");
+  return __real_posix_spawnattr_init(attr);
+}
+int __real_posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *, int, int);
+int __wrap_posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa, int fd, int to) {
+  FAIL_RETURN("posix_spawn");
+  return __real_posix_spawn_file_actions_adddup2(fa, fd, to);
+}
+int __real_posix_spawn(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+                       char *const[], char *const[]);
+int __wrap_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+  FAIL_RETURN("posix_spawn");
+  return __real_posix_spawn(pid, path, fa, attr, argv, envp);
+}
+int __real_posix_spawnp(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+                        char *const[], char *const[]);
+int __wrap_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+  FAIL_RETURN("posix_spawn");
+  return __real_posix_spawnp(pid, file, fa, attr, argv, envp);
 }
