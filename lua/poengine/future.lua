@@ -176,8 +176,26 @@ function Future:_settle(state, a, b)
   local waiters = self.waiters
   self.waiters = nil
   if waiters then
+    -- Every waiter runs, whatever an earlier one (a user's on_settle
+    -- callback) raised: one of the later ones may be a task's wake-up,
+    -- which would otherwise wait forever. The first error goes on up.
+    local first, more = nil, 0
     for i = 1, #waiters do
-      waiters[i](self)
+      local ok, err = pcall(waiters[i], self)
+      if not ok then
+        if first == nil then
+          first = err
+        else
+          more = more + 1
+        end
+      end
+    end
+    if first ~= nil then
+      if more > 0 and type(first) == "string" then
+        first = first .. ("\n(and %d more on_settle callback%s of this future raised)"):format(more,
+          more == 1 and "" or "s")
+      end
+      error(first, 0)
     end
   end
   return true

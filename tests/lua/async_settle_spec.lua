@@ -13,6 +13,25 @@ describe("an on_settle callback that raises", function()
     assert.are.equal(1, f:wait())
   end)
 
+  it("still runs the callbacks after it, and wakes a task waiting on the same future", function()
+    local f = po.future()
+    local ran, woke = {}, nil
+    f:on_settle(function() ran[#ran + 1] = "before" end)
+    f:on_settle(function() error("broken callback", 0) end)
+    f:on_settle(function() ran[#ran + 1] = "after" end)
+    f:on_settle(function() error("also broken", 0) end)
+    local waiter = po.async(function()
+      woke = f:wait()
+      return woke
+    end)
+    local ok, err = pcall(f.resolve, f, 7)
+    assert.is_false(ok)
+    assert.are.equal("broken callback\n(and 1 more on_settle callback of this future raised)", err)
+    assert.are.same({ "before", "after" }, ran)
+    assert.are.equal(7, waiter:wait(5))
+    assert.are.equal(7, woke)
+  end)
+
   it("raises the first error of a turn; the other results still arrive", function()
     po.pool.configure { workers = 1 } -- one worker: g finishes before h
     local release = os.tmpname()
