@@ -47,6 +47,7 @@ struct po_redis {
   redisAsyncContext *ac;
   int fd;
   unsigned events;
+  int io_lost;   /* a watcher could not be set (out of memory) */
   int state;
   int closing, freeing, busy;
   unsigned failures; /* attempts failed since the last connection */
@@ -186,9 +187,10 @@ static void io_want(po_redis *r, unsigned want) {
    * a circle with nobody reading. */
   if (!want)
     po_loop_io_stop(r->loop, r->fd);
-  else if (!r->events)
-    po_loop_io_start(r->loop, r->fd, want, on_io, r);
-  else
+  else if (!r->events && po_loop_io_start(r->loop, r->fd, want, on_io, r) != 0) {
+    r->io_lost = 1; /* out of memory: nothing watches the socket (attempt drops it) */
+    return;
+  } else if (r->events)
     po_loop_io_update(r->loop, r->fd, want);
   r->events = want;
 }
@@ -446,7 +448,8 @@ static void attempt(po_loop *loop, void *ud) {
   /* Without its deadline an attempt could wait for ever: out of memory for
    * the timer fails the attempt, as for the handshake. */
   if (po_loop_timer_start(r->loop, r->o.connect_timeout, on_connect_timeout, r, &r->connect_timer) != 0 ||
-      send_handshake(r) != 0) {
+      send_handshake(r) != 0 || r->io_lost) {
+    r->io_lost = 0;
     set_drop(r, PO_ENOMEM, "cannot connect to %s: out of memory", r->endpoint);
     redisAsyncFree(ac);
   }

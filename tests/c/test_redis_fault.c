@@ -6,7 +6,7 @@
  * fails once in turn. Each time every command's callback runs exactly once,
  * with the right answer or a documented failure, the loop ends empty and
  * nothing leaks. hiredis's own allocations are its library's and do not
- * fail here. */
+ * fail here. The same sweep runs the binding (bind_redis.c) from Lua. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -24,6 +24,10 @@
 #include "loop.h"
 #include "redis.h"
 #include "redis_url.h"
+#include "runtime.h"
+
+#include <lauxlib.h>
+#include <lua.h>
 
 static char dir[64], sock[128];
 static pid_t server;
@@ -274,6 +278,42 @@ static void deadlines_hold_with_every_allocation_failing_once(void) {
   CHECK(fault_sweep("malloc", ENOMEM, silent, NULL, 100) >= 5);
 }
 
+/* ---- the binding (bind_redis.c), from Lua ---- */
+
+static const char lua_script[] =
+    "local po = require 'poengine'\n"
+    "local c, _, code = po.redis.connect(URL)\n"
+    "if not c then return 'connect ' .. code end\n"
+    "local v, _, code = c:command('SET', 'k', 'v'):wait()\n"
+    "if not v then c:close() return 'set ' .. code end\n"
+    "local r, _, code = c:eval(\"return {1, redis.error_reply('E one')}\", { 'k' }, { 2 }):wait()\n"
+    "c:close()\n"
+    "if not r then return 'eval ' .. code end\n"
+    "return 'ok ' .. v .. ' ' .. r[1] .. ' ' .. r[2].error .. ' ' .. r.n\n";
+
+static int from_lua(void *arg) {
+  (void)arg;
+  lua_State *L = po_runtime_new();
+  if (!L) return 0; /* out of memory: a documented outcome */
+  char url[192];
+  snprintf(url, sizeof url, "unix://:secret@%s?db=3", sock);
+  lua_pushstring(L, url);
+  lua_setglobal(L, "URL");
+  int rc = luaL_dostring(L, lua_script);
+  char got[256];
+  snprintf(got, sizeof got, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(nothing)");
+  lua_close(L);
+  int ok = rc != 0 ? strstr(got, "out of memory") != NULL
+                   : strcmp(got, "ok OK 1 E one 2") == 0 || strstr(got, " ENOMEM") != NULL;
+  if (!ok) fprintf(stderr, "from_lua: %s\n", got);
+  return ok ? 0 : 1;
+}
+
+static void the_binding_with_every_allocation_failing_once(void) {
+  REQUIRE(from_lua(NULL) == 0);
+  CHECK(fault_sweep("malloc", ENOMEM, from_lua, NULL, 500) >= 15);
+}
+
 int main(void) {
   if (server_start() != 0) {
     fprintf(stderr, "cannot start redis-server\n");
@@ -281,6 +321,7 @@ int main(void) {
   }
   RUN(a_session_with_every_allocation_failing_once);
   RUN(deadlines_hold_with_every_allocation_failing_once);
+  RUN(the_binding_with_every_allocation_failing_once);
   server_stop();
   return TEST_SUMMARY();
 }
