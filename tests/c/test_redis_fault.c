@@ -207,7 +207,7 @@ static void run_until(po_loop *loop, const int *counter, int above) {
  * is refused PO_ENOMEM at once. */
 static int silent(void *arg) {
   (void)arg;
-  char path[160];
+  char path[100]; /* dir and the name fit in sun_path */
   snprintf(path, sizeof path, "%s/silent.sock", dir);
   int fd = silent_listener(path);
   if (fd < 0) return 1;
