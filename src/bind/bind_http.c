@@ -21,23 +21,54 @@ typedef struct http_call {
 
 static const char http_key = 0;
 
+/* The state's client, in Lua's memory anchored in the registry. */
+typedef struct http_box {
+  po_http *h;       /* made on first use */
+  int hooked;       /* close_http is registered */
+  http_call *spare; /* a call whose future could not be made (out of memory): freed at the next use */
+} http_box;
+
 /* The state being closed, for on_drop (close hooks run on its thread). */
 static __thread lua_State *closing_state;
 
 static void close_http(lua_State *L, void *ud) {
+  http_box *box = ud;
   closing_state = L;
-  po_http_free(ud);
+  po_http_free(box->h);
+  box->h = NULL;
   closing_state = NULL;
+  free(box->spare);
+  box->spare = NULL;
 }
 
-/* The state's client, or NULL with the failure triple pushed. */
-static po_http *state_http(lua_State *L, int *nret) {
+static http_box *existing_box(lua_State *L) {
   lua_pushlightuserdata(L, (void *)&http_key);
   lua_rawget(L, LUA_REGISTRYINDEX);
-  po_http *h = lua_touserdata(L, -1);
+  http_box *box = lua_touserdata(L, -1);
   lua_pop(L, 1);
-  if (h) return h;
+  return box;
+}
+
+/* The state's client, or NULL with the failure triple pushed. The box is
+ * anchored before its close hook (which may raise) is registered, so that
+ * nothing leaks when that fails. */
+static po_http *state_http(lua_State *L, int *nret) {
+  http_box *box = existing_box(L);
+  if (!box) {
+    lua_pushlightuserdata(L, (void *)&http_key);
+    box = lua_newuserdata(L, sizeof *box);
+    *box = (http_box){0};
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+  if (!box->hooked) {
+    po_lua_loop_on_close(L, close_http, box);
+    box->hooked = 1;
+  }
+  free(box->spare);
+  box->spare = NULL;
+  if (box->h) return box->h;
   po_loop *loop = po_lua_loop(L);
+  po_http *h;
   int rc = po_http_new(loop, &h);
   if (rc == PO_EUNAVAIL) {
     *nret = po_push_error(L, rc, "po.http.request: libcurl is not available: %s", po_http_load_error());
@@ -47,10 +78,7 @@ static po_http *state_http(lua_State *L, int *nret) {
     *nret = po_push_error(L, rc, "po.http.request: %s", po_strerror(rc));
     return NULL;
   }
-  po_lua_loop_on_close(L, close_http, h);
-  lua_pushlightuserdata(L, (void *)&http_key);
-  lua_pushlightuserdata(L, h);
-  lua_rawset(L, LUA_REGISTRYINDEX);
+  box->h = h;
   return h;
 }
 
@@ -247,7 +275,10 @@ static int l_http_request(lua_State *L) {
   http_call *c = calloc(1, sizeof *c);
   if (!c) return luaL_error(L, "po.http.request: out of memory");
   c->on_chunk_ref = LUA_NOREF;
+  http_box *box = existing_box(L);
+  box->spare = c; /* po_lua_future_new raises when out of memory */
   c->future = po_lua_future_new(L, on_cancel, c);
+  box->spare = NULL;
   int rc = po_http_start(h, &o, &handler, c, &c->req);
   if (rc != 0) {
     po_lua_future_drop(L, c->future);
@@ -263,11 +294,8 @@ static int l_http_request(lua_State *L) {
 }
 
 static po_http *existing_http(lua_State *L) {
-  lua_pushlightuserdata(L, (void *)&http_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  po_http *h = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return h;
+  http_box *box = existing_box(L);
+  return box ? box->h : NULL;
 }
 
 /* Transfers in flight (for tests and diagnostics). */

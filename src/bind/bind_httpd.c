@@ -28,6 +28,7 @@ typedef struct server {
 
 typedef struct server_list {
   server *head;
+  int hooked; /* its close hook is registered */
 } server_list;
 
 typedef struct request_box {
@@ -53,7 +54,6 @@ static void server_close(lua_State *L, server *s) {
 static void close_all(lua_State *L, void *ud) {
   server_list *list = ud;
   while (list->head) server_close(L, list->head);
-  free(list);
 }
 
 static const char list_key = 0;
@@ -63,13 +63,18 @@ static server_list *state_servers(lua_State *L) {
   lua_rawget(L, LUA_REGISTRYINDEX);
   server_list *list = lua_touserdata(L, -1);
   lua_pop(L, 1);
-  if (list) return list;
-  list = calloc(1, sizeof *list);
-  if (!list) luaL_error(L, "po.http.serve: out of memory");
-  po_lua_loop_on_close(L, close_all, list);
-  lua_pushlightuserdata(L, (void *)&list_key);
-  lua_pushlightuserdata(L, list);
-  lua_rawset(L, LUA_REGISTRYINDEX);
+  if (!list) {
+    /* Lua's memory, anchored before the hook that may raise is registered:
+     * nothing leaks when it does, and the next call registers it. */
+    lua_pushlightuserdata(L, (void *)&list_key);
+    list = lua_newuserdata(L, sizeof *list);
+    *list = (server_list){0};
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+  if (!list->hooked) {
+    po_lua_loop_on_close(L, close_all, list);
+    list->hooked = 1;
+  }
   return list;
 }
 

@@ -29,6 +29,7 @@ typedef struct client {
 
 struct client_list {
   client *head;
+  int hooked; /* its close hook is registered */
 };
 
 typedef struct call {
@@ -76,7 +77,6 @@ static void client_free(lua_State *L, client *cl) {
 static void close_all(lua_State *L, void *ud) {
   client_list *list = ud;
   while (list->head) client_free(L, list->head);
-  free(list);
 }
 
 static const char list_key = 0;
@@ -86,13 +86,18 @@ static client_list *state_clients(lua_State *L) {
   lua_rawget(L, LUA_REGISTRYINDEX);
   client_list *list = lua_touserdata(L, -1);
   lua_pop(L, 1);
-  if (list) return list;
-  list = calloc(1, sizeof *list);
-  if (!list) luaL_error(L, "po.redis.connect: out of memory");
-  po_lua_loop_on_close(L, close_all, list);
-  lua_pushlightuserdata(L, (void *)&list_key);
-  lua_pushlightuserdata(L, list);
-  lua_rawset(L, LUA_REGISTRYINDEX);
+  if (!list) {
+    /* Lua's memory, anchored before the hook that may raise is registered:
+     * nothing leaks when it does, and the next call registers it. */
+    lua_pushlightuserdata(L, (void *)&list_key);
+    list = lua_newuserdata(L, sizeof *list);
+    *list = (client_list){0};
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+  if (!list->hooked) {
+    po_lua_loop_on_close(L, close_all, list);
+    list->hooked = 1;
+  }
   return list;
 }
 
@@ -190,10 +195,14 @@ static int start_result(lua_State *L, client *cl, call *c, int rc, const char *f
 }
 
 static call *new_call(lua_State *L, client *cl) {
+  po_lua_future *f = po_lua_future_new(L, NULL, NULL); /* first: it raises when out of memory */
   call *c = calloc(1, sizeof *c);
-  if (!c) luaL_error(L, "po.redis: out of memory");
+  if (!c) {
+    po_lua_future_drop(L, f);
+    luaL_error(L, "po.redis: out of memory");
+  }
   c->cl = cl;
-  c->future = po_lua_future_new(L, NULL, NULL);
+  c->future = f;
   return c;
 }
 
@@ -317,12 +326,12 @@ static int l_redis_connect(lua_State *L) {
     wait = !lua_isboolean(L, -1) || lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
+  client_list *list = state_clients(L); /* before the URL's copy: it may raise */
   po_redis_url u;
   const char *why;
   int rc = po_redis_url_parse(url, &u, &why);
   if (rc) return po_push_error(L, rc, "%s: %s", fn, why);
 
-  client_list *list = state_clients(L);
   po_loop *loop = po_lua_loop(L);
   client *cl = lua_newuserdata(L, sizeof *cl);
   *cl = (client){.anchor = LUA_NOREF, .list = list};

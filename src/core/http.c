@@ -28,6 +28,8 @@ struct po_http {
   int active;
   int running;    /* transfers in libcurl's multi handle */
   int processing; /* process() is running (a nested loop turn must not re-enter it) */
+  int doomed;     /* some transfer's socket could not be watched: process() fails it */
+  int timer_lost; /* libcurl's timer could not be armed and none was left: process() fails them all */
 };
 
 struct po_http_req {
@@ -52,6 +54,7 @@ struct po_http_req {
   int oom;           /* a callback ran out of memory: the transfer ends with PO_ENOMEM */
   int in_callback;   /* on_chunk is running */
   int zombie;        /* finished while on_chunk ran: to be freed when it returns */
+  int doomed;        /* its socket could not be watched: it ends with PO_ENOMEM */
 
   po_http_req *prev, *next; /* http->all */
   po_http_req *next_dirty;
@@ -353,7 +356,16 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     po_loop_io_stop(h->loop, s);
     rc = po_loop_io_start(h->loop, s, events, on_io, h);
   }
-  if (rc != 0) return -1;
+  if (rc != 0) {
+    /* Out of memory. Returning -1 would mark the whole multi handle dead
+     * (every transfer, now and later, failing), and an unwatched socket
+     * stalls its transfer: instead process(), which runs after every call
+     * into libcurl, ends this one transfer with PO_ENOMEM. */
+    po_http_req *r = NULL;
+    h->curl->easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+    if (r) r->doomed = h->doomed = 1;
+    return 0;
+  }
   h->curl->multi_assign(h->multi, s, h);
   return 0;
 }
@@ -368,12 +380,19 @@ static void on_curl_timer(po_loop *loop, void *ud) {
 
 static int on_timer_change(CURLM *multi, long timeout_ms, void *userp) {
   po_http *h = userp;
-  if (h->timer) {
-    po_loop_timer_stop(h->loop, h->timer);
-    h->timer = NULL;
+  po_timer *t = NULL;
+  if (timeout_ms >= 0 && po_loop_timer_start(h->loop, (double)timeout_ms / 1000.0, on_curl_timer, h, &t) != 0) {
+    /* Out of memory (-1 would mark the multi handle dead for good). An old
+     * timer, kept, still wakes libcurl, which then asks again; with none,
+     * nothing would: process() fails the transfers instead of letting them
+     * stall. */
+    if (!h->timer) h->timer_lost = 1;
+    return 0;
   }
-  if (timeout_ms < 0) return 0;
-  return po_loop_timer_start(h->loop, (double)timeout_ms / 1000.0, on_curl_timer, h, &h->timer) == 0 ? 0 : -1;
+  if (h->timer) po_loop_timer_stop(h->loop, h->timer);
+  h->timer = t;
+  h->timer_lost = 0;
+  return 0;
 }
 
 /* ---- completion ---- */
@@ -445,6 +464,22 @@ static int deliver(po_http_req *r) {
   return rc;
 }
 
+/* Ends with PO_ENOMEM the transfers whose socket could not be watched, or
+ * every running one when libcurl's timer was lost. */
+static void fail_doomed(po_http *h) {
+  if (h->timer_lost)
+    for (po_http_req *r = h->all; r; r = r->next)
+      if (r->state == REQ_RUNNING) r->doomed = 1;
+  h->doomed = h->timer_lost = 0;
+  for (;;) { /* on_done may start or cancel transfers: look again from the head each time */
+    po_http_req *r = h->all;
+    while (r && !(r->doomed && r->state == REQ_RUNNING)) r = r->next;
+    if (!r) return;
+    r->doomed = 0;
+    finish(r, PO_ENOMEM, NULL);
+  }
+}
+
 /* Hands streamed bytes to their owners, then ends the transfers libcurl has
  * finished. Runs after every call into libcurl, never inside one. */
 static void process(po_http *h) {
@@ -463,6 +498,10 @@ static void process(po_http *h) {
         req_free(r);
       else if (rc != 0 && r->state == REQ_RUNNING)
         finish(r, rc, "aborted by on_chunk");
+      continue;
+    }
+    if (h->doomed || h->timer_lost) {
+      fail_doomed(h);
       continue;
     }
     int left = 0;
@@ -636,6 +675,14 @@ int po_http_start(po_http *h, const po_http_opts *o, const po_http_handler *hand
     goto oom;
   }
   h->running++;
+  if (h->timer_lost) { /* nothing would start it (see on_timer_change) */
+    h->timer_lost = 0;
+    detach(r);
+    unlink_all(r);
+    r->state = REQ_ENDING;
+    req_free(r);
+    return PO_ENOMEM;
+  }
   if (out) *out = r;
   return 0;
 oom:

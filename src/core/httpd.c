@@ -43,7 +43,8 @@ struct po_httpd_req {
   size_t header_bytes;
   int late_status; /* a rejection found while reading the body (413) */
   unsigned head_read : 1, dispatched : 1, mhd_held : 1, owned : 1, suspended : 1, answered : 1, streaming : 1,
-      stream_ended : 1, failed : 1;
+      stream_ended : 1, failed : 1,
+      stream_cut : 1; /* bytes were lost (out of memory): the stream ends in error, not with its last chunk */
   struct MHD_Response *response; /* made, not yet queued */
   int status;
   po_strbuf stream;
@@ -97,7 +98,9 @@ static void req_maybe_free(po_httpd_req *req) {
   req_free(req);
 }
 
-static int req_usable(const po_httpd_req *req) { return req->srv && req->conn && !req->srv->closed; }
+static int req_usable(const po_httpd_req *req) {
+  return req->srv && req->conn && !req->srv->closed && !req->stream_cut;
+}
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
   po_httpd *srv = cls;
@@ -363,6 +366,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     }
     return (ssize_t)n;
   }
+  /* A stream missing bytes must not end as a whole one: the client sees
+   * the connection close before the last chunk. */
+  if (req->stream_cut) return MHD_CONTENT_READER_END_WITH_ERROR;
   if (req->stream_ended || !req->owned || !req_usable(req)) return MHD_CONTENT_READER_END_OF_STREAM;
   suspend(req); /* until the next write or the end */
   return 0;
@@ -381,7 +387,11 @@ int po_httpd_stream_start(po_httpd_req *req, int status, const po_httpd_pair *he
 int po_httpd_stream_write(po_httpd_req *req, const char *data, size_t len) {
   if (!req->streaming || req->stream_ended) return PO_EINVAL;
   if (!req_usable(req)) return PO_ECONN;
-  if (po_strbuf_append(&req->stream, data, len) != 0) return PO_ENOMEM;
+  if (po_strbuf_append(&req->stream, data, len) != 0) {
+    req->stream_cut = 1;
+    wake(req);
+    return PO_ENOMEM;
+  }
   wake(req);
   return 0;
 }
@@ -428,9 +438,13 @@ const char *po_httpd_req_body(const po_httpd_req *req, size_t *len) {
 static void on_timer(po_loop *loop, void *ud);
 
 static void set_timer(po_httpd *srv, double delay) {
+  po_timer *t = NULL;
+  /* Out of memory for the new timer: the old one, kept, still runs MHD
+   * (at the latest when a connection's idle timeout is due), which sets
+   * the next; stopped first, nothing might ever run it again. */
+  if (delay >= 0 && po_loop_timer_start(srv->loop, delay, on_timer, srv, &t) != 0) return;
   if (srv->timer) po_loop_timer_stop(srv->loop, srv->timer);
-  srv->timer = NULL;
-  if (delay >= 0) po_loop_timer_start(srv->loop, delay, on_timer, srv, &srv->timer);
+  srv->timer = t;
 }
 
 static void arm_timer(po_httpd *srv) {

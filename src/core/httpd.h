@@ -102,7 +102,10 @@ int po_httpd_stream_start(po_httpd_req *req, int status, const po_httpd_pair *he
 
 /* Appends to a started stream (buffered until the client takes it). Returns
  * 0, PO_ECONN once the client or the server has gone, PO_EINVAL if no
- * stream was started or it has ended, or PO_ENOMEM. */
+ * stream was started or it has ended, or PO_ENOMEM: the stream is then cut
+ * (what was written before is sent, then the connection closes without the
+ * last chunk, so the client cannot take it for whole) and later writes
+ * return PO_ECONN. */
 int po_httpd_stream_write(po_httpd_req *req, const char *data, size_t len);
 
 /* Ends the stream once what was written is sent. Returns 0 or PO_EINVAL. */

@@ -47,6 +47,7 @@ struct po_redis {
   redisAsyncContext *ac;
   int fd;
   unsigned events;
+  int io_lost;   /* a watcher could not be set (out of memory) */
   int state;
   int closing, freeing, busy;
   unsigned failures; /* attempts failed since the last connection */
@@ -186,9 +187,10 @@ static void io_want(po_redis *r, unsigned want) {
    * a circle with nobody reading. */
   if (!want)
     po_loop_io_stop(r->loop, r->fd);
-  else if (!r->events)
-    po_loop_io_start(r->loop, r->fd, want, on_io, r);
-  else
+  else if (!r->events && po_loop_io_start(r->loop, r->fd, want, on_io, r) != 0) {
+    r->io_lost = 1; /* out of memory: nothing watches the socket (attempt drops it) */
+    return;
+  } else if (r->events)
     po_loop_io_update(r->loop, r->fd, want);
   r->events = want;
 }
@@ -443,8 +445,11 @@ static void attempt(po_loop *loop, void *ud) {
   /* Setting the callback asks for the first write event, which tells that
    * connect(2) finished. */
   redisAsyncSetConnectCallback(ac, on_connect_done);
-  po_loop_timer_start(r->loop, r->o.connect_timeout, on_connect_timeout, r, &r->connect_timer);
-  if (send_handshake(r) != 0) {
+  /* Without its deadline an attempt could wait for ever: out of memory for
+   * the timer fails the attempt, as for the handshake. */
+  if (po_loop_timer_start(r->loop, r->o.connect_timeout, on_connect_timeout, r, &r->connect_timer) != 0 ||
+      send_handshake(r) != 0 || r->io_lost) {
+    r->io_lost = 0;
     set_drop(r, PO_ENOMEM, "cannot connect to %s: out of memory", r->endpoint);
     redisAsyncFree(ac);
   }
@@ -508,19 +513,29 @@ static int submit(po_redis *r, cmd *c, po_redis_reply_fn cb, void *ud) {
   c->r = r;
   c->cb = cb;
   c->ud = ud;
-  if (r->state == S_READY && r->ac) {
-    if (send_cmd(r, c) != 0) {
-      free(c);
-      return PO_ECONN;
-    }
-  } else if (r->queue.n >= r->o.max_queue) {
+  /* The deadline first: a command is not taken without it. */
+  if (r->o.command_timeout > 0 &&
+      po_loop_timer_start(r->loop, r->o.command_timeout, on_cmd_timeout, c, &c->timer) != 0) {
     free(c);
-    return PO_ECONN;
+    return PO_ENOMEM;
+  }
+  int rc = 0;
+  if (r->state == S_READY && r->ac) {
+    rc = send_cmd(r, c);
+  } else if (r->queue.n >= r->o.max_queue) {
+    rc = PO_ECONN;
   } else {
     c->where = C_QUEUED;
     list_push(&r->queue, c);
+    /* No attempt under way nor due: the retry timer could not be set (out
+     * of memory). Try again now rather than never. */
+    if (!r->ac && !r->retry_timer && !r->closing) schedule_retry(r, 0);
   }
-  if (r->o.command_timeout > 0) po_loop_timer_start(r->loop, r->o.command_timeout, on_cmd_timeout, c, &c->timer);
+  if (rc) {
+    stop_timer(r->loop, &c->timer);
+    free(c);
+    return rc;
+  }
   r->st.commands++;
   return 0;
 }
