@@ -4,12 +4,14 @@
  * disagrees with the stored entries (the eviction loop spun forever) and a
  * TTL too large for the expiry index (the entry was dropped as expired). */
 #include "cache_disk.h"
+#include "cache_disk_internal.h"
 #include "error.h"
 
 #include "harness.h"
 
 #include <lmdb.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -292,6 +294,152 @@ static void a_wrong_count_cannot_hang_a_write(void) {
   }
 }
 
+/* ---- damaged records, written with their real bytes ------------------------ */
+
+/* Puts (value non-NULL) or deletes key in the named database of d's store. */
+typedef struct raw_ctx {
+  MDB_dbi dbi;
+  const void *key, *value;
+  size_t klen, vlen;
+} raw_ctx;
+
+static int raw_fn(MDB_txn *txn, void *ud) {
+  raw_ctx *c = ud;
+  MDB_val k = {c->klen, (void *)c->key}, v = {c->vlen, (void *)c->value};
+  return po_store_error(c->value ? mdb_put(txn, c->dbi, &k, &v, 0) : mdb_del(txn, c->dbi, &k, NULL));
+}
+
+static int raw(po_cache_disk *d, const char *db, const void *key, size_t klen, const void *value, size_t vlen) {
+  raw_ctx c = {0, key, value, klen, vlen};
+  int rc = po_store_dbi(po_cache_disk_store(d), db, 0, &c.dbi);
+  return rc ? rc : po_store_write(po_cache_disk_store(d), PO_STORE_SYNC_NONE, raw_fn, &c);
+}
+
+/* The keys of key's records in d's namespace (see cache_disk_internal.h). */
+static void entry_key_of(const char *ns, const char *key, unsigned char k[ENTRY_KEY]) {
+  uint64_t id = XXH3_64bits(ns, strlen(ns));
+  po_cache_hash h = po_cache_hash_key(key, strlen(key));
+  memcpy(k, &id, NS_ID);
+  memcpy(k + NS_ID, &h.lo, 8);
+  memcpy(k + NS_ID + 8, &h.hi, 8);
+}
+
+static void seq_key_of(const char *ns, uint64_t seq, unsigned char k[ORDER_KEY]) {
+  uint64_t id = XXH3_64bits(ns, strlen(ns));
+  memcpy(k, &id, NS_ID);
+  for (int i = 7; i >= 0; i--, seq >>= 8) k[NS_ID + i] = (unsigned char)seq;
+}
+
+/* key's stored record header, read with its real bytes (version 0: none). */
+static entry_hdr header_of(po_cache_disk *d, const char *key) {
+  entry_hdr h = {0};
+  unsigned char k[ENTRY_KEY];
+  entry_key_of("ns", key, k);
+  MDB_dbi dbi;
+  MDB_txn *txn;
+  if (po_store_dbi(po_cache_disk_store(d), "cache_entries", 0, &dbi) != 0 ||
+      po_store_read_begin(po_cache_disk_store(d), &txn) != 0)
+    return h;
+  MDB_val kv = {sizeof k, k}, v;
+  if (mdb_get(txn, dbi, &kv, &v) == 0 && v.mv_size >= sizeof h) memcpy(&h, v.mv_data, sizeof h);
+  po_store_read_end(po_cache_disk_store(d), txn);
+  return h;
+}
+
+static void damaged_records_are_estore(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 100);
+  REQUIRE(put(d, &w, "a", "1") == 0);
+  unsigned char k[ENTRY_KEY];
+  entry_key_of("ns", "a", k);
+  po_cache_hash h = po_cache_hash_key("a", 1);
+  entry_hdr hdr = header_of(d, "a");
+  unsigned char rec[sizeof hdr + 2];
+  /* cut inside the header; another record version; a key longer than the record */
+  REQUIRE(raw(d, "cache_entries", k, sizeof k, "short", 5) == 0);
+  po_strbuf v = {0};
+  CHECK_EQ_INT(get_at(d, "a", 1000, &v, NULL), PO_ESTORE);
+  CHECK_EQ_INT(po_cache_disk_delete(d, PO_STORE_SYNC_NONE, h, "a", 1), PO_ESTORE);
+  hdr.version = RECORD_VERSION + 1;
+  memcpy(rec, &hdr, sizeof hdr);
+  memcpy(rec + sizeof hdr, "a1", 2);
+  REQUIRE(raw(d, "cache_entries", k, sizeof k, rec, sizeof rec) == 0);
+  CHECK_EQ_INT(get_at(d, "a", 1000, &v, NULL), PO_ESTORE);
+  hdr.version = RECORD_VERSION;
+  hdr.klen = 3;
+  memcpy(rec, &hdr, sizeof hdr);
+  REQUIRE(raw(d, "cache_entries", k, sizeof k, rec, sizeof rec) == 0);
+  CHECK_EQ_INT(get_at(d, "a", 1000, &v, NULL), PO_ESTORE);
+  /* A write that meets the damaged record fails whole. */
+  CHECK_EQ_INT(put(d, &w, "a", "2"), PO_ESTORE);
+  /* The namespace record cut short. */
+  uint64_t id = XXH3_64bits("ns", 2), n, bytes;
+  REQUIRE(raw(d, "cache_ns", &id, sizeof id, "cut", 3) == 0);
+  CHECK_EQ_INT(po_cache_disk_size(d, &n, &bytes), PO_ESTORE);
+  CHECK_EQ_INT(put(d, &w, "b", "1"), PO_ESTORE);
+  po_strbuf_free(&v);
+  po_cache_disk_close(d);
+  remove_dir(dir);
+}
+
+/* An order record of the wrong size met by eviction: the write fails whole. */
+static void a_damaged_order_record_fails_the_write(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 1);
+  REQUIRE(put(d, &w, "a", "1") == 0);
+  unsigned char k[ORDER_KEY];
+  seq_key_of("ns", 0, k); /* before every real seq: the first eviction looks at it */
+  REQUIRE(raw(d, "cache_order", k, sizeof k, "odd", 3) == 0);
+  CHECK_EQ_INT(put(d, &w, "b", "2"), PO_ESTORE);
+  CHECK(has(d, "a") && !has(d, "b"));
+  po_cache_disk_close(d);
+  remove_dir(dir);
+}
+
+/* Records that point at nothing (left by damage) are dropped when met, and
+ * never block the entries behind them. */
+static void dangling_records_are_dropped(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 100);
+  /* Four expiring entries lose their records; a fifth expires later. */
+  const char *gone[4] = {"g1", "g2", "g3", "g4"};
+  for (int i = 0; i < 4; i++) REQUIRE(put_at(d, &w, gone[i], "x", 1000, 1001) == 0);
+  REQUIRE(put_at(d, &w, "real", "x", 1000, 1002) == 0);
+  for (int i = 0; i < 4; i++) {
+    unsigned char k[ENTRY_KEY];
+    entry_key_of("ns", gone[i], k);
+    REQUIRE(raw(d, "cache_entries", k, sizeof k, NULL, 0) == 0);
+  }
+  REQUIRE(put_at(d, &w, "w1", "x", 2000, 0) == 0);
+  CHECK_EQ_INT(w.expired, 0); /* the four dangling expiry keys went first */
+  REQUIRE(put_at(d, &w, "w2", "x", 2000, 0) == 0);
+  CHECK_EQ_INT(w.expired, 1); /* then the real one: they did not come back */
+  CHECK(!has(d, "real"));
+  /* The four order records left point at nothing: eviction drops them and
+   * goes on to w1 and w2; the count, wrong since the damage, is put right. */
+  w.max_entries = 2;
+  REQUIRE(put(d, &w, "w3", "x") == 0);
+  CHECK_EQ_INT(w.evicted, 2);
+  CHECK(!has(d, "w1") && !has(d, "w2") && has(d, "w3"));
+  CHECK_EQ_INT(count_of(d), 1);
+  /* An entry whose order record is gone still deletes whole. */
+  entry_hdr hdr = header_of(d, "w3");
+  REQUIRE(hdr.version == RECORD_VERSION);
+  unsigned char k[ORDER_KEY];
+  seq_key_of("ns", hdr.seq, k);
+  REQUIRE(raw(d, "cache_order", k, sizeof k, NULL, 0) == 0);
+  CHECK_EQ_INT(po_cache_disk_delete(d, PO_STORE_SYNC_NONE, po_cache_hash_key("w3", 2), "w3", 2), 0);
+  CHECK_EQ_INT(count_of(d), 0);
+  po_cache_disk_close(d);
+  remove_dir(dir);
+}
+
 int main(void) {
   RUN(entries_in_and_out);
   RUN(entries_expire);
@@ -301,5 +449,8 @@ int main(void) {
   RUN(max_bytes_evicts_until_it_fits);
   RUN(namespaces_do_not_mix);
   RUN(a_wrong_count_cannot_hang_a_write);
+  RUN(damaged_records_are_estore);
+  RUN(a_damaged_order_record_fails_the_write);
+  RUN(dangling_records_are_dropped);
   return TEST_SUMMARY();
 }
