@@ -302,6 +302,25 @@ static int swap_in(const char *dir, const char *fresh, po_store_report *r) {
   return 0;
 }
 
+/* Whether LMDB's failure to open a file says the file is damaged; other
+ * failures (memory, I/O, permissions, limits) fail the repair, which must
+ * not replace a store with an empty one for a cause outside the file. */
+static int is_damage(int rc) {
+  switch (rc) {
+  case ENOMEM:
+  case EIO:
+  case EACCES:
+  case EPERM:
+  case EROFS:
+  case ENOSPC:
+  case EAGAIN:
+  case EMFILE:
+  case ENFILE:
+  case EBUSY: return 0;
+  default: return 1;
+  }
+}
+
 int po_store_repair(const char *dir, po_store_report *r) {
   int rc = start(dir, r);
   if (rc != 0) return rc;
@@ -314,11 +333,17 @@ int po_store_repair(const char *dir, po_store_report *r) {
   remove_env_files(snap);
   remove_env_files(fresh);
   const char *src_dir = dir;
-  if (po_store_meta_check(dir, &m, why, sizeof why) != 0) {
+  rc = po_store_meta_check(dir, &m, why, sizeof why);
+  if (rc == PO_EIO) return po_store_set_error(PO_EIO, "%s", why);
+  if (rc != 0) {
     problem(r, "%s", why);
     int good = po_store_meta_best(&m);
     src_dir = NULL;
-    if (good >= 0 && po_store_meta_snapshot(dir, snap, &m, good) == 0) {
+    if (good >= 0) {
+      if (po_store_meta_snapshot(dir, snap, &m, good) != 0) {
+        remove_env_files(snap);
+        return po_store_set_error(PO_EIO, "cannot write the snapshot of meta page %d to %s", good, snap);
+      }
       problem(r, "recovered from meta page %d: the store as of transaction %llu", good,
               (unsigned long long)m.txnid[good]);
       src_dir = snap;
@@ -326,8 +351,13 @@ int po_store_repair(const char *dir, po_store_report *r) {
   }
   size_t map = r->file_size * 2 > MIN_MAP ? (size_t)r->file_size * 2 : MIN_MAP;
   MDB_env *src = NULL;
-  if (src_dir && (rc = open_env(src_dir, MDB_RDONLY, map, &src)) != 0)
+  if (src_dir && (rc = open_env(src_dir, MDB_RDONLY, map, &src)) != 0) {
+    if (!is_damage(rc)) {
+      remove_env_files(snap);
+      return po_store_set_error(po_store_error(rc), "LMDB cannot open the store: %s", mdb_strerror(rc));
+    }
     problem(r, "LMDB cannot open the store: %s", mdb_strerror(rc));
+  }
   int clean = 0;
   if (src) {
     /* A check first: it names the damage, and says whether LMDB's
