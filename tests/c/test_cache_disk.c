@@ -440,6 +440,75 @@ static void dangling_records_are_dropped(void) {
   remove_dir(dir);
 }
 
+static int stop_at_first(void *ctx, uint64_t seq, const void *record, size_t len) {
+  (void)record, (void)len;
+  *(uint64_t *)ctx = seq;
+  return PO_ECANCELED;
+}
+
+/* Arguments and limits at their edges. */
+static void edges(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  char ns[MAX_NS + 2];
+  memset(ns, 'n', sizeof ns - 1);
+  ns[sizeof ns - 1] = '\0';
+  CHECK_EQ_INT(po_cache_disk_open(dir, ns, &d), PO_EINVAL); /* one byte too long */
+  ns[MAX_NS] = '\0';
+  REQUIRE(po_cache_disk_open(dir, ns, &d) == 0);
+  po_cache_disk_close(d);
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 0);
+  po_cache_hash h = po_cache_hash_key("k", 1);
+  CHECK_EQ_INT(po_cache_disk_put(d, &w, h, "k", (size_t)UINT32_MAX + 1, "", 0, 0, 1000, 0, NULL), PO_EINVAL);
+  /* max_entries 0 keeps the entry being set, and only it. */
+  REQUIRE(put(d, &w, "a", "") == 0);
+  REQUIRE(put(d, &w, "b", "") == 0);
+  CHECK(!has(d, "a") && has(d, "b"));
+  CHECK_EQ_INT(count_of(d), 1);
+  /* An empty value reads back empty. */
+  po_strbuf v = {0};
+  CHECK(get_at(d, "b", 1000, &v, NULL) == 0 && v.len == 1);
+  /* A key of another length under the same hash is another key. */
+  po_cache_hash hb = po_cache_hash_key("b", 1);
+  CHECK_EQ_INT(po_cache_disk_delete(d, PO_STORE_SYNC_NONE, hb, "bb", 2), PO_ENOENT);
+  CHECK_EQ_INT(po_cache_disk_delete(d, PO_STORE_SYNC_NONE, hb, "c", 1), PO_ENOENT);
+  /* Never expires: drop_expired leaves it at any time. */
+  CHECK_EQ_INT(po_cache_disk_drop_expired(d, hb, 1e12), PO_ENOENT);
+  CHECK(has(d, "b"));
+  /* A vector callback's code stops the scan and is returned. */
+  w.max_entries = 10;
+  po_cache_disk_vector vec = {"r", 1};
+  for (int i = 0; i < 2; i++)
+    REQUIRE(po_cache_disk_put(d, &w, po_cache_hash_key(i ? "v2" : "v1", 2), i ? "v2" : "v1", 2, "x", 1, 0, 1000, 0,
+                              &vec) == 0);
+  uint64_t seen = 0, last = 0;
+  CHECK_EQ_INT(po_cache_disk_vectors(d, 0, stop_at_first, &seen, &last), PO_ECANCELED);
+  CHECK(seen > 0 && last == 0);
+  po_strbuf_free(&v);
+  po_cache_disk_close(d);
+  po_cache_disk_close(NULL);
+  remove_dir(dir);
+}
+
+/* The generation file is not a regular file, or the store cannot be made:
+ * the open fails and leaves nothing open. */
+static void an_unusable_directory_is_refused(void) {
+  char *dir = temp_dir();
+  char path[128];
+  snprintf(path, sizeof path, "%s/cache-gen", dir);
+  REQUIRE(mkfifo(path, 0600) == 0);
+  po_cache_disk *d;
+  CHECK_EQ_INT(po_cache_disk_open(dir, "ns", &d), PO_EIO);
+  CHECK(!po_store_is_open(dir));
+  snprintf(path, sizeof path, "%s/file", dir);
+  FILE *f = fopen(path, "w");
+  REQUIRE(f && fclose(f) == 0);
+  snprintf(path, sizeof path, "%s/file/store", dir);
+  CHECK_EQ_INT(po_cache_disk_open(path, "ns", &d), PO_EPERM);
+  remove_dir(dir);
+}
+
 int main(void) {
   RUN(entries_in_and_out);
   RUN(entries_expire);
@@ -452,5 +521,7 @@ int main(void) {
   RUN(damaged_records_are_estore);
   RUN(a_damaged_order_record_fails_the_write);
   RUN(dangling_records_are_dropped);
+  RUN(edges);
+  RUN(an_unusable_directory_is_refused);
   return TEST_SUMMARY();
 }
