@@ -329,7 +329,7 @@ int po_store_repair(const char *dir, po_store_report *r) {
   po_store_meta m;
   char why[256], snap[PATH_MAX], fresh[PATH_MAX];
   if (data_file(dir, ".repair-snapshot", snap, sizeof snap) || data_file(dir, ".repair-new", fresh, sizeof fresh))
-    return PO_EINVAL;
+    return po_store_set_error(PO_EINVAL, "path too long: %s", dir);
   remove_env_files(snap);
   remove_env_files(fresh);
   const char *src_dir = dir;

@@ -50,8 +50,9 @@ int po_store_check(const char *dir, po_store_report *r);
  * file that cannot be read, a snapshot that cannot be written, or LMDB
  * failing to open the file for a cause that is not damage (memory, I/O,
  * permissions) fails the repair with nothing touched, rather than putting an
- * empty store in its place. Returns 0, PO_ENOENT, PO_ESTORE, PO_EIO or
- * PO_ENOMEM (po_store_last_error()). */
+ * empty store in its place. Returns 0, PO_ENOENT, PO_ESTORE, PO_EIO,
+ * PO_ENOMEM, or PO_EINVAL when dir's path leaves no room for the repair's
+ * own file names (po_store_last_error() says which). */
 int po_store_repair(const char *dir, po_store_report *r);
 
 #endif

@@ -12,6 +12,7 @@
 #include "store_check.h"
 
 #include "../fixtures/store/corrupt.h"
+#include "../fixtures/store/raw.h"
 #include "fault.h"
 #include "fault_prepared.h"
 #include "harness.h"
@@ -445,6 +446,31 @@ static void the_binding_returns_failures(void) {
   lua_close(L);
 }
 
+/* A report with more problems than it keeps says how many more; a name
+ * that is no database is listed as damaged. */
+static void the_binding_reports_a_crowded_store(void) {
+  char dir[128];
+  snprintf(dir, sizeof dir, "%s/crowded", base);
+  REQUIRE(mkdir(dir, 0700) == 0 && raw_store(dir, 3, 40) == 0);
+  L = po_runtime_new();
+  REQUIRE(L != NULL);
+  static const char *const check =
+      "local po = require 'poengine'\n"
+      "local r = assert(po.store.check(...))\n"
+      "assert(r.ok == false, 'ok')\n"
+      "assert(#r.problems == 33, #r.problems)\n"
+      "assert(r.problems[33] == 'and 10 more problems', r.problems[33])\n"
+      "assert(#r.damaged == 1 and r.damaged[1] == 'junk', tostring(r.damaged[1]))\n"
+      "assert(r.databases.db02 == 1)\n";
+  CHECK(luaL_loadstring(L, check) == 0);
+  lua_pushstring(L, dir);
+  if (lua_pcall(L, 1, 0, 0) != 0) {
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    CHECK(0);
+  }
+  lua_close(L);
+}
+
 int main(void) {
   strcpy(base, "/tmp/po-store-fault-XXXXXX");
   if (!mkdtemp(base)) return 1;
@@ -454,6 +480,7 @@ int main(void) {
   RUN(checks_report_faults);
   RUN(repairs_fail_cleanly);
   RUN(the_binding_returns_failures);
+  RUN(the_binding_reports_a_crowded_store);
   sh("rm -rf '%s'%s", base, "");
   return TEST_SUMMARY();
 }
