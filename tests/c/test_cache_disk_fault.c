@@ -265,10 +265,42 @@ static void opening_fails_cleanly(void) {
   fault_arm("open", 1, 0, EACCES); /* the store is open here already: the first is the generation file's */
   CHECK_EQ_INT(open_other(), PO_EPERM);
   CHECK_EQ_INT(fault_fired(), 1);
+  fault_arm("open", 1, 0, EROFS);
+  CHECK_EQ_INT(open_other(), PO_EPERM);
   fault_arm("open", 1, 0, EIO);
   CHECK_EQ_INT(open_other(), PO_EIO);
   fault_disarm();
   CHECK_EQ_INT(open_other(), 0);
+}
+
+/* A new store whose databases cannot all be made: closed again, and the
+ * next open makes them. */
+static char fresh[96];
+
+static void no_store(void *arg) {
+  (void)arg;
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", fresh);
+  if (system(cmd) != 0) abort();
+}
+
+static int open_fresh(void *arg) {
+  (void)arg;
+  po_cache_disk *o;
+  int rc = po_cache_disk_open(fresh, "ns", &o);
+  if (rc == 0) po_cache_disk_close(o);
+  return rc;
+}
+
+static int fresh_opens_after(void *arg, int rc, long fired) {
+  if (rc != 0 && (!fired || rc != PO_ESTORE)) return 1;
+  return po_store_is_open(fresh) || open_fresh(arg) != 0;
+}
+
+static void databases_that_cannot_be_made(void) {
+  snprintf(fresh, sizeof fresh, "%s/fresh", dir);
+  fault_step step = {"open a new store", no_store, open_fresh, fresh_opens_after};
+  CHECK_EQ_INT(fault_sweep_prepared(&step, "mdb_dbi_open", EIO, NULL, 20), 6); /* meta and the cache's five */
 }
 
 int main(void) {
@@ -279,6 +311,7 @@ int main(void) {
   RUN(reads_report_failures);
   RUN(a_full_map_is_grown);
   RUN(opening_fails_cleanly);
+  RUN(databases_that_cannot_be_made);
   po_cache_disk_close(d);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

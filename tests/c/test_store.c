@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "../fixtures/store/corrupt.h"
 
+#include <limits.h>
 #include <lmdb.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -270,6 +271,57 @@ static void map_resize_retries_are_bounded(void) {
   remove_dir(dir);
 }
 
+static int always_full(MDB_txn *txn, void *ud) {
+  (void)txn;
+  ++*(int *)ud;
+  return PO_EMAPFULL;
+}
+
+/* A write that never fits doubles the map up to 1 TiB, then gives up. */
+static void map_growth_stops_at_its_limit(void) {
+  char *dir = temp_dir();
+  po_store *s;
+  po_store_options opts = {.initial_map_size = (size_t)1 << 30};
+  REQUIRE(po_store_open(dir, &opts, &s) == 0);
+  int calls = 0;
+  CHECK_EQ_INT(po_store_write(s, PO_STORE_SYNC_NONE, always_full, &calls), PO_EMAPFULL);
+  CHECK_EQ_INT(calls, 11); /* 1 GiB, then ten doublings */
+  CHECK(strstr(po_store_last_error(), "reached its limit of 1 TiB") != NULL);
+  po_store_close(s);
+  remove_dir(dir);
+}
+
+/* Names and databases within the limits, arguments present. */
+static void limits_and_arguments(void) {
+  char *dir = temp_dir();
+  po_store *s = NULL;
+  CHECK_EQ_INT(po_store_open(NULL, NULL, &s), PO_EINVAL);
+  CHECK_EQ_INT(po_store_open(dir, NULL, NULL), PO_EINVAL);
+  char longdir[PATH_MAX + 1];
+  memset(longdir, 'd', PATH_MAX);
+  longdir[0] = '/';
+  longdir[PATH_MAX] = '\0';
+  CHECK_EQ_INT(po_store_open(longdir, NULL, &s), PO_EINVAL);
+  REQUIRE(po_store_open(dir, NULL, &s) == 0);
+  MDB_dbi dbi;
+  char name[80];
+  memset(name, 'n', 64);
+  name[64] = '\0';
+  CHECK_EQ_INT(po_store_dbi(s, name, 0, &dbi), PO_EINVAL);
+  name[63] = '\0';
+  CHECK_EQ_INT(po_store_dbi(s, name, 0, &dbi), 0);
+  int opened = 2; /* meta and the 63-byte name */
+  for (; opened < 32; opened++) {
+    snprintf(name, sizeof name, "db%d", opened);
+    REQUIRE(po_store_dbi(s, name, 0, &dbi) == 0);
+  }
+  CHECK_EQ_INT(po_store_dbi(s, "one too many", 0, &dbi), PO_EINVAL);
+  CHECK_EQ_INT(po_store_dbi(s, "db31", 0, &dbi), 0); /* opened before: still there */
+  po_store_close(s);
+  po_store_close(NULL);
+  remove_dir(dir);
+}
+
 int main(void) {
   RUN(flipped_last_page_is_refused);
   RUN(truncated_file_is_refused);
@@ -281,5 +333,7 @@ int main(void) {
   RUN(unwritable_path_is_refused);
   RUN(another_process_sees_what_one_commits);
   RUN(default_dir_follows_the_environment);
+  RUN(map_growth_stops_at_its_limit);
+  RUN(limits_and_arguments);
   return TEST_SUMMARY();
 }

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <lua.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ static void sh(const char *fmt, const char *a, const char *b) {
 }
 
 static int same_file(const char *a, const char *b) {
-  char cmd[512];
+  char cmd[2 * PATH_MAX + 16];
   snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
   return system(cmd) == 0;
 }
@@ -93,6 +94,9 @@ static void open_fails_cleanly(void) {
   fault_arm("mdb_env_open", 1, 0, EACCES);
   CHECK_EQ_INT(open_close(&c), PO_EPERM);
   CHECK(strstr(po_store_last_error(), "cannot open the store in") != NULL);
+  fresh_dir(&c);
+  fault_arm("mkdir", 1, 0, ENOMEM);
+  CHECK_EQ_INT(open_close(&c), PO_ENOMEM);
   /* The meta pages cannot be read: LMDB is left to open the file. */
   fault_arm("open", 1, 0, EIO);
   CHECK_EQ_INT(open_close(&c), 0);
@@ -322,10 +326,12 @@ static void repairs_fail_cleanly(void) {
     if (runs < 1) fprintf(stderr, "repair: %s: %ld runs\n", names[i], runs);
     CHECK(runs >= 1);
   }
-  /* Every record's put and read behaves alike: the first and a later one. */
+  /* Every record's put and read behaves alike: the first and later ones
+   * (the 200th read is the copy's, after the check's 120). */
   static const char *const per_record[] = {"mdb_put", "mdb_cursor_get", NULL};
+  static const long last_nth[] = {100, 200};
   for (int i = 0; per_record[i]; i++) {
-    for (long nth = 1; nth <= 100; nth += 99) {
+    for (long nth = 1; nth <= last_nth[i]; nth = nth == 1 ? 100 : nth + 100) {
       put_back(&c);
       fault_arm(per_record[i], nth, 0, EIO);
       int rc = repair(&c);
@@ -334,6 +340,14 @@ static void repairs_fail_cleanly(void) {
       CHECK(fired == 1 && repaired_or_untouched(&c, rc, fired) == 0);
     }
   }
+  /* LMDB finds damage the meta pages did not show: nothing reads, the new
+   * store is empty, the old file is kept aside. */
+  put_back(&c);
+  fault_arm("mdb_env_open", 1, 0, MDB_CORRUPTED);
+  CHECK_EQ_INT(repair(&c), 0);
+  fault_disarm();
+  CHECK_EQ_STR(c.r.method, "new empty store");
+  CHECK(exists(c.r.moved_to) && same_file(c.r.moved_to, c.original));
   /* More records than one copy transaction holds. */
   repair_case big = {.from_snapshot = 0};
   repair_case_for(&big, "big", 10001, 5000);
