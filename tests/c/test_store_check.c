@@ -286,7 +286,7 @@ static void a_path_too_long_for_the_repair(void) {
     po_store_report r;
     CHECK_EQ_INT(po_store_repair(dir, &r), PO_EINVAL);
     CHECK(strstr(po_store_last_error(), "path too long") != NULL);
-    char path[PATH_MAX];
+    char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/.repair-new", dir);
     CHECK(!exists(path));
     REQUIRE(po_store_check(dir, &r) == 0);
