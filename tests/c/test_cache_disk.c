@@ -243,6 +243,7 @@ static void namespaces_do_not_mix(void) {
 typedef struct count_ctx {
   MDB_dbi dbi;
   uint64_t id, count;
+  int zero_bytes; /* the bytes (offset 16) set to 0 too */
 } count_ctx;
 
 static int set_count(MDB_txn *txn, void *ud) {
@@ -254,6 +255,7 @@ static int set_count(MDB_txn *txn, void *ud) {
   if (v.mv_size > sizeof rec) return PO_EINVAL;
   memcpy(rec, v.mv_data, v.mv_size);
   memcpy(rec + 8, &c->count, 8);
+  if (c->zero_bytes) memset(rec + 16, 0, 8);
   v.mv_data = rec;
   return po_store_error(mdb_put(txn, c->dbi, &k, &v, 0));
 }
@@ -509,6 +511,64 @@ static void an_unusable_directory_is_refused(void) {
   remove_dir(dir);
 }
 
+static int count_records(void *ctx, uint64_t seq, const void *record, size_t len) {
+  (void)seq, (void)record, (void)len;
+  ++*(int *)ctx;
+  return 0;
+}
+
+/* Expiry, eviction, recounting and vector scans stop at the namespace's
+ * end: the namespace whose id sorts next keeps everything. */
+static void work_stays_in_its_namespace(void) {
+  char *dir = temp_dir();
+  uint64_t one = XXH3_64bits("one", 3), two = XXH3_64bits("two", 3);
+  const char *lo_name = memcmp(&one, &two, 8) < 0 ? "one" : "two";
+  const char *hi_name = lo_name[1] == 'n' ? "two" : "one";
+  po_cache_disk *lo, *hi;
+  REQUIRE(po_cache_disk_open(dir, lo_name, &lo) == 0);
+  REQUIRE(po_cache_disk_open(dir, hi_name, &hi) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 10);
+  po_cache_disk_vector vec = {"r", 1};
+  for (int i = 0; i < 2; i++)
+    REQUIRE(po_cache_disk_put(i ? hi : lo, &w, po_cache_hash_key("e", 1), "e", 1, "x", 1, 0, 1000, 1001, &vec) == 0);
+  w.max_entries = 0;
+  REQUIRE(put_at(lo, &w, "n", "x", 2000, 0) == 0);
+  CHECK_EQ_INT(w.expired, 1);
+  CHECK_EQ_INT(count_of(lo), 1);
+  CHECK(has(lo, "n"));
+  int n = 0;
+  uint64_t last = 0;
+  CHECK(po_cache_disk_vectors(lo, 0, count_records, &n, &last) == 0 && n == 0);
+  CHECK_EQ_INT(count_of(hi), 1);
+  CHECK(po_cache_disk_vectors(hi, 0, count_records, &n, &last) == 0 && n == 1);
+  po_strbuf v = {0};
+  CHECK(get_at(hi, "e", 1000, &v, NULL) == 0);
+  po_strbuf_free(&v);
+  po_cache_disk_close(lo);
+  po_cache_disk_close(hi);
+  remove_dir(dir);
+}
+
+/* A namespace record whose count and bytes are already 0 (damage): removing
+ * an entry leaves them at 0, never wraps them around. */
+static void counts_never_wrap(void) {
+  char *dir = temp_dir();
+  po_cache_disk *d;
+  REQUIRE(po_cache_disk_open(dir, "ns", &d) == 0);
+  po_cache_disk_write w = limits(PO_CACHE_LRU, 10);
+  REQUIRE(put(d, &w, "a", "1") == 0);
+  count_ctx c = {.id = XXH3_64bits("ns", 2), .count = 0, .zero_bytes = 1};
+  REQUIRE(po_store_dbi(po_cache_disk_store(d), "cache_ns", 0, &c.dbi) == 0);
+  REQUIRE(po_store_write(po_cache_disk_store(d), PO_STORE_SYNC_NONE, set_count, &c) == 0);
+  CHECK_EQ_INT(po_cache_disk_delete(d, PO_STORE_SYNC_NONE, po_cache_hash_key("a", 1), "a", 1), 0);
+  uint64_t n = 1, bytes = 1;
+  CHECK(po_cache_disk_size(d, &n, &bytes) == 0);
+  CHECK_EQ_INT(n, 0);
+  CHECK_EQ_INT(bytes, 0);
+  po_cache_disk_close(d);
+  remove_dir(dir);
+}
+
 int main(void) {
   RUN(entries_in_and_out);
   RUN(entries_expire);
@@ -523,5 +583,7 @@ int main(void) {
   RUN(dangling_records_are_dropped);
   RUN(edges);
   RUN(an_unusable_directory_is_refused);
+  RUN(work_stays_in_its_namespace);
+  RUN(counts_never_wrap);
   return TEST_SUMMARY();
 }

@@ -193,6 +193,39 @@ static void default_dir_follows_the_environment(void) {
   CHECK(po_store_default_dir(buf, sizeof buf) == 0);
   CHECK_EQ_STR(buf, "/x/user/.cache/poengine");
   CHECK(po_store_default_dir(buf, 4) == PO_EINVAL);
+  /* Set but empty is not set. */
+  setenv("POENGINE_HOME", "", 1);
+  setenv("XDG_CACHE_HOME", "", 1);
+  CHECK(po_store_default_dir(buf, sizeof buf) == 0);
+  CHECK_EQ_STR(buf, "/x/user/.cache/poengine");
+  setenv("HOME", "", 1);
+  CHECK(po_store_default_dir(buf, sizeof buf) == PO_EINVAL);
+  unsetenv("POENGINE_HOME");
+  unsetenv("XDG_CACHE_HOME");
+}
+
+/* Several stores open at once: each directory its own handle, found again
+ * by its directory, closed in any order. */
+static void several_stores_in_a_process(void) {
+  char a_dir[64], b_dir[64];
+  snprintf(a_dir, sizeof a_dir, "%s", temp_dir());
+  snprintf(b_dir, sizeof b_dir, "%s", temp_dir());
+  po_store *a, *b, *again;
+  po_store_options defaults = {0};
+  REQUIRE(po_store_open(a_dir, NULL, &a) == 0);
+  REQUIRE(po_store_open(b_dir, &defaults, &b) == 0);
+  CHECK(a != b);
+  CHECK(po_store_is_open(a_dir) && po_store_is_open(b_dir));
+  REQUIRE(po_store_open(a_dir, NULL, &again) == 0);
+  CHECK(again == a);
+  po_store_close(again);
+  po_store_close(a); /* not the newest in the list */
+  CHECK(!po_store_is_open(a_dir));
+  CHECK(po_store_is_open(b_dir));
+  po_store_close(b);
+  CHECK(!po_store_is_open(b_dir));
+  remove_dir(a_dir);
+  remove_dir(b_dir);
 }
 
 /* Runs fn(dir) in a child with a deadline and returns its exit status, or
@@ -334,6 +367,7 @@ int main(void) {
   RUN(another_process_sees_what_one_commits);
   RUN(default_dir_follows_the_environment);
   RUN(map_growth_stops_at_its_limit);
+  RUN(several_stores_in_a_process);
   RUN(limits_and_arguments);
   return TEST_SUMMARY();
 }
