@@ -574,6 +574,17 @@ int po_cache_disk_size(po_cache_disk *d, uint64_t *count, uint64_t *bytes) {
   return rc;
 }
 
+int po_cache_disk_vector_seq(po_cache_disk *d, uint64_t *seq) {
+  MDB_txn *txn;
+  int rc = po_store_read_begin(d->store, &txn);
+  if (rc != 0) return rc;
+  ns_hdr ns;
+  rc = po_cache_disk_load_ns(d, txn, &ns);
+  po_store_read_end(d->store, txn);
+  *seq = ns.next_vseq;
+  return rc;
+}
+
 int po_cache_disk_vectors(po_cache_disk *d, uint64_t after, po_cache_disk_vector_fn fn, void *ctx, uint64_t *last) {
   MDB_txn *txn;
   int rc = po_store_read_begin(d->store, &txn);

@@ -107,6 +107,9 @@ int po_cache_disk_size(po_cache_disk *d, uint64_t *count, uint64_t *bytes);
 typedef int (*po_cache_disk_vector_fn)(void *ctx, uint64_t seq, const void *record, size_t len);
 int po_cache_disk_vectors(po_cache_disk *d, uint64_t after, po_cache_disk_vector_fn fn, void *ctx, uint64_t *last);
 
+/* The highest vector seq written in the namespace so far (0: none). */
+int po_cache_disk_vector_seq(po_cache_disk *d, uint64_t *seq);
+
 /* ---- inspecting and pruning a store (poengine cache; cache_prune.c) --------- */
 
 /* Calls fn(ctx, name, len) for every namespace recorded in the cache store

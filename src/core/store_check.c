@@ -20,6 +20,7 @@ enum {
   RECORDS_PER_TXN = 10000,   /* a record copy commits this often: a write transaction's dirty pages are bounded */
 };
 #define MIN_MAP ((size_t)256 << 20)
+_Static_assert((int)MAX_DBS <= (int)PO_STORE_REPORT_MAX, "a report holds every database a check reads");
 
 static void problem(po_store_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void problem(po_store_report *r, const char *fmt, ...) {
@@ -63,9 +64,7 @@ static int list_names(MDB_txn *txn, names *out, po_store_report *r) {
 
 /* Reads every record of one database and records its count in r. */
 static void read_db(MDB_txn *txn, const char *name, po_store_report *r) {
-  po_store_db_report *d = r->ndbs < PO_STORE_REPORT_MAX ? &r->dbs[r->ndbs++] : NULL;
-  po_store_db_report scratch;
-  if (!d) d = &scratch;
+  po_store_db_report *d = &r->dbs[r->ndbs++]; /* list_names keeps at most MAX_DBS names */
   memset(d, 0, sizeof *d);
   snprintf(d->name, sizeof d->name, "%s", name);
   MDB_dbi dbi;

@@ -380,6 +380,7 @@ static void damaged_records_are_estore(void) {
   uint64_t id = XXH3_64bits("ns", 2), n, bytes;
   REQUIRE(raw(d, "cache_ns", &id, sizeof id, "cut", 3) == 0);
   CHECK_EQ_INT(po_cache_disk_size(d, &n, &bytes), PO_ESTORE);
+  CHECK_EQ_INT(po_cache_disk_vector_seq(d, &n), PO_ESTORE);
   CHECK_EQ_INT(put(d, &w, "b", "1"), PO_ESTORE);
   po_strbuf_free(&v);
   po_cache_disk_close(d);
@@ -487,6 +488,9 @@ static void edges(void) {
   uint64_t seen = 0, last = 0;
   CHECK_EQ_INT(po_cache_disk_vectors(d, 0, stop_at_first, &seen, &last), PO_ECANCELED);
   CHECK(seen > 0 && last == 0);
+  uint64_t highest = 0;
+  CHECK_EQ_INT(po_cache_disk_vector_seq(d, &highest), 0);
+  CHECK_EQ_INT(highest, 2);
   po_strbuf_free(&v);
   po_cache_disk_close(d);
   po_cache_disk_close(NULL);
