@@ -238,9 +238,11 @@ static int touch(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, po_cache_policy pol
   return put(txn, d->entries, ek, ENTRY_KEY, tmp->data, tmp->len);
 }
 
-/* Drops up to EXPIRE_PER_WRITE entries whose time has passed. */
+/* Drops up to EXPIRE_PER_WRITE entries whose time has passed, and any
+ * expiry key met whose entry is gone (left by damage: kept, it would come
+ * first at every write and use up its turns). */
 static int drop_expired(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, double now, uint64_t *dropped) {
-  po_cache_hash victims[EXPIRE_PER_WRITE];
+  unsigned char victims[EXPIRE_PER_WRITE][EXPIRY_KEY];
   int n = 0;
   MDB_cursor *cur;
   int rc = mdb_cursor_open(txn, d->expiry, &cur);
@@ -252,16 +254,16 @@ static int drop_expired(po_cache_disk *d, MDB_txn *txn, ns_hdr *ns, double now, 
   rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
   while (rc == 0 && n < EXPIRE_PER_WRITE && po_cache_disk_in_ns(d, &key) && key.mv_size == EXPIRY_KEY &&
          get_be64((const unsigned char *)key.mv_data + NS_ID) < now_ms) {
-    victims[n++] = po_cache_disk_get_hash((const unsigned char *)key.mv_data + NS_ID + 8);
+    memcpy(victims[n++], key.mv_data, EXPIRY_KEY);
     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
   }
   mdb_cursor_close(cur);
   if (rc != 0 && rc != MDB_NOTFOUND) return po_store_error(rc);
   for (int i = 0; i < n; i++) {
-    rc = po_cache_disk_remove_entry(d, txn, ns, victims[i]);
-    if (rc == PO_ENOENT) continue;
+    rc = po_cache_disk_remove_entry(d, txn, ns, po_cache_disk_get_hash(victims[i] + NS_ID + 8));
+    if (rc == PO_ENOENT) rc = del(txn, d->expiry, victims[i], EXPIRY_KEY);
+    else if (rc == 0) (*dropped)++;
     if (rc != 0) return rc;
-    (*dropped)++;
   }
   return 0;
 }

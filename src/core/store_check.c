@@ -20,6 +20,7 @@ enum {
   RECORDS_PER_TXN = 10000,   /* a record copy commits this often: a write transaction's dirty pages are bounded */
 };
 #define MIN_MAP ((size_t)256 << 20)
+_Static_assert((int)MAX_DBS <= (int)PO_STORE_REPORT_MAX, "a report holds every database a check reads");
 
 static void problem(po_store_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void problem(po_store_report *r, const char *fmt, ...) {
@@ -63,9 +64,7 @@ static int list_names(MDB_txn *txn, names *out, po_store_report *r) {
 
 /* Reads every record of one database and records its count in r. */
 static void read_db(MDB_txn *txn, const char *name, po_store_report *r) {
-  po_store_db_report *d = r->ndbs < PO_STORE_REPORT_MAX ? &r->dbs[r->ndbs++] : NULL;
-  po_store_db_report scratch;
-  if (!d) d = &scratch;
+  po_store_db_report *d = &r->dbs[r->ndbs++]; /* list_names keeps at most MAX_DBS names */
   memset(d, 0, sizeof *d);
   snprintf(d->name, sizeof d->name, "%s", name);
   MDB_dbi dbi;
@@ -302,6 +301,25 @@ static int swap_in(const char *dir, const char *fresh, po_store_report *r) {
   return 0;
 }
 
+/* Whether LMDB's failure to open a file says the file is damaged; other
+ * failures (memory, I/O, permissions, limits) fail the repair, which must
+ * not replace a store with an empty one for a cause outside the file. */
+static int is_damage(int rc) {
+  switch (rc) {
+  case ENOMEM:
+  case EIO:
+  case EACCES:
+  case EPERM:
+  case EROFS:
+  case ENOSPC:
+  case EAGAIN:
+  case EMFILE:
+  case ENFILE:
+  case EBUSY: return 0;
+  default: return 1;
+  }
+}
+
 int po_store_repair(const char *dir, po_store_report *r) {
   int rc = start(dir, r);
   if (rc != 0) return rc;
@@ -310,15 +328,21 @@ int po_store_repair(const char *dir, po_store_report *r) {
   po_store_meta m;
   char why[256], snap[PATH_MAX], fresh[PATH_MAX];
   if (data_file(dir, ".repair-snapshot", snap, sizeof snap) || data_file(dir, ".repair-new", fresh, sizeof fresh))
-    return PO_EINVAL;
+    return po_store_set_error(PO_EINVAL, "path too long: %s", dir);
   remove_env_files(snap);
   remove_env_files(fresh);
   const char *src_dir = dir;
-  if (po_store_meta_check(dir, &m, why, sizeof why) != 0) {
+  rc = po_store_meta_check(dir, &m, why, sizeof why);
+  if (rc == PO_EIO) return po_store_set_error(PO_EIO, "%s", why);
+  if (rc != 0) {
     problem(r, "%s", why);
     int good = po_store_meta_best(&m);
     src_dir = NULL;
-    if (good >= 0 && po_store_meta_snapshot(dir, snap, &m, good) == 0) {
+    if (good >= 0) {
+      if (po_store_meta_snapshot(dir, snap, &m, good) != 0) {
+        remove_env_files(snap);
+        return po_store_set_error(PO_EIO, "cannot write the snapshot of meta page %d to %s", good, snap);
+      }
       problem(r, "recovered from meta page %d: the store as of transaction %llu", good,
               (unsigned long long)m.txnid[good]);
       src_dir = snap;
@@ -326,8 +350,13 @@ int po_store_repair(const char *dir, po_store_report *r) {
   }
   size_t map = r->file_size * 2 > MIN_MAP ? (size_t)r->file_size * 2 : MIN_MAP;
   MDB_env *src = NULL;
-  if (src_dir && (rc = open_env(src_dir, MDB_RDONLY, map, &src)) != 0)
+  if (src_dir && (rc = open_env(src_dir, MDB_RDONLY, map, &src)) != 0) {
+    if (!is_damage(rc)) {
+      remove_env_files(snap);
+      return po_store_set_error(po_store_error(rc), "LMDB cannot open the store: %s", mdb_strerror(rc));
+    }
     problem(r, "LMDB cannot open the store: %s", mdb_strerror(rc));
+  }
   int clean = 0;
   if (src) {
     /* A check first: it names the damage, and says whether LMDB's

@@ -46,8 +46,13 @@ int po_store_check(const char *dir, po_store_report *r);
  * file, moves the old one to data.mdb.before-repair-<unix time> and puts the new
  * one in its place; *r describes the old store's problems, the new store's
  * databases, the method and where the old file went. The store must not be
- * open in this or any other process (PO_ESTORE, nothing touched). Returns 0,
- * PO_ENOENT, PO_ESTORE, PO_EIO or PO_ENOMEM (po_store_last_error()). */
+ * open in this or any other process (PO_ESTORE, nothing touched). A data
+ * file that cannot be read, a snapshot that cannot be written, or LMDB
+ * failing to open the file for a cause that is not damage (memory, I/O,
+ * permissions) fails the repair with nothing touched, rather than putting an
+ * empty store in its place. Returns 0, PO_ENOENT, PO_ESTORE, PO_EIO,
+ * PO_ENOMEM, or PO_EINVAL when dir's path leaves no room for the repair's
+ * own file names (po_store_last_error() says which). */
 int po_store_repair(const char *dir, po_store_report *r);
 
 #endif

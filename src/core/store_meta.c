@@ -153,9 +153,10 @@ int po_store_meta_snapshot(const char *dir, const char *tmp, const po_store_meta
   int in = open(from, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int rc = in >= 0 && out >= 0 ? 0 : PO_EIO;
   char buf[1 << 16];
-  ssize_t got;
+  ssize_t got = 0;
   while (rc == 0 && (got = read(in, buf, sizeof buf)) > 0)
     if (write(out, buf, (size_t)got) != got) rc = PO_EIO;
+  if (got < 0) rc = PO_EIO; /* not the end: a copy cut short would pass for the snapshot */
   unsigned char meta[META_BYTES];
   int bad = 1 - good;
   if (rc == 0 && pread(in, meta, sizeof meta, (off_t)good * m->page_size) != (ssize_t)sizeof meta) rc = PO_EIO;

@@ -165,38 +165,37 @@ ssize_t __wrap_read(int fd, void *buf, size_t n) {
   FAIL_SYSCALL("read");
   return __real_read(fd, buf, n);
 }
+/* open's mode argument, passed only when the flags create a file. */
+#define OPEN_MODE(flags, mode)                                  \
+  do {                                                          \
+    if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) { \
+      va_list ap;                                               \
+      va_start(ap, flags);                                      \
+      mode = (mode_t)va_arg(ap, int);                           \
+      va_end(ap);                                               \
+    }                                                           \
+  } while (0)
+
 int __real_open(const char *, int, ...);
 int __wrap_open(const char *path, int flags, ...) {
   FAIL_SYSCALL("open");
   mode_t mode = 0;
-  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = (mode_t)va_arg(ap, int);
-    va_end(ap);
-  }
+  OPEN_MODE(flags, mode);
   return __real_open(path, flags, mode);
 }
 /* With 64-bit file offsets the headers turn open and openat into these. */
-static mode_t open_mode(int flags, va_list ap) {
-  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
-}
 int __real_open64(const char *, int, ...);
 int __wrap_open64(const char *path, int flags, ...) {
   FAIL_SYSCALL("open");
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = open_mode(flags, ap);
-  va_end(ap);
+  mode_t mode = 0;
+  OPEN_MODE(flags, mode);
   return __real_open64(path, flags, mode);
 }
 int __real_openat64(int, const char *, int, ...);
 int __wrap_openat64(int dirfd, const char *path, int flags, ...) {
   FAIL_SYSCALL("open");
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = open_mode(flags, ap);
-  va_end(ap);
+  mode_t mode = 0;
+  OPEN_MODE(flags, mode);
   return __real_openat64(dirfd, path, flags, mode);
 }
 int __real_rename(const char *, const char *);

@@ -145,6 +145,12 @@ static void trims_the_oldest(void) {
   CHECK_EQ_INT(n, 0);
   REQUIRE(append_str(&log, "again", 0, &key, NULL) == 0);
   CHECK_EQ_INT(key, 1); /* an emptied log starts again at 1 */
+  REQUIRE(append_str(&log, "more", 0, NULL, NULL) == 0);
+  CHECK_EQ_INT(po_reclog_trim(&log, 1, PO_STORE_SYNC_NONE, NULL), 0); /* the count is optional */
+  REQUIRE(po_reclog_count(&log, &n) == 0);
+  CHECK_EQ_INT(n, 1);
+  po_reclog unnamed;
+  CHECK_EQ_INT(po_reclog_open(s, NULL, &unnamed), PO_EINVAL);
   po_store_close(s);
   remove_dir(dir);
 }

@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "../fixtures/store/corrupt.h"
 
+#include <limits.h>
 #include <lmdb.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -192,16 +193,50 @@ static void default_dir_follows_the_environment(void) {
   CHECK(po_store_default_dir(buf, sizeof buf) == 0);
   CHECK_EQ_STR(buf, "/x/user/.cache/poengine");
   CHECK(po_store_default_dir(buf, 4) == PO_EINVAL);
+  /* Set but empty is not set. */
+  setenv("POENGINE_HOME", "", 1);
+  setenv("XDG_CACHE_HOME", "", 1);
+  CHECK(po_store_default_dir(buf, sizeof buf) == 0);
+  CHECK_EQ_STR(buf, "/x/user/.cache/poengine");
+  setenv("HOME", "", 1);
+  CHECK(po_store_default_dir(buf, sizeof buf) == PO_EINVAL);
+  unsetenv("POENGINE_HOME");
+  unsetenv("XDG_CACHE_HOME");
+}
+
+/* Several stores open at once: each directory its own handle, found again
+ * by its directory, closed in any order. */
+static void several_stores_in_a_process(void) {
+  char a_dir[64], b_dir[64];
+  snprintf(a_dir, sizeof a_dir, "%s", temp_dir());
+  snprintf(b_dir, sizeof b_dir, "%s", temp_dir());
+  po_store *a, *b, *again;
+  po_store_options defaults = {0};
+  REQUIRE(po_store_open(a_dir, NULL, &a) == 0);
+  REQUIRE(po_store_open(b_dir, &defaults, &b) == 0);
+  CHECK(a != b);
+  CHECK(po_store_is_open(a_dir) && po_store_is_open(b_dir));
+  REQUIRE(po_store_open(a_dir, NULL, &again) == 0);
+  CHECK(again == a);
+  po_store_close(again);
+  po_store_close(a); /* not the newest in the list */
+  CHECK(!po_store_is_open(a_dir));
+  CHECK(po_store_is_open(b_dir));
+  po_store_close(b);
+  CHECK(!po_store_is_open(b_dir));
+  remove_dir(a_dir);
+  remove_dir(b_dir);
 }
 
 /* Runs fn(dir) in a child with a deadline and returns its exit status, or
  * 128 + the signal that ended it: a hang (SIGALRM) or a crash inside LMDB
  * (SIGBUS) fails the test instead of stopping the whole binary. */
 static int in_child(int (*fn)(const char *), const char *dir) {
+  fflush(NULL);
   pid_t pid = fork();
   if (pid == 0) {
     alarm(20);
-    _exit(fn(dir));
+    exit(fn(dir)); /* not _exit: a coverage build writes the child's counts at exit */
   }
   int status;
   waitpid(pid, &status, 0);
@@ -269,6 +304,57 @@ static void map_resize_retries_are_bounded(void) {
   remove_dir(dir);
 }
 
+static int always_full(MDB_txn *txn, void *ud) {
+  (void)txn;
+  ++*(int *)ud;
+  return PO_EMAPFULL;
+}
+
+/* A write that never fits doubles the map up to 1 TiB, then gives up. */
+static void map_growth_stops_at_its_limit(void) {
+  char *dir = temp_dir();
+  po_store *s;
+  po_store_options opts = {.initial_map_size = (size_t)1 << 30};
+  REQUIRE(po_store_open(dir, &opts, &s) == 0);
+  int calls = 0;
+  CHECK_EQ_INT(po_store_write(s, PO_STORE_SYNC_NONE, always_full, &calls), PO_EMAPFULL);
+  CHECK_EQ_INT(calls, 11); /* 1 GiB, then ten doublings */
+  CHECK(strstr(po_store_last_error(), "reached its limit of 1 TiB") != NULL);
+  po_store_close(s);
+  remove_dir(dir);
+}
+
+/* Names and databases within the limits, arguments present. */
+static void limits_and_arguments(void) {
+  char *dir = temp_dir();
+  po_store *s = NULL;
+  CHECK_EQ_INT(po_store_open(NULL, NULL, &s), PO_EINVAL);
+  CHECK_EQ_INT(po_store_open(dir, NULL, NULL), PO_EINVAL);
+  char longdir[PATH_MAX + 1];
+  memset(longdir, 'd', PATH_MAX);
+  longdir[0] = '/';
+  longdir[PATH_MAX] = '\0';
+  CHECK_EQ_INT(po_store_open(longdir, NULL, &s), PO_EINVAL);
+  REQUIRE(po_store_open(dir, NULL, &s) == 0);
+  MDB_dbi dbi;
+  char name[80];
+  memset(name, 'n', 64);
+  name[64] = '\0';
+  CHECK_EQ_INT(po_store_dbi(s, name, 0, &dbi), PO_EINVAL);
+  name[63] = '\0';
+  CHECK_EQ_INT(po_store_dbi(s, name, 0, &dbi), 0);
+  int opened = 2; /* meta and the 63-byte name */
+  for (; opened < 32; opened++) {
+    snprintf(name, sizeof name, "db%d", opened);
+    REQUIRE(po_store_dbi(s, name, 0, &dbi) == 0);
+  }
+  CHECK_EQ_INT(po_store_dbi(s, "one too many", 0, &dbi), PO_EINVAL);
+  CHECK_EQ_INT(po_store_dbi(s, "db31", 0, &dbi), 0); /* opened before: still there */
+  po_store_close(s);
+  po_store_close(NULL);
+  remove_dir(dir);
+}
+
 int main(void) {
   RUN(flipped_last_page_is_refused);
   RUN(truncated_file_is_refused);
@@ -280,5 +366,8 @@ int main(void) {
   RUN(unwritable_path_is_refused);
   RUN(another_process_sees_what_one_commits);
   RUN(default_dir_follows_the_environment);
+  RUN(map_growth_stops_at_its_limit);
+  RUN(several_stores_in_a_process);
+  RUN(limits_and_arguments);
   return TEST_SUMMARY();
 }

@@ -7,7 +7,9 @@
 
 #include "harness.h"
 #include "../fixtures/store/corrupt.h"
+#include "../fixtures/store/raw.h"
 
+#include <limits.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -217,6 +219,82 @@ static void repair_refuses_a_store_open_elsewhere(void) {
   remove_dir(dir);
 }
 
+static int has_problem(const po_store_report *r, const char *text) {
+  for (int i = 0; i < r->nproblems && i < PO_STORE_REPORT_MAX; i++)
+    if (strstr(r->problems[i], text)) return 1;
+  return 0;
+}
+
+/* Main-tree records that are not databases are named, each once; a name
+ * that is no database is reported damaged; the databases still read. */
+static void what_is_not_a_database_is_named(void) {
+  char *dir = temp_dir();
+  REQUIRE(raw_store(dir, 3, 2) == 0);
+  po_store_report r;
+  REQUIRE(po_store_check(dir, &r) == 0);
+  CHECK_EQ_INT(r.ok, 0);
+  CHECK_EQ_INT(r.nproblems, 4);
+  CHECK(has_problem(&r, "names no database of poengine's (100 bytes)"));
+  CHECK(has_problem(&r, "names no database of poengine's (4 bytes)")); /* the keys with a NUL */
+  CHECK(has_problem(&r, "database junk cannot be opened"));
+  REQUIRE(db(&r, "junk") && db(&r, "db02"));
+  CHECK_EQ_INT(db(&r, "junk")->damaged, 1);
+  CHECK_EQ_INT(db(&r, "db02")->entries, 1);
+  /* The repair copies the databases and leaves the rest out. */
+  REQUIRE(po_store_repair(dir, &r) == 0);
+  CHECK_EQ_STR(r.method, "record-by-record copy");
+  CHECK(has_problem(&r, "database junk cannot be opened: "));
+  CHECK(db(&r, "db00") && db(&r, "db02") && !db(&r, "junk"));
+  REQUIRE(po_store_check(dir, &r) == 0);
+  CHECK_EQ_INT(r.ok, 1);
+  remove_dir(dir);
+}
+
+/* More names than poengine opens (32), and more problems than a report
+ * keeps (32): the report keeps the first and counts the rest. */
+static void a_crowded_main_tree_is_bounded(void) {
+  char *dir = temp_dir();
+  REQUIRE(raw_store(dir, 40, 40) == 0);
+  po_store_report r;
+  REQUIRE(po_store_check(dir, &r) == 0);
+  CHECK_EQ_INT(r.ok, 0);
+  CHECK(r.nproblems > PO_STORE_REPORT_MAX);
+  CHECK(r.ndbs <= PO_STORE_REPORT_MAX);
+  CHECK(db(&r, "db00") != NULL);
+  remove_dir(dir);
+}
+
+/* A directory whose path leaves no room for the repair's own files: the
+ * repair fails with PO_EINVAL and touches nothing. */
+static void a_path_too_long_for_the_repair(void) {
+  static const size_t lengths[] = {4070, 4080}; /* no room for the moved name; for .repair-snapshot */
+  for (int i = 0; i < 2; i++) {
+    char *top = temp_dir();
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", top);
+    while (strlen(dir) < lengths[i]) {
+      size_t room = lengths[i] - strlen(dir) - 1;
+      size_t n = room > 200 ? 200 : room;
+      size_t at = strlen(dir);
+      dir[at] = '/';
+      memset(dir + at + 1, 'p', n);
+      dir[at + 1 + n] = '\0';
+      REQUIRE(mkdir(dir, 0700) == 0);
+    }
+    make_store(dir, 10);
+    corrupt_db_count(dir, "things");
+    po_store_report r;
+    CHECK_EQ_INT(po_store_repair(dir, &r), PO_EINVAL);
+    CHECK(strstr(po_store_last_error(), "path too long") != NULL);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/.repair-new", dir);
+    CHECK(!exists(path));
+    REQUIRE(po_store_check(dir, &r) == 0);
+    CHECK(db(&r, "things") && db(&r, "things")->entries == 10);
+    remove_dir(top);
+  }
+}
+
 int main(void) {
   RUN(repair_refuses_a_store_open_elsewhere);
   RUN(repair_copies_records_when_the_walk_is_not_clean);
@@ -226,5 +304,8 @@ int main(void) {
   RUN(repair_recovers_the_previous_snapshot);
   RUN(repair_of_a_truncated_store_leaves_one_that_opens);
   RUN(repair_of_a_sound_store_compacts_it);
+  RUN(what_is_not_a_database_is_named);
+  RUN(a_crowded_main_tree_is_bounded);
+  RUN(a_path_too_long_for_the_repair);
   return TEST_SUMMARY();
 }

@@ -83,8 +83,19 @@ describe("po.store.log", function()
     assert.has_error(function() po.store.log(dir, "x", { durability = "sometimes" }) end,
       "po.store.log: durability must be 'full', 'batch' or 'none'")
     assert.has_error(function() po.store.log(dir, "x", { sync = true }) end, "po.store.log: unknown option 'sync'")
-    local ok = assert(po.store.log(dir, "x"))
+    for _, d in ipairs { 5, true } do -- a number is not taken for its text
+      assert.has_error(function() po.store.log(dir, "x", { durability = d }) end,
+        "po.store.log: durability must be 'full', 'batch' or 'none'")
+    end
+    assert.has_error(function() po.store.log(dir, 7) end,
+      "po.store.log: name must be a string of 1 to 63 bytes other than 'meta'")
+    assert.has_error(function() po.store.log(("d"):rep(5000), "x") end, "po.store.log: dir must be a non-empty path")
+    assert.has_error(function() po.store.check(("d"):rep(5000)) end, "po.store.check: dir must be a non-empty path")
+    local ok = assert(po.store.log(dir, "x", {})) -- no durability: the default
     assert.has_error(function() ok:scan(-1, 2) end, "log:scan: after must be a whole number >= 0")
+    assert.has_error(function() ok:scan(0 / 0, 2) end, "log:scan: after must be a whole number >= 0")
+    assert.has_error(function() ok:tail(2 ^ 53 + 2) end, "log:tail: n must be a whole number >= 0")
+    assert.has_error(function() ok:trim(0.5) end, "log:trim: max_entries must be a whole number >= 0")
     assert.has_error(function() ok:scan(0, 1.5) end, "log:scan: limit must be a whole number >= 0")
     assert.has_error(function() ok:append("x", -1) end, "log:append: max_entries must be a whole number >= 0")
     assert.has_error(function() ok:tail("all") end)
@@ -107,6 +118,16 @@ describe("po.store.default_dir", function()
     assert.are.equal("/x/cache/poengine", default_dir("XDG_CACHE_HOME=/x/cache HOME=/x/user"))
     assert.are.equal("/x/user/.cache/poengine", default_dir("HOME=/x/user"))
     assert.are.equal("nil", default_dir("-u HOME"))
+  end)
+
+  it("without one, a nil dir is a runtime failure", function()
+    local status, out = proc.sh("env -u POENGINE_HOME -u XDG_CACHE_HOME -u HOME " .. proc.quote(proc.bin)
+      .. [[ -e 'for _, f in ipairs { po.store.log, po.store.check, po.store.repair } do
+                  local r, msg, code = f(nil, "x") io.write(tostring(r), " ", code, " ", msg, "\n") end']])
+    assert.are.equal(0, status)
+    assert.are.equal("nil EINVAL po.store.log: no default store directory (set POENGINE_HOME or HOME)\n"
+      .. "nil EINVAL po.store.check: no default store directory (set POENGINE_HOME or HOME)\n"
+      .. "nil EINVAL po.store.repair: no default store directory (set POENGINE_HOME or HOME)\n", out)
   end)
 end)
 
