@@ -172,9 +172,16 @@ static int read_hdr(po_cache_disk *d, MDB_txn *txn, po_cache_hash h, entry_hdr *
   MDB_val key = {ENTRY_KEY, k};
   int rc = mdb_get(txn, d->entries, &key, val);
   if (rc != 0) return mdb(rc);
-  if (val->mv_size < sizeof *hdr) return PO_ESTORE;
+  /* A damaged record says so: ESTORE alone would carry whatever the store
+   * last failed at, or nothing. */
+  if (val->mv_size < sizeof *hdr)
+    return po_store_set_error(PO_ESTORE, "a cache entry record is %zu bytes, shorter than its header", val->mv_size);
   memcpy(hdr, val->mv_data, sizeof *hdr);
-  if (hdr->version != RECORD_VERSION || sizeof *hdr + hdr->klen > val->mv_size) return PO_ESTORE;
+  if (hdr->version != RECORD_VERSION)
+    return po_store_set_error(PO_ESTORE, "a cache entry record has version %u, not %u", (unsigned)hdr->version,
+                              (unsigned)RECORD_VERSION);
+  if (sizeof *hdr + hdr->klen > val->mv_size)
+    return po_store_set_error(PO_ESTORE, "a cache entry record is cut short inside its key");
   return 0;
 }
 
