@@ -41,6 +41,7 @@ struct po_loop {
 
   pthread_mutex_t post_lock;
   po_post *post_head, *post_tail;
+  po_post *running; /* the rest of the batch run_posts is running (post_lock) */
   int post_count; /* guarded by post_lock */
   int holds;      /* atomic */
 };
@@ -158,6 +159,12 @@ void po_loop_post_cancel(po_loop *loop, po_post *post) {
     loop->post_count--;
     break;
   }
+  /* A callback of the batch being run may cancel a post later in it. */
+  for (po_post **at = &loop->running; *at; at = &(*at)->next) {
+    if (*at != post) continue;
+    *at = post->next;
+    break;
+  }
   pthread_mutex_unlock(&loop->post_lock);
 }
 
@@ -170,20 +177,23 @@ static int run_posts(po_loop *loop) {
   ssize_t n = read(loop->wakefd, &count, sizeof count);
   (void)n;
   pthread_mutex_lock(&loop->post_lock);
-  po_post *item = loop->post_head;
+  loop->running = loop->post_head;
   loop->post_head = loop->post_tail = NULL;
   loop->post_count = 0;
-  pthread_mutex_unlock(&loop->post_lock);
   int ran = 0;
-  while (item) {
-    po_post *next = item->next;
+  /* One at a time off loop->running, so that po_loop_post_cancel from a
+   * callback can still take out a post of this batch. */
+  for (po_post *item; (item = loop->running) != NULL;) {
+    loop->running = item->next;
+    pthread_mutex_unlock(&loop->post_lock);
     po_post_cb cb = item->cb;
     void *ud = item->ud;
     if (item->allocated) free(item); /* the poster's own may be posted again from cb on */
     cb(loop, ud);
     ran++;
-    item = next;
+    pthread_mutex_lock(&loop->post_lock);
   }
+  pthread_mutex_unlock(&loop->post_lock);
   return ran;
 }
 

@@ -65,7 +65,8 @@ typedef struct po_post {
 void po_loop_post_into(po_loop *loop, po_post *post, po_post_cb cb, void *ud);
 
 /* Thread-safe: takes post out of the queue if it is there (its poster is
- * going away before the loop has run it). */
+ * going away before the loop has run it), also from a callback of the
+ * batch the loop is running. */
 void po_loop_post_cancel(po_loop *loop, po_post *post);
 
 /* Thread-safe: counts work in flight elsewhere (a job on another thread) so

@@ -130,9 +130,41 @@ static void posts_in_the_posters_memory(void) {
   CHECK_EQ_INT(gone.runs, 0);
 }
 
+typedef struct canceler {
+  reposter *victim;
+  int ran;
+} canceler;
+
+/* Its poster is going away: it takes the other post out, as
+ * po_pool_client_free does with its delivery. */
+static void cancel_other(po_loop *loop, void *ud) {
+  canceler *c = ud;
+  c->ran++;
+  po_loop_post_cancel(loop, &c->victim->post);
+  c->victim->post.cb = NULL; /* as if its memory were freed: running it would crash */
+}
+
+static void cancel_from_the_same_batch(void) {
+  po_loop *loop;
+  REQUIRE(po_loop_new(&loop) == 0);
+  reposter victim = {.runs = 0};
+  canceler c = {.victim = &victim, .ran = 0};
+  /* Both queued before the loop runs: one batch. */
+  REQUIRE(po_loop_post(loop, cancel_other, &c) == 0);
+  po_loop_post_into(loop, &victim.post, repost, &victim);
+  int ran = 0;
+  CHECK_EQ_INT(po_loop_run_once(loop, 0.01, &ran), 0);
+  CHECK_EQ_INT(ran, 1);
+  CHECK_EQ_INT(c.ran, 1);
+  CHECK_EQ_INT(victim.runs, 0);
+  CHECK(!po_loop_alive(loop));
+  po_loop_free(loop);
+}
+
 int main(void) {
   RUN(creation_without_descriptors);
   RUN(sources_under_failing_allocation);
   RUN(posts_in_the_posters_memory);
+  RUN(cancel_from_the_same_batch);
   return TEST_SUMMARY();
 }
