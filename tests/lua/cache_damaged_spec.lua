@@ -7,26 +7,6 @@ local po = require "poengine"
 local proc = require "tests.tools.proc"
 local raises = require "tests.tools.raises"
 
-local function tempdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(os.execute("mkdir -p " .. proc.quote(path)) == 0)
-  return path
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
 local n = 0
 local function ns()
   n = n + 1
@@ -40,19 +20,19 @@ local ENTRY_HDR = 40
 -- being where `marker` is in it (each record is its header, key, value).
 local function damage(dir, marker, edit)
   local path = dir .. "/data.mdb"
-  local data = read_file(path)
+  local data = proc.read(path)
   local at = assert(data:find(marker, 1, true), "the record is not in the store")
   assert(not data:find(marker, at + 1, true), "the record is in the store twice")
-  write_file(path, edit(data, at))
+  proc.write(path, edit(data, at))
 end
 
 describe("po.cache over a damaged store", function()
   local dir
   before_each(function()
-    dir = tempdir()
+    dir = proc.tempdir()
   end)
   after_each(function()
-    os.execute("rm -rf " .. proc.quote(dir))
+    proc.rmdir(dir)
   end)
 
   it("a stored table whose JSON was cut is EJSON, naming the decoder's complaint", function()

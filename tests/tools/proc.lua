@@ -45,6 +45,14 @@ function M.read(path)
   return s
 end
 
+--- Writes text over the file at path in place (same inode: a process that
+--- has it open or mapped sees the new bytes), creating it if needed.
+function M.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
 --- Makes a new empty directory and returns its path.
 function M.tempdir()
   local path = os.tmpname()
