@@ -71,8 +71,10 @@ describe("the optimizer's timing phase", function()
     assert.is_true(cand[1].accepted)
     assert.is_true(cand[1].speedup > 1.5, tostring(cand[1].speedup))
     assert.is_true(cand[1].ci_low <= cand[1].speedup and cand[1].speedup <= cand[1].ci_high)
-    -- Timed a second time in fresh rounds before it was accepted.
+    -- Timed a second time in fresh rounds before it was accepted, and
+    -- found faster by more than min_effect (the test with a margin).
     assert.are.equal("faster", cand[1].confirm.verdict)
+    assert.is_true(cand[1].confirm.margin)
     assert.is_nil(cand[2].confirm)
     assert.are_not.equal("faster", cand[2].verdict)
     assert.is_false(cand[2].accepted)

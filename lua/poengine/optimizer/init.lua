@@ -333,7 +333,10 @@ end
 
 -- Phase 3b, confirm: the candidates judged "faster", best score first,
 -- each timed once more beside the baseline in fresh rounds (another seed)
--- until one is "faster" again; it alone can be accepted. A burst of load
+-- until one is "faster" again, this time by more than min_effect (the
+-- test with a margin: a gain at the edge of min_effect passes the cycle's
+-- test about half the time and would not hold when timed later); it alone
+-- can be accepted. A burst of load
 -- that favoured a candidate over the baseline in one set of rounds rarely
 -- recurs in the next, so this turns away most accepts a loaded machine
 -- would otherwise cause; it only ever removes accepts, so the cycle's
@@ -350,13 +353,13 @@ function Optimizer:confirm_phase(cy, timed)
     self:status("cycle %d of %d: confirming %s", cy.k, self.task.budget.cycles, c.id)
     local res, err, spans = timing.run(self.task.objective,
       { [0] = { id = "baseline", cand = cy.baseline_cand }, { id = c.id, cand = c.cand } },
-      { seed = (self.task.seed or 1) * 1000 + cy.k + 500 * i, executor = self.task.timing_executor })
+      { seed = (self.task.seed or 1) * 1000 + cy.k + 500 * i, executor = self.task.timing_executor, margin = true })
     for _, span in ipairs(res and res.spans or spans or {}) do
       cy.spans.runs[#cy.spans.runs + 1] = span
     end
     local r = res and res.results[1]
     c.confirm = r and not r.failed and { verdict = r.verdict, speedup = r.speedup, ci_low = r.ci_low,
-      ci_high = r.ci_high, runs = r.runs } or { verdict = "failed", error = err or r.failed }
+      ci_high = r.ci_high, runs = r.runs, margin = r.margin } or { verdict = "failed", error = err or r.failed }
     if c.confirm.verdict == "faster" then
       return
     end

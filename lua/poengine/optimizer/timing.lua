@@ -60,7 +60,8 @@ local function arm_result(r, stats, base_samples, o)
   end
   lo, hi = positive(lo), positive(hi)
   return { verdict = r.verdict, speedup = r.speedup, ci_low = hi and lo, ci_high = lo and hi, p = r.p,
-    runs = r.runs or stats.n, stopped = r.stopped, stats = stats, rule = r.rule or "mann-whitney" }
+    runs = r.runs or stats.n, stopped = r.stopped, stats = stats, rule = r.rule or "mann-whitney",
+    margin = r.margin or nil }
 end
 
 -- Times with v.measure. See M.run for arms and the result.
@@ -103,7 +104,7 @@ local function sequential(v, arms, o, cpu, seed, on_round, spans, executor)
       end
       return value, e, code
     end, { alpha = o.alpha, min_effect = o.min_effect, max_runs = o.max_runs, first = math.min(6, o.max_runs),
-      warmup = math.max(o.warmup - 1, 0), higher_is_better = o.higher_is_better,
+      warmup = math.max(o.warmup - 1, 0), higher_is_better = o.higher_is_better, margin = o.margin,
       seed = seed * 7 + attempt, on_round = on_round })
     if res then
       runs = res
@@ -203,10 +204,13 @@ end
 --- nil, message when the baseline's benchmark fails.
 ---@param objective table the task's objective
 ---@param arms table
----@param opts { seed: integer, on_round?: fun(round: integer, runs: integer), executor?: table }
+--- opts.margin: "faster" only when better by more than min_effect (the
+--- confirmation's question; decide.compare_samples).
+---@param opts { seed: integer, on_round?: fun(round: integer, runs: integer), executor?: table, margin?: boolean }
 function M.run(objective, arms, opts)
   local v = objective.validator
   local o = M.options(objective)
+  o.margin = opts.margin
   local spans = {}
   local res, err, cpu
   if type(v.measure) == "function" then

@@ -226,21 +226,22 @@ end
 --- decide.compare_samples: a Mann–Whitney test on log times at `alpha`
 --- (default 0.05, one-sided) with a Hodges–Lehmann speedup and its
 --- interval, "faster" only when significant and at least 1 + min_effect
---- (default 0.01). Figures without samples ({ median =, mad = }) fall back
+--- (default 0.01; with margin = true, only when significantly better by
+--- more than min_effect). Figures without samples ({ median =, mad = }) fall back
 --- to the uncalibrated band rule (median ± noise × MAD, noise = 2), which
 --- gives no interval. Returns the verdict, the speedup (> 1 is better, in
 --- either direction) and a table { ci_low, ci_high, p, level, rule =
 --- "mann-whitney" | "band", n_candidate, n_baseline }.
 ---@param candidate { median: number, mad?: number, samples?: number[] }
 ---@param baseline { median: number, mad?: number, samples?: number[] }
----@param opts? { alpha?: number, min_effect?: number, noise?: number, higher_is_better?: boolean }
+---@param opts? { alpha?: number, min_effect?: number, noise?: number, higher_is_better?: boolean, margin?: boolean }
 ---@return "faster"|"slower"|"same" verdict, number speedup, table info
 function M.compare(candidate, baseline, opts)
   opts = opts or {}
   local cs, bs = samples_of(candidate), samples_of(baseline)
   if cs and bs then
     local r = decide.compare_samples(cs, bs, { alpha = opts.alpha, min_effect = opts.min_effect,
-      higher_is_better = opts.higher_is_better })
+      higher_is_better = opts.higher_is_better, margin = opts.margin })
     if r then
       r.rule = "mann-whitney"
       return r.verdict, r.speedup, r

@@ -9,13 +9,16 @@
 ---   times); its confidence interval and the one-sided p-value come from the
 ---   Mann–Whitney U statistic (normal approximation with a continuity
 ---   correction and a tie correction). It weighs every run alike.
---- * "low" (the sequential design's default): the p-value is exact — of the
----   fastest fifth of the pooled runs, how many are the candidate's
----   (hypergeometric under no difference) — and the speedup is the ratio of
----   the two samples' 20th percentiles, its interval found by inverting the
----   test. Another process on the machine only ever slows a run down, so the
----   fast runs carry the least of its noise: under load this tells a 5% gain
----   apart in far fewer runs (docs/benchmarks.md, the calibration benchmark).
+--- * "low" (the sequential design's default): the p-value is exact — for
+---   each cut K from 8% to 40% of the pooled runs, how many of the fastest K
+---   are the candidate's (hypergeometric under no difference); the smallest
+---   of those p-values is referred to its own exact distribution, so
+---   scanning the cuts costs no false accepts — and the speedup is the
+---   ratio of the two samples' 20th percentiles, its interval found by
+---   inverting the test. Another process on the machine only ever slows a
+---   run down, so the fast runs carry the least of its noise: under load
+---   this tells a 5% gain apart in far fewer runs (docs/benchmarks.md, the
+---   calibration benchmark).
 ---
 --- A candidate is "faster" when its p-value passes the cycle's error budget
 --- and its estimated speedup is at least 1 + min_effect. The budget `alpha`
@@ -43,8 +46,8 @@ M.ALPHA_ONE, M.ALPHA = 0.05, 0.05
 M.MAX_RUNS, M.FUTILITY, M.SPENDING = 40, 0.45, 3
 --- The sequential design's test: "low" (M.p_low, on the fastest runs) or
 --- "rank" (Mann–Whitney, on all of them). With "low", the looks before
---- M.LOW_FROM runs use the rank test: the fastest fifth of a pool of 12 or
---- 18 runs is too few runs to decide anything, while a total separation
+--- M.LOW_FROM runs use the rank test: the fastest runs of a pool of 12 or
+--- 18 are too few to decide anything, while a total separation
 --- (a 2x faster candidate) passes the rank test at 9 runs.
 M.STATISTIC, M.LOW_FROM = "low", 14
 
@@ -210,25 +213,50 @@ local function lchoose(n, k)
   return lfact(n) - lfact(k) - lfact(n - k)
 end
 
---- The fraction of the pooled runs that the lower-tail test looks at.
+--- The fraction of the pooled runs whose quantile gives the speedup
+--- estimate of the "low" statistic, and the single cut p_low uses when it
+--- is given one.
 M.LOW_FRACTION = 0.2
+--- The cuts the "low" statistic scans: every K from LOW_RANGE[1]·N up to
+--- LOW_RANGE[2]·N of the N pooled runs. How many runs a burst of load
+--- leaves undisturbed varies from minute to minute; a fixed cut is too wide
+--- when few are (the slowed runs of both sides dilute the count) and too
+--- narrow when many are. On the calibration benchmark's recordings the scan
+--- over these cuts had 5–24 points more power at a 5% gain at 40 runs than
+--- the fastest fifth alone, at the same false-accept rate.
+M.LOW_RANGE = { 0.08, 0.4 }
 
---- One-sided p-value that the x sample's fast runs are faster than the y
---- sample's: pool both, take the fastest K (a fraction `q` of them, default
---- M.LOW_FRACTION), and count how many are x's. With no difference every
---- split of the pool is equally likely, so the count is hypergeometric and
---- the p-value exact, whatever the timings' distribution. Another process
---- only ever slows a run down, so the fastest runs carry the least of its
---- noise: at the same error rate this test tells a small gain apart in
---- fewer runs than one on the middle of the samples (the calibration
---- benchmark measures how many). Ties count against x.
----@param x number[]
----@param y number[]
----@param q? number
----@return number p
-function M.p_low(x, y, q)
+-- P(X >= c) for c = 0 .. min(k, m), X the number of x's among k draws from
+-- a pool of m x's and n y's (hypergeometric), as an array indexed c + 1.
+-- Cached for the last pool shape, which the interval search and a
+-- sequential look ask for over and over.
+local tails_for = { m = -1, n = -1, k = {} }
+local function hyper_tails(m, n, k)
+  if tails_for.m ~= m or tails_for.n ~= n then
+    tails_for = { m = m, n = n, k = {} }
+  end
+  local t = tails_for.k[k]
+  if t then
+    return t
+  end
+  t = {}
+  local total = lchoose(m + n, k)
+  local top = min(k, m)
+  local acc = 0
+  for c = top, 0, -1 do
+    if k - c <= n then
+      acc = acc + exp(lchoose(m, c) + lchoose(n, k - c) - total)
+    end
+    t[c + 1] = min(acc, 1)
+  end
+  t[1] = 1 -- P(X >= 0): the whole distribution, not a sum that falls short
+  tails_for.k[k] = t
+  return t
+end
+
+-- x's runs among the fastest 1..N of the pool, ties counting against x.
+local function prefix_counts(x, y)
   local m, n = #x, #y
-  local N = m + n
   local all = {}
   for i = 1, m do
     all[i] = { x[i], 1 }
@@ -242,22 +270,105 @@ function M.p_low(x, y, q)
     end
     return a[2] < b[2] -- on a tie y's run comes first
   end)
-  local k = max(1, min(N - 1, floor((q or M.LOW_FRACTION) * N + 0.5)))
-  local hits = 0
-  for i = 1, k do
+  local counts, hits = {}, 0
+  for i = 1, m + n do
     hits = hits + all[i][2]
+    counts[i] = hits
   end
-  if hits == 0 then
-    return 1 -- the whole distribution (a sum of floats would fall just short)
+  return counts
+end
+
+local function cuts(N)
+  local lo = max(1, math.ceil(M.LOW_RANGE[1] * N - 1e-9))
+  local hi = max(lo, min(N - 1, floor(M.LOW_RANGE[2] * N + 1e-9)))
+  return lo, hi
+end
+
+-- The probability, with no difference between x and y (every order of the
+-- pool equally likely), that some cut K in [lo, hi] has at least need[K]
+-- x's among its fastest K: a walk through the sorted pool that draws x's
+-- and y's without replacement, absorbed when it crosses a bar.
+local function crossing_probability(m, n, lo, hi, need)
+  local N = m + n
+  local ways = { [0] = 1 } -- probability of j x's so far, not yet absorbed
+  local crossed = 0
+  for pos = 1, hi do
+    local nxt = {}
+    local left = N - pos + 1
+    for j = 0, min(pos - 1, m) do
+      local w = ways[j]
+      if w and w > 0 then
+        local px = (m - j) / left
+        if px > 0 then
+          nxt[j + 1] = (nxt[j + 1] or 0) + w * px
+        end
+        if px < 1 then
+          nxt[j] = (nxt[j] or 0) + w * (1 - px)
+        end
+      end
+    end
+    if pos >= lo and need[pos] then
+      for j = need[pos], min(pos, m) do
+        local w = nxt[j]
+        if w then
+          crossed = crossed + w
+          nxt[j] = nil
+        end
+      end
+    end
+    ways = nxt
   end
-  local total = lchoose(N, k)
-  local p = 0
-  for j = hits, min(k, m) do
-    if k - j <= n then
-      p = p + exp(lchoose(m, j) + lchoose(n, k - j) - total)
+  return min(crossed, 1)
+end
+
+--- One-sided p-value that the x sample's fast runs are faster than the y
+--- sample's. Pool both and sort; for a cut K, count how many of the
+--- fastest K are x's: with no difference every split of the pool is
+--- equally likely, so the count is hypergeometric. Given `q`, the test is
+--- that one cut, K = round(q·N). Without it the test scans every cut of
+--- M.LOW_RANGE and takes the smallest of their p-values, and the p-value
+--- returned is the exact probability of a minimum that small when x and y
+--- do not differ (a walk over the sorted pool, so the scan's many looks
+--- cost nothing in false accepts). Either way the p-value is exact,
+--- whatever the timings' distribution. Another process only ever slows a
+--- run down, so the fastest runs carry the least of its noise. Ties count
+--- against x.
+---@param x number[]
+---@param y number[]
+---@param q? number
+---@return number p
+function M.p_low(x, y, q)
+  local m, n = #x, #y
+  local N = m + n
+  local counts = prefix_counts(x, y)
+  if q then
+    local k = max(1, min(N - 1, floor(q * N + 0.5)))
+    return hyper_tails(m, n, k)[counts[k] + 1]
+  end
+  local lo, hi = cuts(N)
+  local best = 1
+  for k = lo, hi do
+    local p = hyper_tails(m, n, k)[counts[k] + 1]
+    if p < best then
+      best = p
     end
   end
-  return min(p, 1)
+  if best >= 1 then
+    return 1
+  end
+  -- The bar at each cut: the fewest x's whose tail is no larger than the
+  -- observed minimum (a relative slack absorbs the sums' rounding).
+  local need, bar = {}, best * (1 + 1e-9)
+  for k = lo, hi do
+    local t = hyper_tails(m, n, k)
+    for c = 1, #t - 1 do
+      if t[c + 1] <= bar then
+        need[k] = c
+        break
+      end
+    end
+  end
+  return max(best, crossing_probability(m, n, lo, hi, need))
 end
 
 -- The value at fraction q of a sample (linear between order statistics).
@@ -277,16 +388,16 @@ end
 
 --- The shift of x's fast runs relative to y's (the difference of the two
 --- samples' values at fraction q, default M.LOW_FRACTION), and its interval
---- at the given two-sided level, found by inverting M.p_low: the shifts d
---- for which x - d is told apart from y in neither direction.
+--- at the given two-sided level, found by inverting M.p_low (the scan when
+--- q is not given, the one cut at q when it is): the shifts d for which
+--- x - d is told apart from y in neither direction.
 ---@param x number[]
 ---@param y number[]
 ---@param level number
 ---@param q? number
 ---@return number estimate, number low, number high
 function M.low_shift(x, y, level, q)
-  q = q or M.LOW_FRACTION
-  local est = quantile(x, q) - quantile(y, q)
+  local est = quantile(x, q or M.LOW_FRACTION) - quantile(y, q or M.LOW_FRACTION)
   local a = (1 - level) / 2
   local function shifted(d)
     local out = {}
@@ -339,13 +450,18 @@ end
 --- level. Times by default (lower is better); higher_is_better for scores.
 --- `statistic` picks the test: "rank" (default; fine from 5 samples a side)
 --- or "low" (the fastest runs; needs about 15 a side to decide anything).
+--- With `margin`, p is the p-value that the candidate is better by more
+--- than min_effect (the test of its runs made 1 + min_effect slower), so
+--- "faster" says the gain exceeds min_effect at the given level, not only
+--- that there is one.
 --- Returns a table { verdict = "faster"|"slower"|"same", speedup, ci_low,
---- ci_high, p, p_worse, level, statistic, n_candidate, n_baseline } where
---- speedup > 1 always means the candidate is better, p is the one-sided
---- p-value that it is, and p_worse the rank test's that it is worse.
+--- ci_high, p, p_worse, level, statistic, margin, n_candidate, n_baseline }
+--- where speedup > 1 always means the candidate is better, p is the
+--- one-sided p-value that it is, and p_worse the rank test's that it is
+--- worse.
 ---@param candidate number[]
 ---@param baseline number[]
----@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean, statistic?: "rank"|"low" }
+---@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean, statistic?: "rank"|"low", margin?: boolean }
 ---@return table|nil result
 ---@return string? err
 ---@return string? code
@@ -373,12 +489,20 @@ function M.compare_samples(candidate, baseline, opts)
     for j = 1, #y do y[j] = -y[j] end
   end
   local statistic = opts.statistic or "rank"
+  -- The sample the "better" test sees: with a margin, the candidate's runs
+  -- made 1 + min_effect worse, so only a gain beyond it can pass.
+  local tested = x
+  if opts.margin then
+    local d = log(1 + min_effect)
+    tested = {}
+    for i = 1, #x do tested[i] = x[i] + d end
+  end
   local p_better, p_worse, est, lo, hi
   if statistic == "rank" then
-    p_better, p_worse = M.p_smaller(x, y), M.p_smaller(y, x)
+    p_better, p_worse = M.p_smaller(tested, y), M.p_smaller(y, x)
     est, lo, hi = M.shift(x, y, 1 - 2 * alpha)
   elseif statistic == "low" then
-    p_better, p_worse = M.p_low(x, y), M.p_smaller(y, x)
+    p_better, p_worse = M.p_low(tested, y), M.p_smaller(y, x)
     est, lo, hi = M.low_shift(x, y, 1 - 2 * alpha)
   else
     error("po.validate.decide: statistic must be \"rank\" or \"low\", got " .. tostring(statistic), 2)
@@ -393,7 +517,7 @@ function M.compare_samples(candidate, baseline, opts)
   return {
     verdict = verdict, speedup = speedup,
     ci_low = exp(-hi), ci_high = exp(-lo), -- the interval of the speedup
-    p = p_better, p_worse = p_worse, level = 1 - 2 * alpha, statistic = statistic,
+    p = p_better, p_worse = p_worse, level = 1 - 2 * alpha, statistic = statistic, margin = opts.margin and true or false,
     n_candidate = #candidate, n_baseline = #baseline,
   }
 end
@@ -484,13 +608,13 @@ end
 --- min_effect: about the point estimate, so a candidate that looks no
 --- better stops at once), statistic "low" from low_from = 14 runs on.
 --- These were chosen on the calibration benchmark's recorded timings
---- (docs/benchmarks.md): power at a 5% gain of 80–98% under a compile loop
---- (which stretch of noise a recording caught decides where in that range),
---- at about the timing seconds of benchstat's 20-run design, with false
---- accepts well under 1% a comparison; a lower futility level or later
---- futility looks saved a few more true gains but cost far more runs of
---- hopeless ones.
----@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean, warmup?: integer, first?: integer, max_runs?: integer, spending?: number, futility?: number, statistic?: "low"|"rank", low_from?: integer, seed?: integer, on_round?: fun(round: integer, active: integer) }
+--- (docs/benchmarks.md): power at a 5% gain of 94–100% under a compile
+--- loop, with false accepts well under 1% a comparison, in 0.56–0.66 of
+--- the timing seconds of benchstat's 20-run design; a lower futility level
+--- or later futility looks saved a few more true gains but cost far more
+--- runs of hopeless ones. `margin = true` tests for a gain beyond
+--- min_effect (compare_samples); the optimizer's confirmation uses it.
+---@param opts? { alpha?: number, min_effect?: number, higher_is_better?: boolean, warmup?: integer, first?: integer, max_runs?: integer, spending?: number, futility?: number, statistic?: "low"|"rank", low_from?: integer, margin?: boolean, seed?: integer, on_round?: fun(round: integer, active: integer) }
 function M.sequential(n_candidates, run, opts)
   opts = opts or {}
   local alpha, min_effect = check_opts(opts, M.ALPHA)
@@ -577,7 +701,7 @@ function M.sequential(n_candidates, run, opts)
       for i = 1, n_candidates do
         if active[i] then
           local r, err, code = M.compare_samples(samples[i], samples[0], { alpha = spend[look_i], min_effect = min_effect,
-            higher_is_better = hib, statistic = look_statistic })
+            higher_is_better = hib, statistic = look_statistic, margin = opts.margin })
           if not r then
             return nil, err, code -- a measurement that is not a positive number
           end
