@@ -17,10 +17,15 @@
 -- four candidates: in A/A all five are the same command; in A/B candidate 1
 -- does 3%, 5% or 10% less work.
 --
--- Method: for each scenario a stream of interleaved rounds is recorded once
--- (each round runs the five arms in a seeded shuffled order; every run's
--- wall time is kept). Each trial replays a window of that stream through
--- each rule: the fixed rules read their 10 rounds, the sequential rule
+-- Method: one stream of interleaved rounds is recorded once. Each round
+-- runs eight arms in a seeded shuffled order — five that are A and the
+-- three B's (3%, 5%, 10% faster) — and every run's wall time is kept. A
+-- scenario is a view of that stream: A/A reads arms A0 (the baseline) to
+-- A4, and A/B x reads the same arms with B x in place of A1. So every
+-- scenario, and every rule, meets the very same noise: a burst of outside
+-- load lands on all of them, not on whichever scenario was being recorded
+-- when it came. Each trial replays a window of that stream through each
+-- rule: the fixed rules read their 10 rounds, the sequential rule
 -- reads rounds until it decides (arms it has decided stop being counted).
 -- All rules see the same real timings, drift and outliers included, and a
 -- rule's "timing seconds" are the summed wall times of the runs it read.
@@ -33,7 +38,7 @@ local decide = require "poengine.validate.decide"
 local bindir = (arg[-1] or "build/poengine"):match("^(.*)/[^/]*$") or "."
 local SPIN = bindir .. "/tests/bench_spin"
 local WORK = tonumber(os.getenv("CALIB_WORK") or "") or 3000 -- rounds of bench_spin for "A" (about 7 ms)
-local ROUNDS = tonumber(os.getenv("CALIB_ROUNDS") or "") or 500
+local ROUNDS = tonumber(os.getenv("CALIB_ROUNDS") or "") or 800
 local STEP = tonumber(os.getenv("CALIB_STEP") or "") or 3
 local CANDIDATES = 4
 -- CALIB_SAVE=file keeps the recorded streams (JSON); CALIB_LOAD=file replays
@@ -67,22 +72,22 @@ local function stop_load()
   end
 end
 
--- Records `rounds` rounds; works[arm] is the work of arm 0 (baseline) .. 4.
+-- Records `rounds` rounds; works[col] is the work of column 1 .. #works.
 local function record(works, rounds, seed)
   local next_int = decide.rng(seed)
   local stream = {}
   for r = 1, rounds do
     local arms = {}
-    for arm = 0, CANDIDATES do
-      arms[#arms + 1] = arm
+    for col = 1, #works do
+      arms[#arms + 1] = col
     end
     for i = #arms, 2, -1 do
       local j = next_int(i)
       arms[i], arms[j] = arms[j], arms[i]
     end
     local row = {}
-    for _, arm in ipairs(arms) do
-      row[arm] = run_time(works[arm])
+    for _, col in ipairs(arms) do
+      row[col] = run_time(works[col])
     end
     stream[r] = row
   end
@@ -215,8 +220,20 @@ local ok, err = pcall(function()
   if not io.open(SPIN) then
     error("calibration: " .. SPIN .. " is missing (it is built beside poengine)")
   end
-  local saved = {}
-  local b_work
+  local scenarios = {
+    { name = "A/A", effect = 0 },
+    { name = "A/B 3%", effect = 0.03 },
+    { name = "A/B 5%", effect = 0.05 },
+    { name = "A/B 10%", effect = 0.10 },
+  }
+  -- The recording's columns: A0 .. A4, then one B per effect.
+  local columns = { "A0", "A1", "A2", "A3", "A4" }
+  for _, sc in ipairs(scenarios) do
+    if sc.effect > 0 then
+      columns[#columns + 1] = sc.name:gsub("A/B", "B")
+    end
+  end
+  local saved
   if LOAD and LOAD ~= "" then
     local f = assert(io.open(LOAD))
     saved = assert(po.json.decode(f:read("*a")))
@@ -224,48 +241,55 @@ local ok, err = pcall(function()
   else
     start_load()
     run_time(WORK) -- the first start pays for the page cache
-    b_work = work_for_effect()
+    local b_work = work_for_effect()
+    local works = {}
+    for c, label in ipairs(columns) do
+      local effect = label:match("^B (%d+)%%$")
+      works[c] = effect and b_work(tonumber(effect) / 100) or WORK
+    end
+    io.stderr:write(string.format("calibration: recording %d rounds of %d runs (%s)\n", ROUNDS, #works,
+      table.concat(columns, " ")))
+    saved = { columns = columns, rounds = record(works, ROUNDS, 1001) }
+    stop_load()
+    if SAVE and SAVE ~= "" then
+      assert(po.write_file(SAVE, po.json.encode(saved)))
+    end
   end
-  local scenarios = {
-    { name = "A/A", effect = 0 },
-    { name = "A/B 3%", effect = 0.03 },
-    { name = "A/B 5%", effect = 0.05 },
-    { name = "A/B 10%", effect = 0.10 },
-  }
+  -- The stream one scenario sees: arm 0 .. 4 of each round. A recording
+  -- made before the scenarios shared one stream keeps a stream per
+  -- scenario under its name; it is read as it is.
+  local function view(sc)
+    if saved[sc.name] then
+      local stream = {}
+      for r, row in ipairs(saved[sc.name]) do
+        local out = {}
+        for arm = 0, CANDIDATES do out[arm] = row[arm + 1] end
+        stream[r] = out
+      end
+      return stream
+    end
+    local col = {}
+    for c, label in ipairs(saved.columns) do col[label] = c end
+    local b_col = sc.effect > 0 and assert(col[sc.name:gsub("A/B", "B")], "recording lacks " .. sc.name)
+    local stream = {}
+    for r, row in ipairs(saved.rounds) do
+      local out = {}
+      for arm = 0, CANDIDATES do
+        out[arm] = row[(arm == 1 and b_col) or col["A" .. arm]]
+      end
+      stream[r] = out
+    end
+    return stream
+  end
   local totals = {}
   for _, rule in ipairs(rules) do
     totals[rule] = { comparisons = 0, false_accepts = 0, cycles = 0, cycles_fa = 0, seconds = 0 }
   end
   local power = {}
-  for si, sc in ipairs(scenarios) do
-    local works = {}
-    for arm = 0, CANDIDATES do
-      works[arm] = WORK
-    end
+  for _, sc in ipairs(scenarios) do
     local b_arm = sc.effect > 0 and 1 or nil
-    if b_arm then
-      -- "10% faster" is a speedup of 1.10 as timed (work_for_effect).
-      works[b_arm] = b_work and b_work(sc.effect)
-    end
-    local stream = saved[sc.name]
-    if stream then
-      -- JSON arrays start at 1; arm 0 (the baseline) is the first column.
-      for r, row in ipairs(stream) do
-        local out = {}
-        for arm = 0, CANDIDATES do out[arm] = row[arm + 1] end
-        stream[r] = out
-      end
-    else
-      io.stderr:write(string.format("calibration: recording %s (%d rounds of 5 runs)\n", sc.name, ROUNDS))
-      stream = record(works, ROUNDS, 1000 + si)
-      local rows = {}
-      for r, row in ipairs(stream) do
-        local out = {}
-        for arm = 0, CANDIDATES do out[arm + 1] = row[arm] end
-        rows[r] = out
-      end
-      saved[sc.name] = rows
-    end
+    local stream = view(sc)
+    io.stderr:write(string.format("calibration: %s\n", sc.name))
     local res = evaluate(stream, b_arm)
     power[sc.name] = {}
     if b_arm then
@@ -286,11 +310,6 @@ local ok, err = pcall(function()
         rule, o.trials, o.false_accepts, o.comparisons, o.hits, o.seconds))
     end
   end
-  stop_load()
-  if SAVE and SAVE ~= "" and not (LOAD and LOAD ~= "") then
-    assert(po.write_file(SAVE, po.json.encode(saved)))
-  end
-
   local function pct(n, d) return d > 0 and 100 * n / d or 0 end
   local labels = { benchstat = "benchstat rule: 10 runs, U test p<0.05", benchstat20 = "benchstat rule: 20 runs, U test p<0.05",
     hyperfine = "hyperfine rule: 10 runs, mean±sd apart" }
