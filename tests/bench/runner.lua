@@ -129,14 +129,19 @@ local function write_table(path)
   end
   local all = lines
   if #filters > 0 then
+    -- The rows of a benchmark that ran replace all of its earlier rows,
+    -- not only those with the same case: a case may name a figure of its
+    -- run (the calibration's "timed: 1.049x"), and a row it no longer
+    -- makes must not linger beside the new ones.
     local fresh = {}
     for _, line in ipairs(lines) do
-      fresh[row_key(line)] = true
+      fresh[line:match("^| ([^|]*) |")] = true
     end
     all = {}
     for line in doc:sub(a, b):gmatch("[^\n]+") do
       local key = row_key(line)
-      if key and not line:find("^| benchmark | case |") and line ~= header[2] and not fresh[key] then
+      if key and not line:find("^| benchmark | case |") and line ~= header[2]
+        and not fresh[line:match("^| ([^|]*) |")] then
         all[#all + 1] = line
       end
     end

@@ -221,9 +221,10 @@ M.LOW_FRACTION = 0.2
 --- LOW_RANGE[2]·N of the N pooled runs. How many runs a burst of load
 --- leaves undisturbed varies from minute to minute; a fixed cut is too wide
 --- when few are (the slowed runs of both sides dilute the count) and too
---- narrow when many are. On the calibration benchmark's recordings the scan
---- over these cuts had 5–24 points more power at a 5% gain at 40 runs than
---- the fastest fifth alone, at the same false-accept rate.
+--- narrow when many are. Replayed over the calibration benchmark's eleven
+--- recordings, the sequential design with the scan met the power goal at a
+--- 5% gain on nine (with the fastest fifth alone, seven), in 15–25% fewer
+--- timing seconds, at the same false-accept rate (docs/benchmarks.md).
 M.LOW_RANGE = { 0.08, 0.4 }
 
 -- P(X >= c) for c = 0 .. min(k, m), X the number of x's among k draws from
