@@ -110,6 +110,9 @@ describe("the timing phase with measure", function()
         if plan.value ~= nil then
           return plan.value
         end
+        if plan.slow_every and calls[id] % plan.slow_every == 0 then
+          return 2 * figure(plan.centre, calls[id]) -- another process took half the core
+        end
         return figure(plan.centre, calls[id])
       end,
     }, calls
@@ -124,6 +127,17 @@ describe("the timing phase with measure", function()
   local objective = function(v)
     return { validator = v, direction = "min", max_runs = 12, warmup = 1 }
   end
+
+  it("says how spread the baseline's runs were", function()
+    local quiet = assert(timing.run(objective(measuring { baseline = { centre = 2 }, fast = { centre = 1 } }),
+      arms("fast"), { seed = 5 }))
+    assert.is_true(quiet.noise >= 1 and quiet.noise < 1.05, tostring(quiet.noise))
+    -- Every other run of the baseline slowed to twice its time: the median
+    -- sits between the two clusters, the fastest tenth in the lower one.
+    local loaded = assert(timing.run(objective(measuring { baseline = { centre = 2, slow_every = 2 },
+      fast = { centre = 1 } }), arms("fast"), { seed = 5 }))
+    assert.is_true(loaded.noise >= timing.NOISY, tostring(loaded.noise))
+  end)
 
   it("drops a candidate whose metric is not a positive number, and one that fails at its first run", function()
     local v = measuring { baseline = { centre = 2 }, fast = { centre = 1 }, zero = { value = 0 },
@@ -164,5 +178,24 @@ describe("the timing phase with measure", function()
       assert.are.equal("the baseline failed its benchmark: baseline broke at run " .. fail_at, err)
       assert.is_true(#spans >= fail_at)
     end
+  end)
+end)
+
+describe("timing.noise", function()
+  it("is the median beside the fastest tenth, or the best tenth beside the median for scores", function()
+    local runs = { 1, 1, 1, 1, 1, 2, 2, 2, 2, 2 }
+    assert.are.equal(1.5, timing.noise(runs))
+    assert.are.equal(2 / 1.5, timing.noise(runs, true))
+    assert.are.equal(1, timing.noise { 3, 3, 3, 3, 3, 3 })
+    -- Seven runs: the median is the fourth, the fastest tenth the first.
+    assert.are.equal(4, timing.noise { 7, 1, 4, 4, 9, 8, 3 })
+    assert.is_nil(timing.noise { 1, 2, 3, 4, 5 })
+  end)
+
+  it("puts a note on the cycle line only above timing.NOISY", function()
+    local record = require "poengine.optimizer.record"
+    assert.are.equal("", record.noise_note(nil))
+    assert.are.equal("", record.noise_note(timing.NOISY - 0.01))
+    assert.matches("^; timing noisy: the baseline's median run took 1%.70x its fastest tenth", record.noise_note(1.7))
   end)
 end)

@@ -118,6 +118,31 @@ describe("the optimizer's timing phase", function()
     assert.is_true(result.final.ci_low <= result.final.speedup)
   end)
 
+  it("says on the cycle line, and in the timing event, when the timing was noisy", function()
+    -- Every other measurement doubled, as when another process takes half
+    -- the core for a while.
+    local k = 0
+    local task = spin_task(work)
+    task.objective.validator = po.validate.benchmark { name = "spin", argv = { "sh", "-c", spin .. " $(cat rounds.txt)" },
+      metric = function(r)
+        k = k + 1
+        local v = tonumber(r.stdout)
+        return k % 2 == 0 and 2 * v or v
+      end }
+    local lines = {}
+    local result = assert(po.optimizer.run(task, { output = out, progress = function(l) lines[#lines + 1] = l end }))
+    local timing = require "poengine.optimizer.timing"
+    local ev = events(result.events, "timing")[1]
+    assert.is_true(ev.noise >= timing.NOISY, tostring(ev.noise))
+    local said
+    for _, l in ipairs(lines) do
+      if l:match("^cycle 1 of 1: ") then
+        said = l
+      end
+    end
+    assert.matches("; timing noisy: the baseline's median run took [%d.]+x its fastest tenth", said)
+  end)
+
   it("says plainly when the final check does not confirm the accepted chain", function()
     local result = assert(po.optimizer.run(spin_task(work, nil, 20000), { output = out, quiet = true }))
     assert.are.equal(1, #result.accepted)

@@ -303,7 +303,7 @@ function Optimizer:time_phase(cy, candidates)
     end,
   })
   cy.spans.runs = res and res.spans or spans or {}
-  cy.cpu = res and res.cpu
+  cy.cpu, cy.noise = res and res.cpu, res and res.noise
   if not res then
     return nil, err
   end

@@ -5,6 +5,7 @@
 --- of the optimizer object (init.lua).
 local po = require "poengine"
 local result = require "poengine.optimizer.result"
+local timing = require "poengine.optimizer.timing"
 
 local M = {}
 
@@ -173,10 +174,22 @@ function M.record_report(self, cycle_id, candidates, accepted_c)
 end
 
 -- The cycle's spans in the event log: when each validation and each timed
--- run started and ended (wall-clock seconds), and on which CPU.
+-- run started and ended (wall-clock seconds), and on which CPU; and how
+-- spread the baseline's timed runs were (timing.noise).
 function M.record_spans(self, cy, kind)
-  self:event { kind = kind or "timing", cycle = cy.k, cpu = cy.cpu, validations = cy.spans.validations,
-    runs = cy.spans.runs }
+  self:event { kind = kind or "timing", cycle = cy.k, cpu = cy.cpu, noise = cy.noise,
+    validations = cy.spans.validations, runs = cy.spans.runs }
+end
+
+-- "; timing noisy: ..." when the baseline's timed runs were spread beyond
+-- timing.NOISY (other work on the machine), "" otherwise: a verdict of
+-- "same" then says less than it seems to.
+function M.noise_note(noise)
+  if not noise or noise < timing.NOISY then
+    return ""
+  end
+  return format("; timing noisy: the baseline's median run took %.2fx its fastest tenth, so a small gain may"
+    .. " have been missed (other work on the machine?)", noise)
 end
 
 -- Phase 5, record: evidence for the next cycle, a line per candidate in
@@ -225,13 +238,13 @@ function M.record_phase(self, cy, candidates, best, baseline_stats)
     spent = spent }
   -- Failed LLM calls are said as such, with the first error, not counted
   -- among unusable replies.
-  self:say("info", "cycle %d of %d: %d candidates%s, %d validated, %s; best score %s%s (baseline %s); spent $%.4f, %d tokens",
+  self:say("info", "cycle %d of %d: %d candidates%s, %d validated, %s; best score %s%s (baseline %s); spent $%.4f, %d tokens%s",
     k, self.task.budget.cycles, #candidates, cy.llm and (" (" .. cy.llm.line .. ")") or "",
     #candidates - malformed,
     best and ("accepted " .. best.id .. format(" (%.2fx)", best.speedup or 0)) or "none accepted",
     result.format_score(self.best_score), self:improvement_note(),
     result.format_score(cy.baseline_score or baseline_stats.median),
-    spent.usd, spent.tokens)
+    spent.usd, spent.tokens, M.noise_note(cy.noise))
   self:checkpoint()
 end
 

@@ -87,7 +87,7 @@ function M.final_comparison(self)
       on_round = function(round, runs)
         self:status("final check: timing the original beside the best, round %d, %d runs", round, runs)
       end })
-    cy.spans.runs, cy.cpu = res and res.spans or spans or {}, res and res.cpu
+    cy.spans.runs, cy.cpu, cy.noise = res and res.spans or spans or {}, res and res.cpu, res and res.noise
   end
   self:record_spans(cy, "final")
   if not self.keep_sandboxes then
@@ -101,7 +101,7 @@ function M.final_comparison(self)
     return nil, "the best failed its benchmark: " .. r.failed
   end
   return { original = res.baseline.median, best = r.stats.median, verdict = r.verdict, speedup = r.speedup,
-    ci_low = r.ci_low, ci_high = r.ci_high, runs = r.runs, rule = r.rule, cpu = res.cpu }
+    ci_low = r.ci_low, ci_high = r.ci_high, runs = r.runs, rule = r.rule, cpu = res.cpu, noise = res.noise }
 end
 
 --- The product of the accepted candidates' per-cycle speedups: what the

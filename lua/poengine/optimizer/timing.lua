@@ -26,6 +26,36 @@ function M.options(objective)
   }
 end
 
+--- How spread the baseline's timed runs were: its median run beside its
+--- fastest tenth (for scores, higher is better, the best tenth beside the
+--- median), at least 1; nil under 6 runs. Other work on the machine only
+--- slows a run down, so this says how much of it the timing met.
+---@param samples number[]
+---@param higher_is_better? boolean
+---@return number|nil
+function M.noise(samples, higher_is_better)
+  local n = #samples
+  if n < 6 then
+    return nil
+  end
+  local s = {}
+  for i = 1, n do
+    s[i] = samples[i]
+  end
+  table.sort(s)
+  local median = n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
+  local tenth = math.max(1, math.floor(0.1 * n + 0.5))
+  local ratio = higher_is_better and s[n + 1 - tenth] / median or median / s[tenth]
+  return ratio == ratio and ratio < math.huge and math.max(ratio, 1) or nil
+end
+
+--- Above this M.noise, a cycle line says the timing was noisy. On the
+--- calibration benchmark's recordings the baseline's median run took
+--- 1.02–1.07 times its fastest tenth on a machine with one compile loop
+--- beside the timing, and 1.4–1.8 times where the rule's power at a 5% gain
+--- fell to 50–75% (docs/benchmarks.md).
+M.NOISY = 1.25
+
 --- The CPU timed runs are pinned to: the last of the affinity mask when it
 --- holds two or more (the first is where the run's own work, and most of
 --- the machine's, tends to start), else none.
@@ -141,7 +171,8 @@ local function sequential(v, arms, o, cpu, seed, on_round, spans, executor)
     local r = runs.candidates[j]
     out[i] = arm_result(r, po.validate.stats(r.samples), runs.baseline, o)
   end
-  return { results = out, baseline = po.validate.stats(runs.baseline), rounds = runs.rounds }
+  return { results = out, baseline = po.validate.stats(runs.baseline), rounds = runs.rounds,
+    noise = M.noise(runs.baseline, o.higher_is_better) }
 end
 
 -- Why an arm's whole run gave no figures. A parse function that fails
@@ -200,7 +231,8 @@ end
 --- { id =, cand = sandbox candidate }, with the objective's validator.
 --- Returns { results = { [i] = { verdict, speedup, ci_low, ci_high, p,
 --- runs, stopped, stats, rule } or { failed = message } }, baseline =
---- stats, rounds, cpu, spans = { { arm, cpu, start, finish }... } }, or
+--- stats, rounds, noise (M.noise of the baseline's runs; nil when they
+--- were not timed one by one), cpu, spans = { { arm, cpu, start, finish }... } }, or
 --- nil, message when the baseline's benchmark fails.
 ---@param objective table the task's objective
 ---@param arms table
