@@ -14,6 +14,7 @@
 --- error rate.
 local po = require "poengine"
 local decide = require "poengine.validate.decide"
+local metrics_stats = require "poengine.metrics.stats"
 
 local M = {}
 
@@ -38,12 +39,8 @@ function M.noise(samples, higher_is_better)
   if n < 6 then
     return nil
   end
-  local s = {}
-  for i = 1, n do
-    s[i] = samples[i]
-  end
-  table.sort(s)
-  local median = n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
+  local s = metrics_stats.sorted(samples)
+  local median = metrics_stats.median(s)
   local tenth = math.max(1, math.floor(0.1 * n + 0.5))
   local ratio = higher_is_better and s[n + 1 - tenth] / median or median / s[tenth]
   return ratio == ratio and ratio < math.huge and math.max(ratio, 1) or nil
